@@ -1,0 +1,241 @@
+//! Items this side must get the peer to take: envelopes (answered by a receipt) and
+//! asynchronous receipts (answered by ReceiptStored). Each has a retransmit deadline while in
+//! flight and a backoff after a failed attempt; the queue sends receipts first, then envelopes
+//! FLASH first, ascending sequence within a precedence.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::envelope::{Envelope, MessageId};
+use crate::receipt::Receipt;
+use crate::time::UnixMillis;
+
+/// What identifies an outgoing item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemKey {
+    /// An envelope, by message id.
+    Envelope(MessageId),
+    /// An asynchronous receipt, by the SHA-256 of its bytes.
+    Receipt([u8; 32]),
+}
+
+/// An outgoing item.
+#[derive(Clone, Debug)]
+pub enum Item {
+    /// An envelope awaiting its receipt.
+    Envelope(Envelope),
+    /// A receipt awaiting ReceiptStored.
+    Receipt(Receipt),
+}
+
+impl Item {
+    pub(crate) fn key(&self) -> ItemKey {
+        match self {
+            Item::Envelope(e) => ItemKey::Envelope(*e.message_id()),
+            Item::Receipt(r) => ItemKey::Receipt(*r.sha256()),
+        }
+    }
+
+    /// Queue order: receipts (0) before envelopes; then precedence; then sequence.
+    fn order(&self) -> (u8, u8, u64) {
+        match self {
+            Item::Receipt(r) => (0, 0, r.sequence()),
+            Item::Envelope(e) => (1, e.header().precedence as u8, e.header().sequence),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Queued,
+    Delayed(UnixMillis),
+    InFlight { stream: u64, deadline: UnixMillis },
+    /// The answer arrived and the application is verifying it.
+    Verifying { stream: u64 },
+}
+
+#[derive(Debug)]
+struct Entry {
+    item: Item,
+    state: State,
+    attempts: u32,
+}
+
+/// The outgoing table.
+#[derive(Debug, Default)]
+pub(crate) struct Outgoing {
+    entries: HashMap<ItemKey, Entry>,
+    queue: BTreeSet<((u8, u8, u64), ItemKey)>,
+    delayed: BTreeSet<(UnixMillis, ItemKey)>,
+    deadlines: BTreeSet<(UnixMillis, ItemKey)>,
+    by_stream: BTreeMap<u64, ItemKey>,
+}
+
+/// First retry delay after a failed attempt; doubles up to [`MAX_BACKOFF`].
+pub(crate) const BASE_BACKOFF: u64 = 250;
+/// Longest retry delay.
+pub(crate) const MAX_BACKOFF: u64 = 30_000;
+
+impl Outgoing {
+    /// Adds an item; false if an item with the same key is already pending.
+    pub(crate) fn push(&mut self, item: Item) -> bool {
+        let key = item.key();
+        if self.entries.contains_key(&key) {
+            return false;
+        }
+        self.queue.insert((item.order(), key));
+        self.entries.insert(key, Entry { item, state: State::Queued, attempts: 0 });
+        true
+    }
+
+    /// The next item ready to send, if any.
+    pub(crate) fn next_ready(&self) -> Option<ItemKey> {
+        self.queue.iter().next().map(|(_, k)| *k)
+    }
+
+    /// Marks `key` sent on `stream` with a receipt deadline; returns the item.
+    pub(crate) fn start(&mut self, key: ItemKey, stream: u64, deadline: UnixMillis) -> Option<Item> {
+        let e = self.entries.get_mut(&key)?;
+        if e.state != State::Queued {
+            return None;
+        }
+        self.queue.remove(&(e.item.order(), key));
+        e.state = State::InFlight { stream, deadline };
+        e.attempts = e.attempts.saturating_add(1);
+        self.deadlines.insert((deadline, key));
+        self.by_stream.insert(stream, key);
+        Some(e.item.clone())
+    }
+
+    /// The item in flight on `stream`.
+    pub(crate) fn on_stream(&self, stream: u64) -> Option<(ItemKey, &Item, State)> {
+        let key = self.by_stream.get(&stream)?;
+        self.entries.get(key).map(|e| (*key, &e.item, e.state))
+    }
+
+    /// The answer for `key` arrived; it is being verified.
+    pub(crate) fn answered(&mut self, key: ItemKey) {
+        if let Some(e) = self.entries.get_mut(&key) {
+            if let State::InFlight { stream, deadline } = e.state {
+                self.deadlines.remove(&(deadline, key));
+                e.state = State::Verifying { stream };
+            }
+        }
+    }
+
+    /// The item is done: remove it.
+    pub(crate) fn complete(&mut self, key: ItemKey) -> Option<Item> {
+        let e = self.entries.remove(&key)?;
+        self.unlink(key, &e);
+        Some(e.item)
+    }
+
+    /// The attempt failed: retry after a backoff (or at once with `immediately`).
+    /// Returns the stream the attempt used, if any.
+    pub(crate) fn retry(&mut self, key: ItemKey, now: UnixMillis, immediately: bool) -> Option<u64> {
+        let e = self.entries.get_mut(&key)?;
+        let stream = match e.state {
+            State::InFlight { stream, .. } | State::Verifying { stream } => Some(stream),
+            _ => None,
+        };
+        let old = core::mem::replace(&mut e.state, State::Queued);
+        let attempts = e.attempts;
+        let order = e.item.order();
+        match old {
+            State::InFlight { stream, deadline } => {
+                self.deadlines.remove(&(deadline, key));
+                self.by_stream.remove(&stream);
+            }
+            State::Verifying { stream } => {
+                self.by_stream.remove(&stream);
+            }
+            State::Delayed(at) => {
+                self.delayed.remove(&(at, key));
+            }
+            State::Queued => {
+                self.queue.remove(&(order, key));
+            }
+        }
+        if immediately {
+            self.queue.insert((order, key));
+        } else {
+            let shift = attempts.saturating_sub(1).min(16);
+            let delay = BASE_BACKOFF.saturating_mul(1 << shift).min(MAX_BACKOFF);
+            let at = now.saturating_add(delay);
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.state = State::Delayed(at);
+            }
+            self.delayed.insert((at, key));
+        }
+        stream
+    }
+
+    /// Moves every in-flight or verifying item back to the queue (the connection is gone);
+    /// attempt counters are kept.
+    pub(crate) fn requeue_all(&mut self) {
+        let keys: Vec<ItemKey> = self.entries.keys().copied().collect();
+        for key in keys {
+            if let Some(e) = self.entries.get(&key) {
+                if matches!(e.state, State::InFlight { .. } | State::Verifying { .. } | State::Delayed(_)) {
+                    self.retry(key, 0, true);
+                }
+            }
+        }
+    }
+
+    /// Moves delayed items whose time has come to the queue.
+    pub(crate) fn release_delayed(&mut self, now: UnixMillis) {
+        while let Some(&(at, key)) = self.delayed.iter().next() {
+            if at > now {
+                break;
+            }
+            self.delayed.remove(&(at, key));
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.state = State::Queued;
+                self.queue.insert((e.item.order(), key));
+            }
+        }
+    }
+
+    /// In-flight items whose deadline passed.
+    pub(crate) fn overdue(&self, now: UnixMillis) -> Vec<ItemKey> {
+        self.deadlines.iter().take_while(|(d, _)| *d <= now).map(|(_, k)| *k).collect()
+    }
+
+    /// The next deadline or delayed-release time.
+    pub(crate) fn next_deadline(&self) -> Option<UnixMillis> {
+        let a = self.deadlines.iter().next().map(|(d, _)| *d);
+        let b = self.delayed.iter().next().map(|(d, _)| *d);
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How many items are in flight or being verified.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.by_stream.len()
+    }
+
+    /// How many items are pending in total.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn unlink(&mut self, key: ItemKey, e: &Entry) {
+        match e.state {
+            State::Queued => {
+                self.queue.remove(&(e.item.order(), key));
+            }
+            State::Delayed(at) => {
+                self.delayed.remove(&(at, key));
+            }
+            State::InFlight { stream, deadline } => {
+                self.deadlines.remove(&(deadline, key));
+                self.by_stream.remove(&stream);
+            }
+            State::Verifying { stream } => {
+                self.by_stream.remove(&stream);
+            }
+        }
+    }
+}

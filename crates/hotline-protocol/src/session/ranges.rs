@@ -1,0 +1,115 @@
+//! Received sequence numbers as a set of disjoint inclusive ranges, and gap computation.
+
+use std::collections::BTreeMap;
+
+/// A set of u64 values stored as disjoint, non-adjacent inclusive ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RangeSet {
+    ranges: BTreeMap<u64, u64>,
+}
+
+impl RangeSet {
+    /// Inserts `v`; returns false if it was already present.
+    pub fn insert(&mut self, v: u64) -> bool {
+        if self.contains(v) {
+            return false;
+        }
+        let mut start = v;
+        let mut end = v;
+        // Merge with a range ending at v-1.
+        if let Some((&s, &e)) = self.ranges.range(..v).next_back() {
+            if e.checked_add(1) == Some(v) {
+                start = s;
+                self.ranges.remove(&s);
+            }
+        }
+        // Merge with a range starting at v+1.
+        if let Some(next) = v.checked_add(1) {
+            if let Some(e) = self.ranges.remove(&next) {
+                end = e;
+            }
+        }
+        self.ranges.insert(start, end);
+        true
+    }
+
+    /// Whether `v` is present.
+    pub fn contains(&self, v: u64) -> bool {
+        self.ranges.range(..=v).next_back().is_some_and(|(_, &e)| v <= e)
+    }
+
+    /// The highest n such that every value in `1..=n` is present (0 if 1 is absent).
+    pub fn contiguous_from_one(&self) -> u64 {
+        match self.ranges.iter().next() {
+            Some((&1, &e)) => e,
+            _ => 0,
+        }
+    }
+
+    /// The missing values in `1..=upto`, as inclusive ranges, at most `limit` ranges.
+    pub fn missing(&self, upto: u64, limit: usize) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut next = 1u64;
+        for (&s, &e) in &self.ranges {
+            if next > upto || out.len() >= limit {
+                break;
+            }
+            if s > next {
+                out.push((next, (s - 1).min(upto)));
+            }
+            next = e.saturating_add(1);
+        }
+        if next <= upto && out.len() < limit {
+            out.push((next, upto));
+        }
+        out
+    }
+
+    /// Number of disjoint ranges (memory use is proportional to it).
+    pub fn range_count(&self) -> usize {
+        self.ranges.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn merges_neighbours() {
+        let mut r = RangeSet::default();
+        for v in [3, 1, 2, 7, 5, 6] {
+            assert!(r.insert(v));
+        }
+        assert!(!r.insert(2));
+        assert_eq!(r.range_count(), 2);
+        assert_eq!(r.contiguous_from_one(), 3);
+        assert_eq!(r.missing(9, 10), vec![(4, 4), (8, 9)]);
+    }
+
+    #[test]
+    fn handles_extremes_without_overflow() {
+        let mut r = RangeSet::default();
+        r.insert(u64::MAX);
+        r.insert(u64::MAX - 1);
+        assert!(r.contains(u64::MAX));
+        assert_eq!(r.missing(u64::MAX, 4), vec![(1, u64::MAX - 2)]);
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_a_plain_set(values in proptest::collection::vec(1u64..200, 0..100), upto in 0u64..220) {
+            let mut r = RangeSet::default();
+            let mut s = std::collections::BTreeSet::new();
+            for v in &values {
+                prop_assert_eq!(r.insert(*v), s.insert(*v));
+            }
+            let expect: Vec<u64> = (1..=upto).filter(|v| !s.contains(v)).collect();
+            let got: Vec<u64> = r.missing(upto, usize::MAX).into_iter().flat_map(|(a, b)| a..=b).collect();
+            prop_assert_eq!(got, expect);
+            let c = (1..).take_while(|v| s.contains(v)).count() as u64;
+            prop_assert_eq!(r.contiguous_from_one(), c);
+        }
+    }
+}
