@@ -30,7 +30,6 @@ pub mod receipt;
 pub mod session;
 pub mod sim;
 pub mod time;
-pub mod vectors;
 pub mod wire;
 
 pub use codes::{CloseCode, RejectReason};

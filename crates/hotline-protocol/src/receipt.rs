@@ -213,13 +213,15 @@ impl Receipt {
         })
     }
 
-    /// Whether this receipt answers `envelope` (same message id, same envelope bytes,
-    /// addressed back to its sender).
+    /// Whether this receipt answers `envelope`: same message id, same envelope bytes, naming
+    /// its sender, and signed by its recipient. A REJECTED receipt may also come from a node
+    /// the envelope was not addressed to (WRONG_RECIPIENT): the caller has already checked
+    /// that the signer is the peer it sent the envelope to.
     pub fn answers(&self, envelope: &Envelope) -> bool {
         self.message_id == *envelope.message_id()
             && self.envelope_sha256 == *envelope.sha256()
             && self.sender.as_ref() == envelope.header().sender.as_bytes()
-            && self.receiver == envelope.header().recipient
+            && (self.receiver == envelope.header().recipient || !self.kind.is_delivery())
     }
 
     /// The message id.
