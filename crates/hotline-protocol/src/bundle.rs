@@ -79,8 +79,11 @@ impl PeerBundle {
         }
         .encode_to_vec();
         let signature = identity.sign(Label::Bundle, &[&body]);
-        let bytes = wire::PeerBundle { body: body.into(), signature: Bytes::copy_from_slice(&signature) }
-            .encode_to_vec();
+        let bytes = wire::PeerBundle {
+            body: body.into(),
+            signature: Bytes::copy_from_slice(&signature),
+        }
+        .encode_to_vec();
         // Round-trip through the verifier so a bundle we create is one we would accept.
         Self::from_bytes(&bytes)
     }
@@ -97,18 +100,27 @@ impl PeerBundle {
         if body.version != crate::PROTOCOL_VERSION {
             return Err(BundleError::Malformed("bundle version is not 1"));
         }
-        let identity = NodeId::from_bytes(&body.identity).ok_or(BundleError::Malformed("identity key invalid"))?;
+        let identity = NodeId::from_bytes(&body.identity)
+            .ok_or(BundleError::Malformed("identity key invalid"))?;
         if outer.signature.len() != SIGNATURE_LEN {
             return Err(BundleError::Malformed("signature length"));
         }
         if !identity.verify(Label::Bundle, &[&outer.body], &outer.signature) {
             return Err(BundleError::BadSignature);
         }
-        if body.name.is_empty() || body.name.len() > MAX_NAME_LEN || body.name.chars().any(char::is_control) {
-            return Err(BundleError::Malformed("name must be 1..=64 bytes without control characters"));
+        if body.name.is_empty()
+            || body.name.len() > MAX_NAME_LEN
+            || body.name.chars().any(char::is_control)
+        {
+            return Err(BundleError::Malformed(
+                "name must be 1..=64 bytes without control characters",
+            ));
         }
-        let tls_spki_sha256: [u8; 32] =
-            body.tls_spki_sha256.as_ref().try_into().map_err(|_| BundleError::Malformed("tls_spki_sha256 length"))?;
+        let tls_spki_sha256: [u8; 32] = body
+            .tls_spki_sha256
+            .as_ref()
+            .try_into()
+            .map_err(|_| BundleError::Malformed("tls_spki_sha256 length"))?;
         if body.encryption_keys.is_empty() || body.encryption_keys.len() > MAX_KEYS {
             return Err(BundleError::Malformed("must carry 1..=4 encryption keys"));
         }
@@ -118,7 +130,9 @@ impl PeerBundle {
             .map(|k| EncryptionKey::verify(k, &identity))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| BundleError::BadSignature)?;
-        if body.addresses.len() > MAX_ADDRESSES || body.addresses.iter().any(|a| a.len() > MAX_ADDRESS_LEN) {
+        if body.addresses.len() > MAX_ADDRESSES
+            || body.addresses.iter().any(|a| a.len() > MAX_ADDRESS_LEN)
+        {
             return Err(BundleError::Malformed("too many or too long addresses"));
         }
         if !body.versions.contains(&crate::PROTOCOL_VERSION) {
@@ -159,12 +173,16 @@ impl PeerBundle {
         let inner = s
             .strip_prefix(ARMOR_BEGIN)
             .and_then(|r| r.strip_suffix(ARMOR_END))
-            .ok_or(BundleError::Malformed("missing BEGIN/END HOTLINE PEER BUNDLE lines"))?;
+            .ok_or(BundleError::Malformed(
+                "missing BEGIN/END HOTLINE PEER BUNDLE lines",
+            ))?;
         let b64: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
         if b64.len() > MAX_BUNDLE_LEN * 2 {
             return Err(BundleError::Malformed("larger than 8 KiB"));
         }
-        let bytes = data_encoding::BASE64.decode(b64.as_bytes()).map_err(|_| BundleError::Malformed("bad base64"))?;
+        let bytes = data_encoding::BASE64
+            .decode(b64.as_bytes())
+            .map_err(|_| BundleError::Malformed("bad base64"))?;
         Self::from_bytes(&bytes)
     }
 
@@ -214,7 +232,15 @@ mod tests {
         let mut rng = TestRng::new(11);
         let id = IdentityKey::generate(&mut rng);
         let k = EncryptionKeypair::generate(&id, 0, 1_000_000, &mut rng);
-        PeerBundle::create(&id, "CERT-A", [7; 32], &[k.certificate], &["127.0.0.1:4433".into()], 5).unwrap()
+        PeerBundle::create(
+            &id,
+            "CERT-A",
+            [7; 32],
+            &[k.certificate],
+            &["127.0.0.1:4433".into()],
+            5,
+        )
+        .unwrap()
     }
 
     #[test]

@@ -125,7 +125,8 @@ registry! {
 
 impl From<RejectReason> for crate::wire::RejectReason {
     fn from(r: RejectReason) -> Self {
-        crate::wire::RejectReason::try_from(r.code()).unwrap_or(crate::wire::RejectReason::Unspecified)
+        crate::wire::RejectReason::try_from(r.code())
+            .unwrap_or(crate::wire::RejectReason::Unspecified)
     }
 }
 

@@ -32,7 +32,12 @@ pub enum Precedence {
 
 impl Precedence {
     /// All values, most urgent first.
-    pub const ALL: [Precedence; 4] = [Precedence::Flash, Precedence::Immediate, Precedence::Priority, Precedence::Routine];
+    pub const ALL: [Precedence; 4] = [
+        Precedence::Flash,
+        Precedence::Immediate,
+        Precedence::Priority,
+        Precedence::Routine,
+    ];
 
     pub(crate) fn to_wire(self) -> i32 {
         (match self {
@@ -212,7 +217,11 @@ impl Draft {
     }
 
     /// Encodes the canonical `MessageBody` for message `message_id` to `recipient`.
-    pub fn encode_body(&self, message_id: &[u8; 16], recipient: &NodeId) -> Result<Vec<u8>, ContentError> {
+    pub fn encode_body(
+        &self,
+        message_id: &[u8; 16],
+        recipient: &NodeId,
+    ) -> Result<Vec<u8>, ContentError> {
         self.check()?;
         let opt = |v: &Option<[u8; 16]>| v.map(|b| Bytes::copy_from_slice(&b)).unwrap_or_default();
         Ok(wire::MessageBody {
@@ -228,7 +237,10 @@ impl Draft {
                 indicators: i
                     .indicators
                     .iter()
-                    .map(|x| wire::Indicator { kind: x.kind.clone(), value: x.value.clone() })
+                    .map(|x| wire::Indicator {
+                        kind: x.kind.clone(),
+                        value: x.value.clone(),
+                    })
                     .collect(),
             }),
             reply_to: opt(&self.reply_to),
@@ -245,10 +257,19 @@ impl Draft {
         officer: &OfficerKey,
         now: UnixMillis,
     ) -> Result<SignedContent, ContentError> {
-        officer.credential().check_officer_at(now).map_err(|_| ContentError::Officer("not an officer now"))?;
+        officer
+            .credential()
+            .check_officer_at(now)
+            .map_err(|_| ContentError::Officer("not an officer now"))?;
         let body = self.encode_body(message_id, recipient)?;
         let sig = officer.sign_message(&body);
-        Ok(SignedContent(wire::Content { body: body.into(), officer: Some(sig) }.encode_to_vec()))
+        Ok(SignedContent(
+            wire::Content {
+                body: body.into(),
+                officer: Some(sig),
+            }
+            .encode_to_vec(),
+        ))
     }
 }
 
@@ -286,7 +307,8 @@ impl OpenedContent {
         recipient: &NodeId,
         created: UnixMillis,
     ) -> Result<Self, ContentError> {
-        let content: wire::Content = canonical::decode(plaintext).ok_or(ContentError::Bad("content not canonical"))?;
+        let content: wire::Content =
+            canonical::decode(plaintext).ok_or(ContentError::Bad("content not canonical"))?;
         let body: wire::MessageBody =
             canonical::decode(&content.body).ok_or(ContentError::Bad("body not canonical"))?;
         if body.message_id.as_ref() != message_id {
@@ -299,7 +321,10 @@ impl OpenedContent {
             if b.is_empty() {
                 Ok(None)
             } else {
-                b.as_ref().try_into().map(Some).map_err(|_| ContentError::Bad("reply_to/thread_id must be 16 bytes"))
+                b.as_ref()
+                    .try_into()
+                    .map(Some)
+                    .map_err(|_| ContentError::Bad("reply_to/thread_id must be 16 bytes"))
             }
         };
         let draft = Draft {
@@ -310,16 +335,31 @@ impl OpenedContent {
                 incident_id: i.incident_id,
                 severity: i.severity,
                 category: i.category,
-                indicators: i.indicators.into_iter().map(|x| Indicator { kind: x.kind, value: x.value }).collect(),
+                indicators: i
+                    .indicators
+                    .into_iter()
+                    .map(|x| Indicator {
+                        kind: x.kind,
+                        value: x.value,
+                    })
+                    .collect(),
             }),
             reply_to: id16(&body.reply_to)?,
             thread_id: id16(&body.thread_id)?,
         };
         draft.check()?;
-        let sig = content.officer.ok_or(ContentError::Officer("no officer signature"))?;
-        let cred = sig.credential.as_ref().ok_or(ContentError::Officer("no credential"))?;
-        let officer = Credential::verify(cred, sender).map_err(|_| ContentError::Officer("credential not issued by sender"))?;
-        officer.check_officer_at(created).map_err(|_| ContentError::Officer("not an officer when sent"))?;
+        let sig = content
+            .officer
+            .ok_or(ContentError::Officer("no officer signature"))?;
+        let cred = sig
+            .credential
+            .as_ref()
+            .ok_or(ContentError::Officer("no credential"))?;
+        let officer = Credential::verify(cred, sender)
+            .map_err(|_| ContentError::Officer("credential not issued by sender"))?;
+        officer
+            .check_officer_at(created)
+            .map_err(|_| ContentError::Officer("not an officer when sent"))?;
         if !officer.verify_message(&content.body, &sig.signature) {
             return Err(ContentError::Officer("signature does not verify"));
         }

@@ -126,12 +126,13 @@ impl core::fmt::Debug for SecretSigningKey {
     }
 }
 
-/// Parses an Ed25519 public key, rejecting non-canonical encodings... and small-order
-/// ("weak") keys, which would let one signature verify for many messages.
+/// Parses an Ed25519 public key (SPEC.md §4.1): the 32 bytes must decode to a curve point,
+/// be its canonical encoding (re-encoding gives the same bytes; this refuses y ≥ p), and
+/// not be of small order ("weak"), which would let one signature verify for many messages.
 pub fn parse_public_key(bytes: &[u8]) -> Option<VerifyingKey> {
     let arr: &[u8; KEY_LEN] = bytes.try_into().ok()?;
     let key = VerifyingKey::from_bytes(arr).ok()?;
-    if key.is_weak() {
+    if key.is_weak() || key.to_edwards().compress().to_bytes() != *arr {
         return None;
     }
     Some(key)
@@ -167,20 +168,29 @@ impl SecretAgreementKey {
     /// Generates a key from `rng`.
     pub fn generate(rng: &mut impl CryptoRng) -> Self {
         let (sk, pk) = HpkeKem::gen_keypair_with_rng(rng);
-        SecretAgreementKey { sk, pk: pk.to_bytes().into() }
+        SecretAgreementKey {
+            sk,
+            pk: pk.to_bytes().into(),
+        }
     }
 
     /// HPKE DeriveKeyPair(ikm) (RFC 9180 §7.1.3), for test vectors.
     pub fn derive(ikm: &[u8]) -> Self {
         let (sk, pk) = HpkeKem::derive_keypair(ikm);
-        SecretAgreementKey { sk, pk: pk.to_bytes().into() }
+        SecretAgreementKey {
+            sk,
+            pk: pk.to_bytes().into(),
+        }
     }
 
     /// Rebuilds a key from its 32 secret bytes.
     pub fn from_bytes(bytes: &[u8; KEY_LEN]) -> Option<Self> {
         let sk = <HpkeKem as hpke::Kem>::PrivateKey::from_bytes(bytes).ok()?;
         let pk = HpkeKem::sk_to_pk(&sk);
-        Some(SecretAgreementKey { sk, pk: pk.to_bytes().into() })
+        Some(SecretAgreementKey {
+            sk,
+            pk: pk.to_bytes().into(),
+        })
     }
 
     /// The 32 secret bytes, for writing a key file.
@@ -221,7 +231,15 @@ pub fn aead_open(key: &[u8], nonce: &[u8], aad: &[u8], ct_and_tag: &[u8]) -> Opt
     };
     let cipher = ChaCha20Poly1305::new_from_slice(key).ok()?;
     let nonce: [u8; 12] = nonce.try_into().ok()?;
-    cipher.decrypt(&nonce.into(), Payload { msg: ct_and_tag, aad }).ok()
+    cipher
+        .decrypt(
+            &nonce.into(),
+            Payload {
+                msg: ct_and_tag,
+                aad,
+            },
+        )
+        .ok()
 }
 
 /// An HPKE sender context (RFC 9180 base mode, suite 1).
@@ -241,7 +259,10 @@ impl HpkeSender {
             rng,
         )
         .ok()?;
-        Some(HpkeSender { ctx, enc: enc.to_bytes().into() })
+        Some(HpkeSender {
+            ctx,
+            enc: enc.to_bytes().into(),
+        })
     }
 
     /// The encapsulated key `enc`.
@@ -271,8 +292,9 @@ impl HpkeReceiver {
     /// SetupBaseR(enc, skR, info). Fails on a malformed or low-order `enc`.
     pub fn setup(key: &SecretAgreementKey, enc: &[u8], info: &[u8]) -> Option<Self> {
         let enc = <HpkeKem as hpke::Kem>::EncappedKey::from_bytes(enc).ok()?;
-        let ctx = hpke::setup_receiver::<HpkeAead, HpkeKdf, HpkeKem>(&OpModeR::Base, &key.sk, &enc, info)
-            .ok()?;
+        let ctx =
+            hpke::setup_receiver::<HpkeAead, HpkeKdf, HpkeKem>(&OpModeR::Base, &key.sk, &enc, info)
+                .ok()?;
         Some(HpkeReceiver { ctx })
     }
 

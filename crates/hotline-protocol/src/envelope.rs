@@ -185,7 +185,9 @@ impl Envelope {
             enc: Bytes::copy_from_slice(&enc),
         }
         .encode_to_vec();
-        let ciphertext = hpke.seal(&header, content.as_bytes()).ok_or(SealError::Hpke)?;
+        let ciphertext = hpke
+            .seal(&header, content.as_bytes())
+            .ok_or(SealError::Hpke)?;
         let signature = sign_envelope(identity, &header, &ciphertext);
         let bytes = wire::Envelope {
             header: header.into(),
@@ -208,8 +210,13 @@ impl Envelope {
         }
         let outer = wire::Envelope::decode(bytes.clone()).map_err(|_| ParseError::Unreadable)?;
         // The message id, if any can be read, lets us answer with a REJECTED receipt.
-        let loose = wire::EnvelopeHeader::decode(outer.header.clone()).map_err(|_| ParseError::Unreadable)?;
-        let message_id: MessageId = loose.message_id.as_ref().try_into().map_err(|_| ParseError::Unreadable)?;
+        let loose = wire::EnvelopeHeader::decode(outer.header.clone())
+            .map_err(|_| ParseError::Unreadable)?;
+        let message_id: MessageId = loose
+            .message_id
+            .as_ref()
+            .try_into()
+            .map_err(|_| ParseError::Unreadable)?;
         let malformed = |detail| ParseError::Malformed {
             message_id,
             sequence: loose.sequence,
@@ -219,19 +226,28 @@ impl Envelope {
         if canonical::decode::<wire::Envelope>(&bytes).is_none() {
             return Err(malformed("envelope not canonical"));
         }
-        let h: wire::EnvelopeHeader = canonical::decode(&outer.header).ok_or_else(|| malformed("header not canonical"))?;
-        let signature: [u8; SIGNATURE_LEN] =
-            outer.signature.as_ref().try_into().map_err(|_| malformed("signature must be 64 bytes"))?;
-        let sender = NodeId::from_bytes(&h.sender).ok_or_else(|| malformed("sender is not a valid identity key"))?;
-        let recipient =
-            NodeId::from_bytes(&h.recipient).ok_or_else(|| malformed("recipient is not a valid identity key"))?;
+        let h: wire::EnvelopeHeader =
+            canonical::decode(&outer.header).ok_or_else(|| malformed("header not canonical"))?;
+        let signature: [u8; SIGNATURE_LEN] = outer
+            .signature
+            .as_ref()
+            .try_into()
+            .map_err(|_| malformed("signature must be 64 bytes"))?;
+        let sender = NodeId::from_bytes(&h.sender)
+            .ok_or_else(|| malformed("sender is not a valid identity key"))?;
+        let recipient = NodeId::from_bytes(&h.recipient)
+            .ok_or_else(|| malformed("recipient is not a valid identity key"))?;
         if h.sequence == 0 {
             return Err(malformed("sequence must be at least 1"));
         }
-        let precedence = Precedence::from_wire(h.precedence).ok_or_else(|| malformed("unknown precedence"))?;
+        let precedence =
+            Precedence::from_wire(h.precedence).ok_or_else(|| malformed("unknown precedence"))?;
         let tlp = Tlp::from_wire(h.tlp).ok_or_else(|| malformed("unknown TLP label"))?;
-        let recipient_key_id: [u8; KEY_ID_LEN] =
-            h.recipient_key_id.as_ref().try_into().map_err(|_| malformed("recipient_key_id must be 16 bytes"))?;
+        let recipient_key_id: [u8; KEY_ID_LEN] = h
+            .recipient_key_id
+            .as_ref()
+            .try_into()
+            .map_err(|_| malformed("recipient_key_id must be 16 bytes"))?;
         if h.enc.is_empty() || h.enc.len() > 2048 {
             return Err(malformed("enc missing"));
         }
@@ -286,16 +302,33 @@ impl Envelope {
             return Err(Rejection::new(R::UnsupportedVersion, "version is not 1"));
         }
         if h.sender != *peer {
-            return Err(Rejection::new(R::UnknownSender, "sender is not the peer of this link"));
+            return Err(Rejection::new(
+                R::UnknownSender,
+                "sender is not the peer of this link",
+            ));
         }
         if h.recipient != *me {
-            return Err(Rejection::new(R::WrongRecipient, "recipient is not this node"));
+            return Err(Rejection::new(
+                R::WrongRecipient,
+                "recipient is not this node",
+            ));
         }
-        if !verify_envelope_signature(&h.sender, &self.header_bytes, &self.ciphertext, &self.signature) {
-            return Err(Rejection::new(R::BadSignature, "sender signature does not verify"));
+        if !verify_envelope_signature(
+            &h.sender,
+            &self.header_bytes,
+            &self.ciphertext,
+            &self.signature,
+        ) {
+            return Err(Rejection::new(
+                R::BadSignature,
+                "sender signature does not verify",
+            ));
         }
         if h.created > now.saturating_add(MAX_FUTURE_SKEW) {
-            return Err(Rejection::new(R::CreatedInFuture, "created more than 5 minutes in the future"));
+            return Err(Rejection::new(
+                R::CreatedInFuture,
+                "created more than 5 minutes in the future",
+            ));
         }
         if h.created < now.saturating_sub(MAX_MESSAGE_AGE) {
             return Err(Rejection::new(R::TooOld, "created more than 30 days ago"));
@@ -316,10 +349,18 @@ impl Envelope {
         }
         let key = keys
             .iter()
-            .find(|k| k.certificate.id() == h.recipient_key_id && k.certificate.owner() == h.recipient)
-            .ok_or(Rejection::new(R::UnknownKey, "no encryption key with that id"))?;
+            .find(|k| {
+                k.certificate.id() == h.recipient_key_id && k.certificate.owner() == h.recipient
+            })
+            .ok_or(Rejection::new(
+                R::UnknownKey,
+                "no encryption key with that id",
+            ))?;
         if !key.certificate.valid_at(h.created) {
-            return Err(Rejection::new(R::ExpiredKey, "encryption key not valid when the message was created"));
+            return Err(Rejection::new(
+                R::ExpiredKey,
+                "encryption key not valid when the message was created",
+            ));
         }
         if h.enc.len() != KEY_LEN {
             return Err(Rejection::new(R::CannotDecrypt, "enc is not 32 bytes"));
@@ -327,7 +368,14 @@ impl Envelope {
         let plaintext = HpkeReceiver::setup(&key.secret, &h.enc, HPKE_INFO)
             .and_then(|mut r| r.open(&self.header_bytes, &self.ciphertext))
             .ok_or(Rejection::new(R::CannotDecrypt, "HPKE open failed"))?;
-        OpenedContent::parse(&plaintext, &h.message_id, &h.sender, &h.recipient, h.created).map_err(|e| match e {
+        OpenedContent::parse(
+            &plaintext,
+            &h.message_id,
+            &h.sender,
+            &h.recipient,
+            h.created,
+        )
+        .map_err(|e| match e {
             crate::content::ContentError::Bad(d) => Rejection::new(R::BadContent, d),
             crate::content::ContentError::Officer(d) => Rejection::new(R::BadOfficerSignature, d),
         })
@@ -380,7 +428,9 @@ impl fmt::Debug for Envelope {
 /// `SHA-256(ciphertext)`. The signed bytes are `label || 0x00 || len || header || digest`.
 fn signed_parts(header: &[u8], ciphertext: &[u8]) -> ([u8; 4], [u8; 32]) {
     // An envelope is at most 1 MiB, so the header length always fits in a u32.
-    let len = u32::try_from(header.len()).unwrap_or(u32::MAX).to_be_bytes();
+    let len = u32::try_from(header.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes();
     (len, crypto::sha256(ciphertext))
 }
 
@@ -390,7 +440,12 @@ fn sign_envelope(identity: &IdentityKey, header: &[u8], ciphertext: &[u8]) -> [u
 }
 
 /// Checks the sender's signature on `header_bytes` and `ciphertext`.
-pub(crate) fn verify_envelope_signature(sender: &NodeId, header: &[u8], ciphertext: &[u8], signature: &[u8]) -> bool {
+pub(crate) fn verify_envelope_signature(
+    sender: &NodeId,
+    header: &[u8],
+    ciphertext: &[u8],
+    signature: &[u8],
+) -> bool {
     let (len, digest) = signed_parts(header, ciphertext);
     sender.verify(Label::Envelope, &[&len, header, &digest], signature)
 }

@@ -73,7 +73,10 @@ impl FrameType {
 
     /// Whether this type belongs on the control stream.
     pub const fn is_control(self) -> bool {
-        matches!(self, FrameType::Hello | FrameType::Heartbeat | FrameType::Close)
+        matches!(
+            self,
+            FrameType::Hello | FrameType::Heartbeat | FrameType::Close
+        )
     }
 }
 
@@ -159,7 +162,12 @@ pub struct Decoder {
 impl Decoder {
     /// A decoder for a stream of `kind`.
     pub fn new(kind: StreamKind) -> Self {
-        Decoder { kind, buf: BytesMut::new(), pending: None, failed: false }
+        Decoder {
+            kind,
+            buf: BytesMut::new(),
+            pending: None,
+            failed: false,
+        }
     }
 
     /// Feeds received bytes. Buffers at most one frame header plus one capped payload.
@@ -193,9 +201,14 @@ impl Decoder {
             if ty.is_control() != (self.kind == StreamKind::Control) {
                 return Err(FrameError::WrongStream(ty));
             }
-            let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+            let len =
+                u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
             if len > ty.max_len() {
-                return Err(FrameError::TooLarge { ty, len: len as u64, max: ty.max_len() });
+                return Err(FrameError::TooLarge {
+                    ty,
+                    len: len as u64,
+                    max: ty.max_len(),
+                });
             }
             self.buf.advance(HEADER_LEN);
             self.buf.reserve(len.saturating_sub(self.buf.len()));
@@ -256,14 +269,25 @@ mod tests {
         d.push(&[0x11, 0xff, 0xff, 0xff, 0xff]);
         assert!(matches!(d.next_frame(), Err(FrameError::TooLarge { .. })));
         assert_eq!(d.buffered(), 0);
-        assert_eq!(FrameError::TooLarge { ty: FrameType::Receipt, len: 0, max: 0 }.code(), CloseCode::FrameTooLarge);
+        assert_eq!(
+            FrameError::TooLarge {
+                ty: FrameType::Receipt,
+                len: 0,
+                max: 0
+            }
+            .code(),
+            CloseCode::FrameTooLarge
+        );
     }
 
     #[test]
     fn refuses_control_frame_on_message_stream() {
         let mut d = Decoder::new(StreamKind::Message);
         d.push(&encode(FrameType::Hello, b"x"));
-        assert_eq!(d.next_frame(), Err(FrameError::WrongStream(FrameType::Hello)));
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameError::WrongStream(FrameType::Hello))
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ pub struct Offer {
 
 impl Default for Offer {
     fn default() -> Self {
-        Offer { versions: vec![crate::PROTOCOL_VERSION], suites: vec![crate::SUITE_V1_BASE], max_inflight: 256 }
+        Offer {
+            versions: vec![crate::PROTOCOL_VERSION],
+            suites: vec![crate::SUITE_V1_BASE],
+            max_inflight: 256,
+        }
     }
 }
 
@@ -98,7 +102,11 @@ pub fn create(
     }
     .encode_to_vec();
     let sig = identity.sign(Label::Hello, &[&[side.byte()], exporter, &body]);
-    wire::Hello { body: body.into(), signature: Bytes::copy_from_slice(&sig) }.encode_to_vec()
+    wire::Hello {
+        body: body.into(),
+        signature: Bytes::copy_from_slice(&sig),
+    }
+    .encode_to_vec()
 }
 
 /// Verifies the peer's Hello (SPEC.md §6.3, checks in order) and negotiates with `ours`.
@@ -121,16 +129,22 @@ pub fn verify(
         || body.encryption_keys.is_empty()
         || body.encryption_keys.len() > MAX_KEYS
         || outer.signature.len() != SIGNATURE_LEN
+        || body.max_inflight == 0
     {
         return Err(CloseCode::MalformedFrame);
     }
     if body.identity.as_ref() != expected.as_bytes() {
         return Err(CloseCode::IdentityMismatch);
     }
-    if !expected.verify(Label::Hello, &[&[peer_side.byte()], exporter, &outer.body], &outer.signature) {
+    if !expected.verify(
+        Label::Hello,
+        &[&[peer_side.byte()], exporter, &outer.body],
+        &outer.signature,
+    ) {
         return Err(CloseCode::BadChannelBinding);
     }
-    let version = highest_common(&ours.versions, &body.versions).ok_or(CloseCode::UnsupportedVersion)?;
+    let version =
+        highest_common(&ours.versions, &body.versions).ok_or(CloseCode::UnsupportedVersion)?;
     let suite = highest_common(&ours.suites, &body.suites).ok_or(CloseCode::UnsupportedSuite)?;
     let encryption_keys = body
         .encryption_keys
@@ -140,7 +154,11 @@ pub fn verify(
         .map_err(|_| CloseCode::MalformedFrame)?;
     Ok(PeerHello {
         identity: *expected,
-        offer: Offer { versions: body.versions, suites: body.suites, max_inflight: body.max_inflight },
+        offer: Offer {
+            versions: body.versions,
+            suites: body.suites,
+            max_inflight: body.max_inflight,
+        },
         encryption_keys,
         time: body.time_ms,
         version,

@@ -62,7 +62,9 @@ impl fmt::Display for NodeId {
         let mut raw = [0u8; KEY_LEN + CHECKSUM_LEN];
         raw[..KEY_LEN].copy_from_slice(&self.0);
         raw[KEY_LEN..].copy_from_slice(&Self::checksum(&self.0));
-        let enc = data_encoding::BASE32_NOPAD.encode(&raw).to_ascii_lowercase();
+        let enc = data_encoding::BASE32_NOPAD
+            .encode(&raw)
+            .to_ascii_lowercase();
         write!(f, "{TEXT_PREFIX}{enc}")
     }
 }
@@ -95,7 +97,9 @@ impl FromStr for NodeId {
     type Err = NodeIdParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let rest = s.strip_prefix(TEXT_PREFIX).ok_or(NodeIdParseError::Prefix)?;
+        let rest = s
+            .strip_prefix(TEXT_PREFIX)
+            .ok_or(NodeIdParseError::Prefix)?;
         let upper = rest.to_ascii_uppercase();
         let raw = data_encoding::BASE32_NOPAD
             .decode(upper.as_bytes())
@@ -103,7 +107,9 @@ impl FromStr for NodeId {
         if raw.len() != KEY_LEN + CHECKSUM_LEN {
             return Err(NodeIdParseError::Encoding);
         }
-        let key: [u8; KEY_LEN] = raw[..KEY_LEN].try_into().map_err(|_| NodeIdParseError::Encoding)?;
+        let key: [u8; KEY_LEN] = raw[..KEY_LEN]
+            .try_into()
+            .map_err(|_| NodeIdParseError::Encoding)?;
         if raw[KEY_LEN..] != NodeId::checksum(&key) {
             return Err(NodeIdParseError::Checksum);
         }
@@ -215,19 +221,32 @@ impl EncryptionKey {
             public,
             not_before,
             not_after,
-            raw: wire::SignedEncryptionKey { body: body.into(), signature: Bytes::copy_from_slice(&signature) },
+            raw: wire::SignedEncryptionKey {
+                body: body.into(),
+                signature: Bytes::copy_from_slice(&signature),
+            },
         }
     }
 
     /// Checks a certificate received on the wire; it must be signed by `expected_owner`.
-    pub fn verify(raw: &wire::SignedEncryptionKey, expected_owner: &NodeId) -> Result<Self, KeyError> {
-        let body: wire::EncryptionKeyBody = canonical::decode(&raw.body).ok_or(KeyError::Malformed)?;
+    pub fn verify(
+        raw: &wire::SignedEncryptionKey,
+        expected_owner: &NodeId,
+    ) -> Result<Self, KeyError> {
+        let body: wire::EncryptionKeyBody =
+            canonical::decode(&raw.body).ok_or(KeyError::Malformed)?;
         let owner = NodeId::from_bytes(&body.owner).ok_or(KeyError::Malformed)?;
-        let public: [u8; KEY_LEN] = body.public_key.as_ref().try_into().map_err(|_| KeyError::Malformed)?;
+        let public: [u8; KEY_LEN] = body
+            .public_key
+            .as_ref()
+            .try_into()
+            .map_err(|_| KeyError::Malformed)?;
         if raw.signature.len() != crypto::SIGNATURE_LEN {
             return Err(KeyError::Malformed);
         }
-        if owner != *expected_owner || !owner.verify(Label::EncryptionKey, &[&raw.body], &raw.signature) {
+        if owner != *expected_owner
+            || !owner.verify(Label::EncryptionKey, &[&raw.body], &raw.signature)
+        {
             return Err(KeyError::BadSignature);
         }
         if body.not_after_ms <= body.not_before_ms {
@@ -315,7 +334,10 @@ impl EncryptionKeypair {
     ) -> Self {
         let secret = SecretAgreementKey::generate(rng);
         let certificate = EncryptionKey::certify(identity, secret.public(), not_before, not_after);
-        EncryptionKeypair { secret, certificate }
+        EncryptionKeypair {
+            secret,
+            certificate,
+        }
     }
 }
 
@@ -361,7 +383,10 @@ mod tests {
         let b = IdentityKey::generate(&mut rng);
         let k = EncryptionKeypair::generate(&a, 0, 1000, &mut rng);
         assert!(EncryptionKey::verify(&k.certificate.to_wire(), &a.id()).is_ok());
-        assert_eq!(EncryptionKey::verify(&k.certificate.to_wire(), &b.id()), Err(KeyError::BadSignature));
+        assert_eq!(
+            EncryptionKey::verify(&k.certificate.to_wire(), &b.id()),
+            Err(KeyError::BadSignature)
+        );
     }
 
     #[test]

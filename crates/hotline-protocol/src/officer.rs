@@ -117,17 +117,24 @@ impl Credential {
             role,
             not_before,
             not_after,
-            raw: wire::OfficerCredential { body: body.into(), signature: Bytes::copy_from_slice(&signature) },
+            raw: wire::OfficerCredential {
+                body: body.into(),
+                signature: Bytes::copy_from_slice(&signature),
+            },
         })
     }
 
     /// Checks a credential; it must be issued by `issuer`.
     pub fn verify(raw: &wire::OfficerCredential, issuer: &NodeId) -> Result<Self, CredentialError> {
-        let body: wire::CredentialBody = canonical::decode(&raw.body).ok_or(CredentialError::Malformed)?;
+        let body: wire::CredentialBody =
+            canonical::decode(&raw.body).ok_or(CredentialError::Malformed)?;
         let node = NodeId::from_bytes(&body.node).ok_or(CredentialError::Malformed)?;
         crypto::parse_public_key(&body.officer_key).ok_or(CredentialError::Malformed)?;
-        let officer_key: [u8; KEY_LEN] =
-            body.officer_key.as_ref().try_into().map_err(|_| CredentialError::Malformed)?;
+        let officer_key: [u8; KEY_LEN] = body
+            .officer_key
+            .as_ref()
+            .try_into()
+            .map_err(|_| CredentialError::Malformed)?;
         let role = Role::from_wire(body.role).ok_or(CredentialError::Malformed)?;
         if body.name.is_empty()
             || body.name.len() > MAX_NAME_LEN
@@ -196,7 +203,12 @@ impl Credential {
 
     /// Verifies the officer's signature on a message body.
     pub fn verify_message(&self, body: &[u8], signature: &[u8]) -> bool {
-        crypto::verify(&self.officer_key, Label::OfficerMessage, &[&crypto::sha256(body)], signature)
+        crypto::verify(
+            &self.officer_key,
+            Label::OfficerMessage,
+            &[&crypto::sha256(body)],
+            signature,
+        )
     }
 
     /// Verifies the officer's acknowledgement signature.
@@ -211,19 +223,35 @@ impl Credential {
         crypto::verify(
             &self.officer_key,
             Label::OfficerAck,
-            &ack_parts(message_id, envelope_sha256, &time_ms.to_be_bytes(), &crypto::sha256(note.as_bytes())),
+            &ack_parts(
+                message_id,
+                envelope_sha256,
+                &time_ms.to_be_bytes(),
+                &crypto::sha256(note.as_bytes()),
+            ),
             signature,
         )
     }
 }
 
-fn ack_parts<'a>(m: &'a [u8; 16], e: &'a [u8; 32], t: &'a [u8; 8], n: &'a [u8; 32]) -> [&'a [u8]; 4] {
+fn ack_parts<'a>(
+    m: &'a [u8; 16],
+    e: &'a [u8; 32],
+    t: &'a [u8; 8],
+    n: &'a [u8; 32],
+) -> [&'a [u8]; 4] {
     [m, e, t, n]
 }
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credential({} {} of {})", self.role.as_str(), self.name, self.node)
+        write!(
+            f,
+            "Credential({} {} of {})",
+            self.role.as_str(),
+            self.name,
+            self.node
+        )
     }
 }
 
@@ -244,13 +272,17 @@ impl OfficerKey {
         rng: &mut impl CryptoRng,
     ) -> Result<Self, CredentialError> {
         let secret = SecretSigningKey::generate(rng);
-        let credential = Credential::issue(node, secret.public(), name, role, not_before, not_after)?;
+        let credential =
+            Credential::issue(node, secret.public(), name, role, not_before, not_after)?;
         Ok(OfficerKey { secret, credential })
     }
 
     /// Rebuilds an operator key from its seed and credential; the credential must certify
     /// this key.
-    pub fn from_parts(seed: &[u8; KEY_LEN], credential: Credential) -> Result<Self, CredentialError> {
+    pub fn from_parts(
+        seed: &[u8; KEY_LEN],
+        credential: Credential,
+    ) -> Result<Self, CredentialError> {
         let secret = SecretSigningKey::from_seed(seed);
         if secret.public() != credential.officer_key {
             return Err(CredentialError::Malformed);
@@ -270,7 +302,9 @@ impl OfficerKey {
 
     /// Signs a message body (canonical `MessageBody` bytes).
     pub fn sign_message(&self, body: &[u8]) -> wire::OfficerSignature {
-        let sig = self.secret.sign(Label::OfficerMessage, &[&crypto::sha256(body)]);
+        let sig = self
+            .secret
+            .sign(Label::OfficerMessage, &[&crypto::sha256(body)]);
         wire::OfficerSignature {
             credential: Some(self.credential.to_wire()),
             signature: Bytes::copy_from_slice(&sig),
@@ -291,7 +325,12 @@ impl OfficerKey {
         self.credential.check_officer_at(time_ms)?;
         let sig = self.secret.sign(
             Label::OfficerAck,
-            &ack_parts(message_id, envelope_sha256, &time_ms.to_be_bytes(), &crypto::sha256(note.as_bytes())),
+            &ack_parts(
+                message_id,
+                envelope_sha256,
+                &time_ms.to_be_bytes(),
+                &crypto::sha256(note.as_bytes()),
+            ),
         );
         Ok(wire::OfficerAck {
             credential: Some(self.credential.to_wire()),
@@ -320,7 +359,10 @@ mod tests {
         let b = IdentityKey::generate(&mut rng);
         let o = OfficerKey::generate(&a, "Alice", Role::Officer, 0, 10, &mut rng).unwrap();
         assert!(Credential::verify(&o.credential().to_wire(), &a.id()).is_ok());
-        assert_eq!(Credential::verify(&o.credential().to_wire(), &b.id()), Err(CredentialError::WrongIssuer));
+        assert_eq!(
+            Credential::verify(&o.credential().to_wire(), &b.id()),
+            Err(CredentialError::WrongIssuer)
+        );
     }
 
     #[test]
@@ -328,7 +370,10 @@ mod tests {
         let mut rng = TestRng::new(8);
         let a = IdentityKey::generate(&mut rng);
         let v = OfficerKey::generate(&a, "Val", Role::Viewer, 0, 10, &mut rng).unwrap();
-        assert_eq!(v.acknowledge(&[0; 16], &[0; 32], 5, "").unwrap_err(), CredentialError::Role);
+        assert_eq!(
+            v.acknowledge(&[0; 16], &[0; 32], 5, "").unwrap_err(),
+            CredentialError::Role
+        );
     }
 
     #[test]
@@ -337,8 +382,17 @@ mod tests {
         let a = IdentityKey::generate(&mut rng);
         let o = OfficerKey::generate(&a, "Olga", Role::Officer, 0, 10, &mut rng).unwrap();
         let ack = o.acknowledge(&[1; 16], &[2; 32], 5, "seen").unwrap();
-        assert!(o.credential().verify_ack(&[1; 16], &[2; 32], 5, "seen", &ack.signature));
-        assert!(!o.credential().verify_ack(&[1; 16], &[2; 32], 5, "seen!", &ack.signature));
-        assert!(!o.credential().verify_ack(&[1; 16], &[2; 32], 6, "seen", &ack.signature));
+        assert!(
+            o.credential()
+                .verify_ack(&[1; 16], &[2; 32], 5, "seen", &ack.signature)
+        );
+        assert!(
+            !o.credential()
+                .verify_ack(&[1; 16], &[2; 32], 5, "seen!", &ack.signature)
+        );
+        assert!(
+            !o.credential()
+                .verify_ack(&[1; 16], &[2; 32], 6, "seen", &ack.signature)
+        );
     }
 }

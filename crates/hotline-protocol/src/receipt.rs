@@ -80,7 +80,10 @@ pub struct Receipt {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReceiptError {
-    /// Not canonical, too large, or fields inconsistent with the kind.
+    /// Too large, or not a canonical Receipt with a canonical body: the frame is garbage.
+    #[error("receipt does not decode: {0}")]
+    Undecodable(&'static str),
+    /// Decodes, but fields are inconsistent with the kind or out of range.
     #[error("malformed receipt: {0}")]
     Malformed(&'static str),
     /// Signed by someone other than the expected receiver, or the signature is invalid.
@@ -111,6 +114,16 @@ impl From<&Envelope> for Subject {
             envelope_sha256: *e.sha256(),
             sender: Bytes::copy_from_slice(e.header().sender.as_bytes()),
             sequence: e.header().sequence,
+        }
+    }
+}
+
+impl ReceiptError {
+    /// The stream code a node answers a refused receipt with (SPEC.md §8.4).
+    pub fn code(&self) -> crate::codes::CloseCode {
+        match self {
+            ReceiptError::Undecodable(_) => crate::codes::CloseCode::MalformedFrame,
+            _ => crate::codes::CloseCode::BadReceipt,
         }
     }
 }
@@ -149,7 +162,11 @@ impl Receipt {
         }
         let body = body.encode_to_vec();
         let signature = receiver.sign(Label::Receipt, &[&body]);
-        let bytes = wire::Receipt { body: body.into(), signature: Bytes::copy_from_slice(&signature) }.encode_to_vec();
+        let bytes = wire::Receipt {
+            body: body.into(),
+            signature: Bytes::copy_from_slice(&signature),
+        }
+        .encode_to_vec();
         Self::verify(&bytes, &receiver.id())
     }
 
@@ -157,17 +174,26 @@ impl Receipt {
     /// Matching it to an envelope is [`Receipt::answers`].
     pub fn verify(bytes: &[u8], receiver: &NodeId) -> Result<Self, ReceiptError> {
         use ReceiptError::Malformed as M;
+        use ReceiptError::Undecodable as U;
         if bytes.len() > MAX_RECEIPT_LEN {
-            return Err(M("larger than 16 KiB"));
+            return Err(U("larger than 16 KiB"));
         }
-        let outer: wire::Receipt = canonical::decode(bytes).ok_or(M("receipt not canonical"))?;
-        let body: wire::ReceiptBody = canonical::decode(&outer.body).ok_or(M("body not canonical"))?;
+        let outer: wire::Receipt = canonical::decode(bytes).ok_or(U("receipt not canonical"))?;
+        let body: wire::ReceiptBody =
+            canonical::decode(&outer.body).ok_or(U("body not canonical"))?;
         if body.version != crate::PROTOCOL_VERSION {
             return Err(M("version is not 1"));
         }
-        let message_id: MessageId = body.message_id.as_ref().try_into().map_err(|_| M("message_id must be 16 bytes"))?;
-        let envelope_sha256: [u8; 32] =
-            body.envelope_sha256.as_ref().try_into().map_err(|_| M("envelope_sha256 must be 32 bytes"))?;
+        let message_id: MessageId = body
+            .message_id
+            .as_ref()
+            .try_into()
+            .map_err(|_| M("message_id must be 16 bytes"))?;
+        let envelope_sha256: [u8; 32] = body
+            .envelope_sha256
+            .as_ref()
+            .try_into()
+            .map_err(|_| M("envelope_sha256 must be 32 bytes"))?;
         if outer.signature.len() != SIGNATURE_LEN {
             return Err(M("signature must be 64 bytes"));
         }
@@ -184,11 +210,15 @@ impl Receipt {
                 ReceiptKind::Delivered
             }
             Ok(wire::ReceiptKind::Rejected) => {
-                let reason = RejectReason::from_code(body.reason).ok_or(M("unknown reject reason"))?;
+                let reason =
+                    RejectReason::from_code(body.reason).ok_or(M("unknown reject reason"))?;
                 if body.ack.is_some() || body.detail.len() > MAX_DETAIL_LEN {
                     return Err(M("REJECTED carries an acknowledgement or a long detail"));
                 }
-                ReceiptKind::Rejected { reason, detail: body.detail }
+                ReceiptKind::Rejected {
+                    reason,
+                    detail: body.detail,
+                }
             }
             Ok(wire::ReceiptKind::Acknowledged) => {
                 if body.reason != 0 || !body.detail.is_empty() {
@@ -196,7 +226,11 @@ impl Receipt {
                 }
                 let ack = body.ack.ok_or(M("ACKNOWLEDGED without acknowledgement"))?;
                 let officer = check_ack(&ack, receiver, &message_id, &envelope_sha256)?;
-                ReceiptKind::Acknowledged { officer, time: ack.time_ms, note: ack.note }
+                ReceiptKind::Acknowledged {
+                    officer,
+                    time: ack.time_ms,
+                    note: ack.note,
+                }
             }
             _ => return Err(M("unknown receipt kind")),
         };
@@ -214,13 +248,14 @@ impl Receipt {
     }
 
     /// Whether this receipt answers `envelope`: same message id, same envelope bytes, naming
-    /// its sender, and signed by its recipient. A REJECTED receipt may also come from a node
+    /// its sender and sequence, and signed by its recipient. A REJECTED receipt may also come from a node
     /// the envelope was not addressed to (WRONG_RECIPIENT): the caller has already checked
     /// that the signer is the peer it sent the envelope to.
     pub fn answers(&self, envelope: &Envelope) -> bool {
         self.message_id == *envelope.message_id()
             && self.envelope_sha256 == *envelope.sha256()
             && self.sender.as_ref() == envelope.header().sender.as_bytes()
+            && self.sequence == envelope.header().sequence
             && (self.receiver == envelope.header().recipient || !self.kind.is_delivery())
     }
 
@@ -279,13 +314,25 @@ fn check_ack(
     message_id: &[u8; MESSAGE_ID_LEN],
     envelope_sha256: &[u8; 32],
 ) -> Result<Credential, ReceiptError> {
-    let cred = ack.credential.as_ref().ok_or(ReceiptError::BadOfficer("no credential"))?;
-    let officer = Credential::verify(cred, receiver).map_err(|_| ReceiptError::BadOfficer("credential not issued by the receiver"))?;
-    officer.check_officer_at(ack.time_ms).map_err(|_| ReceiptError::BadOfficer("not an officer at that time"))?;
+    let cred = ack
+        .credential
+        .as_ref()
+        .ok_or(ReceiptError::BadOfficer("no credential"))?;
+    let officer = Credential::verify(cred, receiver)
+        .map_err(|_| ReceiptError::BadOfficer("credential not issued by the receiver"))?;
+    officer
+        .check_officer_at(ack.time_ms)
+        .map_err(|_| ReceiptError::BadOfficer("not an officer at that time"))?;
     if ack.note.len() > crate::officer::MAX_NOTE_LEN {
         return Err(ReceiptError::Malformed("note longer than 1024 bytes"));
     }
-    if !officer.verify_ack(message_id, envelope_sha256, ack.time_ms, &ack.note, &ack.signature) {
+    if !officer.verify_ack(
+        message_id,
+        envelope_sha256,
+        ack.time_ms,
+        &ack.note,
+        &ack.signature,
+    ) {
         return Err(ReceiptError::BadOfficer("signature does not verify"));
     }
     Ok(officer)
@@ -304,13 +351,22 @@ fn truncate(s: &str, max: usize) -> &str {
 
 impl fmt::Debug for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Receipt({} for {} by {})", self.kind.as_str(), crypto::hexs(&self.message_id), self.receiver)
+        write!(
+            f,
+            "Receipt({} for {} by {})",
+            self.kind.as_str(),
+            crypto::hexs(&self.message_id),
+            self.receiver
+        )
     }
 }
 
 /// Encodes the ReceiptStored answer to an asynchronous receipt.
 pub fn stored_ack(receipt_sha256: &[u8; 32]) -> Vec<u8> {
-    wire::ReceiptStored { receipt_sha256: Bytes::copy_from_slice(receipt_sha256) }.encode_to_vec()
+    wire::ReceiptStored {
+        receipt_sha256: Bytes::copy_from_slice(receipt_sha256),
+    }
+    .encode_to_vec()
 }
 
 /// Parses a ReceiptStored payload into the receipt digest it names.

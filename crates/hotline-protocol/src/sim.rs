@@ -38,7 +38,12 @@ impl TestRng {
 
     /// A generator from arbitrary seed bytes.
     pub fn from_seed_bytes(seed: &[u8]) -> Self {
-        TestRng { seed: crate::crypto::sha256_parts(&[b"hotline test rng", seed]), counter: 0, buf: [0; 32], pos: 32 }
+        TestRng {
+            seed: crate::crypto::sha256_parts(&[b"hotline test rng", seed]),
+            counter: 0,
+            buf: [0; 32],
+            pos: 32,
+        }
     }
 
     /// A uniform number below `n` (n > 0).
@@ -159,7 +164,13 @@ impl core::fmt::Debug for SimNode {
 
 impl SimNode {
     /// Seals a message to the peer, puts it in the outbox and queues it.
-    pub fn send(&mut self, now: UnixMillis, rng: &mut TestRng, subject: &str, precedence: Precedence) -> MessageId {
+    pub fn send(
+        &mut self,
+        now: UnixMillis,
+        rng: &mut TestRng,
+        subject: &str,
+        precedence: Precedence,
+    ) -> MessageId {
         let seq = self.next_sequence;
         self.next_sequence += 1;
         self.send_with_sequence(now, rng, subject, precedence, seq)
@@ -182,10 +193,23 @@ impl SimNode {
     }
 
     /// Seals without sending.
-    pub fn seal(&self, now: UnixMillis, rng: &mut TestRng, subject: &str, precedence: Precedence, sequence: u64) -> Envelope {
+    pub fn seal(
+        &self,
+        now: UnixMillis,
+        rng: &mut TestRng,
+        subject: &str,
+        precedence: Precedence,
+        sequence: u64,
+    ) -> Envelope {
         let message_id = rng.id16();
-        let draft = Draft { subject: subject.into(), text: format!("body of {subject}"), ..Default::default() };
-        let content = draft.sign(&message_id, &self.peer, &self.officer, now).expect("officer valid");
+        let draft = Draft {
+            subject: subject.into(),
+            text: format!("body of {subject}"),
+            ..Default::default()
+        };
+        let content = draft
+            .sign(&message_id, &self.peer, &self.officer, now)
+            .expect("officer valid");
         let key = EncryptionKey::select(&self.peer_keys, now).expect("peer key valid");
         Envelope::seal(
             &self.identity,
@@ -207,22 +231,44 @@ impl SimNode {
     /// The officer acknowledges an accepted message: an ACKNOWLEDGED receipt goes back.
     pub fn acknowledge(&mut self, now: UnixMillis, id: &MessageId, note: &str) -> Receipt {
         let acc = self.inbox.get(id).expect("accepted");
-        let ack = self.officer.acknowledge(id, acc.envelope.sha256(), now, note).expect("officer");
-        let r = Receipt::sign(&self.identity, &Subject::from(&acc.envelope), ReceiptBuild::Acknowledged(&ack), now)
-            .expect("sign");
+        let ack = self
+            .officer
+            .acknowledge(id, acc.envelope.sha256(), now, note)
+            .expect("officer");
+        let r = Receipt::sign(
+            &self.identity,
+            &Subject::from(&acc.envelope),
+            ReceiptBuild::Acknowledged(&ack),
+            now,
+        )
+        .expect("sign");
         self.session.send_receipt(now, r.clone());
         r
     }
 
     /// Whether every outbox message has a verified delivery receipt.
     pub fn all_delivered(&self) -> bool {
-        self.outbox
-            .keys()
-            .all(|id| self.receipts.get(id).is_some_and(|rs| rs.iter().any(|r| r.kind().is_delivery())))
+        self.outbox.keys().all(|id| {
+            self.receipts
+                .get(id)
+                .is_some_and(|rs| rs.iter().any(|r| r.kind().is_delivery()))
+        })
     }
 
-    fn reject(&self, subject: &Subject, reason: RejectReason, detail: &str, now: UnixMillis) -> Receipt {
-        Receipt::sign(&self.identity, subject, ReceiptBuild::Rejected(reason, detail), now).expect("sign")
+    fn reject(
+        &self,
+        subject: &Subject,
+        reason: RejectReason,
+        detail: &str,
+        now: UnixMillis,
+    ) -> Receipt {
+        Receipt::sign(
+            &self.identity,
+            subject,
+            ReceiptBuild::Rejected(reason, detail),
+            now,
+        )
+        .expect("sign")
     }
 
     /// What `hotlined` does with each event, done inline.
@@ -234,23 +280,46 @@ impl SimNode {
                     if prev.envelope.sha256() == envelope.sha256() {
                         prev.receipt.clone()
                     } else {
-                        self.reject(&Subject::from(envelope), RejectReason::Conflict, "id reused", now)
+                        self.reject(
+                            &Subject::from(envelope),
+                            RejectReason::Conflict,
+                            "id reused",
+                            now,
+                        )
                     }
                 } else {
                     match envelope.open(&self.identity.id(), &self.peer, &self.keys, now) {
                         Ok(content) => {
-                            let r = Receipt::sign(&self.identity, &Subject::from(envelope), ReceiptBuild::Delivered, now)
-                                .expect("sign");
-                            self.inbox.insert(id, Accepted { envelope: envelope.clone(), content, receipt: r.clone() });
+                            let r = Receipt::sign(
+                                &self.identity,
+                                &Subject::from(envelope),
+                                ReceiptBuild::Delivered,
+                                now,
+                            )
+                            .expect("sign");
+                            self.inbox.insert(
+                                id,
+                                Accepted {
+                                    envelope: envelope.clone(),
+                                    content,
+                                    receipt: r.clone(),
+                                },
+                            );
                             self.accept_log.push(id);
                             r
                         }
-                        Err(rej) => self.reject(&Subject::from(envelope), rej.reason, rej.detail, now),
+                        Err(rej) => {
+                            self.reject(&Subject::from(envelope), rej.reason, rej.detail, now)
+                        }
                     }
                 };
                 self.session.respond(now, *stream, &receipt);
             }
-            Event::MalformedEnvelope { stream, subject, detail } => {
+            Event::MalformedEnvelope {
+                stream,
+                subject,
+                detail,
+            } => {
                 let r = self.reject(subject, RejectReason::Malformed, detail, now);
                 self.session.respond(now, *stream, &r);
             }
@@ -262,7 +331,8 @@ impl SimNode {
                     }
                     _ => false,
                 };
-                self.session.receipt_verified(now, envelope.message_id(), ok);
+                self.session
+                    .receipt_verified(now, envelope.message_id(), ok);
             }
             Event::AsyncReceipt { stream, receipt } => match Receipt::verify(receipt, &self.peer) {
                 Ok(r) => match self.outbox.get(r.message_id()) {
@@ -273,7 +343,7 @@ impl SimNode {
                     }
                     _ => self.session.refuse(*stream, CloseCode::UnknownMessage),
                 },
-                Err(_) => self.session.refuse(*stream, CloseCode::BadReceipt),
+                Err(e) => self.session.refuse(*stream, e.code()),
             },
             Event::ReceiptStored { receipt_sha256 } => self.stored_confirmed.push(*receipt_sha256),
             _ => {}
@@ -339,15 +409,32 @@ impl Pair {
         let now = EPOCH;
         let mk = |rng: &mut TestRng, name: &str| {
             let identity = Arc::new(IdentityKey::generate(rng));
-            let keys = vec![EncryptionKeypair::generate(&identity, now - DAY, now + 365 * DAY, rng)];
-            let officer = OfficerKey::generate(&identity, name, Role::Officer, now - DAY, now + 365 * DAY, rng)
-                .expect("officer");
+            let keys = vec![EncryptionKeypair::generate(
+                &identity,
+                now - DAY,
+                now + 365 * DAY,
+                rng,
+            )];
+            let officer = OfficerKey::generate(
+                &identity,
+                name,
+                Role::Officer,
+                now - DAY,
+                now + 365 * DAY,
+                rng,
+            )
+            .expect("officer");
             (identity, keys, officer)
         };
         let (ia, ka, oa) = mk(&mut rng, "Alice Officer");
         let (ib, kb, ob) = mk(&mut rng, "Bob Officer");
-        let certs = |k: &[EncryptionKeypair]| k.iter().map(|k| k.certificate.clone()).collect::<Vec<_>>();
-        let node = |identity: Arc<IdentityKey>, keys: Vec<EncryptionKeypair>, officer, peer: NodeId, peer_keys| SimNode {
+        let certs =
+            |k: &[EncryptionKeypair]| k.iter().map(|k| k.certificate.clone()).collect::<Vec<_>>();
+        let node = |identity: Arc<IdentityKey>,
+                    keys: Vec<EncryptionKeypair>,
+                    officer,
+                    peer: NodeId,
+                    peer_keys| SimNode {
             session: Session::new(config.clone(), identity.clone(), certs(&keys), peer),
             identity,
             keys,
@@ -516,7 +603,13 @@ impl Pair {
         if self.faults.partition {
             return;
         }
-        let is_control = matches!(&t, Transmit::Data { stream: StreamId::Control, .. });
+        let is_control = matches!(
+            &t,
+            Transmit::Data {
+                stream: StreamId::Control,
+                ..
+            }
+        );
         let mut at = self.now + self.latency;
         let mut copies = vec![t];
         if !is_control {
@@ -524,17 +617,27 @@ impl Pair {
                 return;
             }
             at += self.rng.below(self.faults.jitter + 1);
-            if let Transmit::Data { stream: StreamId::Out(_), data, fin } = &copies[0] {
+            if let Transmit::Data {
+                stream: StreamId::Out(_),
+                data,
+                fin,
+            } = &copies[0]
+            {
                 if self.rng.chance(self.faults.duplicate) {
                     // A replay on a fresh stream: the receiver sees a new stream.
-                    copies.push(Transmit::Data { stream: StreamId::In(u64::MAX), data: data.clone(), fin: *fin });
+                    copies.push(Transmit::Data {
+                        stream: StreamId::In(u64::MAX),
+                        data: data.clone(),
+                        fin: *fin,
+                    });
                 }
             }
             if self.rng.chance(self.faults.tamper) {
                 if let Transmit::Data { data, .. } = &mut copies[0] {
                     if data.len() > crate::frame::HEADER_LEN {
                         let mut v = data.to_vec();
-                        let i = crate::frame::HEADER_LEN + self.rng.below((v.len() - crate::frame::HEADER_LEN) as u64) as usize;
+                        let i = crate::frame::HEADER_LEN
+                            + self.rng.below((v.len() - crate::frame::HEADER_LEN) as u64) as usize;
                         v[i] ^= 1 << self.rng.below(8);
                         *data = Bytes::from(v);
                     }
@@ -543,7 +646,12 @@ impl Pair {
         }
         for what in copies {
             self.order += 1;
-            self.net.push(InFlight { at, order: self.order, to, what });
+            self.net.push(InFlight {
+                at,
+                order: self.order,
+                to,
+                what,
+            });
         }
     }
 
@@ -564,7 +672,10 @@ impl Pair {
             }
             StreamId::In(_) => {
                 // An answer on a stream the peer opened: find the peer's Out id.
-                self.streams.iter().find(|(k, v)| k.0 == from.other() && **v == stream).map(|(k, _)| k.1)
+                self.streams
+                    .iter()
+                    .find(|(k, v)| k.0 == from.other() && **v == stream)
+                    .map(|(k, _)| k.1)
             }
         }
     }
@@ -583,7 +694,9 @@ impl Pair {
             }
             Transmit::ResetStream { stream, code } => {
                 if let Some(s) = self.map_stream(from, stream) {
-                    self.node(f.to).session.handle_stream_reset(now, s, u64::from(code.code()));
+                    self.node(f.to)
+                        .session
+                        .handle_stream_reset(now, s, u64::from(code.code()));
                 }
             }
             Transmit::Close { .. } => self.disconnect(),
@@ -592,13 +705,19 @@ impl Pair {
 
     /// Both directions delivered and receipted, nothing pending.
     pub fn quiescent(&self) -> bool {
-        self.a.all_delivered() && self.b.all_delivered() && self.a.session.pending() == 0 && self.b.session.pending() == 0
+        self.a.all_delivered()
+            && self.b.all_delivered()
+            && self.a.session.pending() == 0
+            && self.b.session.pending() == 0
     }
 }
 
 /// Returns every receipt kind name for a message at `node`, for assertions.
 pub fn receipt_kinds(node: &SimNode, id: &MessageId) -> Vec<&'static str> {
-    node.receipts.get(id).map(|rs| rs.iter().map(|r| r.kind().as_str()).collect()).unwrap_or_default()
+    node.receipts
+        .get(id)
+        .map(|rs| rs.iter().map(|r| r.kind().as_str()).collect())
+        .unwrap_or_default()
 }
 
 /// Whether `kind` is REJECTED with `reason`.

@@ -12,7 +12,10 @@ fn up_pair(seed: u64) -> Pair {
     let mut p = Pair::new(seed, Config::default());
     p.connect();
     p.run_for(100);
-    assert!(p.a.session.is_up() && p.b.session.is_up(), "link did not come up");
+    assert!(
+        p.a.session.is_up() && p.b.session.is_up(),
+        "link did not come up"
+    );
     p
 }
 
@@ -42,9 +45,16 @@ fn assert_exactly_once(p: &Pair) {
         assert_eq!(before, log.len(), "a message was accepted twice");
         let sent: Vec<_> = sender.outbox.keys().copied().collect();
         assert_eq!(log, sent, "accepted set differs from sent set");
-        assert!(sender.all_delivered(), "a message lacks a verified delivery receipt");
+        assert!(
+            sender.all_delivered(),
+            "a message lacks a verified delivery receipt"
+        );
         let n = sender.outbox.len() as u64;
-        assert_eq!(receiver.session.status().received_through, n, "sequence numbers not contiguous");
+        assert_eq!(
+            receiver.session.status().received_through,
+            n,
+            "sequence numbers not contiguous"
+        );
     }
 }
 
@@ -66,7 +76,8 @@ fn delivers_both_ways_with_verified_receipts() {
 fn officer_acknowledgement_reaches_the_sender_and_names_the_officer() {
     let mut p = up_pair(2);
     let now = p.now;
-    let id = p.a.send(now, &mut p.rng, "incident 42", Precedence::Immediate);
+    let id =
+        p.a.send(now, &mut p.rng, "incident 42", Precedence::Immediate);
     p.run_for(1_000);
     let now = p.now;
     let ack = p.b.acknowledge(now, &id, "on it");
@@ -88,7 +99,13 @@ fn officer_acknowledgement_reaches_the_sender_and_names_the_officer() {
 fn exactly_once_under_loss_delay_duplication_and_reordering() {
     for seed in 0..8 {
         let mut p = up_pair(100 + seed);
-        p.faults = Faults { drop: 0.2, duplicate: 0.1, jitter: 400, tamper: 0.0, partition: false };
+        p.faults = Faults {
+            drop: 0.2,
+            duplicate: 0.1,
+            jitter: 400,
+            tamper: 0.0,
+            partition: false,
+        };
         for i in 0..60 {
             let now = p.now;
             let prec = Precedence::ALL[i % 4];
@@ -99,15 +116,25 @@ fn exactly_once_under_loss_delay_duplication_and_reordering() {
         p.run_for(10 * 60_000);
         assert!(p.quiescent(), "seed {seed}: not everything delivered");
         assert_exactly_once(&p);
-        let dups = p.a.events.iter().filter(|e| matches!(e, Event::Retransmit { .. })).count();
-        assert!(dups > 0, "seed {seed}: faults never forced a retransmission; the test tests nothing");
+        let dups =
+            p.a.events
+                .iter()
+                .filter(|e| matches!(e, Event::Retransmit { .. }))
+                .count();
+        assert!(
+            dups > 0,
+            "seed {seed}: faults never forced a retransmission; the test tests nothing"
+        );
     }
 }
 
 #[test]
 fn tampered_frames_are_rejected_and_the_original_is_still_delivered_once() {
     let mut p = up_pair(3);
-    p.faults = Faults { tamper: 0.3, ..Faults::default() };
+    p.faults = Faults {
+        tamper: 0.3,
+        ..Faults::default()
+    };
     let mut ids = vec![];
     for i in 0..40 {
         let now = p.now;
@@ -119,8 +146,21 @@ fn tampered_frames_are_rejected_and_the_original_is_still_delivered_once() {
     assert!(p.quiescent());
     assert_exactly_once(&p);
     // The receiver saw tampered envelopes and refused them or reset their streams.
-    let refused = p.b.events.iter().filter(|e| matches!(e, Event::StreamError { .. } | Event::MalformedEnvelope { .. })).count();
-    let retransmits = p.a.events.iter().filter(|e| matches!(e, Event::Retransmit { .. })).count();
+    let refused =
+        p.b.events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::StreamError { .. } | Event::MalformedEnvelope { .. }
+                )
+            })
+            .count();
+    let retransmits =
+        p.a.events
+            .iter()
+            .filter(|e| matches!(e, Event::Retransmit { .. }))
+            .count();
     assert!(refused + retransmits > 0, "tampering had no visible effect");
     for id in ids {
         assert!(receipt_kinds(&p.a, &id).contains(&"DELIVERED"));
@@ -162,7 +202,11 @@ fn replay_with_same_bytes_returns_the_original_receipt() {
     p.run_for(1_000);
     assert_eq!(p.b.accept_log.len(), 1, "replay accepted twice");
     assert_eq!(p.a.receipts[&id].len(), 2);
-    assert_eq!(p.a.receipts[&id][1].bytes(), first.bytes(), "replay did not get the original receipt");
+    assert_eq!(
+        p.a.receipts[&id][1].bytes(),
+        first.bytes(),
+        "replay did not get the original receipt"
+    );
 }
 
 #[test]
@@ -179,8 +223,15 @@ fn same_id_with_different_bytes_is_rejected_as_conflict() {
     p.a.session.send_envelope(now, other);
     p.run_for(1_000);
     let last = p.a.receipts[&id].last().unwrap();
-    assert!(is_rejected_with(last.kind(), RejectReason::Conflict), "got {:?}", last.kind());
-    assert_eq!(p.b.inbox[&id].content.draft.subject, "original", "the stored message was replaced");
+    assert!(
+        is_rejected_with(last.kind(), RejectReason::Conflict),
+        "got {:?}",
+        last.kind()
+    );
+    assert_eq!(
+        p.b.inbox[&id].content.draft.subject, "original",
+        "the stored message was replaced"
+    );
     assert_eq!(p.b.accept_log.len(), 1);
 }
 
@@ -189,7 +240,10 @@ fn reseal_with_id(p: &Pair, id: [u8; 16], seq: u64) -> hotline_protocol::envelop
     use hotline_protocol::envelope::{Envelope, SealParams};
     use hotline_protocol::identity::EncryptionKey;
     let mut rng = hotline_protocol::sim::TestRng::new(1234);
-    let draft = Draft { subject: "impostor".into(), ..Default::default() };
+    let draft = Draft {
+        subject: "impostor".into(),
+        ..Default::default()
+    };
     let content = draft.sign(&id, &p.a.peer, &p.a.officer, p.now).unwrap();
     let key = EncryptionKey::select(&p.a.peer_keys, p.now).unwrap();
     Envelope::seal(
@@ -216,10 +270,14 @@ fn detects_a_gap_from_heartbeats_and_clears_it_when_filled() {
     p.a.send_with_sequence(now, &mut p.rng, "one", Precedence::Routine, 1);
     p.a.send_with_sequence(now, &mut p.rng, "three", Precedence::Routine, 3);
     p.run_for(30_000);
-    let gaps: Vec<_> = p.b.events.iter().filter_map(|e| match e {
-        Event::GapDetected { missing } => Some(missing.clone()),
-        _ => None,
-    }).collect();
+    let gaps: Vec<_> =
+        p.b.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::GapDetected { missing } => Some(missing.clone()),
+                _ => None,
+            })
+            .collect();
     assert_eq!(gaps, vec![vec![(2, 2)]], "gap 2 not reported exactly once");
     assert_eq!(p.b.session.status().gaps, vec![(2, 2)]);
     let now = p.now;
@@ -239,9 +297,18 @@ fn heartbeat_claiming_unseen_sequences_is_reported_only_after_grace() {
     // Drop the envelope itself, let heartbeats through.
     p.faults.drop = 1.0;
     p.run_for(9_000);
-    assert!(!p.b.events.iter().any(|e| matches!(e, Event::GapDetected { .. })), "reported before grace");
+    assert!(
+        !p.b.events
+            .iter()
+            .any(|e| matches!(e, Event::GapDetected { .. })),
+        "reported before grace"
+    );
     p.run_for(12_000);
-    assert!(p.b.events.iter().any(|e| matches!(e, Event::GapDetected { missing } if missing == &vec![(1, 5)])));
+    assert!(
+        p.b.events
+            .iter()
+            .any(|e| matches!(e, Event::GapDetected { missing } if missing == &vec![(1, 5)]))
+    );
 }
 
 #[test]
@@ -250,14 +317,21 @@ fn link_goes_down_when_the_peer_falls_silent() {
     p.faults.partition = true;
     let t0 = p.now;
     p.run_for(20_000);
-    let downs: Vec<_> = p.a.events.iter().filter_map(|e| match e {
-        Event::LinkDown { code, .. } => Some(*code),
-        _ => None,
-    }).collect();
+    let downs: Vec<_> =
+        p.a.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::LinkDown { code, .. } => Some(*code),
+                _ => None,
+            })
+            .collect();
     assert_eq!(downs.first(), Some(&CloseCode::LinkTimeout));
     assert!(!p.a.session.is_up());
     assert!(p.now - t0 >= 15_000);
-    assert_eq!(link_events(&p, Who::A), vec!["up", &format!("down:{}", CloseCode::LinkTimeout)]);
+    assert_eq!(
+        link_events(&p, Who::A),
+        vec!["up", &format!("down:{}", CloseCode::LinkTimeout)]
+    );
 }
 
 #[test]
@@ -274,14 +348,22 @@ fn hello_with_another_channel_binding_is_refused() {
     p.connect_with_exporters([1; 32], [2; 32]);
     p.run_for(1_000);
     assert!(!p.a.session.is_up() && !p.b.session.is_up());
-    assert!(p.a.events.iter().chain(&p.b.events).any(|e| matches!(e, Event::LinkDown { code: CloseCode::BadChannelBinding, .. })));
+    assert!(p.a.events.iter().chain(&p.b.events).any(|e| matches!(
+        e,
+        Event::LinkDown {
+            code: CloseCode::BadChannelBinding,
+            ..
+        }
+    )));
 }
 
 #[test]
 fn hello_from_an_unpinned_identity_is_refused() {
     let mut p = Pair::new(12, Config::default());
     // B expects someone else than A.
-    let stranger = hotline_protocol::identity::IdentityKey::generate(&mut hotline_protocol::sim::TestRng::new(77));
+    let stranger = hotline_protocol::identity::IdentityKey::generate(
+        &mut hotline_protocol::sim::TestRng::new(77),
+    );
     p.b.session = hotline_protocol::session::Session::new(
         Config::default(),
         p.b.identity.clone(),
@@ -290,7 +372,13 @@ fn hello_from_an_unpinned_identity_is_refused() {
     );
     p.connect();
     p.run_for(1_000);
-    assert!(p.b.events.iter().any(|e| matches!(e, Event::LinkDown { code: CloseCode::IdentityMismatch, .. })));
+    assert!(p.b.events.iter().any(|e| matches!(
+        e,
+        Event::LinkDown {
+            code: CloseCode::IdentityMismatch,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -299,12 +387,24 @@ fn no_hello_in_time_closes_with_hello_timeout() {
     p.faults.partition = true;
     p.connect();
     p.run_for(11_000);
-    assert!(p.a.events.iter().any(|e| matches!(e, Event::LinkDown { code: CloseCode::HelloTimeout, .. })));
+    assert!(p.a.events.iter().any(|e| matches!(
+        e,
+        Event::LinkDown {
+            code: CloseCode::HelloTimeout,
+            ..
+        }
+    )));
 }
 
 #[test]
 fn flash_is_sent_before_routine_backlog() {
-    let mut p = Pair::new(14, Config { max_outgoing: 1, ..Config::default() });
+    let mut p = Pair::new(
+        14,
+        Config {
+            max_outgoing: 1,
+            ..Config::default()
+        },
+    );
     let now = p.now;
     let mut routine = vec![];
     for i in 0..5 {
@@ -313,7 +413,11 @@ fn flash_is_sent_before_routine_backlog() {
     let flash = p.a.send(now, &mut p.rng, "flash", Precedence::Flash);
     p.connect();
     p.run_for(60_000);
-    assert_eq!(p.b.accept_log.first(), Some(&flash), "FLASH was not delivered first");
+    assert_eq!(
+        p.b.accept_log.first(),
+        Some(&flash),
+        "FLASH was not delivered first"
+    );
     assert_exactly_once(&p);
 }
 
@@ -329,7 +433,10 @@ fn envelope_for_another_recipient_is_rejected_with_wrong_recipient() {
         let mut rng = hotline_protocol::sim::TestRng::new(5);
         let id = rng.id16();
         let me = p.a.identity.id();
-        let draft = Draft { subject: "misaddressed".into(), ..Default::default() };
+        let draft = Draft {
+            subject: "misaddressed".into(),
+            ..Default::default()
+        };
         let content = draft.sign(&id, &me, &p.a.officer, now).unwrap();
         Envelope::seal(
             &p.a.identity,
@@ -353,6 +460,14 @@ fn envelope_for_another_recipient_is_rejected_with_wrong_recipient() {
     assert!(p.b.inbox.is_empty());
     let kinds = &p.a.receipts[&id];
     assert_eq!(kinds.len(), 1);
-    assert!(is_rejected_with(kinds[0].kind(), RejectReason::WrongRecipient), "got {:?}", kinds[0].kind());
-    assert_eq!(p.a.session.pending(), 0, "a REJECTED receipt must end the retries");
+    assert!(
+        is_rejected_with(kinds[0].kind(), RejectReason::WrongRecipient),
+        "got {:?}",
+        kinds[0].kind()
+    );
+    assert_eq!(
+        p.a.session.pending(),
+        0,
+        "a REJECTED receipt must end the retries"
+    );
 }

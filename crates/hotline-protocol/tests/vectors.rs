@@ -78,12 +78,26 @@ fn cast() -> Cast {
     let old = SecretAgreementKey::derive(&b_old_ikm);
     let old_cert = EncryptionKey::certify(&b, old.public(), NOW - 400 * DAY, NOW - 35 * DAY);
     let b_keys = vec![
-        EncryptionKeypair { secret: current, certificate: cert },
-        EncryptionKeypair { secret: old, certificate: old_cert },
+        EncryptionKeypair {
+            secret: current,
+            certificate: cert,
+        },
+        EncryptionKeypair {
+            secret: old,
+            certificate: old_cert,
+        },
     ];
     let officer = |node: &IdentityKey, s: [u8; 32], name: &str| {
         let sk = crypto::SecretSigningKey::from_seed(&s);
-        let cred = Credential::issue(node, sk.public(), name, Role::Officer, NOW - 30 * DAY, NOW + 335 * DAY).expect("valid");
+        let cred = Credential::issue(
+            node,
+            sk.public(),
+            name,
+            Role::Officer,
+            NOW - 30 * DAY,
+            NOW + 335 * DAY,
+        )
+        .expect("valid");
         OfficerKey::from_parts(&s, cred).expect("matches")
     };
     let a_officer_seed = seed("node A officer");
@@ -115,7 +129,10 @@ fn draft() -> Draft {
             incident_id: "CERT-A-2026-0042".into(),
             severity: 3,
             category: "phishing".into(),
-            indicators: vec![Indicator { kind: "domain".into(), value: "login-gov.example".into() }],
+            indicators: vec![Indicator {
+                kind: "domain".into(),
+                value: "login-gov.example".into(),
+            }],
         }),
         reply_to: None,
         thread_id: Some(*b"thread-000000001"),
@@ -132,7 +149,9 @@ fn ikm_e(rng: &TestRng) -> [u8; 32] {
 }
 
 fn envelope(c: &Cast) -> (Envelope, Vec<u8>, [u8; 32]) {
-    let content = draft().sign(&MESSAGE_ID, &c.b.id(), &c.a_officer, NOW).expect("officer");
+    let content = draft()
+        .sign(&MESSAGE_ID, &c.b.id(), &c.a_officer, NOW)
+        .expect("officer");
     let rng = TestRng::new(42);
     let ikm = ikm_e(&rng);
     let mut rng = rng;
@@ -220,7 +239,14 @@ fn generate() -> Vec<(&'static str, Value)> {
     // hello.json
     let exporter = crypto::sha256(b"hotline/1 test vector exporter");
     let hello_a = hello::create(&c.a, Side::Client, &exporter, &Offer::default(), &[], NOW);
-    let hello_b = hello::create(&c.b, Side::Server, &exporter, &Offer::default(), &[c.b_keys[0].certificate.clone()], NOW);
+    let hello_b = hello::create(
+        &c.b,
+        Side::Server,
+        &exporter,
+        &Offer::default(),
+        &[c.b_keys[0].certificate.clone()],
+        NOW,
+    );
     files.push((
         "hello.json",
         json!({
@@ -259,11 +285,31 @@ fn generate() -> Vec<(&'static str, Value)> {
 
     // receipts.json
     let subject = Subject::from(&env);
-    let delivered = Receipt::sign(&c.b, &subject, ReceiptBuild::Delivered, NOW + 1_000).expect("sign");
-    let ack = c.b_officer.acknowledge(&MESSAGE_ID, env.sha256(), NOW + 60_000, "Blocked. Thank you.").expect("ack");
-    let acknowledged = Receipt::sign(&c.b, &subject, ReceiptBuild::Acknowledged(&ack), NOW + 60_000).expect("sign");
-    let rejected = Receipt::sign(&c.b, &subject, ReceiptBuild::Rejected(RejectReason::Policy, "refused by local policy"), NOW + 1_000)
-        .expect("sign");
+    let delivered =
+        Receipt::sign(&c.b, &subject, ReceiptBuild::Delivered, NOW + 1_000).expect("sign");
+    let ack = c
+        .b_officer
+        .acknowledge(
+            &MESSAGE_ID,
+            env.sha256(),
+            NOW + 60_000,
+            "Blocked. Thank you.",
+        )
+        .expect("ack");
+    let acknowledged = Receipt::sign(
+        &c.b,
+        &subject,
+        ReceiptBuild::Acknowledged(&ack),
+        NOW + 60_000,
+    )
+    .expect("sign");
+    let rejected = Receipt::sign(
+        &c.b,
+        &subject,
+        ReceiptBuild::Rejected(RejectReason::Policy, "refused by local policy"),
+        NOW + 1_000,
+    )
+    .expect("sign");
     let r = |r: &Receipt| {
         let w = wire::Receipt::decode(r.bytes().clone()).expect("decodes");
         json!({"body": h(&w.body), "signature": h(&w.signature), "receipt": h(r.bytes()), "receipt_sha256": h(r.sha256()), "frame": h(&frame::encode(FrameType::Receipt, r.bytes()))})
@@ -281,8 +327,19 @@ fn generate() -> Vec<(&'static str, Value)> {
     ));
 
     // frames.json
-    let hb = wire::Heartbeat { ping: 3, echo: 0, time_ms: NOW, last_sequence_sent: 7, received_through: 5 }.encode_to_vec();
-    let close = wire::Close { code: 0x0C, reason: "node shutting down".into() }.encode_to_vec();
+    let hb = wire::Heartbeat {
+        ping: 3,
+        echo: 0,
+        time_ms: NOW,
+        last_sequence_sent: 7,
+        received_through: 5,
+    }
+    .encode_to_vec();
+    let close = wire::Close {
+        code: 0x0C,
+        reason: "node shutting down".into(),
+    }
+    .encode_to_vec();
     files.push((
         "frames.json",
         json!({
@@ -292,14 +349,24 @@ fn generate() -> Vec<(&'static str, Value)> {
         }),
     ));
 
-    files.push(("negative.json", negatives(&c, &env, &hello_b, &exporter, &delivered)));
+    files.push((
+        "negative.json",
+        negatives(&c, &env, &hello_b, &exporter, &delivered),
+    ));
     files
 }
 
 /// Envelope bytes from a header with `edit` applied, re-signed by `signer` when given.
-fn forge(c: &Cast, edit: impl FnOnce(&mut wire::EnvelopeHeader), ct_edit: impl FnOnce(&mut Vec<u8>), signer: Option<&IdentityKey>, content: &[u8]) -> Vec<u8> {
+fn forge(
+    c: &Cast,
+    edit: impl FnOnce(&mut wire::EnvelopeHeader),
+    ct_edit: impl FnOnce(&mut Vec<u8>),
+    signer: Option<&IdentityKey>,
+    content: &[u8],
+) -> Vec<u8> {
     let mut rng = TestRng::new(4242);
-    let mut hpke = HpkeSender::setup(c.b_keys[0].certificate.public(), HPKE_INFO, &mut rng).expect("setup");
+    let mut hpke =
+        HpkeSender::setup(c.b_keys[0].certificate.public(), HPKE_INFO, &mut rng).expect("setup");
     let mut header = wire::EnvelopeHeader {
         version: 1,
         message_id: Bytes::copy_from_slice(&MESSAGE_ID),
@@ -319,12 +386,32 @@ fn forge(c: &Cast, edit: impl FnOnce(&mut wire::EnvelopeHeader), ct_edit: impl F
     let mut ct = hpke.seal(&header, content).expect("seal");
     ct_edit(&mut ct);
     let signer = signer.unwrap_or(&c.a);
-    let sig = signer.sign(Label::Envelope, &[&(header.len() as u32).to_be_bytes(), &header, &crypto::sha256(&ct)]);
-    wire::Envelope { header: header.into(), ciphertext: ct.into(), signature: Bytes::copy_from_slice(&sig) }.encode_to_vec()
+    let sig = signer.sign(
+        Label::Envelope,
+        &[
+            &(header.len() as u32).to_be_bytes(),
+            &header,
+            &crypto::sha256(&ct),
+        ],
+    );
+    wire::Envelope {
+        header: header.into(),
+        ciphertext: ct.into(),
+        signature: Bytes::copy_from_slice(&sig),
+    }
+    .encode_to_vec()
 }
 
-fn negatives(c: &Cast, env: &Envelope, hello_b: &[u8], exporter: &[u8; 32], delivered: &Receipt) -> Value {
-    let content = draft().sign(&MESSAGE_ID, &c.b.id(), &c.a_officer, NOW).expect("officer");
+fn negatives(
+    c: &Cast,
+    env: &Envelope,
+    hello_b: &[u8],
+    exporter: &[u8; 32],
+    delivered: &Receipt,
+) -> Value {
+    let content = draft()
+        .sign(&MESSAGE_ID, &c.b.id(), &c.a_officer, NOW)
+        .expect("officer");
     let pt = content.as_bytes();
     let mut list = Vec::new();
     let mut add = |name: &str, kind: &str, input: Vec<u8>, expected: String, note: &str| {
@@ -337,73 +424,314 @@ fn negatives(c: &Cast, env: &Envelope, hello_b: &[u8], exporter: &[u8; 32], deli
     let mut bad_sig = env.bytes().to_vec();
     let last = bad_sig.len() - 1;
     bad_sig[last] ^= 0x01;
-    add("envelope_bad_signature", "envelope", bad_sig, rej(RejectReason::BadSignature), "last signature byte flipped");
-    add("envelope_tampered_header", "envelope", forge(c, |_| {}, none, None, pt).into_iter().collect::<Vec<u8>>().tap_header_tamper(), rej(RejectReason::BadSignature), "precedence changed after signing");
-    add("envelope_tampered_ciphertext", "envelope", {
-        let w = wire::Envelope::decode(env.bytes().clone()).expect("decodes");
-        let mut ct = w.ciphertext.to_vec();
-        ct[0] ^= 0x80;
-        wire::Envelope { ciphertext: ct.into(), ..w }.encode_to_vec()
-    }, rej(RejectReason::BadSignature), "ciphertext changed after signing");
-    add("envelope_ciphertext_resigned", "envelope", forge(c, |_| {}, |ct| ct[0] ^= 0x80, None, pt), rej(RejectReason::CannotDecrypt), "ciphertext changed, then validly signed: HPKE open fails");
-    add("envelope_signed_by_other_key", "envelope", forge(c, |_| {}, none, Some(&c.c), pt), rej(RejectReason::BadSignature), "header names A, signature by C");
-    add("envelope_unknown_sender", "envelope", forge(c, |h| h.sender = Bytes::copy_from_slice(c.c.id().as_bytes()), none, Some(&c.c), pt), rej(RejectReason::UnknownSender), "validly signed by C, who is not the peer");
-    add("envelope_wrong_recipient", "envelope", forge(c, |h| h.recipient = Bytes::copy_from_slice(c.c.id().as_bytes()), none, None, pt), rej(RejectReason::WrongRecipient), "addressed to C");
-    add("envelope_unsupported_version", "envelope", forge(c, |h| h.version = 2, none, None, pt), rej(RejectReason::UnsupportedVersion), "version 2");
-    add("envelope_created_in_future", "envelope", forge(c, |h| h.created_ms = NOW + 6 * 60_000, none, None, pt), rej(RejectReason::CreatedInFuture), "6 minutes ahead");
-    add("envelope_too_old", "envelope", forge(c, |h| h.created_ms = NOW - 31 * DAY, none, None, pt), rej(RejectReason::TooOld), "31 days old");
-    add("envelope_unsupported_suite", "envelope", forge(c, |h| h.suite = 2, none, None, pt), rej(RejectReason::UnsupportedSuite), "suite 2");
-    add("envelope_unknown_key", "envelope", forge(c, |h| h.recipient_key_id = Bytes::from_static(&[0xAB; 16]), none, None, pt), rej(RejectReason::UnknownKey), "no key with that id");
-    add("envelope_expired_key", "envelope", forge(c, |h| h.recipient_key_id = Bytes::copy_from_slice(&c.b_keys[1].certificate.id()), none, None, pt), rej(RejectReason::ExpiredKey), "names B's key that expired 35 days ago");
-    add("envelope_sequence_zero", "envelope", forge(c, |h| h.sequence = 0, none, None, pt), rej(RejectReason::Malformed), "sequence numbers start at 1");
-    add("envelope_unknown_precedence", "envelope", forge(c, |h| h.precedence = 9, none, None, pt), rej(RejectReason::Malformed), "precedence 9 is not registered");
-    add("envelope_header_not_canonical", "envelope", {
-        // Append a duplicate `sequence` field to the header and sign those bytes.
-        let w = wire::Envelope::decode(Bytes::from(forge(c, |_| {}, none, None, pt))).expect("decodes");
-        let mut header = w.header.to_vec();
-        header.extend_from_slice(&[0x28, 0x08]);
-        let sig = c.a.sign(Label::Envelope, &[&(header.len() as u32).to_be_bytes(), &header, &crypto::sha256(&w.ciphertext)]);
-        wire::Envelope { header: header.into(), signature: Bytes::copy_from_slice(&sig), ..w }.encode_to_vec()
-    }, rej(RejectReason::Malformed), "duplicate field: not canonical");
-    add("envelope_content_for_other_message", "envelope", {
-        let other = draft().sign(b"another-message!", &c.b.id(), &c.a_officer, NOW).expect("officer");
-        forge(c, |_| {}, none, None, other.as_bytes())
-    }, rej(RejectReason::BadContent), "content names another message id");
-    add("envelope_officer_of_other_node", "envelope", {
-        let foreign = OfficerKey::from_parts(&seed("node C officer"), Credential::issue(&c.c, crypto::SecretSigningKey::from_seed(&seed("node C officer")).public(), "Mallory", Role::Officer, NOW - DAY, NOW + DAY).expect("issue")).expect("parts");
-        let content = draft().sign(&MESSAGE_ID, &c.b.id(), &foreign, NOW).expect("officer");
-        forge(c, |_| {}, none, None, content.as_bytes())
-    }, rej(RejectReason::BadOfficerSignature), "officer credential issued by C, not by the sender");
-    add("envelope_garbage", "envelope", b"\xff\xffnot protobuf".to_vec(), "STREAM:MALFORMED_FRAME".into(), "no message id can be read: reset the stream");
+    add(
+        "envelope_bad_signature",
+        "envelope",
+        bad_sig,
+        rej(RejectReason::BadSignature),
+        "last signature byte flipped",
+    );
+    add(
+        "envelope_tampered_header",
+        "envelope",
+        forge(c, |_| {}, none, None, pt)
+            .into_iter()
+            .collect::<Vec<u8>>()
+            .tap_header_tamper(),
+        rej(RejectReason::BadSignature),
+        "precedence changed after signing",
+    );
+    add(
+        "envelope_tampered_ciphertext",
+        "envelope",
+        {
+            let w = wire::Envelope::decode(env.bytes().clone()).expect("decodes");
+            let mut ct = w.ciphertext.to_vec();
+            ct[0] ^= 0x80;
+            wire::Envelope {
+                ciphertext: ct.into(),
+                ..w
+            }
+            .encode_to_vec()
+        },
+        rej(RejectReason::BadSignature),
+        "ciphertext changed after signing",
+    );
+    add(
+        "envelope_ciphertext_resigned",
+        "envelope",
+        forge(c, |_| {}, |ct| ct[0] ^= 0x80, None, pt),
+        rej(RejectReason::CannotDecrypt),
+        "ciphertext changed, then validly signed: HPKE open fails",
+    );
+    add(
+        "envelope_signed_by_other_key",
+        "envelope",
+        forge(c, |_| {}, none, Some(&c.c), pt),
+        rej(RejectReason::BadSignature),
+        "header names A, signature by C",
+    );
+    add(
+        "envelope_unknown_sender",
+        "envelope",
+        forge(
+            c,
+            |h| h.sender = Bytes::copy_from_slice(c.c.id().as_bytes()),
+            none,
+            Some(&c.c),
+            pt,
+        ),
+        rej(RejectReason::UnknownSender),
+        "validly signed by C, who is not the peer",
+    );
+    add(
+        "envelope_wrong_recipient",
+        "envelope",
+        forge(
+            c,
+            |h| h.recipient = Bytes::copy_from_slice(c.c.id().as_bytes()),
+            none,
+            None,
+            pt,
+        ),
+        rej(RejectReason::WrongRecipient),
+        "addressed to C",
+    );
+    add(
+        "envelope_unsupported_version",
+        "envelope",
+        forge(c, |h| h.version = 2, none, None, pt),
+        rej(RejectReason::UnsupportedVersion),
+        "version 2",
+    );
+    add(
+        "envelope_created_in_future",
+        "envelope",
+        forge(c, |h| h.created_ms = NOW + 6 * 60_000, none, None, pt),
+        rej(RejectReason::CreatedInFuture),
+        "6 minutes ahead",
+    );
+    add(
+        "envelope_too_old",
+        "envelope",
+        forge(c, |h| h.created_ms = NOW - 31 * DAY, none, None, pt),
+        rej(RejectReason::TooOld),
+        "31 days old",
+    );
+    add(
+        "envelope_unsupported_suite",
+        "envelope",
+        forge(c, |h| h.suite = 2, none, None, pt),
+        rej(RejectReason::UnsupportedSuite),
+        "suite 2",
+    );
+    add(
+        "envelope_unknown_key",
+        "envelope",
+        forge(
+            c,
+            |h| h.recipient_key_id = Bytes::from_static(&[0xAB; 16]),
+            none,
+            None,
+            pt,
+        ),
+        rej(RejectReason::UnknownKey),
+        "no key with that id",
+    );
+    add(
+        "envelope_expired_key",
+        "envelope",
+        forge(
+            c,
+            |h| h.recipient_key_id = Bytes::copy_from_slice(&c.b_keys[1].certificate.id()),
+            none,
+            None,
+            pt,
+        ),
+        rej(RejectReason::ExpiredKey),
+        "names B's key that expired 35 days ago",
+    );
+    add(
+        "envelope_sequence_zero",
+        "envelope",
+        forge(c, |h| h.sequence = 0, none, None, pt),
+        rej(RejectReason::Malformed),
+        "sequence numbers start at 1",
+    );
+    add(
+        "envelope_unknown_precedence",
+        "envelope",
+        forge(c, |h| h.precedence = 9, none, None, pt),
+        rej(RejectReason::Malformed),
+        "precedence 9 is not registered",
+    );
+    add(
+        "envelope_header_not_canonical",
+        "envelope",
+        {
+            // Append a duplicate `sequence` field to the header and sign those bytes.
+            let w = wire::Envelope::decode(Bytes::from(forge(c, |_| {}, none, None, pt)))
+                .expect("decodes");
+            let mut header = w.header.to_vec();
+            header.extend_from_slice(&[0x28, 0x08]);
+            let sig = c.a.sign(
+                Label::Envelope,
+                &[
+                    &(header.len() as u32).to_be_bytes(),
+                    &header,
+                    &crypto::sha256(&w.ciphertext),
+                ],
+            );
+            wire::Envelope {
+                header: header.into(),
+                signature: Bytes::copy_from_slice(&sig),
+                ..w
+            }
+            .encode_to_vec()
+        },
+        rej(RejectReason::Malformed),
+        "duplicate field: not canonical",
+    );
+    add(
+        "envelope_content_for_other_message",
+        "envelope",
+        {
+            let other = draft()
+                .sign(b"another-message!", &c.b.id(), &c.a_officer, NOW)
+                .expect("officer");
+            forge(c, |_| {}, none, None, other.as_bytes())
+        },
+        rej(RejectReason::BadContent),
+        "content names another message id",
+    );
+    add(
+        "envelope_officer_of_other_node",
+        "envelope",
+        {
+            let foreign = OfficerKey::from_parts(
+                &seed("node C officer"),
+                Credential::issue(
+                    &c.c,
+                    crypto::SecretSigningKey::from_seed(&seed("node C officer")).public(),
+                    "Mallory",
+                    Role::Officer,
+                    NOW - DAY,
+                    NOW + DAY,
+                )
+                .expect("issue"),
+            )
+            .expect("parts");
+            let content = draft()
+                .sign(&MESSAGE_ID, &c.b.id(), &foreign, NOW)
+                .expect("officer");
+            forge(c, |_| {}, none, None, content.as_bytes())
+        },
+        rej(RejectReason::BadOfficerSignature),
+        "officer credential issued by C, not by the sender",
+    );
+    add(
+        "envelope_garbage",
+        "envelope",
+        b"\xff\xffnot protobuf".to_vec(),
+        "STREAM:MALFORMED_FRAME".into(),
+        "no message id can be read: reset the stream",
+    );
 
     // Receipts, received by A from B.
     let mut r_bad = delivered.bytes().to_vec();
     let last = r_bad.len() - 1;
     r_bad[last] ^= 0x01;
-    add("receipt_bad_signature", "receipt", r_bad, "STREAM:BAD_RECEIPT".into(), "signature byte flipped");
-    add("receipt_signed_by_other_node", "receipt", {
-        let w = wire::Receipt::decode(delivered.bytes().clone()).expect("decodes");
-        let sig = c.c.sign(Label::Receipt, &[&w.body]);
-        wire::Receipt { signature: Bytes::copy_from_slice(&sig), ..w }.encode_to_vec()
-    }, "STREAM:BAD_RECEIPT".into(), "body names B, signature by C");
-    add("receipt_delivered_with_reason", "receipt", {
-        let w = wire::Receipt::decode(delivered.bytes().clone()).expect("decodes");
-        let mut body = wire::ReceiptBody::decode(w.body.clone()).expect("decodes");
-        body.reason = 5;
-        let body = body.encode_to_vec();
-        let sig = c.b.sign(Label::Receipt, &[&body]);
-        wire::Receipt { body: body.into(), signature: Bytes::copy_from_slice(&sig) }.encode_to_vec()
-    }, "STREAM:BAD_RECEIPT".into(), "DELIVERED must not carry a reason");
-    add("receipt_ack_by_foreign_officer", "receipt", {
-        let foreign = OfficerKey::from_parts(&seed("node C officer"), Credential::issue(&c.c, crypto::SecretSigningKey::from_seed(&seed("node C officer")).public(), "Mallory", Role::Officer, NOW - DAY, NOW + DAY).expect("issue")).expect("parts");
-        let ack = foreign.acknowledge(&MESSAGE_ID, env.sha256(), NOW, "").expect("ack");
-        let mut body = wire::ReceiptBody::decode(wire::Receipt::decode(delivered.bytes().clone()).expect("decodes").body).expect("decodes");
-        body.kind = wire::ReceiptKind::Acknowledged as i32;
-        body.ack = Some(ack);
-        let body = body.encode_to_vec();
-        let sig = c.b.sign(Label::Receipt, &[&body]);
-        wire::Receipt { body: body.into(), signature: Bytes::copy_from_slice(&sig) }.encode_to_vec()
-    }, "STREAM:BAD_RECEIPT".into(), "ACKNOWLEDGED by an officer whose credential C issued");
+    add(
+        "receipt_bad_signature",
+        "receipt",
+        r_bad,
+        "STREAM:BAD_RECEIPT".into(),
+        "signature byte flipped",
+    );
+    add(
+        "receipt_signed_by_other_node",
+        "receipt",
+        {
+            let w = wire::Receipt::decode(delivered.bytes().clone()).expect("decodes");
+            let sig = c.c.sign(Label::Receipt, &[&w.body]);
+            wire::Receipt {
+                signature: Bytes::copy_from_slice(&sig),
+                ..w
+            }
+            .encode_to_vec()
+        },
+        "STREAM:BAD_RECEIPT".into(),
+        "body names B, signature by C",
+    );
+    add(
+        "receipt_delivered_with_reason",
+        "receipt",
+        {
+            let w = wire::Receipt::decode(delivered.bytes().clone()).expect("decodes");
+            let mut body = wire::ReceiptBody::decode(w.body.clone()).expect("decodes");
+            body.reason = 5;
+            let body = body.encode_to_vec();
+            let sig = c.b.sign(Label::Receipt, &[&body]);
+            wire::Receipt {
+                body: body.into(),
+                signature: Bytes::copy_from_slice(&sig),
+            }
+            .encode_to_vec()
+        },
+        "STREAM:BAD_RECEIPT".into(),
+        "DELIVERED must not carry a reason",
+    );
+    add(
+        "receipt_ack_by_foreign_officer",
+        "receipt",
+        {
+            let foreign = OfficerKey::from_parts(
+                &seed("node C officer"),
+                Credential::issue(
+                    &c.c,
+                    crypto::SecretSigningKey::from_seed(&seed("node C officer")).public(),
+                    "Mallory",
+                    Role::Officer,
+                    NOW - DAY,
+                    NOW + DAY,
+                )
+                .expect("issue"),
+            )
+            .expect("parts");
+            let ack = foreign
+                .acknowledge(&MESSAGE_ID, env.sha256(), NOW, "")
+                .expect("ack");
+            let mut body = wire::ReceiptBody::decode(
+                wire::Receipt::decode(delivered.bytes().clone())
+                    .expect("decodes")
+                    .body,
+            )
+            .expect("decodes");
+            body.kind = wire::ReceiptKind::Acknowledged as i32;
+            body.ack = Some(ack);
+            let body = body.encode_to_vec();
+            let sig = c.b.sign(Label::Receipt, &[&body]);
+            wire::Receipt {
+                body: body.into(),
+                signature: Bytes::copy_from_slice(&sig),
+            }
+            .encode_to_vec()
+        },
+        "STREAM:BAD_RECEIPT".into(),
+        "ACKNOWLEDGED by an officer whose credential C issued",
+    );
+
+    add(
+        "receipt_not_canonical",
+        "receipt",
+        {
+            let mut v = delivered.bytes().to_vec();
+            v.extend_from_slice(&[0x18, 0x01]);
+            v
+        },
+        "STREAM:MALFORMED_FRAME".into(),
+        "unknown field appended: the frame does not decode canonically",
+    );
 
     // Hellos, received by A (client) from B (server) on the connection of hello.json.
     let hb = wire::Hello::decode(hello_b).expect("decodes");
@@ -411,27 +739,121 @@ fn negatives(c: &Cast, env: &Envelope, hello_b: &[u8], exporter: &[u8; 32], deli
     let resign = |body: &wire::HelloBody, side: Side, exp: &[u8; 32], who: &IdentityKey| {
         let b = body.encode_to_vec();
         let sig = who.sign(Label::Hello, &[&[side.byte()], exp, &b]);
-        wire::Hello { body: b.into(), signature: Bytes::copy_from_slice(&sig) }.encode_to_vec()
+        wire::Hello {
+            body: b.into(),
+            signature: Bytes::copy_from_slice(&sig),
+        }
+        .encode_to_vec()
     };
-    add("hello_other_exporter", "hello", resign(&body, Side::Server, &crypto::sha256(b"another connection"), &c.b), "CLOSE:BAD_CHANNEL_BINDING".into(), "signed over another connection's exporter");
-    add("hello_wrong_role", "hello", resign(&body, Side::Client, exporter, &c.b), "CLOSE:BAD_CHANNEL_BINDING".into(), "server's Hello signed with the client role byte (reflection)");
-    add("hello_other_identity", "hello", {
-        let mut b2 = body.clone();
-        b2.identity = Bytes::copy_from_slice(c.c.id().as_bytes());
-        b2.encryption_keys = vec![EncryptionKey::certify(&c.c, [9; 32], NOW - DAY, NOW + DAY).to_wire()];
-        resign(&b2, Side::Server, exporter, &c.c)
-    }, "CLOSE:IDENTITY_MISMATCH".into(), "valid Hello by C, but B is pinned");
-    add("hello_only_version_2", "hello", { let mut b2 = body.clone(); b2.versions = vec![2]; resign(&b2, Side::Server, exporter, &c.b) }, "CLOSE:UNSUPPORTED_VERSION".into(), "offers version 2 only");
-    add("hello_only_suite_9", "hello", { let mut b2 = body.clone(); b2.suites = vec![9]; resign(&b2, Side::Server, exporter, &c.b) }, "CLOSE:UNSUPPORTED_SUITE".into(), "offers suite 9 only");
-    add("hello_not_canonical", "hello", { let mut v = hello_b.to_vec(); v.extend_from_slice(&[0x18, 0x01]); v }, "CLOSE:MALFORMED_FRAME".into(), "unknown field appended");
+    add(
+        "hello_other_exporter",
+        "hello",
+        resign(
+            &body,
+            Side::Server,
+            &crypto::sha256(b"another connection"),
+            &c.b,
+        ),
+        "CLOSE:BAD_CHANNEL_BINDING".into(),
+        "signed over another connection's exporter",
+    );
+    add(
+        "hello_wrong_role",
+        "hello",
+        resign(&body, Side::Client, exporter, &c.b),
+        "CLOSE:BAD_CHANNEL_BINDING".into(),
+        "server's Hello signed with the client role byte (reflection)",
+    );
+    add(
+        "hello_other_identity",
+        "hello",
+        {
+            let mut b2 = body.clone();
+            b2.identity = Bytes::copy_from_slice(c.c.id().as_bytes());
+            b2.encryption_keys =
+                vec![EncryptionKey::certify(&c.c, [9; 32], NOW - DAY, NOW + DAY).to_wire()];
+            resign(&b2, Side::Server, exporter, &c.c)
+        },
+        "CLOSE:IDENTITY_MISMATCH".into(),
+        "valid Hello by C, but B is pinned",
+    );
+    add(
+        "hello_only_version_2",
+        "hello",
+        {
+            let mut b2 = body.clone();
+            b2.versions = vec![2];
+            resign(&b2, Side::Server, exporter, &c.b)
+        },
+        "CLOSE:UNSUPPORTED_VERSION".into(),
+        "offers version 2 only",
+    );
+    add(
+        "hello_only_suite_9",
+        "hello",
+        {
+            let mut b2 = body.clone();
+            b2.suites = vec![9];
+            resign(&b2, Side::Server, exporter, &c.b)
+        },
+        "CLOSE:UNSUPPORTED_SUITE".into(),
+        "offers suite 9 only",
+    );
+    add(
+        "hello_not_canonical",
+        "hello",
+        {
+            let mut v = hello_b.to_vec();
+            v.extend_from_slice(&[0x18, 0x01]);
+            v
+        },
+        "CLOSE:MALFORMED_FRAME".into(),
+        "unknown field appended",
+    );
 
     // Frames.
-    add("frame_envelope_oversize", "frame_message", vec![0x10, 0x00, 0x10, 0x00, 0x01], "STREAM:FRAME_TOO_LARGE".into(), "declares 1 MiB + 1 bytes");
-    add("frame_control_oversize", "frame_control", vec![0x02, 0x00, 0x00, 0x40, 0x01], "CLOSE:FRAME_TOO_LARGE".into(), "heartbeat declaring 16 KiB + 1");
-    add("frame_truncated", "frame_message", vec![0x10, 0x00, 0x00, 0x00, 0x08, 0x01, 0x02], "STREAM:TRUNCATED_FRAME".into(), "stream ends 6 bytes short");
-    add("frame_unknown_type", "frame_control", vec![0x7f, 0x00, 0x00, 0x00, 0x00], "CLOSE:UNEXPECTED_FRAME".into(), "type 0x7f");
-    add("frame_hello_on_message_stream", "frame_message", frame::encode(FrameType::Hello, hello_b).to_vec(), "STREAM:UNEXPECTED_FRAME".into(), "control frame on a message stream");
-    add("frame_envelope_on_control_stream", "frame_control", frame::encode(FrameType::Envelope, env.bytes()).to_vec(), "CLOSE:UNEXPECTED_FRAME".into(), "message frame on the control stream");
+    add(
+        "frame_envelope_oversize",
+        "frame_message",
+        vec![0x10, 0x00, 0x10, 0x00, 0x01],
+        "STREAM:FRAME_TOO_LARGE".into(),
+        "declares 1 MiB + 1 bytes",
+    );
+    add(
+        "frame_control_oversize",
+        "frame_control",
+        vec![0x02, 0x00, 0x00, 0x40, 0x01],
+        "CLOSE:FRAME_TOO_LARGE".into(),
+        "heartbeat declaring 16 KiB + 1",
+    );
+    add(
+        "frame_truncated",
+        "frame_message",
+        vec![0x10, 0x00, 0x00, 0x00, 0x08, 0x01, 0x02],
+        "STREAM:TRUNCATED_FRAME".into(),
+        "stream ends 6 bytes short",
+    );
+    add(
+        "frame_unknown_type",
+        "frame_control",
+        vec![0x7f, 0x00, 0x00, 0x00, 0x00],
+        "CLOSE:UNEXPECTED_FRAME".into(),
+        "type 0x7f",
+    );
+    add(
+        "frame_hello_on_message_stream",
+        "frame_message",
+        frame::encode(FrameType::Hello, hello_b).to_vec(),
+        "STREAM:UNEXPECTED_FRAME".into(),
+        "control frame on a message stream",
+    );
+    add(
+        "frame_envelope_on_control_stream",
+        "frame_control",
+        frame::encode(FrameType::Envelope, env.bytes()).to_vec(),
+        "CLOSE:UNEXPECTED_FRAME".into(),
+        "message frame on the control stream",
+    );
 
     json!({
         "description": "Inputs every implementation must refuse, each with the exact outcome: REJECTED:<reason> (a REJECTED receipt), STREAM:<code> (stream reset), CLOSE:<code> (connection close). Context: envelopes arrive at node B from node A at now_ms with B's keys from identity.json; receipts arrive at node A from node B; Hellos arrive at node A (client) from node B (server) with the exporter of hello.json; frame inputs are the whole stream content.",
@@ -450,7 +872,11 @@ impl TapHeader for Vec<u8> {
         let w = wire::Envelope::decode(Bytes::from(self)).expect("decodes");
         let mut h = wire::EnvelopeHeader::decode(w.header.clone()).expect("decodes");
         h.precedence = 4;
-        wire::Envelope { header: h.encode_to_vec().into(), ..w }.encode_to_vec()
+        wire::Envelope {
+            header: h.encode_to_vec().into(),
+            ..w
+        }
+        .encode_to_vec()
     }
 }
 
@@ -468,14 +894,19 @@ fn outcome(kind: &str, input: &[u8], c: &Cast, exporter: &[u8; 32]) -> String {
         },
         "receipt" => match Receipt::verify(input, &c.b.id()) {
             Ok(_) => "ACCEPTED".into(),
-            Err(_) => "STREAM:BAD_RECEIPT".into(),
+            Err(e) => format!("STREAM:{}", e.code()),
         },
-        "hello" => match hello::verify(input, &c.b.id(), Side::Server, exporter, &Offer::default()) {
+        "hello" => match hello::verify(input, &c.b.id(), Side::Server, exporter, &Offer::default())
+        {
             Ok(_) => "ACCEPTED".into(),
             Err(code) => format!("CLOSE:{code}"),
         },
         "frame_message" | "frame_control" => {
-            let (sk, prefix) = if kind == "frame_message" { (StreamKind::Message, "STREAM") } else { (StreamKind::Control, "CLOSE") };
+            let (sk, prefix) = if kind == "frame_message" {
+                (StreamKind::Message, "STREAM")
+            } else {
+                (StreamKind::Control, "CLOSE")
+            };
             let mut d = Decoder::new(sk);
             d.push(input);
             loop {
@@ -527,7 +958,10 @@ fn committed_vectors_verify() {
     let id = read("identity.json");
     for n in ["node_a", "node_b"] {
         let key = NodeId::from_bytes(&unhex(&id[n]["public"])).expect("valid key");
-        assert_eq!(id[n]["text"].as_str().expect("text").parse::<NodeId>(), Ok(key));
+        assert_eq!(
+            id[n]["text"].as_str().expect("text").parse::<NodeId>(),
+            Ok(key)
+        );
         let seed: [u8; 32] = unhex(&id[n]["seed"]).try_into().expect("32 bytes");
         assert_eq!(IdentityKey::from_seed(&seed).expect("key").id(), key);
     }
@@ -535,7 +969,10 @@ fn committed_vectors_verify() {
     let a = NodeId::from_bytes(&unhex(&id["node_a"]["public"])).expect("valid");
     let ek = &id["node_b_encryption_key"];
     let cert = EncryptionKey::verify(
-        &wire::SignedEncryptionKey { body: unhex(&ek["certificate_body"]).into(), signature: unhex(&ek["certificate_signature"]).into() },
+        &wire::SignedEncryptionKey {
+            body: unhex(&ek["certificate_body"]).into(),
+            signature: unhex(&ek["certificate_signature"]).into(),
+        },
         &b,
     )
     .expect("certificate verifies");
@@ -547,19 +984,35 @@ fn committed_vectors_verify() {
     let bundle = read("bundle.json");
     let parsed = PeerBundle::from_bytes(&unhex(&bundle["bundle"])).expect("bundle verifies");
     assert_eq!(parsed.identity(), b);
-    assert_eq!(PeerBundle::from_armored(bundle["armored"].as_str().expect("str").as_bytes()).expect("armored"), parsed);
+    assert_eq!(
+        PeerBundle::from_armored(bundle["armored"].as_str().expect("str").as_bytes())
+            .expect("armored"),
+        parsed
+    );
 
     // Hello.
     let hello = read("hello.json");
     let exporter: [u8; 32] = unhex(&hello["exporter"]).try_into().expect("32");
-    let peer = hello::verify(&unhex(&hello["node_b_hello"]), &b, Side::Server, &exporter, &Offer::default()).expect("Hello verifies");
+    let peer = hello::verify(
+        &unhex(&hello["node_b_hello"]),
+        &b,
+        Side::Server,
+        &exporter,
+        &Offer::default(),
+    )
+    .expect("Hello verifies");
     assert_eq!((peer.version, peer.suite), (1, 1));
 
     // Envelope: opens with B's keys and says what the plaintext says.
     let e = read("envelope.json");
-    let keys = vec![EncryptionKeypair { secret: sk, certificate: cert }];
+    let keys = vec![EncryptionKeypair {
+        secret: sk,
+        certificate: cert,
+    }];
     let env = Envelope::parse(unhex(&e["envelope"]).into()).expect("parses");
-    let opened = env.open(&b, &a, &keys, e["now_ms"].as_u64().expect("u64")).expect("opens");
+    let opened = env
+        .open(&b, &a, &keys, e["now_ms"].as_u64().expect("u64"))
+        .expect("opens");
     assert_eq!(opened.draft, draft());
     assert_eq!(h(env.sha256()), e["envelope_sha256"].as_str().expect("str"));
     assert_eq!(h(env.header_bytes()), e["header"].as_str().expect("str"));
@@ -567,8 +1020,12 @@ fn committed_vectors_verify() {
     struct Fixed(Vec<u8>);
     impl rand_core::TryRng for Fixed {
         type Error = core::convert::Infallible;
-        fn try_next_u32(&mut self) -> Result<u32, Self::Error> { unreachable!() }
-        fn try_next_u64(&mut self) -> Result<u64, Self::Error> { unreachable!() }
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            unreachable!()
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            unreachable!()
+        }
         fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
             let n = dst.len();
             dst.copy_from_slice(&self.0[..n]);
@@ -578,16 +1035,28 @@ fn committed_vectors_verify() {
     }
     impl rand_core::TryCryptoRng for Fixed {}
     let pk_r: [u8; 32] = unhex(&ek["public"]).try_into().expect("32");
-    let mut s = HpkeSender::setup(&pk_r, &unhex(&e["hpke_info"]), &mut Fixed(unhex(&e["hpke_ikm_e"]))).expect("setup");
+    let mut s = HpkeSender::setup(
+        &pk_r,
+        &unhex(&e["hpke_info"]),
+        &mut Fixed(unhex(&e["hpke_ikm_e"])),
+    )
+    .expect("setup");
     assert_eq!(h(&s.enc()), e["enc"].as_str().expect("str"));
-    let ct = s.seal(&unhex(&e["header"]), &unhex(&e["plaintext_content"])).expect("seal");
+    let ct = s
+        .seal(&unhex(&e["header"]), &unhex(&e["plaintext_content"]))
+        .expect("seal");
     assert_eq!(h(&ct), e["ciphertext"].as_str().expect("str"));
-    assert!(crypto::verify_strict_raw(a.as_bytes(), &unhex(&e["signed_bytes"]), &unhex(&e["signature"])));
+    assert!(crypto::verify_strict_raw(
+        a.as_bytes(),
+        &unhex(&e["signed_bytes"]),
+        &unhex(&e["signature"])
+    ));
 
     // Receipts.
     let r = read("receipts.json");
     for kind in ["delivered", "acknowledged", "rejected_policy"] {
-        let rec = Receipt::verify(&unhex(&r[kind]["receipt"]), &b).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        let rec = Receipt::verify(&unhex(&r[kind]["receipt"]), &b)
+            .unwrap_or_else(|e| panic!("{kind}: {e}"));
         assert!(rec.answers(&env), "{kind} does not answer the envelope");
     }
 
@@ -596,7 +1065,17 @@ fn committed_vectors_verify() {
     let list = neg["vectors"].as_array().expect("list");
     assert!(list.len() >= 30, "too few negative vectors");
     for v in list {
-        let got = outcome(v["kind"].as_str().expect("kind"), &unhex(&v["input"]), &c, &exporter);
-        assert_eq!(got, v["expected"].as_str().expect("expected"), "negative vector {}", v["name"]);
+        let got = outcome(
+            v["kind"].as_str().expect("kind"),
+            &unhex(&v["input"]),
+            &c,
+            &exporter,
+        );
+        assert_eq!(
+            got,
+            v["expected"].as_str().expect("expected"),
+            "negative vector {}",
+            v["name"]
+        );
     }
 }

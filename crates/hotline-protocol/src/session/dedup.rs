@@ -31,7 +31,11 @@ pub enum Seen<'a> {
 impl DedupWindow {
     /// A window holding up to `capacity` ids.
     pub fn new(capacity: usize) -> Self {
-        DedupWindow { capacity, order: VecDeque::new(), entries: HashMap::new() }
+        DedupWindow {
+            capacity,
+            order: VecDeque::new(),
+            entries: HashMap::new(),
+        }
     }
 
     /// Looks an arriving envelope up.

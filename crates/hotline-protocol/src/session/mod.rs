@@ -287,14 +287,22 @@ pub struct Session {
 
 impl core::fmt::Debug for Session {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Session").field("peer", &self.peer).field("state", &self.state).finish_non_exhaustive()
+        f.debug_struct("Session")
+            .field("peer", &self.peer)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
     }
 }
 
 impl Session {
     /// A session for the link from `identity` to `peer`. `our_keys` are our current
     /// encryption key certificates, announced in Hello.
-    pub fn new(config: Config, identity: Arc<IdentityKey>, our_keys: Vec<EncryptionKey>, peer: NodeId) -> Self {
+    pub fn new(
+        config: Config,
+        identity: Arc<IdentityKey>,
+        our_keys: Vec<EncryptionKey>,
+        peer: NodeId,
+    ) -> Self {
         let dedup = DedupWindow::new(config.dedup_capacity);
         Session {
             config,
@@ -364,7 +372,13 @@ impl Session {
             pending: self.outgoing.len(),
             in_flight: self.outgoing.in_flight(),
             received_through: self.received.contiguous_from_one(),
-            peer_last_sent: self.peer_claims.iter().map(|c| c.1).max().unwrap_or(0).max(self.peer_settled),
+            peer_last_sent: self
+                .peer_claims
+                .iter()
+                .map(|c| c.1)
+                .max()
+                .unwrap_or(0)
+                .max(self.peer_settled),
             last_sent: self.last_sent,
             gaps: self.gaps.clone(),
             version: self.peer_hello.as_ref().map(|h| h.version),
@@ -375,20 +389,33 @@ impl Session {
 
     /// A connection to the peer completed its TLS handshake. `side` is our end;
     /// `exporter` is the connection's exporter value (SPEC.md §6.1). Sends our Hello.
-    pub fn handle_connected(&mut self, now: UnixMillis, side: Side, exporter: [u8; crate::EXPORTER_LEN]) {
+    pub fn handle_connected(
+        &mut self,
+        now: UnixMillis,
+        side: Side,
+        exporter: [u8; crate::EXPORTER_LEN],
+    ) {
         self.reset_connection();
         self.state = LinkState::Handshaking;
         self.since = now;
         self.side = side;
         self.exporter = exporter;
         self.last_rx = Some(now);
-        let hello = hello::create(&self.identity, side, &exporter, &self.config.offer, &self.our_keys, now);
+        let hello = hello::create(
+            &self.identity,
+            side,
+            &exporter,
+            &self.config.offer,
+            &self.our_keys,
+            now,
+        );
         self.transmits.push_back(Transmit::Data {
             stream: StreamId::Control,
             data: frame::encode(FrameType::Hello, &hello),
             fin: false,
         });
-        self.timers.set(Timer::Hello, now + self.config.hello_timeout);
+        self.timers
+            .set(Timer::Hello, now + self.config.hello_timeout);
     }
 
     /// The connection is gone (closed by either side, or lost). In-flight items will be
@@ -413,7 +440,8 @@ impl Session {
         }
         self.last_rx = Some(now);
         if self.state == LinkState::Up {
-            self.timers.set(Timer::Liveness, now + self.config.liveness_window);
+            self.timers
+                .set(Timer::Liveness, now + self.config.liveness_window);
         }
         match stream {
             StreamId::Control => self.control_data(now, data, fin),
@@ -454,12 +482,16 @@ impl Session {
                 Timer::Heartbeat => {
                     if self.state == LinkState::Up {
                         self.send_heartbeat(now);
-                        self.timers.set(Timer::Heartbeat, now + self.config.heartbeat_interval);
+                        self.timers
+                            .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
                     }
                 }
                 Timer::Liveness => {
                     if self.state == LinkState::Up {
-                        self.fail(CloseCode::LinkTimeout, "nothing received within the liveness window");
+                        self.fail(
+                            CloseCode::LinkTimeout,
+                            "nothing received within the liveness window",
+                        );
                     }
                 }
                 Timer::Retransmit => {
@@ -526,7 +558,10 @@ impl Session {
         if self.incoming.remove(&stream).is_some() && self.state == LinkState::Up {
             self.transmits.push_back(Transmit::Data {
                 stream,
-                data: frame::encode(FrameType::ReceiptStored, &receipt::stored_ack(receipt_sha256)),
+                data: frame::encode(
+                    FrameType::ReceiptStored,
+                    &receipt::stored_ack(receipt_sha256),
+                ),
                 fin: true,
             });
         }
@@ -536,7 +571,8 @@ impl Session {
     /// RATE_LIMITED, INTERNAL_ERROR).
     pub fn refuse(&mut self, stream: StreamId, code: CloseCode) {
         if self.incoming.remove(&stream).is_some() && self.state == LinkState::Up {
-            self.transmits.push_back(Transmit::ResetStream { stream, code });
+            self.transmits
+                .push_back(Transmit::ResetStream { stream, code });
         }
     }
 
@@ -559,7 +595,11 @@ impl Session {
     pub fn close(&mut self, now: UnixMillis, code: CloseCode, reason: &str) {
         let _ = now;
         if matches!(self.state, LinkState::Up | LinkState::Handshaking) {
-            let close = wire::Close { code: code.code(), reason: reason.to_owned() }.encode_to_vec();
+            let close = wire::Close {
+                code: code.code(),
+                reason: reason.to_owned(),
+            }
+            .encode_to_vec();
             self.transmits.push_back(Transmit::Data {
                 stream: StreamId::Control,
                 data: frame::encode(FrameType::Close, &close),
@@ -614,16 +654,28 @@ impl Session {
         if matches!(self.state, LinkState::Down | LinkState::Closing) {
             return;
         }
-        self.transmits.push_back(Transmit::Close { code, reason: reason.to_owned() });
-        self.events.push_back(Event::LinkDown { code, reason: reason.to_owned(), by_peer: false });
+        self.transmits.push_back(Transmit::Close {
+            code,
+            reason: reason.to_owned(),
+        });
+        self.events.push_back(Event::LinkDown {
+            code,
+            reason: reason.to_owned(),
+            by_peer: false,
+        });
         self.state = LinkState::Closing;
         self.timers.clear();
     }
 
     fn stream_error(&mut self, stream: StreamId, code: CloseCode, detail: String) {
         self.incoming.remove(&stream);
-        self.transmits.push_back(Transmit::ResetStream { stream, code });
-        self.events.push_back(Event::StreamError { stream, code, detail });
+        self.transmits
+            .push_back(Transmit::ResetStream { stream, code });
+        self.events.push_back(Event::StreamError {
+            stream,
+            code,
+            detail,
+        });
     }
 
     fn control_data(&mut self, now: UnixMillis, data: &[u8], fin: bool) {
@@ -644,23 +696,37 @@ impl Session {
             if let Err(e) = self.control.finish() {
                 return self.fail(e.code(), &e.to_string());
             }
-            self.fail(CloseCode::ProtocolViolation, "control stream finished without Close");
+            self.fail(
+                CloseCode::ProtocolViolation,
+                "control stream finished without Close",
+            );
         }
     }
 
     fn control_frame(&mut self, now: UnixMillis, f: Frame) {
         match (self.state, f.ty) {
             (LinkState::Handshaking, FrameType::Hello) => {
-                match hello::verify(&f.payload, &self.peer, self.side.peer(), &self.exporter, &self.config.offer) {
+                match hello::verify(
+                    &f.payload,
+                    &self.peer,
+                    self.side.peer(),
+                    &self.exporter,
+                    &self.config.offer,
+                ) {
                     Ok(h) => self.link_up(now, h),
                     Err(code) => self.fail(code, "peer Hello refused"),
                 }
             }
-            (LinkState::Handshaking, _) => self.fail(CloseCode::UnexpectedFrame, "first control frame must be Hello"),
-            (LinkState::Up, FrameType::Heartbeat) => match canonical::decode::<wire::Heartbeat>(&f.payload) {
-                Some(hb) => self.heartbeat(now, hb),
-                None => self.fail(CloseCode::MalformedFrame, "heartbeat does not decode"),
-            },
+            (LinkState::Handshaking, _) => self.fail(
+                CloseCode::UnexpectedFrame,
+                "first control frame must be Hello",
+            ),
+            (LinkState::Up, FrameType::Heartbeat) => {
+                match canonical::decode::<wire::Heartbeat>(&f.payload) {
+                    Some(hb) => self.heartbeat(now, hb),
+                    None => self.fail(CloseCode::MalformedFrame, "heartbeat does not decode"),
+                }
+            }
             (LinkState::Up, FrameType::Close) => {
                 let (code, reason) = match wire::Close::decode(f.payload.clone()) {
                     Ok(c) => (
@@ -669,12 +735,19 @@ impl Session {
                     ),
                     Err(_) => (CloseCode::MalformedFrame, String::new()),
                 };
-                self.events.push_back(Event::LinkDown { code, reason, by_peer: true });
+                self.events.push_back(Event::LinkDown {
+                    code,
+                    reason,
+                    by_peer: true,
+                });
                 self.state = LinkState::Closing;
                 self.timers.clear();
             }
             (_, FrameType::Hello) => self.fail(CloseCode::UnexpectedFrame, "second Hello"),
-            _ => self.fail(CloseCode::UnexpectedFrame, "frame not allowed on the control stream"),
+            _ => self.fail(
+                CloseCode::UnexpectedFrame,
+                "frame not allowed on the control stream",
+            ),
         }
     }
 
@@ -685,9 +758,11 @@ impl Session {
         self.peer_hello = Some(Box::new(h.clone()));
         self.events.push_back(Event::LinkUp(Box::new(h)));
         self.timers.stop(Timer::Hello);
-        self.timers.set(Timer::Liveness, now + self.config.liveness_window);
+        self.timers
+            .set(Timer::Liveness, now + self.config.liveness_window);
         self.send_heartbeat(now);
-        self.timers.set(Timer::Heartbeat, now + self.config.heartbeat_interval);
+        self.timers
+            .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
         for (stream, frame) in core::mem::take(&mut self.held) {
             self.message_frame(now, stream, frame);
         }
@@ -732,7 +807,10 @@ impl Session {
             }
         }
         if hb.last_sequence_sent > self.peer_settled
-            && self.peer_claims.back().is_none_or(|c| c.1 < hb.last_sequence_sent)
+            && self
+                .peer_claims
+                .back()
+                .is_none_or(|c| c.1 < hb.last_sequence_sent)
         {
             self.peer_claims.push_back((now, hb.last_sequence_sent));
             while self.peer_claims.len() > 16 {
@@ -757,7 +835,9 @@ impl Session {
             if missing.is_empty() {
                 self.events.push_back(Event::GapClosed);
             } else {
-                self.events.push_back(Event::GapDetected { missing: missing.clone() });
+                self.events.push_back(Event::GapDetected {
+                    missing: missing.clone(),
+                });
             }
             self.gaps = missing;
         }
@@ -765,7 +845,9 @@ impl Session {
     }
 
     fn next_gap_check(&self) -> Option<UnixMillis> {
-        self.peer_claims.front().map(|(at, _)| at.saturating_add(self.config.gap_grace))
+        self.peer_claims
+            .front()
+            .map(|(at, _)| at.saturating_add(self.config.gap_grace))
     }
 
     fn mark_received(&mut self, seq: u64) {
@@ -782,10 +864,17 @@ impl Session {
     }
 
     fn in_data(&mut self, now: UnixMillis, stream: StreamId, data: &[u8], fin: bool) {
-        let entry = self.incoming.entry(stream).or_insert_with(|| Incoming::Reading(Decoder::new(StreamKind::Message)));
+        let entry = self
+            .incoming
+            .entry(stream)
+            .or_insert_with(|| Incoming::Reading(Decoder::new(StreamKind::Message)));
         let Incoming::Reading(decoder) = entry else {
             if !data.is_empty() {
-                self.stream_error(stream, CloseCode::UnexpectedFrame, "data after the frame".into());
+                self.stream_error(
+                    stream,
+                    CloseCode::UnexpectedFrame,
+                    "data after the frame".into(),
+                );
             }
             return;
         };
@@ -794,20 +883,32 @@ impl Session {
             Ok(Some(f)) => {
                 let trailing = decoder.buffered() > 0;
                 if trailing {
-                    return self.stream_error(stream, CloseCode::UnexpectedFrame, "more than one frame".into());
+                    return self.stream_error(
+                        stream,
+                        CloseCode::UnexpectedFrame,
+                        "more than one frame".into(),
+                    );
                 }
-                self.incoming.insert(stream, Incoming::Awaiting { envelope: None });
+                self.incoming
+                    .insert(stream, Incoming::Awaiting { envelope: None });
                 if self.state == LinkState::Up {
                     self.message_frame(now, stream, f);
                 } else if self.held.len() < MAX_HELD {
                     self.held.push((stream, f));
                 } else {
-                    self.stream_error(stream, CloseCode::TooManyStreams, "too many streams before Hello".into());
+                    self.stream_error(
+                        stream,
+                        CloseCode::TooManyStreams,
+                        "too many streams before Hello".into(),
+                    );
                 }
             }
             Ok(None) => {
                 if fin {
-                    let e = decoder.finish().err().map_or(CloseCode::TruncatedFrame, |e| e.code());
+                    let e = decoder
+                        .finish()
+                        .err()
+                        .map_or(CloseCode::TruncatedFrame, |e| e.code());
                     self.stream_error(stream, e, "stream ended before a complete frame".into());
                 }
             }
@@ -819,34 +920,44 @@ impl Session {
     fn message_frame(&mut self, now: UnixMillis, stream: StreamId, f: Frame) {
         let _ = now;
         match f.ty {
-            FrameType::Envelope => match Envelope::parse(f.payload) {
+            FrameType::Envelope => match Envelope::parse(f.payload.clone()) {
                 Ok(envelope) => {
                     let id = *envelope.message_id();
                     match self.dedup.check(&id, envelope.sha256()) {
                         Seen::Replay(r) => {
                             let r = r.clone();
-                            self.incoming.insert(stream, Incoming::Awaiting { envelope: None });
+                            self.incoming
+                                .insert(stream, Incoming::Awaiting { envelope: None });
                             self.respond(now, stream, &r);
                         }
                         // A conflict or a miss goes to the application, which asks the store.
                         Seen::Conflict | Seen::Unknown => {
                             self.incoming.insert(
                                 stream,
-                                Incoming::Awaiting { envelope: Some((id, envelope.header().sequence)) },
+                                Incoming::Awaiting {
+                                    envelope: Some((id, envelope.header().sequence)),
+                                },
                             );
                             self.events.push_back(Event::Envelope { stream, envelope });
                         }
                     }
                 }
-                Err(ParseError::Unreadable) => {
-                    self.stream_error(stream, CloseCode::MalformedFrame, "envelope unreadable".into())
-                }
-                Err(ParseError::Malformed { message_id, sequence, sender, detail }) => {
+                Err(ParseError::Unreadable) => self.stream_error(
+                    stream,
+                    CloseCode::MalformedFrame,
+                    "envelope unreadable".into(),
+                ),
+                Err(ParseError::Malformed {
+                    message_id,
+                    sequence,
+                    sender,
+                    detail,
+                }) => {
                     self.events.push_back(Event::MalformedEnvelope {
                         stream,
                         subject: receipt::Subject {
                             message_id,
-                            envelope_sha256: crate::crypto::sha256(&[]),
+                            envelope_sha256: crate::crypto::sha256(&f.payload),
                             sender,
                             sequence,
                         },
@@ -855,10 +966,17 @@ impl Session {
                 }
             },
             FrameType::Receipt => {
-                self.events.push_back(Event::AsyncReceipt { stream, receipt: f.payload });
+                self.events.push_back(Event::AsyncReceipt {
+                    stream,
+                    receipt: f.payload,
+                });
             }
             other => {
-                self.stream_error(stream, CloseCode::UnexpectedFrame, format!("{other:?} cannot open a stream"));
+                self.stream_error(
+                    stream,
+                    CloseCode::UnexpectedFrame,
+                    format!("{other:?} cannot open a stream"),
+                );
             }
         }
     }
@@ -873,8 +991,13 @@ impl Session {
         }
         let item = item.clone();
         let stream = StreamId::Out(n);
-        let entry = self.incoming.entry(stream).or_insert_with(|| Incoming::Reading(Decoder::new(StreamKind::Message)));
-        let Incoming::Reading(decoder) = entry else { return };
+        let entry = self
+            .incoming
+            .entry(stream)
+            .or_insert_with(|| Incoming::Reading(Decoder::new(StreamKind::Message)));
+        let Incoming::Reading(decoder) = entry else {
+            return;
+        };
         decoder.push(data);
         let result = decoder.next_frame();
         let truncated = fin && matches!(result, Ok(None));
@@ -884,15 +1007,25 @@ impl Session {
                 match (f.ty, item) {
                     (FrameType::Receipt, Item::Envelope(envelope)) => {
                         self.outgoing.answered(key);
-                        self.events.push_back(Event::Receipt { envelope, receipt: f.payload });
+                        self.events.push_back(Event::Receipt {
+                            envelope,
+                            receipt: f.payload,
+                        });
                     }
                     (FrameType::ReceiptStored, Item::Receipt(r)) => {
                         if receipt::parse_stored_ack(&f.payload).as_ref() == Some(r.sha256()) {
                             self.outgoing.complete(key);
-                            self.events.push_back(Event::ReceiptStored { receipt_sha256: *r.sha256() });
+                            self.events.push_back(Event::ReceiptStored {
+                                receipt_sha256: *r.sha256(),
+                            });
                             self.pump(now);
                         } else {
-                            self.retry_after_bad_answer(now, key, stream, "ReceiptStored names another receipt");
+                            self.retry_after_bad_answer(
+                                now,
+                                key,
+                                stream,
+                                "ReceiptStored names another receipt",
+                            );
                         }
                     }
                     _ => self.retry_after_bad_answer(now, key, stream, "wrong answer frame"),
@@ -907,11 +1040,24 @@ impl Session {
         self.arm_retransmit();
     }
 
-    fn retry_after_bad_answer(&mut self, now: UnixMillis, key: ItemKey, stream: StreamId, detail: &str) {
+    fn retry_after_bad_answer(
+        &mut self,
+        now: UnixMillis,
+        key: ItemKey,
+        stream: StreamId,
+        detail: &str,
+    ) {
         self.incoming.remove(&stream);
         self.outgoing.retry(key, now, false);
-        self.transmits.push_back(Transmit::ResetStream { stream, code: CloseCode::ProtocolViolation });
-        self.events.push_back(Event::StreamError { stream, code: CloseCode::ProtocolViolation, detail: detail.into() });
+        self.transmits.push_back(Transmit::ResetStream {
+            stream,
+            code: CloseCode::ProtocolViolation,
+        });
+        self.events.push_back(Event::StreamError {
+            stream,
+            code: CloseCode::ProtocolViolation,
+            detail: detail.into(),
+        });
         self.events.push_back(Event::Retransmit { key });
     }
 
@@ -921,10 +1067,17 @@ impl Session {
             return;
         }
         while self.outgoing.in_flight() < self.max_outgoing {
-            let Some(key) = self.outgoing.next_ready() else { break };
+            let Some(key) = self.outgoing.next_ready() else {
+                break;
+            };
             let n = self.next_out;
             self.next_out += 1;
-            let Some(item) = self.outgoing.start(key, n, now + self.config.receipt_timeout) else { break };
+            let Some(item) = self
+                .outgoing
+                .start(key, n, now + self.config.receipt_timeout)
+            else {
+                break;
+            };
             let (ty, bytes) = match &item {
                 Item::Envelope(e) => {
                     self.last_sent = self.last_sent.max(e.header().sequence);
@@ -932,13 +1085,18 @@ impl Session {
                 }
                 Item::Receipt(r) => (FrameType::Receipt, r.bytes()),
             };
-            self.transmits.push_back(Transmit::Data { stream: StreamId::Out(n), data: frame::encode(ty, bytes), fin: true });
+            self.transmits.push_back(Transmit::Data {
+                stream: StreamId::Out(n),
+                data: frame::encode(ty, bytes),
+                fin: true,
+            });
         }
         self.arm_retransmit();
     }
 
     fn arm_retransmit(&mut self) {
-        self.timers.set_opt(Timer::Retransmit, self.outgoing.next_deadline());
+        self.timers
+            .set_opt(Timer::Retransmit, self.outgoing.next_deadline());
     }
 }
 

@@ -48,9 +48,14 @@ impl Item {
 pub(crate) enum State {
     Queued,
     Delayed(UnixMillis),
-    InFlight { stream: u64, deadline: UnixMillis },
+    InFlight {
+        stream: u64,
+        deadline: UnixMillis,
+    },
     /// The answer arrived and the application is verifying it.
-    Verifying { stream: u64 },
+    Verifying {
+        stream: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -83,7 +88,14 @@ impl Outgoing {
             return false;
         }
         self.queue.insert((item.order(), key));
-        self.entries.insert(key, Entry { item, state: State::Queued, attempts: 0 });
+        self.entries.insert(
+            key,
+            Entry {
+                item,
+                state: State::Queued,
+                attempts: 0,
+            },
+        );
         true
     }
 
@@ -93,7 +105,12 @@ impl Outgoing {
     }
 
     /// Marks `key` sent on `stream` with a receipt deadline; returns the item.
-    pub(crate) fn start(&mut self, key: ItemKey, stream: u64, deadline: UnixMillis) -> Option<Item> {
+    pub(crate) fn start(
+        &mut self,
+        key: ItemKey,
+        stream: u64,
+        deadline: UnixMillis,
+    ) -> Option<Item> {
         let e = self.entries.get_mut(&key)?;
         if e.state != State::Queued {
             return None;
@@ -131,7 +148,12 @@ impl Outgoing {
 
     /// The attempt failed: retry after a backoff (or at once with `immediately`).
     /// Returns the stream the attempt used, if any.
-    pub(crate) fn retry(&mut self, key: ItemKey, now: UnixMillis, immediately: bool) -> Option<u64> {
+    pub(crate) fn retry(
+        &mut self,
+        key: ItemKey,
+        now: UnixMillis,
+        immediately: bool,
+    ) -> Option<u64> {
         let e = self.entries.get_mut(&key)?;
         let stream = match e.state {
             State::InFlight { stream, .. } | State::Verifying { stream } => Some(stream),
@@ -175,7 +197,10 @@ impl Outgoing {
         let keys: Vec<ItemKey> = self.entries.keys().copied().collect();
         for key in keys {
             if let Some(e) = self.entries.get(&key) {
-                if matches!(e.state, State::InFlight { .. } | State::Verifying { .. } | State::Delayed(_)) {
+                if matches!(
+                    e.state,
+                    State::InFlight { .. } | State::Verifying { .. } | State::Delayed(_)
+                ) {
                     self.retry(key, 0, true);
                 }
             }
@@ -198,7 +223,11 @@ impl Outgoing {
 
     /// In-flight items whose deadline passed.
     pub(crate) fn overdue(&self, now: UnixMillis) -> Vec<ItemKey> {
-        self.deadlines.iter().take_while(|(d, _)| *d <= now).map(|(_, k)| *k).collect()
+        self.deadlines
+            .iter()
+            .take_while(|(d, _)| *d <= now)
+            .map(|(_, k)| *k)
+            .collect()
     }
 
     /// The next deadline or delayed-release time.

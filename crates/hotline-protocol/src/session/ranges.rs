@@ -35,7 +35,10 @@ impl RangeSet {
 
     /// Whether `v` is present.
     pub fn contains(&self, v: u64) -> bool {
-        self.ranges.range(..=v).next_back().is_some_and(|(_, &e)| v <= e)
+        self.ranges
+            .range(..=v)
+            .next_back()
+            .is_some_and(|(_, &e)| v <= e)
     }
 
     /// The highest n such that every value in `1..=n` is present (0 if 1 is absent).
@@ -49,18 +52,22 @@ impl RangeSet {
     /// The missing values in `1..=upto`, as inclusive ranges, at most `limit` ranges.
     pub fn missing(&self, upto: u64, limit: usize) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
-        let mut next = 1u64;
+        // The smallest value not yet known to be present; None once past u64::MAX.
+        let mut next = Some(1u64);
         for (&s, &e) in &self.ranges {
-            if next > upto || out.len() >= limit {
+            let Some(n) = next else { break };
+            if n > upto || out.len() >= limit {
                 break;
             }
-            if s > next {
-                out.push((next, (s - 1).min(upto)));
+            if s > n {
+                out.push((n, (s - 1).min(upto)));
             }
-            next = e.saturating_add(1);
+            next = e.checked_add(1);
         }
-        if next <= upto && out.len() < limit {
-            out.push((next, upto));
+        if let Some(n) = next {
+            if n <= upto && out.len() < limit {
+                out.push((n, upto));
+            }
         }
         out
     }

@@ -18,7 +18,13 @@ pub(crate) enum Timer {
 }
 
 const COUNT: usize = 5;
-const ALL: [Timer; COUNT] = [Timer::Hello, Timer::Heartbeat, Timer::Liveness, Timer::Retransmit, Timer::Gap];
+const ALL: [Timer; COUNT] = [
+    Timer::Hello,
+    Timer::Heartbeat,
+    Timer::Liveness,
+    Timer::Retransmit,
+    Timer::Gap,
+];
 
 #[derive(Debug, Default, Clone)]
 pub(crate) struct TimerTable([Option<UnixMillis>; COUNT]);
