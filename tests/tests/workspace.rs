@@ -13,14 +13,42 @@ fn root() -> PathBuf {
 fn protocol_crate_has_no_io_dependencies() {
     let out = Command::new(env!("CARGO"))
         .current_dir(root())
-        .args(["tree", "-p", "hotline-protocol", "-e", "normal", "--prefix", "none", "--locked", "--offline"])
+        .args([
+            "tree",
+            "-p",
+            "hotline-protocol",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--locked",
+            "--offline",
+        ])
         .output()
         .expect("cargo tree runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8_lossy(&out.stdout);
-    assert!(tree.contains("hotline-protocol"), "unexpected cargo tree output: {tree}");
-    for banned in ["tokio", "quinn", "quinn-proto", "rustls", "rusqlite", "libsqlite3-sys", "mio", "socket2"] {
-        let found = tree.lines().any(|l| l.split_whitespace().next() == Some(banned));
+    assert!(
+        tree.contains("hotline-protocol"),
+        "unexpected cargo tree output: {tree}"
+    );
+    for banned in [
+        "tokio",
+        "quinn",
+        "quinn-proto",
+        "rustls",
+        "rusqlite",
+        "libsqlite3-sys",
+        "mio",
+        "socket2",
+    ] {
+        let found = tree
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(banned));
         assert!(!found, "hotline-protocol depends on {banned}:\n{tree}");
     }
 }

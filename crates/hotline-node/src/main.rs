@@ -10,7 +10,11 @@ fn main() -> ExitCode {
     let arg = std::env::args().nth(1);
     match arg.as_deref() {
         Some("--version" | "-V") => {
-            println!("hotlined {} (protocol version {})", env!("CARGO_PKG_VERSION"), hotline_protocol::PROTOCOL_VERSION);
+            println!(
+                "hotlined {} (protocol version {})",
+                env!("CARGO_PKG_VERSION"),
+                hotline_protocol::PROTOCOL_VERSION
+            );
             ExitCode::SUCCESS
         }
         _ => {

@@ -148,6 +148,9 @@ pub enum SealError {
     /// HPKE failed (a low-order recipient key).
     #[error("HPKE encapsulation failed")]
     Hpke,
+    /// The sealed envelope did not parse back: a bug in this crate, never the caller's input.
+    #[error("internal error: the sealed envelope does not parse")]
+    Internal,
 }
 
 impl Envelope {
@@ -199,7 +202,7 @@ impl Envelope {
             return Err(SealError::TooLarge);
         }
         // Parse what we built, so the sender holds exactly what a receiver will see.
-        Envelope::parse(Bytes::from(bytes)).map_err(|_| SealError::TooLarge)
+        Envelope::parse(Bytes::from(bytes)).map_err(|_| SealError::Internal)
     }
 
     /// Parses envelope bytes (SPEC.md §7.6 steps 1–2): canonical encoding, field sizes and
@@ -249,7 +252,7 @@ impl Envelope {
             .try_into()
             .map_err(|_| malformed("recipient_key_id must be 16 bytes"))?;
         if h.enc.is_empty() || h.enc.len() > 2048 {
-            return Err(malformed("enc missing"));
+            return Err(malformed("enc missing or longer than 2048 bytes"));
         }
         if outer.ciphertext.is_empty() {
             return Err(malformed("ciphertext missing"));

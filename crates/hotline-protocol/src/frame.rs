@@ -170,7 +170,9 @@ impl Decoder {
         }
     }
 
-    /// Feeds received bytes. Buffers at most one frame header plus one capped payload.
+    /// Feeds received bytes. A caller that drains [`Decoder::next_frame`] after every push
+    /// keeps at most one capped frame plus the last chunk buffered; the cap on the frame is
+    /// enforced from its header before its payload is awaited.
     pub fn push(&mut self, data: &[u8]) {
         if !self.failed {
             self.buf.extend_from_slice(data);

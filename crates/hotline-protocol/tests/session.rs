@@ -244,8 +244,8 @@ fn reseal_with_id(p: &Pair, id: [u8; 16], seq: u64) -> hotline_protocol::envelop
         subject: "impostor".into(),
         ..Default::default()
     };
-    let content = draft.sign(&id, &p.a.peer, &p.a.officer, p.now).unwrap();
-    let key = EncryptionKey::select(&p.a.peer_keys, p.now).unwrap();
+    let content = draft.sign(&id, &p.a.peer, &p.a.officer, p.now).expect("fixture");
+    let key = EncryptionKey::select(&p.a.peer_keys, p.now).expect("fixture");
     Envelope::seal(
         &p.a.identity,
         &SealParams {

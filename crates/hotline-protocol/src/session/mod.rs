@@ -536,11 +536,10 @@ impl Session {
             return;
         };
         let _ = now;
-        if let Some((id, seq)) = envelope {
-            if receipt.message_id() == &id && counts_as_received(receipt.kind()) {
+        if let Some((id, seq)) = envelope
+            && receipt.message_id() == &id && counts_as_received(receipt.kind()) {
                 self.mark_received(seq);
             }
-        }
         if receipt.kind().is_delivery() {
             self.dedup.record(receipt);
         }
@@ -799,13 +798,12 @@ impl Session {
         if hb.ping != 0 {
             self.heartbeat_frame(now, 0, hb.ping);
         }
-        if hb.echo != 0 {
-            if let Some(sent) = self.pings.remove(&hb.echo) {
+        if hb.echo != 0
+            && let Some(sent) = self.pings.remove(&hb.echo) {
                 let rtt = now.saturating_sub(sent);
                 self.rtt = Some(rtt);
                 self.events.push_back(Event::Rtt(rtt));
             }
-        }
         if hb.last_sequence_sent > self.peer_settled
             && self
                 .peer_claims

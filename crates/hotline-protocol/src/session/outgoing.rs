@@ -131,12 +131,11 @@ impl Outgoing {
 
     /// The answer for `key` arrived; it is being verified.
     pub(crate) fn answered(&mut self, key: ItemKey) {
-        if let Some(e) = self.entries.get_mut(&key) {
-            if let State::InFlight { stream, deadline } = e.state {
+        if let Some(e) = self.entries.get_mut(&key)
+            && let State::InFlight { stream, deadline } = e.state {
                 self.deadlines.remove(&(deadline, key));
                 e.state = State::Verifying { stream };
             }
-        }
     }
 
     /// The item is done: remove it.
@@ -196,14 +195,13 @@ impl Outgoing {
     pub(crate) fn requeue_all(&mut self) {
         let keys: Vec<ItemKey> = self.entries.keys().copied().collect();
         for key in keys {
-            if let Some(e) = self.entries.get(&key) {
-                if matches!(
+            if let Some(e) = self.entries.get(&key)
+                && matches!(
                     e.state,
                     State::InFlight { .. } | State::Verifying { .. } | State::Delayed(_)
                 ) {
                     self.retry(key, 0, true);
                 }
-            }
         }
     }
 

@@ -17,18 +17,16 @@ impl RangeSet {
         let mut start = v;
         let mut end = v;
         // Merge with a range ending at v-1.
-        if let Some((&s, &e)) = self.ranges.range(..v).next_back() {
-            if e.checked_add(1) == Some(v) {
+        if let Some((&s, &e)) = self.ranges.range(..v).next_back()
+            && e.checked_add(1) == Some(v) {
                 start = s;
                 self.ranges.remove(&s);
             }
-        }
         // Merge with a range starting at v+1.
-        if let Some(next) = v.checked_add(1) {
-            if let Some(e) = self.ranges.remove(&next) {
+        if let Some(next) = v.checked_add(1)
+            && let Some(e) = self.ranges.remove(&next) {
                 end = e;
             }
-        }
         self.ranges.insert(start, end);
         true
     }
@@ -64,11 +62,10 @@ impl RangeSet {
             }
             next = e.checked_add(1);
         }
-        if let Some(n) = next {
-            if n <= upto && out.len() < limit {
+        if let Some(n) = next
+            && n <= upto && out.len() < limit {
                 out.push((n, upto));
             }
-        }
         out
     }
 
