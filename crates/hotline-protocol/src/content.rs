@@ -296,6 +296,8 @@ pub struct OpenedContent {
     pub draft: Draft,
     /// The officer's verified credential (issued by the sending node).
     pub officer: Credential,
+    /// The exact decrypted `Content` bytes (what the officer signed, for the record).
+    pub plaintext: Bytes,
 }
 
 impl OpenedContent {
@@ -363,6 +365,10 @@ impl OpenedContent {
         if !officer.verify_message(&content.body, &sig.signature) {
             return Err(ContentError::Officer("signature does not verify"));
         }
-        Ok(OpenedContent { draft, officer })
+        Ok(OpenedContent {
+            draft,
+            officer,
+            plaintext: Bytes::copy_from_slice(plaintext),
+        })
     }
 }

@@ -213,7 +213,10 @@ impl Decoder {
                 });
             }
             self.buf.advance(HEADER_LEN);
-            self.buf.reserve(len.saturating_sub(self.buf.len()));
+            // Reserve for the payload, but no more than 64 KiB ahead of the data: a bare
+            // header must not make us allocate the full declared length.
+            self.buf
+                .reserve(len.saturating_sub(self.buf.len()).min(64 * 1024));
             self.pending = Some((ty, len));
         }
         match self.pending {

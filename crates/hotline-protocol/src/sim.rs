@@ -622,23 +622,25 @@ impl Pair {
                 data,
                 fin,
             } = &copies[0]
-                && self.rng.chance(self.faults.duplicate) {
-                    // A replay on a fresh stream: the receiver sees a new stream.
-                    copies.push(Transmit::Data {
-                        stream: StreamId::In(u64::MAX),
-                        data: data.clone(),
-                        fin: *fin,
-                    });
-                }
+                && self.rng.chance(self.faults.duplicate)
+            {
+                // A replay on a fresh stream: the receiver sees a new stream.
+                copies.push(Transmit::Data {
+                    stream: StreamId::In(u64::MAX),
+                    data: data.clone(),
+                    fin: *fin,
+                });
+            }
             if self.rng.chance(self.faults.tamper)
                 && let Transmit::Data { data, .. } = &mut copies[0]
-                    && data.len() > crate::frame::HEADER_LEN {
-                        let mut v = data.to_vec();
-                        let i = crate::frame::HEADER_LEN
-                            + self.rng.below((v.len() - crate::frame::HEADER_LEN) as u64) as usize;
-                        v[i] ^= 1 << self.rng.below(8);
-                        *data = Bytes::from(v);
-                    }
+                && data.len() > crate::frame::HEADER_LEN
+            {
+                let mut v = data.to_vec();
+                let i = crate::frame::HEADER_LEN
+                    + self.rng.below((v.len() - crate::frame::HEADER_LEN) as u64) as usize;
+                v[i] ^= 1 << self.rng.below(8);
+                *data = Bytes::from(v);
+            }
         }
         for what in copies {
             self.order += 1;

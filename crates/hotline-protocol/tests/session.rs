@@ -244,7 +244,9 @@ fn reseal_with_id(p: &Pair, id: [u8; 16], seq: u64) -> hotline_protocol::envelop
         subject: "impostor".into(),
         ..Default::default()
     };
-    let content = draft.sign(&id, &p.a.peer, &p.a.officer, p.now).expect("fixture");
+    let content = draft
+        .sign(&id, &p.a.peer, &p.a.officer, p.now)
+        .expect("fixture");
     let key = EncryptionKey::select(&p.a.peer_keys, p.now).expect("fixture");
     Envelope::seal(
         &p.a.identity,
@@ -260,7 +262,7 @@ fn reseal_with_id(p: &Pair, id: [u8; 16], seq: u64) -> hotline_protocol::envelop
         &content,
         &mut rng,
     )
-    .unwrap()
+    .expect("fixture")
 }
 
 #[test]

@@ -387,6 +387,16 @@ impl Session {
 
     // ----- inputs --------------------------------------------------------------------
 
+    /// Restores what the node's store remembers across a restart: the sequences received from
+    /// the peer (inclusive ranges) and the highest sequence we have assigned. Call before the
+    /// first connection; without it a restarted node would report every old sequence as a gap.
+    pub fn restore(&mut self, received: &[(u64, u64)], last_sent: u64) {
+        for &(a, b) in received {
+            self.received.insert_range(a, b);
+        }
+        self.last_sent = self.last_sent.max(last_sent);
+    }
+
     /// A connection to the peer completed its TLS handshake. `side` is our end;
     /// `exporter` is the connection's exporter value (SPEC.md §6.1). Sends our Hello.
     pub fn handle_connected(
@@ -415,7 +425,7 @@ impl Session {
             fin: false,
         });
         self.timers
-            .set(Timer::Hello, now + self.config.hello_timeout);
+            .set(Timer::Hello, now.saturating_add(self.config.hello_timeout));
     }
 
     /// The connection is gone (closed by either side, or lost). In-flight items will be
@@ -440,8 +450,10 @@ impl Session {
         }
         self.last_rx = Some(now);
         if self.state == LinkState::Up {
-            self.timers
-                .set(Timer::Liveness, now + self.config.liveness_window);
+            self.timers.set(
+                Timer::Liveness,
+                now.saturating_add(self.config.liveness_window),
+            );
         }
         match stream {
             StreamId::Control => self.control_data(now, data, fin),
@@ -482,8 +494,10 @@ impl Session {
                 Timer::Heartbeat => {
                     if self.state == LinkState::Up {
                         self.send_heartbeat(now);
-                        self.timers
-                            .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
+                        self.timers.set(
+                            Timer::Heartbeat,
+                            now.saturating_add(self.config.heartbeat_interval),
+                        );
                     }
                 }
                 Timer::Liveness => {
@@ -537,9 +551,11 @@ impl Session {
         };
         let _ = now;
         if let Some((id, seq)) = envelope
-            && receipt.message_id() == &id && counts_as_received(receipt.kind()) {
-                self.mark_received(seq);
-            }
+            && receipt.message_id() == &id
+            && counts_as_received(receipt.kind())
+        {
+            self.mark_received(seq);
+        }
         if receipt.kind().is_delivery() {
             self.dedup.record(receipt);
         }
@@ -757,11 +773,15 @@ impl Session {
         self.peer_hello = Some(Box::new(h.clone()));
         self.events.push_back(Event::LinkUp(Box::new(h)));
         self.timers.stop(Timer::Hello);
-        self.timers
-            .set(Timer::Liveness, now + self.config.liveness_window);
+        self.timers.set(
+            Timer::Liveness,
+            now.saturating_add(self.config.liveness_window),
+        );
         self.send_heartbeat(now);
-        self.timers
-            .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
+        self.timers.set(
+            Timer::Heartbeat,
+            now.saturating_add(self.config.heartbeat_interval),
+        );
         for (stream, frame) in core::mem::take(&mut self.held) {
             self.message_frame(now, stream, frame);
         }
@@ -799,11 +819,12 @@ impl Session {
             self.heartbeat_frame(now, 0, hb.ping);
         }
         if hb.echo != 0
-            && let Some(sent) = self.pings.remove(&hb.echo) {
-                let rtt = now.saturating_sub(sent);
-                self.rtt = Some(rtt);
-                self.events.push_back(Event::Rtt(rtt));
-            }
+            && let Some(sent) = self.pings.remove(&hb.echo)
+        {
+            let rtt = now.saturating_sub(sent);
+            self.rtt = Some(rtt);
+            self.events.push_back(Event::Rtt(rtt));
+        }
         if hb.last_sequence_sent > self.peer_settled
             && self
                 .peer_claims
@@ -1070,9 +1091,9 @@ impl Session {
             };
             let n = self.next_out;
             self.next_out += 1;
-            let Some(item) = self
-                .outgoing
-                .start(key, n, now + self.config.receipt_timeout)
+            let Some(item) =
+                self.outgoing
+                    .start(key, n, now.saturating_add(self.config.receipt_timeout))
             else {
                 break;
             };

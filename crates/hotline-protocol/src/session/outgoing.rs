@@ -132,10 +132,11 @@ impl Outgoing {
     /// The answer for `key` arrived; it is being verified.
     pub(crate) fn answered(&mut self, key: ItemKey) {
         if let Some(e) = self.entries.get_mut(&key)
-            && let State::InFlight { stream, deadline } = e.state {
-                self.deadlines.remove(&(deadline, key));
-                e.state = State::Verifying { stream };
-            }
+            && let State::InFlight { stream, deadline } = e.state
+        {
+            self.deadlines.remove(&(deadline, key));
+            e.state = State::Verifying { stream };
+        }
     }
 
     /// The item is done: remove it.
@@ -199,9 +200,10 @@ impl Outgoing {
                 && matches!(
                     e.state,
                     State::InFlight { .. } | State::Verifying { .. } | State::Delayed(_)
-                ) {
-                    self.retry(key, 0, true);
-                }
+                )
+            {
+                self.retry(key, 0, true);
+            }
         }
     }
 

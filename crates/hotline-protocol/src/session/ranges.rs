@@ -18,17 +18,41 @@ impl RangeSet {
         let mut end = v;
         // Merge with a range ending at v-1.
         if let Some((&s, &e)) = self.ranges.range(..v).next_back()
-            && e.checked_add(1) == Some(v) {
-                start = s;
-                self.ranges.remove(&s);
-            }
+            && e.checked_add(1) == Some(v)
+        {
+            start = s;
+            self.ranges.remove(&s);
+        }
         // Merge with a range starting at v+1.
         if let Some(next) = v.checked_add(1)
-            && let Some(e) = self.ranges.remove(&next) {
-                end = e;
-            }
+            && let Some(e) = self.ranges.remove(&next)
+        {
+            end = e;
+        }
         self.ranges.insert(start, end);
         true
+    }
+
+    /// Inserts every value of `a..=b` (nothing if `a > b`).
+    pub fn insert_range(&mut self, a: u64, b: u64) {
+        if a > b {
+            return;
+        }
+        // Absorb every range that overlaps or touches [a, b].
+        let mut start = a;
+        let mut end = b;
+        let touching: Vec<(u64, u64)> = self
+            .ranges
+            .range(..=b.saturating_add(1))
+            .filter(|(_, e)| e.saturating_add(1) >= a)
+            .map(|(s, e)| (*s, *e))
+            .collect();
+        for (s, e) in touching {
+            self.ranges.remove(&s);
+            start = start.min(s);
+            end = end.max(e);
+        }
+        self.ranges.insert(start, end);
     }
 
     /// Whether `v` is present.
@@ -63,9 +87,11 @@ impl RangeSet {
             next = e.checked_add(1);
         }
         if let Some(n) = next
-            && n <= upto && out.len() < limit {
-                out.push((n, upto));
-            }
+            && n <= upto
+            && out.len() < limit
+        {
+            out.push((n, upto));
+        }
         out
     }
 
@@ -102,6 +128,22 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn range_inserts_agree_with_a_plain_set(spans in proptest::collection::vec((1u64..100, 0u64..10), 0..30)) {
+            let mut r = RangeSet::default();
+            let mut s = std::collections::BTreeSet::new();
+            for (a, len) in spans {
+                r.insert_range(a, a + len);
+                s.extend(a..=a + len);
+            }
+            let got: Vec<u64> = (1..=120).filter(|v| r.contains(*v)).collect();
+            let want: Vec<u64> = s.iter().copied().filter(|v| *v <= 120).collect();
+            prop_assert_eq!(got, want);
+            // Ranges stay disjoint and non-adjacent: as few as possible.
+            let islands = s.iter().zip(s.iter().skip(1)).filter(|(a, b)| **b != **a + 1).count() + usize::from(!s.is_empty());
+            prop_assert_eq!(r.range_count(), islands);
+        }
+
         #[test]
         fn agrees_with_a_plain_set(values in proptest::collection::vec(1u64..200, 0..100), upto in 0u64..220) {
             let mut r = RangeSet::default();

@@ -1,0 +1,749 @@
+//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through the functions in
+//! `hotline_protocol::fuzzing`, so stable CI runs every fuzz target on every input that ever
+//! mattered, and checks that the valid seed inputs are current and still reach deep states.
+//!
+//! The valid seeds are generated from the fixed fixture of `fuzzing`. After a change to the
+//! wire format or the fixture, regenerate them with the one command
+//!
+//! ```text
+//! cargo test -p hotline-protocol --test fuzz_corpus -- --ignored regenerate_seed_corpus
+//! ```
+//!
+//! which rewrites only the generated `seed-*` files; inputs the fuzzer found and crash
+//! regressions (`regression-*`) stay as they are.
+
+use std::path::{Path, PathBuf};
+
+use hotline_protocol::CloseCode;
+use hotline_protocol::fuzzing::{
+    self, FixtureFrame as F, SessionOp as Op, SessionTrace, StreamSel as S, fixture_frame,
+    session_script,
+};
+use hotline_protocol::hello::Side;
+
+/// The one command that rewrites the generated seeds.
+const REGENERATE: &str =
+    "cargo test -p hotline-protocol --test fuzz_corpus -- --ignored regenerate_seed_corpus";
+
+const TARGETS: [&str; 5] = [
+    "frame_decoder",
+    "envelope_open",
+    "receipt_verify",
+    "hello_verify",
+    "session",
+];
+
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus")
+        .join(target)
+}
+
+/// Runs `f` on every file of the target's committed corpus; fails on an empty corpus.
+fn replay(target: &str, f: fn(&[u8])) {
+    let dir = corpus_dir(target);
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|e| e.expect("corpus entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    assert!(
+        !paths.is_empty(),
+        "the corpus {} is empty: the test would run nothing",
+        dir.display()
+    );
+    for p in &paths {
+        let data = std::fs::read(p).expect("corpus file");
+        // Name the input if it panics.
+        eprintln!("replaying {}", p.display());
+        f(&data);
+    }
+}
+
+#[test]
+fn replays_frame_decoder_corpus() {
+    replay("frame_decoder", fuzzing::frame_decoder);
+}
+
+#[test]
+fn replays_envelope_open_corpus() {
+    replay("envelope_open", fuzzing::envelope_open);
+}
+
+#[test]
+fn replays_receipt_verify_corpus() {
+    replay("receipt_verify", fuzzing::receipt_verify);
+}
+
+#[test]
+fn replays_hello_verify_corpus() {
+    replay("hello_verify", fuzzing::hello_verify);
+}
+
+#[test]
+fn replays_session_corpus() {
+    replay("session", fuzzing::session);
+}
+
+// ----- the generated valid seeds --------------------------------------------------------
+
+fn frame(f: F) -> Vec<u8> {
+    fixture_frame(f)
+        .expect("the fuzzing fixture builds")
+        .to_vec()
+}
+
+fn payload(f: F) -> Vec<u8> {
+    frame(f)[5..].to_vec()
+}
+
+fn cat(mode: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let mut v = vec![mode];
+    for p in parts {
+        v.extend_from_slice(p);
+    }
+    v
+}
+
+/// What a session seed must reach, so a seed that silently stops working is caught.
+type Expect = fn(&SessionTrace) -> bool;
+
+fn link_up() -> Vec<Op> {
+    vec![
+        Op::Connect {
+            side: Side::Client,
+            exporter_ok: true,
+        },
+        Op::Frame {
+            stream: S::Control,
+            frame: F::HelloFromServer,
+            split: 0,
+            fin: false,
+        },
+    ]
+}
+
+fn server() -> Op {
+    Op::Connect {
+        side: Side::Server,
+        exporter_ok: true,
+    }
+}
+
+fn with(mut ops: Vec<Op>, more: &[Op]) -> Vec<Op> {
+    ops.extend_from_slice(more);
+    ops
+}
+
+fn msg(stream: S, frame: F) -> Op {
+    Op::Frame {
+        stream,
+        frame,
+        split: 0,
+        fin: true,
+    }
+}
+
+fn ctl(frame: F) -> Op {
+    Op::Frame {
+        stream: S::Control,
+        frame,
+        split: 0,
+        fin: false,
+    }
+}
+
+/// Answer the oldest pending event: open-and-answer for envelopes, real verdict for receipts.
+const OPEN: Op = Op::Answer { event: 0, how: 3 };
+const VERIFY: Op = Op::Answer { event: 0, how: 0 };
+
+fn session_seeds() -> Vec<(&'static str, Vec<Op>, Expect)> {
+    let shutdown = CloseCode::ALL
+        .iter()
+        .position(|c| *c == CloseCode::Shutdown)
+        .expect("SHUTDOWN is registered") as u8;
+    // Keeps the link alive (the peer pings) while 10 s pass.
+    let alive_10s = [ctl(F::HeartbeatPing), Op::Advance { ms: 2_500 }];
+    vec![
+        ("link-up-client", link_up(), |t| {
+            t.link_ups == 1 && t.link_downs == 0
+        }),
+        (
+            "link-up-server",
+            vec![
+                Op::Connect {
+                    side: Side::Server,
+                    exporter_ok: true,
+                },
+                ctl(F::HelloFromClient),
+            ],
+            |t| t.link_ups == 1,
+        ),
+        (
+            "deliver-inbound",
+            with(link_up(), &[msg(S::In(1), F::Envelope1), OPEN]),
+            |t| t.delivered_in == 1,
+        ),
+        (
+            "deliver-outbound",
+            with(
+                link_up(),
+                &[
+                    Op::SendEnvelope(0),
+                    msg(S::RecentOut(0), F::ReceiptDelivered0),
+                    VERIFY,
+                ],
+            ),
+            |t| t.receipts_ok == 1,
+        ),
+        (
+            // Three queued before the link is up, two streams of credit: FLASH (seq 2) and
+            // PRIORITY (seq 3) go first, ROUTINE (seq 1) once a stream is free.
+            "queued-before-link-up",
+            with(
+                vec![
+                    Op::SendEnvelope(0),
+                    Op::SendEnvelope(1),
+                    Op::SendEnvelope(2),
+                ],
+                &[
+                    link_up()[0].clone(),
+                    link_up()[1].clone(),
+                    msg(S::RecentOut(0), F::ReceiptRejected2),
+                    msg(S::RecentOut(1), F::ReceiptDelivered1),
+                    VERIFY,
+                    VERIFY,
+                    msg(S::RecentOut(0), F::ReceiptDelivered0),
+                    VERIFY,
+                ],
+            ),
+            |t| t.receipts_ok == 3,
+        ),
+        (
+            "heartbeats-rtt",
+            with(
+                link_up(),
+                &[ctl(F::HeartbeatPing), ctl(F::HeartbeatEcho), Op::NextTimer],
+            ),
+            |t| t.rtts == 1 && t.link_downs == 0,
+        ),
+        (
+            "gap-detected-and-closed",
+            with(
+                link_up(),
+                &[
+                    msg(S::In(1), F::Envelope1),
+                    OPEN,
+                    ctl(F::HeartbeatPing),
+                    Op::Advance { ms: 2_600 },
+                    msg(S::In(2), F::Envelope2),
+                    OPEN,
+                ],
+            ),
+            |t| t.gaps == 1 && t.gaps_closed == 1 && t.delivered_in == 2,
+        ),
+        (
+            "gap-persists",
+            with(
+                link_up(),
+                &[
+                    msg(S::In(1), F::Envelope1),
+                    OPEN,
+                    ctl(F::HeartbeatGap),
+                    Op::Advance { ms: 2_600 },
+                    msg(S::In(2), F::Envelope2),
+                    OPEN,
+                    msg(S::In(3), F::Envelope4),
+                    OPEN,
+                ],
+            ),
+            |t| t.gaps >= 1 && t.gaps_closed == 0 && t.delivered_in == 3,
+        ),
+        (
+            "hello-timeout",
+            vec![
+                Op::Connect {
+                    side: Side::Client,
+                    exporter_ok: true,
+                },
+                Op::NextTimer,
+            ],
+            |t| t.link_ups == 0 && t.link_downs == 1,
+        ),
+        (
+            "liveness-timeout",
+            with(
+                link_up(),
+                &[Op::NextTimer, Op::NextTimer, Op::NextTimer, Op::NextTimer],
+            ),
+            |t| t.link_ups == 1 && t.link_downs == 1,
+        ),
+        (
+            "retransmit-after-receipt-timeout",
+            with(
+                link_up(),
+                &[
+                    &[Op::SendEnvelope(0)][..],
+                    &alive_10s,
+                    &alive_10s,
+                    &alive_10s,
+                    &[
+                        Op::Advance { ms: 100 },
+                        msg(S::RecentOut(0), F::ReceiptDelivered0),
+                        VERIFY,
+                    ],
+                ]
+                .concat(),
+            ),
+            |t| t.retransmits >= 1 && t.receipts_ok == 1 && t.link_downs == 0,
+        ),
+        (
+            "stream-reset-then-resend",
+            with(
+                link_up(),
+                &[
+                    Op::SendEnvelope(1),
+                    Op::Reset {
+                        stream: S::RecentOut(0),
+                        code: 0x0a,
+                    },
+                    Op::Advance { ms: 100 },
+                    msg(S::RecentOut(0), F::ReceiptDelivered1),
+                    VERIFY,
+                ],
+            ),
+            |t| t.retransmits == 1 && t.receipts_ok == 1,
+        ),
+        (
+            "async-receipt-out",
+            with(
+                link_up(),
+                &[Op::SendReceipt(0), msg(S::RecentOut(0), F::ReceiptStored0)],
+            ),
+            |t| t.receipts_stored == 1,
+        ),
+        (
+            "async-receipt-in",
+            with(
+                link_up(),
+                &[
+                    Op::SendEnvelope(0),
+                    msg(S::RecentOut(0), F::ReceiptDelivered0),
+                    VERIFY,
+                    msg(S::In(2), F::ReceiptAcknowledged0),
+                    VERIFY,
+                ],
+            ),
+            |t| t.receipts_ok == 1 && t.async_receipts == 1,
+        ),
+        (
+            "held-before-hello",
+            vec![
+                Op::Connect {
+                    side: Side::Client,
+                    exporter_ok: true,
+                },
+                msg(S::In(1), F::Envelope2),
+                ctl(F::HelloFromServer),
+                OPEN,
+            ],
+            |t| t.link_ups == 1 && t.delivered_in == 1,
+        ),
+        (
+            "replay-and-conflict",
+            with(
+                link_up(),
+                &[
+                    msg(S::In(1), F::Envelope1),
+                    OPEN,
+                    msg(S::In(2), F::Envelope1),
+                    msg(S::In(3), F::EnvelopeConflict),
+                    Op::Answer {
+                        event: 0,
+                        how: 2 + 4 * 3,
+                    },
+                ],
+            ),
+            |t| t.delivered_in == 1 && t.replays_answered == 1,
+        ),
+        (
+            "malformed-unreadable-reflected",
+            with(
+                link_up(),
+                &[
+                    msg(S::In(1), F::EnvelopeMalformed),
+                    VERIFY,
+                    msg(S::In(2), F::EnvelopeUnreadable),
+                    msg(S::In(3), F::EnvelopeReflected),
+                    OPEN,
+                ],
+            ),
+            |t| t.malformed == 1 && t.stream_errors == 1 && t.delivered_in == 0,
+        ),
+        (
+            "peer-close-reconnect-resend",
+            with(
+                link_up(),
+                &[
+                    Op::SendEnvelope(0),
+                    ctl(F::Close),
+                    Op::Disconnect,
+                    link_up()[0].clone(),
+                    link_up()[1].clone(),
+                    msg(S::RecentOut(0), F::ReceiptDelivered0),
+                    VERIFY,
+                ],
+            ),
+            |t| t.link_ups == 2 && t.receipts_ok == 1,
+        ),
+        (
+            "bad-channel-binding",
+            vec![
+                Op::Connect {
+                    side: Side::Client,
+                    exporter_ok: false,
+                },
+                ctl(F::HelloFromServer),
+            ],
+            |t| t.link_ups == 0 && t.link_downs == 1,
+        ),
+        (
+            "reflected-role-hello",
+            vec![
+                Op::Connect {
+                    side: Side::Client,
+                    exporter_ok: true,
+                },
+                ctl(F::HelloFromClient),
+            ],
+            |t| t.link_ups == 0 && t.link_downs == 1,
+        ),
+        (
+            "split-frames",
+            vec![
+                Op::Connect {
+                    side: Side::Client,
+                    exporter_ok: true,
+                },
+                Op::Frame {
+                    stream: S::Control,
+                    frame: F::HelloFromServer,
+                    split: 128,
+                    fin: false,
+                },
+                Op::Frame {
+                    stream: S::In(1),
+                    frame: F::Envelope1,
+                    split: 3,
+                    fin: true,
+                },
+                OPEN,
+            ],
+            |t| t.link_ups == 1 && t.delivered_in == 1,
+        ),
+        (
+            "mutated-envelope",
+            with(
+                link_up(),
+                &[
+                    Op::Mutate {
+                        stream: S::In(1),
+                        frame: F::Envelope1,
+                        at: 200,
+                        xor: 1,
+                    },
+                    OPEN,
+                ],
+            ),
+            |t| t.link_ups == 1 && t.delivered_in == 0,
+        ),
+        (
+            "heartbeat-before-hello",
+            vec![
+                Op::Connect {
+                    side: Side::Client,
+                    exporter_ok: true,
+                },
+                Op::Data {
+                    stream: S::Control,
+                    fin: false,
+                    data: vec![0x02, 0, 0, 0, 0],
+                },
+            ],
+            |t| t.link_downs == 1,
+        ),
+        (
+            "truncated-message-stream",
+            with(
+                link_up(),
+                &[Op::Data {
+                    stream: S::In(1),
+                    fin: true,
+                    data: vec![0x10, 0, 0, 0, 9, 1, 2],
+                }],
+            ),
+            |t| t.stream_errors == 1 && t.link_downs == 0,
+        ),
+        (
+            "local-close",
+            with(link_up(), &[Op::Close { code: shutdown }, Op::Disconnect]),
+            |t| t.link_downs == 1,
+        ),
+        (
+            "refuse-async-receipt",
+            with(
+                link_up(),
+                &[
+                    msg(S::In(1), F::ReceiptAcknowledged0),
+                    Op::Refuse {
+                        event: 0,
+                        code: 0x10,
+                    },
+                ],
+            ),
+            |t| t.async_receipts == 1,
+        ),
+        (
+            "second-hello",
+            with(link_up(), &[ctl(F::HelloFromServer)]),
+            |t| t.link_ups == 1 && t.link_downs == 1,
+        ),
+        (
+            "server-no-common-version",
+            vec![server(), ctl(F::HelloOnlyVersion2)],
+            |t| t.link_ups == 0 && t.link_downs == 1,
+        ),
+        (
+            "server-hello-with-foreign-key",
+            vec![server(), ctl(F::HelloForeignKey)],
+            |t| t.link_ups == 0 && t.link_downs == 1,
+        ),
+        (
+            // The peer accepts one stream at a time: one envelope at a time.
+            "server-wide-offer-one-stream",
+            vec![
+                server(),
+                ctl(F::HelloWideOffer),
+                Op::SendEnvelope(0),
+                Op::SendEnvelope(1),
+                msg(S::RecentOut(0), F::ReceiptDelivered0),
+                VERIFY,
+                msg(S::RecentOut(0), F::ReceiptDelivered1),
+                VERIFY,
+            ],
+            |t| t.link_ups == 1 && t.receipts_ok == 2 && t.retransmits == 0,
+        ),
+        (
+            "late-answers-after-reconnect",
+            with(
+                link_up(),
+                &[
+                    msg(S::In(1), F::Envelope1),
+                    Op::SendEnvelope(2),
+                    msg(S::RecentOut(0), F::ReceiptRejected2),
+                    Op::Disconnect,
+                    link_up()[0].clone(),
+                    link_up()[1].clone(),
+                    OPEN,
+                    VERIFY,
+                    Op::ReceiptVerified {
+                        envelope: 2,
+                        valid: false,
+                    },
+                ],
+            ),
+            |t| t.link_ups == 2 && t.delivered_in == 1,
+        ),
+    ]
+}
+
+/// Every generated seed: (target, file name, bytes).
+fn generated_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut add = |target: &'static str, name: &str, bytes: Vec<u8>| {
+        out.push((target, format!("seed-{name}"), bytes))
+    };
+
+    let (hello_s, hello_c, ping, echo, close) = (
+        frame(F::HelloFromServer),
+        frame(F::HelloFromClient),
+        frame(F::HeartbeatPing),
+        frame(F::HeartbeatEcho),
+        frame(F::Close),
+    );
+    let env1 = frame(F::Envelope1);
+    let mut big_stored = vec![0x12, 0, 0, 4, 0];
+    big_stored.resize(5 + 1024, 0);
+    // Mode byte: bit 0 set = message stream; bits 1-7 = chunk size (0 = all at once).
+    add(
+        "frame_decoder",
+        "control-whole",
+        cat(0x00, &[&hello_s, &ping, &close]),
+    );
+    add(
+        "frame_decoder",
+        "control-bytewise",
+        cat(0x02, &[&hello_s, &ping, &close]),
+    );
+    add(
+        "frame_decoder",
+        "control-chunk-7",
+        cat(0x0e, &[&hello_c, &echo]),
+    );
+    add(
+        "frame_decoder",
+        "message-envelope-whole",
+        cat(0x01, &[&env1]),
+    );
+    add(
+        "frame_decoder",
+        "message-chunk-3",
+        cat(
+            0x07,
+            &[&frame(F::ReceiptDelivered0), &frame(F::ReceiptStored0)],
+        ),
+    );
+    add(
+        "frame_decoder",
+        "message-truncated-payload",
+        cat(0x01, &[&env1[..env1.len() - 1]]),
+    );
+    add(
+        "frame_decoder",
+        "message-truncated-header",
+        cat(0x03, &[&[0x10, 0, 0]]),
+    );
+    add("frame_decoder", "control-wrong-stream", cat(0x00, &[&env1]));
+    add("frame_decoder", "message-wrong-stream", cat(0x01, &[&ping]));
+    add(
+        "frame_decoder",
+        "message-too-large",
+        cat(0x01, &[&[0x11, 0xff, 0xff, 0xff, 0xff]]),
+    );
+    add(
+        "frame_decoder",
+        "control-one-over-limit",
+        cat(0x00, &[&[0x01, 0x00, 0x00, 0x40, 0x01]]),
+    );
+    add(
+        "frame_decoder",
+        "message-stored-at-limit",
+        cat(0x01, &[&big_stored]),
+    );
+    add(
+        "frame_decoder",
+        "control-unknown-type",
+        cat(0x00, &[&[0x7f, 0, 0, 0, 0], &ping]),
+    );
+    add(
+        "frame_decoder",
+        "control-empty-payloads",
+        cat(0x04, &[&[0x02, 0, 0, 0, 0, 0x03, 0, 0, 0, 0]]),
+    );
+
+    for (name, f) in [
+        ("seq1", F::Envelope1),
+        ("seq2", F::Envelope2),
+        ("seq4", F::Envelope4),
+        ("conflict", F::EnvelopeConflict),
+        ("malformed", F::EnvelopeMalformed),
+        ("unreadable", F::EnvelopeUnreadable),
+        ("reflected", F::EnvelopeReflected),
+    ] {
+        add("envelope_open", name, payload(f));
+    }
+    for (name, f) in [
+        ("delivered-0", F::ReceiptDelivered0),
+        ("delivered-1", F::ReceiptDelivered1),
+        ("rejected-2", F::ReceiptRejected2),
+        ("acknowledged-0", F::ReceiptAcknowledged0),
+        ("receipt-stored", F::ReceiptStored0),
+    ] {
+        add("receipt_verify", name, payload(f));
+    }
+    add(
+        "hello_verify",
+        "valid-from-client",
+        payload(F::HelloFromClient),
+    );
+    add("hello_verify", "wrong-role", payload(F::HelloFromServer));
+    for (name, f) in [
+        ("only-version-2", F::HelloOnlyVersion2),
+        ("only-suite-2", F::HelloOnlySuite2),
+        ("wide-offer", F::HelloWideOffer),
+        ("signed-by-me", F::HelloFromMe),
+        ("foreign-key", F::HelloForeignKey),
+    ] {
+        add("hello_verify", name, payload(f));
+    }
+
+    for (name, ops, _) in session_seeds() {
+        add("session", name, session_script(&ops));
+    }
+    out
+}
+
+#[test]
+fn fixture_builds_every_frame() {
+    for f in F::ALL {
+        assert!(
+            fixture_frame(f).is_some_and(|b| b.len() > 5),
+            "{f:?} missing"
+        );
+    }
+}
+
+#[test]
+fn session_seeds_reach_their_states() {
+    for (name, ops, expect) in session_seeds() {
+        let script = session_script(&ops);
+        let trace = fuzzing::session_run(&script);
+        assert_eq!(
+            trace.ops,
+            ops.len(),
+            "{name}: script did not decode to its operations"
+        );
+        assert!(
+            expect(&trace),
+            "{name} no longer reaches its state: {trace:?}"
+        );
+    }
+}
+
+#[test]
+fn committed_seeds_are_current() {
+    for (target, name, bytes) in generated_seeds() {
+        let path = corpus_dir(target).join(&name);
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            committed == bytes,
+            "{} is missing or stale; run: {REGENERATE}",
+            path.display()
+        );
+    }
+}
+
+/// Writes the generated seeds into `fuzz/corpus/<target>/seed-*`. Run after a change to the
+/// wire format or the fuzzing fixture:
+/// `cargo test -p hotline-protocol --test fuzz_corpus -- --ignored regenerate_seed_corpus`
+#[test]
+#[ignore = "writes into fuzz/corpus; run on purpose"]
+fn regenerate_seed_corpus() {
+    for target in TARGETS {
+        let dir = corpus_dir(target);
+        std::fs::create_dir_all(&dir).expect("create corpus dir");
+        for e in std::fs::read_dir(&dir).expect("read corpus dir") {
+            let p = e.expect("corpus entry").path();
+            if p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("seed-"))
+            {
+                std::fs::remove_file(p).expect("remove old seed");
+            }
+        }
+    }
+    for (target, name, bytes) in generated_seeds() {
+        std::fs::write(corpus_dir(target).join(name), bytes).expect("write seed");
+    }
+}
