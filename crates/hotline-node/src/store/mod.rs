@@ -1,0 +1,277 @@
+//! Durable storage behind a narrow trait (issue: SQLite now, PostgreSQL later for an HA pair).
+//!
+//! The rules the daemon relies on (SPEC.md §8.5):
+//! - a submitted message is durable (committed) before the operator is told its id;
+//! - an arriving envelope and the DELIVERED receipt made for it are committed in one
+//!   transaction before the receipt leaves the node;
+//! - a receipt from the peer is committed before its message is reported delivered.
+//!
+//! Every method that writes takes a batch and commits it in **one transaction**, so the
+//! daemon's store thread can group-commit many messages per fsync. A method returns only after
+//! its transaction committed (or failed and rolled back: then nothing of the batch is stored).
+//! Implementations are used from one thread at a time (`&mut self`).
+
+pub mod sqlite;
+
+use bytes::Bytes;
+use hotline_protocol::NodeId;
+use hotline_protocol::content::Precedence;
+use hotline_protocol::envelope::MessageId;
+use hotline_protocol::time::UnixMillis;
+
+/// A storage failure. Never caused by peer input; the daemon logs it and retries or stops.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database engine failed (I/O error, corruption, locked).
+    #[error("database error: {0}")]
+    Database(String),
+    /// The database was written by a newer hotlined (schema version too high).
+    #[error(
+        "database schema version {found} is newer than this hotlined supports ({supported}); upgrade hotlined"
+    )]
+    TooNew {
+        /// Version found.
+        found: u32,
+        /// Highest version this build knows.
+        supported: u32,
+    },
+    /// A uniqueness rule was violated (e.g. a peer alias or identity already present).
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data failed a consistency check.
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A pinned peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRecord {
+    /// Local alias, unique (e.g. "cert-b").
+    pub alias: String,
+    /// The peer's identity key, unique.
+    pub identity: NodeId,
+    /// Where to dial it: HOST:PORT.
+    pub address: String,
+    /// The exact peer bundle bytes (not armored) as verified at `peer add`.
+    pub bundle: Bytes,
+    /// When it was added.
+    pub added_ms: UnixMillis,
+}
+
+/// A new outgoing message, before it is sealed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submission {
+    /// Random message id, unique.
+    pub message_id: MessageId,
+    /// Recipient peer.
+    pub peer: NodeId,
+    /// Precedence.
+    pub precedence: Precedence,
+    /// TLP label as its lower-case name (`clear`, `green`, `amber`, `amber+strict`, `red`).
+    pub tlp: String,
+    /// Creation time (becomes the envelope's `created_ms`).
+    pub created_ms: UnixMillis,
+    /// The canonical, officer-signed `Content` plaintext.
+    pub content: Bytes,
+    /// Subject, for listings.
+    pub subject: String,
+    /// The officer's name, for listings and audit.
+    pub officer: String,
+}
+
+/// A submission as stored, with the sequence the store assigned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSubmission {
+    /// The submission.
+    pub submission: Submission,
+    /// The per-peer sequence number assigned at submit time (1, 2, 3, … per peer, no holes).
+    pub sequence: u64,
+}
+
+/// What the sender knows about one of its messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutState {
+    /// Stored, not yet sealed (after a crash between submit and seal).
+    Unsealed,
+    /// Sealed, waiting for a receipt.
+    Pending,
+    /// A valid DELIVERED receipt is stored.
+    Delivered,
+    /// A valid ACKNOWLEDGED receipt is stored.
+    Acknowledged,
+    /// A valid REJECTED receipt is stored.
+    Rejected,
+}
+
+/// A receipt to store (either direction).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptRecord {
+    /// The message it is about.
+    pub message_id: MessageId,
+    /// The peer on the other side.
+    pub peer: NodeId,
+    /// `DELIVERED`, `ACKNOWLEDGED` or `REJECTED`.
+    pub kind: String,
+    /// The exact receipt bytes.
+    pub bytes: Bytes,
+    /// SHA-256 of `bytes`.
+    pub sha256: [u8; 32],
+    /// When it was stored.
+    pub stored_ms: UnixMillis,
+}
+
+/// An envelope that arrived, verified and decrypted, with the receipt prepared for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Arrival {
+    /// Message id.
+    pub message_id: MessageId,
+    /// The sending peer.
+    pub peer: NodeId,
+    /// Its sequence.
+    pub sequence: u64,
+    /// Precedence.
+    pub precedence: Precedence,
+    /// TLP label, lower-case name.
+    pub tlp: String,
+    /// The envelope's created_ms.
+    pub created_ms: UnixMillis,
+    /// When it arrived.
+    pub received_ms: UnixMillis,
+    /// The exact envelope bytes.
+    pub envelope: Bytes,
+    /// SHA-256 of `envelope`.
+    pub envelope_sha256: [u8; 32],
+    /// The decrypted, verified Content plaintext.
+    pub content: Bytes,
+    /// Subject, for listings.
+    pub subject: String,
+    /// The sending officer's name.
+    pub officer: String,
+    /// The DELIVERED receipt made for it (stored with it, sent only after commit).
+    pub receipt: ReceiptRecord,
+}
+
+/// What [`Store::accept`] did with one arrival.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AcceptOutcome {
+    /// New: envelope and receipt stored; send the prepared receipt.
+    Inserted,
+    /// The same message id with the same envelope bytes was stored before: send this
+    /// original receipt again (and nothing was written).
+    Duplicate {
+        /// The receipt stored with the first copy.
+        receipt: Bytes,
+    },
+    /// The same message id with different envelope bytes was stored before: nothing was
+    /// written; answer REJECTED (CONFLICT).
+    Conflict,
+}
+
+/// An audit-trail entry: every event worth proving later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When.
+    pub time_ms: UnixMillis,
+    /// What, a short stable word: `submitted`, `sent`, `delivered`, `acknowledged`, `rejected`,
+    /// `received`, `duplicate`, `conflict`, `link_up`, `link_down`, `gap`, `peer_added`, …
+    pub kind: String,
+    /// Which peer, if any.
+    pub peer: Option<NodeId>,
+    /// Which message, if any.
+    pub message_id: Option<MessageId>,
+    /// Free text for people.
+    pub detail: String,
+}
+
+/// An inbox row for listings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxRow {
+    /// Message id.
+    pub message_id: MessageId,
+    /// From.
+    pub peer: NodeId,
+    /// Sequence.
+    pub sequence: u64,
+    /// Precedence.
+    pub precedence: Precedence,
+    /// TLP, lower-case name.
+    pub tlp: String,
+    /// created_ms.
+    pub created_ms: UnixMillis,
+    /// received_ms.
+    pub received_ms: UnixMillis,
+    /// Subject.
+    pub subject: String,
+    /// Sending officer.
+    pub officer: String,
+    /// Whether an ACKNOWLEDGED receipt was made for it.
+    pub acknowledged: bool,
+}
+
+/// The storage operations the daemon needs. See the module documentation for the rules.
+pub trait Store: Send + 'static {
+    // ----- peers -----
+    /// All pinned peers, ordered by alias.
+    fn peers(&mut self) -> Result<Vec<PeerRecord>>;
+    /// Pins a peer; `Conflict` if the alias or the identity is already pinned.
+    fn add_peer(&mut self, peer: &PeerRecord) -> Result<()>;
+    /// Unpins a peer by alias; false if there was none. Its messages stay.
+    fn remove_peer(&mut self, alias: &str) -> Result<bool>;
+
+    // ----- sending -----
+    /// Stores new messages, assigning each the next sequence number of its peer (max stored
+    /// sequence for that peer + 1, in batch order), in one transaction. Returns the sequences
+    /// in batch order. `Conflict` if a message id exists already (then nothing is stored).
+    fn submit(&mut self, batch: &[Submission]) -> Result<Vec<u64>>;
+    /// Attaches sealed envelope bytes to submitted messages (state Unsealed → Pending).
+    fn attach_envelopes(&mut self, batch: &[(MessageId, Bytes, [u8; 32])]) -> Result<()>;
+    /// Messages stored but not sealed (found after a crash), in sequence order.
+    fn unsealed(&mut self) -> Result<Vec<StoredSubmission>>;
+    /// Sealed envelopes to `peer` that have no DELIVERED/ACKNOWLEDGED/REJECTED receipt yet,
+    /// FLASH first, then ascending sequence.
+    fn pending_envelopes(&mut self, peer: &NodeId) -> Result<Vec<Bytes>>;
+    /// Stores receipts received for our messages and updates their state (a later
+    /// ACKNOWLEDGED supersedes DELIVERED; nothing supersedes REJECTED or goes backwards).
+    /// A receipt whose bytes are already stored is ignored.
+    fn record_receipts(&mut self, batch: &[ReceiptRecord]) -> Result<()>;
+    /// The state of one of our messages, if it exists.
+    fn out_state(&mut self, message_id: &MessageId) -> Result<Option<OutState>>;
+    /// The sealed envelope bytes of one of our messages, if it exists and is sealed.
+    fn sent_envelope(&mut self, message_id: &MessageId) -> Result<Option<Bytes>>;
+    /// The highest sequence assigned to messages for `peer` (0 if none).
+    fn last_sequence(&mut self, peer: &NodeId) -> Result<u64>;
+
+    // ----- receiving -----
+    /// Stores arrivals with their receipts, each insert-if-absent by message id, in one
+    /// transaction. Returns one outcome per arrival, in order. Two arrivals with the same id in
+    /// one batch: the second gets Duplicate or Conflict against the first.
+    fn accept(&mut self, batch: &[Arrival]) -> Result<Vec<AcceptOutcome>>;
+    /// The DELIVERED receipt and envelope SHA-256 stored for an id we received, if any.
+    fn received(&mut self, message_id: &MessageId) -> Result<Option<([u8; 32], Bytes)>>;
+    /// Every sequence number received from `peer` (to restore gap tracking after a restart),
+    /// as inclusive ranges in ascending order.
+    fn received_sequences(&mut self, peer: &NodeId) -> Result<Vec<(u64, u64)>>;
+    /// The inbox, newest first, at most `limit` rows.
+    fn inbox(&mut self, limit: usize) -> Result<Vec<InboxRow>>;
+    /// Stores a receipt we made asynchronously (ACKNOWLEDGED) for a message we received; it
+    /// stays "unconfirmed" until [`Store::confirm_receipt`].
+    fn store_own_receipt(&mut self, receipt: &ReceiptRecord) -> Result<()>;
+    /// Our asynchronous receipts to `peer` not yet confirmed stored by the peer.
+    fn unconfirmed_receipts(&mut self, peer: &NodeId) -> Result<Vec<Bytes>>;
+    /// The peer confirmed storing our receipt with this SHA-256.
+    fn confirm_receipt(&mut self, sha256: &[u8; 32]) -> Result<()>;
+
+    // ----- audit -----
+    /// Appends events to the audit trail.
+    fn audit(&mut self, events: &[AuditEvent]) -> Result<()>;
+    /// The most recent `limit` audit events, newest first.
+    fn recent_audit(&mut self, limit: usize) -> Result<Vec<AuditEvent>>;
+
+    // ----- health -----
+    /// Runs the engine's integrity check and the schema version check; returns problems found.
+    fn check(&mut self) -> Result<Vec<String>>;
+}

@@ -1,0 +1,643 @@
+//! [`Store`] on SQLite (bundled, through rusqlite): one database file in WAL mode.
+//!
+//! **Durability.** `journal_mode = WAL` with `synchronous = FULL` fsyncs the WAL at every
+//! commit, so a method that returned has its batch on stable storage, as SPEC.md §8.5 needs
+//! before an id is shown or a receipt leaves the node. Each write method runs its whole batch
+//! in one IMMEDIATE transaction: one fsync per batch, however many messages it holds (group
+//! commit), and on any error the transaction rolls back and nothing of the batch is stored.
+//! IMMEDIATE takes the write lock up front, so the sequence numbers read and assigned in
+//! [`Store::submit`] cannot race with another writer.
+//!
+//! **Choices the trait leaves open**, each documented on the method too:
+//! - A receipt from the peer about a message id we never sent, or from a peer other than that
+//!   message's recipient, is ignored: not stored, no error ([`Store::record_receipts`] has no
+//!   way to report it). The session verified it against our envelope before it gets here, so
+//!   this only happens on a caller bug; storing it would need an outbox row to refer to.
+//! - A receipt kind other than `DELIVERED`, `ACKNOWLEDGED`, `REJECTED` is a caller bug: the
+//!   batch fails with [`StoreError::Database`].
+//! - Sequence numbers *received* from a peer are any u64 (the wire does not bound them), so
+//!   they are stored as their two's-complement i64; no peer input can make a write fail.
+//!   Sequences we assign are ordinary non-negative integers.
+//! - One process should own a database at a time; if a second one opens it, SQLite's locks
+//!   make it wait ([`BUSY_TIMEOUT`]) rather than corrupt anything.
+
+mod convert;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hotline_protocol::NodeId;
+use hotline_protocol::envelope::MessageId;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use super::{
+    AcceptOutcome, Arrival, AuditEvent, InboxRow, OutState, PeerRecord, ReceiptRecord, Result,
+    Store, StoreError, StoredSubmission, Submission,
+};
+
+use convert::{
+    digest, hex, int, is_unique_violation, message_id, node_id, peer_seq, peer_seq_back,
+    precedence, precedence_back, push_range, state_back, state_for_kind, uint,
+};
+
+pub use schema::SCHEMA_VERSION;
+
+/// How long a statement waits for a lock held by another connection before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite store. See the module documentation.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it if absent, and migrates it to
+    /// [`SCHEMA_VERSION`]. Refuses, without writing anything, a database of a newer hotlined
+    /// ([`StoreError::TooNew`]) or a file that is not a hotlined database.
+    pub fn open(path: &Path) -> Result<Self> {
+        let in_file = |e: StoreError| match e {
+            StoreError::Database(m) => StoreError::Database(format!("{}: {m}", path.display())),
+            other => other,
+        };
+        let conn = Connection::open(path).map_err(|e| in_file(e.into()))?;
+        Self::init(conn, true).map_err(in_file)
+    }
+
+    /// A fresh database in memory, for tests: same schema, no durability.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?, false)
+    }
+
+    fn init(mut conn: Connection, file: bool) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        // The first read of the file: garbage fails here ("file is not a database").
+        schema::refuse_foreign(&conn)?;
+        if file {
+            let mode: String =
+                conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(StoreError::Database(format!(
+                    "cannot switch the journal to WAL mode (it stays {mode})"
+                )));
+            }
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF;",
+        )?;
+        let fk: i64 = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+        let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        if fk != 1 || sync != 2 {
+            return Err(StoreError::Database(format!(
+                "SQLite refused the required settings (foreign_keys = {fk}, synchronous = {sync})"
+            )));
+        }
+        schema::migrate(&mut conn)?;
+        Ok(SqliteStore { conn })
+    }
+
+    /// Starts a write transaction holding the write lock from the start.
+    fn write(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+}
+
+impl Store for SqliteStore {
+    fn peers(&mut self) -> Result<Vec<PeerRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT alias, identity, address, bundle, added_ms FROM peers ORDER BY alias",
+        )?;
+        let rows = stmt.query_and_then([], |r| -> Result<PeerRecord> {
+            Ok(PeerRecord {
+                alias: r.get(0)?,
+                identity: node_id(&r.get::<_, Vec<u8>>(1)?)?,
+                address: r.get(2)?,
+                bundle: Bytes::from(r.get::<_, Vec<u8>>(3)?),
+                added_ms: uint(r.get(4)?, "added_ms")?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// `Conflict` names what is pinned already and how to unpin it.
+    fn add_peer(&mut self, peer: &PeerRecord) -> Result<()> {
+        let added_ms = int(peer.added_ms, "added_ms")?;
+        let tx = self.write()?;
+        {
+            let by_alias = tx
+                .prepare_cached("SELECT 1 FROM peers WHERE alias = ?1")?
+                .exists([&peer.alias])?;
+            if by_alias {
+                return Err(StoreError::Conflict(format!(
+                    "a peer with alias {alias:?} is already pinned; remove it first with \
+                     `hotlined peer remove {alias}`",
+                    alias = peer.alias
+                )));
+            }
+            let by_identity: Option<String> = tx
+                .prepare_cached("SELECT alias FROM peers WHERE identity = ?1")?
+                .query_row([&peer.identity.as_bytes()[..]], |r| r.get(0))
+                .optional()?;
+            if let Some(alias) = by_identity {
+                return Err(StoreError::Conflict(format!(
+                    "node {} is already pinned as {alias:?}; remove it first with \
+                     `hotlined peer remove {alias}`",
+                    peer.identity
+                )));
+            }
+            tx.prepare_cached(
+                "INSERT INTO peers (alias, identity, address, bundle, added_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                peer.alias,
+                &peer.identity.as_bytes()[..],
+                peer.address,
+                &peer.bundle[..],
+                added_ms
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn remove_peer(&mut self, alias: &str) -> Result<bool> {
+        let tx = self.write()?;
+        let n = tx
+            .prepare_cached("DELETE FROM peers WHERE alias = ?1")?
+            .execute([alias])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn submit(&mut self, batch: &[Submission]) -> Result<Vec<u64>> {
+        let tx = self.write()?;
+        let mut next: HashMap<NodeId, u64> = HashMap::new();
+        let mut sequences = Vec::with_capacity(batch.len());
+        {
+            let mut last = tx.prepare_cached(LAST_SEQUENCE)?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO outbox (message_id, peer, sequence, precedence, tlp, created_ms, \
+                 content, subject, officer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for s in batch {
+                let prev = match next.get(&s.peer) {
+                    Some(&n) => n,
+                    None => uint(
+                        last.query_row([&s.peer.as_bytes()[..]], |r| r.get(0))?,
+                        "sequence",
+                    )?,
+                };
+                let seq = prev.saturating_add(1);
+                insert
+                    .execute(params![
+                        &s.message_id[..],
+                        &s.peer.as_bytes()[..],
+                        int(seq, "sequence")?,
+                        precedence(s.precedence),
+                        s.tlp,
+                        int(s.created_ms, "created_ms")?,
+                        &s.content[..],
+                        s.subject,
+                        s.officer,
+                    ])
+                    .map_err(|e| {
+                        if is_unique_violation(&e) {
+                            StoreError::Conflict(format!(
+                                "message id {} already exists; nothing of this batch was \
+                                 stored (submit it again under a new id)",
+                                hex(&s.message_id)
+                            ))
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                next.insert(s.peer, seq);
+                sequences.push(seq);
+            }
+        }
+        tx.commit()?;
+        Ok(sequences)
+    }
+
+    /// Idempotent for the same envelope. `Conflict` if a message is already sealed with other
+    /// bytes (a message is sealed once, SPEC.md §10.1); `Database` for an unknown id.
+    fn attach_envelopes(&mut self, batch: &[(MessageId, Bytes, [u8; 32])]) -> Result<()> {
+        let tx = self.write()?;
+        {
+            let mut update = tx.prepare_cached(
+                "UPDATE outbox SET envelope = ?2, envelope_sha256 = ?3, \
+                 state = CASE state WHEN 'unsealed' THEN 'pending' ELSE state END \
+                 WHERE message_id = ?1 AND envelope IS NULL",
+            )?;
+            let mut current =
+                tx.prepare_cached("SELECT envelope_sha256 FROM outbox WHERE message_id = ?1")?;
+            for (id, envelope, sha) in batch {
+                if update.execute(params![&id[..], &envelope[..], &sha[..]])? == 1 {
+                    continue;
+                }
+                let stored: Option<Option<Vec<u8>>> =
+                    current.query_row([&id[..]], |r| r.get(0)).optional()?;
+                match stored {
+                    None => {
+                        return Err(StoreError::Database(format!(
+                            "no submitted message has id {}",
+                            hex(id)
+                        )));
+                    }
+                    Some(Some(s)) if s == sha[..] => {} // the same envelope, attached before
+                    Some(_) => {
+                        return Err(StoreError::Conflict(format!(
+                            "message {} is already sealed with a different envelope; \
+                             a message is sealed once",
+                            hex(id)
+                        )));
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ordered by sequence, then peer.
+    fn unsealed(&mut self) -> Result<Vec<StoredSubmission>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT message_id, peer, sequence, precedence, tlp, created_ms, content, subject, \
+             officer FROM outbox WHERE state = 'unsealed' ORDER BY sequence, peer",
+        )?;
+        let rows = stmt.query_and_then([], |r| -> Result<StoredSubmission> {
+            Ok(StoredSubmission {
+                submission: Submission {
+                    message_id: message_id(&r.get::<_, Vec<u8>>(0)?)?,
+                    peer: node_id(&r.get::<_, Vec<u8>>(1)?)?,
+                    precedence: precedence_back(r.get(3)?)?,
+                    tlp: r.get(4)?,
+                    created_ms: uint(r.get(5)?, "created_ms")?,
+                    content: Bytes::from(r.get::<_, Vec<u8>>(6)?),
+                    subject: r.get(7)?,
+                    officer: r.get(8)?,
+                },
+                sequence: uint(r.get(2)?, "sequence")?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    fn pending_envelopes(&mut self, peer: &NodeId) -> Result<Vec<Bytes>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT envelope FROM outbox WHERE peer = ?1 AND state = 'pending' \
+             ORDER BY precedence, sequence",
+        )?;
+        let rows = stmt.query_map([&peer.as_bytes()[..]], |r| {
+            r.get::<_, Vec<u8>>(0).map(Bytes::from)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Transitions: Unsealed/Pending → Delivered, Acknowledged or Rejected; Delivered →
+    /// Acknowledged; Rejected → Delivered or Acknowledged (SPEC.md §8.6: if a correct peer's
+    /// impossible mix of REJECTED and a delivery receipt is held, the delivery decides);
+    /// nothing else goes backwards. A receipt that
+    /// changes no state is still stored: it is evidence. A receipt for a message id we never
+    /// sent, or whose peer is not that message's recipient, is ignored (module docs).
+    fn record_receipts(&mut self, batch: &[ReceiptRecord]) -> Result<()> {
+        let tx = self.write()?;
+        {
+            let mut message = tx.prepare_cached("SELECT peer FROM outbox WHERE message_id = ?1")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO receipts_in (sha256, message_id, peer, kind, bytes, stored_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha256) DO NOTHING",
+            )?;
+            let mut advance = tx.prepare_cached(
+                "UPDATE outbox SET state = ?2 WHERE message_id = ?1 \
+                 AND (state IN ('unsealed', 'pending') \
+                      OR (state = 'delivered' AND ?2 = 'acknowledged') \
+                      OR (state = 'rejected' AND ?2 IN ('delivered', 'acknowledged')))",
+            )?;
+            for r in batch {
+                let new_state = state_for_kind(&r.kind)?;
+                let recipient: Option<Vec<u8>> = message
+                    .query_row([&r.message_id[..]], |row| row.get(0))
+                    .optional()?;
+                if recipient.as_deref() != Some(&r.peer.as_bytes()[..]) {
+                    continue;
+                }
+                let stored = insert.execute(params![
+                    &r.sha256[..],
+                    &r.message_id[..],
+                    &r.peer.as_bytes()[..],
+                    r.kind,
+                    &r.bytes[..],
+                    int(r.stored_ms, "stored_ms")?,
+                ])?;
+                if stored == 1 {
+                    advance.execute(params![&r.message_id[..], new_state])?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn out_state(&mut self, message_id: &MessageId) -> Result<Option<OutState>> {
+        let state: Option<String> = self
+            .conn
+            .prepare_cached("SELECT state FROM outbox WHERE message_id = ?1")?
+            .query_row([&message_id[..]], |r| r.get(0))
+            .optional()?;
+        state.as_deref().map(state_back).transpose()
+    }
+
+    fn sent_envelope(&mut self, message_id: &MessageId) -> Result<Option<Bytes>> {
+        let envelope: Option<Option<Vec<u8>>> = self
+            .conn
+            .prepare_cached("SELECT envelope FROM outbox WHERE message_id = ?1")?
+            .query_row([&message_id[..]], |r| r.get(0))
+            .optional()?;
+        Ok(envelope.flatten().map(Bytes::from))
+    }
+
+    fn last_sequence(&mut self, peer: &NodeId) -> Result<u64> {
+        let last: i64 = self
+            .conn
+            .prepare_cached(LAST_SEQUENCE)?
+            .query_row([&peer.as_bytes()[..]], |r| r.get(0))?;
+        uint(last, "sequence")
+    }
+
+    /// The arrival's receipt must be about the arrival's message (else `Database`: a caller
+    /// bug); it is stored as an outgoing receipt already confirmed, since it travels back on
+    /// the envelope's own stream.
+    fn accept(&mut self, batch: &[Arrival]) -> Result<Vec<AcceptOutcome>> {
+        let tx = self.write()?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        {
+            let mut existing = tx.prepare_cached(RECEIVED)?;
+            let mut receipt = tx.prepare_cached(
+                "INSERT INTO receipts_out (sha256, message_id, peer, kind, bytes, stored_ms, \
+                 confirmed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
+            )?;
+            let mut inbox = tx.prepare_cached(
+                "INSERT INTO inbox (message_id, peer, sequence, precedence, tlp, created_ms, \
+                 received_ms, envelope, envelope_sha256, content, subject, officer, \
+                 delivered_receipt) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            for a in batch {
+                if a.receipt.message_id != a.message_id {
+                    return Err(StoreError::Database(format!(
+                        "the receipt prepared for message {} is about message {}",
+                        hex(&a.message_id),
+                        hex(&a.receipt.message_id)
+                    )));
+                }
+                let found: Option<(Vec<u8>, Vec<u8>)> = existing
+                    .query_row([&a.message_id[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((sha, original)) = found {
+                    outcomes.push(if sha == a.envelope_sha256[..] {
+                        AcceptOutcome::Duplicate {
+                            receipt: Bytes::from(original),
+                        }
+                    } else {
+                        AcceptOutcome::Conflict
+                    });
+                    continue;
+                }
+                let r = &a.receipt;
+                receipt.execute(params![
+                    &r.sha256[..],
+                    &r.message_id[..],
+                    &r.peer.as_bytes()[..],
+                    r.kind,
+                    &r.bytes[..],
+                    int(r.stored_ms, "stored_ms")?,
+                ])?;
+                inbox.execute(params![
+                    &a.message_id[..],
+                    &a.peer.as_bytes()[..],
+                    peer_seq(a.sequence),
+                    precedence(a.precedence),
+                    a.tlp,
+                    int(a.created_ms, "created_ms")?,
+                    int(a.received_ms, "received_ms")?,
+                    &a.envelope[..],
+                    &a.envelope_sha256[..],
+                    &a.content[..],
+                    a.subject,
+                    a.officer,
+                    &r.sha256[..],
+                ])?;
+                outcomes.push(AcceptOutcome::Inserted);
+            }
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+
+    fn received(&mut self, message_id: &MessageId) -> Result<Option<([u8; 32], Bytes)>> {
+        let found: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn
+            .prepare_cached(RECEIVED)?
+            .query_row([&message_id[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        found
+            .map(|(sha, receipt)| Ok((digest(&sha)?, Bytes::from(receipt))))
+            .transpose()
+    }
+
+    /// Gaps and islands in SQL: one pass over the (peer, sequence) index with `lag`/`lead`
+    /// returns only the first and last sequence of each run, so a peer with a million
+    /// messages and no gap costs two rows. Stored sequences are two's-complement, so the
+    /// u64 order is the non-negative half, then the negative half (2^63 and above, which only
+    /// a broken peer sends); each half is one query and the halves are merged.
+    fn received_sequences(&mut self, peer: &NodeId) -> Result<Vec<(u64, u64)>> {
+        let key = &peer.as_bytes()[..];
+        let mut out = Vec::new();
+        let mut bounds = self.conn.prepare_cached(
+            "SELECT s, prev IS NULL OR s - prev > 1, next IS NULL OR next - s > 1 FROM ( \
+                 SELECT sequence AS s, lag(sequence) OVER w AS prev, \
+                        lead(sequence) OVER w AS next \
+                 FROM inbox WHERE peer = ?1 AND sequence BETWEEN ?2 AND ?3 \
+                 WINDOW w AS (ORDER BY sequence)) \
+             WHERE prev IS NULL OR s - prev > 1 OR next IS NULL OR next - s > 1 \
+             ORDER BY s",
+        )?;
+        // Differences are taken within one half only, where they cannot overflow.
+        for (from, to) in [(0, i64::MAX), (i64::MIN, -1)] {
+            let rows = bounds.query_map(params![key, from, to], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, bool>(1)?,
+                    r.get::<_, bool>(2)?,
+                ))
+            })?;
+            let mut first = None;
+            for row in rows {
+                let (s, starts, ends) = row?;
+                let s = peer_seq_back(s);
+                if starts {
+                    first = Some(s);
+                }
+                if ends {
+                    push_range(&mut out, (first.take().unwrap_or(s), s));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Newest first by arrival time (then by arrival order).
+    fn inbox(&mut self, limit: usize) -> Result<Vec<InboxRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT i.message_id, i.peer, i.sequence, i.precedence, i.tlp, i.created_ms, \
+                    i.received_ms, i.subject, i.officer, \
+                    EXISTS (SELECT 1 FROM receipts_out AS r \
+                            WHERE r.message_id = i.message_id AND r.kind = 'ACKNOWLEDGED') \
+             FROM inbox AS i ORDER BY i.received_ms DESC, i.id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_and_then([limit], |r| -> Result<InboxRow> {
+            Ok(InboxRow {
+                message_id: message_id(&r.get::<_, Vec<u8>>(0)?)?,
+                peer: node_id(&r.get::<_, Vec<u8>>(1)?)?,
+                sequence: peer_seq_back(r.get(2)?),
+                precedence: precedence_back(r.get(3)?)?,
+                tlp: r.get(4)?,
+                created_ms: uint(r.get(5)?, "created_ms")?,
+                received_ms: uint(r.get(6)?, "received_ms")?,
+                subject: r.get(7)?,
+                officer: r.get(8)?,
+                acknowledged: r.get(9)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// The message must be in the inbox (else `Database`: a caller bug). Storing the same
+    /// receipt bytes again is a no-op.
+    fn store_own_receipt(&mut self, receipt: &ReceiptRecord) -> Result<()> {
+        state_for_kind(&receipt.kind)?;
+        let stored_ms = int(receipt.stored_ms, "stored_ms")?;
+        let tx = self.write()?;
+        {
+            let known = tx
+                .prepare_cached("SELECT 1 FROM inbox WHERE message_id = ?1")?
+                .exists([&receipt.message_id[..]])?;
+            if !known {
+                return Err(StoreError::Database(format!(
+                    "no received message has id {}; a receipt is made only for one",
+                    hex(&receipt.message_id)
+                )));
+            }
+            tx.prepare_cached(
+                "INSERT INTO receipts_out (sha256, message_id, peer, kind, bytes, stored_ms, \
+                 confirmed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0) ON CONFLICT (sha256) DO NOTHING",
+            )?
+            .execute(params![
+                &receipt.sha256[..],
+                &receipt.message_id[..],
+                &receipt.peer.as_bytes()[..],
+                receipt.kind,
+                &receipt.bytes[..],
+                stored_ms,
+            ])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Oldest first.
+    fn unconfirmed_receipts(&mut self, peer: &NodeId) -> Result<Vec<Bytes>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT bytes FROM receipts_out WHERE peer = ?1 AND confirmed = 0 \
+             ORDER BY stored_ms, rowid",
+        )?;
+        let rows = stmt.query_map([&peer.as_bytes()[..]], |r| {
+            r.get::<_, Vec<u8>>(0).map(Bytes::from)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// An unknown SHA-256 is ignored.
+    fn confirm_receipt(&mut self, sha256: &[u8; 32]) -> Result<()> {
+        let tx = self.write()?;
+        tx.prepare_cached("UPDATE receipts_out SET confirmed = 1 WHERE sha256 = ?1")?
+            .execute([&sha256[..]])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn audit(&mut self, events: &[AuditEvent]) -> Result<()> {
+        let tx = self.write()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO audit (time_ms, kind, peer, message_id, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for e in events {
+                insert.execute(params![
+                    int(e.time_ms, "time_ms")?,
+                    e.kind,
+                    e.peer.as_ref().map(|p| &p.as_bytes()[..]),
+                    e.message_id.as_ref().map(|m| &m[..]),
+                    e.detail,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn recent_audit(&mut self, limit: usize) -> Result<Vec<AuditEvent>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT time_ms, kind, peer, message_id, detail FROM audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_and_then([limit], |r| -> Result<AuditEvent> {
+            Ok(AuditEvent {
+                time_ms: uint(r.get(0)?, "time_ms")?,
+                kind: r.get(1)?,
+                peer: r
+                    .get::<_, Option<Vec<u8>>>(2)?
+                    .as_deref()
+                    .map(node_id)
+                    .transpose()?,
+                message_id: r
+                    .get::<_, Option<Vec<u8>>>(3)?
+                    .as_deref()
+                    .map(message_id)
+                    .transpose()?,
+                detail: r.get(4)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    /// `PRAGMA integrity_check` (reads the whole file: seconds on a large database),
+    /// `PRAGMA foreign_key_check`, the schema version and the file's application id, and that
+    /// outgoing sequences have no holes.
+    fn check(&mut self) -> Result<Vec<String>> {
+        schema::check(&self.conn)
+    }
+}
+
+/// The highest sequence assigned for a peer, 0 if none (served by UNIQUE (peer, sequence)).
+const LAST_SEQUENCE: &str = "SELECT coalesce(max(sequence), 0) FROM outbox WHERE peer = ?1";
+
+/// Envelope SHA-256 and DELIVERED receipt bytes of a received message.
+const RECEIVED: &str = "SELECT i.envelope_sha256, r.bytes FROM inbox AS i \
+     JOIN receipts_out AS r ON r.sha256 = i.delivered_receipt WHERE i.message_id = ?1";

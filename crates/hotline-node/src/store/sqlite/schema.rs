@@ -1,0 +1,265 @@
+//! The SQLite schema, its migrations and the checks `hotlined check` runs.
+//!
+//! The schema version is `PRAGMA user_version`. `MIGRATIONS[i]` brings a database from version
+//! `i` to `i + 1`; each runs in its own IMMEDIATE transaction together with the version bump,
+//! so a crash mid-migration leaves the previous version intact. A database whose version is
+//! higher than this build knows is refused untouched (`StoreError::TooNew`): an older hotlined
+//! must never write rows it does not understand.
+//!
+//! Rules for future migrations: append, never edit a released script; keep each script free of
+//! `BEGIN`/`COMMIT` (the runner owns the transaction); a script that rebuilds a table must
+//! follow SQLite's twelve-step procedure (foreign keys are ON and cannot be switched off
+//! inside a transaction).
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::super::{Result, StoreError};
+
+/// `PRAGMA application_id` of a hotlined database ("HLND"), so a database file of another
+/// program is refused instead of being migrated.
+pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
+
+/// The migration scripts, in order.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes: the number of migrations.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 1: peers, outbox, inbox, both directions of receipts, audit trail.
+///
+/// Conventions: every table is STRICT; ids, keys and digests are BLOBs whose length a CHECK
+/// pins; times are Unix milliseconds. Messages are never deleted by peer removal (evidence,
+/// SPEC.md §8.5), so nothing references `peers`.
+const V1: &str = r"
+CREATE TABLE peers (
+    alias     TEXT    NOT NULL UNIQUE,
+    identity  BLOB    NOT NULL UNIQUE CHECK (length(identity) = 32),
+    address   TEXT    NOT NULL,
+    bundle    BLOB    NOT NULL,
+    added_ms  INTEGER NOT NULL
+) STRICT;
+
+-- Messages we send. state: unsealed -> pending -> delivered -> acknowledged, or rejected
+-- (see SqliteStore::record_receipts). Sequences are assigned here, per peer, 1, 2, 3, ...
+CREATE TABLE outbox (
+    message_id       BLOB    PRIMARY KEY CHECK (length(message_id) = 16),
+    peer             BLOB    NOT NULL CHECK (length(peer) = 32),
+    sequence         INTEGER NOT NULL CHECK (sequence >= 1),
+    precedence       INTEGER NOT NULL CHECK (precedence BETWEEN 0 AND 3),
+    tlp              TEXT    NOT NULL,
+    created_ms       INTEGER NOT NULL,
+    content          BLOB    NOT NULL,
+    subject          TEXT    NOT NULL,
+    officer          TEXT    NOT NULL,
+    envelope         BLOB,
+    envelope_sha256  BLOB    CHECK (length(envelope_sha256) = 32),
+    state            TEXT    NOT NULL DEFAULT 'unsealed'
+        CHECK (state IN ('unsealed', 'pending', 'delivered', 'acknowledged', 'rejected')),
+    UNIQUE (peer, sequence),
+    CHECK ((envelope IS NULL) = (envelope_sha256 IS NULL)),
+    CHECK (state <> 'unsealed' OR envelope IS NULL),
+    CHECK (state <> 'pending' OR envelope IS NOT NULL)
+) STRICT;
+-- pending_envelopes: one peer, FLASH first, then ascending sequence.
+CREATE INDEX outbox_pending ON outbox (peer, precedence, sequence) WHERE state = 'pending';
+-- unsealed (after a crash between submit and seal).
+CREATE INDEX outbox_unsealed ON outbox (sequence) WHERE state = 'unsealed';
+
+-- Messages we received and answered with DELIVERED (duplicate detection, SPEC.md §10.4).
+-- `sequence` is the peer's u64 stored as its two's-complement i64: a peer may send any value,
+-- and no peer input may make a write fail. No UNIQUE (peer, sequence): a peer that reuses a
+-- sequence for another message id is reported, not refused (SPEC.md §10.1).
+CREATE TABLE inbox (
+    id                 INTEGER PRIMARY KEY,
+    message_id         BLOB    NOT NULL UNIQUE CHECK (length(message_id) = 16),
+    peer               BLOB    NOT NULL CHECK (length(peer) = 32),
+    sequence           INTEGER NOT NULL,
+    precedence         INTEGER NOT NULL CHECK (precedence BETWEEN 0 AND 3),
+    tlp                TEXT    NOT NULL,
+    created_ms         INTEGER NOT NULL,
+    received_ms        INTEGER NOT NULL,
+    envelope           BLOB    NOT NULL,
+    envelope_sha256    BLOB    NOT NULL CHECK (length(envelope_sha256) = 32),
+    content            BLOB    NOT NULL,
+    subject            TEXT    NOT NULL,
+    officer            TEXT    NOT NULL,
+    delivered_receipt  BLOB    NOT NULL
+        REFERENCES receipts_out (sha256) DEFERRABLE INITIALLY DEFERRED
+) STRICT;
+-- received_sequences.
+CREATE INDEX inbox_peer_sequence ON inbox (peer, sequence);
+-- inbox listing, newest first (the index carries the rowid `id` as tie-break).
+CREATE INDEX inbox_received ON inbox (received_ms);
+-- The child side of the deferred foreign key to receipts_out: without it, every receipt
+-- inserted while a constraint is pending scans the whole inbox. One receipt per message.
+CREATE UNIQUE INDEX inbox_delivered_receipt ON inbox (delivered_receipt);
+
+-- Receipts the peer made about our messages: evidence (SPEC.md §8.5, §14.7).
+CREATE TABLE receipts_in (
+    sha256      BLOB    PRIMARY KEY CHECK (length(sha256) = 32),
+    message_id  BLOB    NOT NULL REFERENCES outbox (message_id),
+    peer        BLOB    NOT NULL CHECK (length(peer) = 32),
+    kind        TEXT    NOT NULL CHECK (kind IN ('DELIVERED', 'ACKNOWLEDGED', 'REJECTED')),
+    bytes       BLOB    NOT NULL,
+    stored_ms   INTEGER NOT NULL
+) STRICT;
+CREATE INDEX receipts_in_message ON receipts_in (message_id);
+
+-- Receipts we made about messages we received. The DELIVERED one is made with the inbox row
+-- and sent on the envelope's own stream (confirmed = 1 at once); asynchronous ones
+-- (ACKNOWLEDGED) stay unconfirmed until the peer answers ReceiptStored.
+CREATE TABLE receipts_out (
+    sha256      BLOB    PRIMARY KEY CHECK (length(sha256) = 32),
+    message_id  BLOB    NOT NULL
+        REFERENCES inbox (message_id) DEFERRABLE INITIALLY DEFERRED,
+    peer        BLOB    NOT NULL CHECK (length(peer) = 32),
+    kind        TEXT    NOT NULL CHECK (kind IN ('DELIVERED', 'ACKNOWLEDGED', 'REJECTED')),
+    bytes       BLOB    NOT NULL,
+    stored_ms   INTEGER NOT NULL,
+    confirmed   INTEGER NOT NULL CHECK (confirmed IN (0, 1))
+) STRICT;
+CREATE INDEX receipts_out_message ON receipts_out (message_id, kind);
+CREATE INDEX receipts_out_unconfirmed ON receipts_out (peer) WHERE confirmed = 0;
+
+CREATE TABLE audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_ms     INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    peer        BLOB    CHECK (length(peer) = 32),
+    message_id  BLOB    CHECK (length(message_id) = 16),
+    detail      TEXT    NOT NULL
+) STRICT;
+";
+
+fn user_version(conn: &Connection) -> Result<u32> {
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // user_version is a signed 32-bit header field; a negative one is "newer than us" too.
+    Ok(u32::try_from(v).unwrap_or(u32::MAX))
+}
+
+fn application_id(conn: &Connection) -> Result<i32> {
+    Ok(conn.pragma_query_value(None, "application_id", |r| r.get(0))?)
+}
+
+/// Refuses a database written by a newer hotlined or by another program, without writing.
+pub(crate) fn refuse_foreign(conn: &Connection) -> Result<()> {
+    let found = user_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let app = application_id(conn)?;
+    if app != 0 && app != APPLICATION_ID {
+        return Err(StoreError::Database(format!(
+            "not a hotlined database (application_id {app:#x}); check the configured path"
+        )));
+    }
+    if app == 0 {
+        let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        if tables > 0 {
+            return Err(StoreError::Database(
+                "not a hotlined database (it already holds another program's tables); \
+                 check the configured path"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`], one transaction per migration. Safe against a
+/// second process migrating at the same time: the version is re-read inside each transaction.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    if user_version(conn)? == SCHEMA_VERSION {
+        return Ok(()); // the usual case: no write lock needed to find out
+    }
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version = user_version(&tx)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        let Some(script) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            return Ok(()); // up to date; the empty transaction rolls back on drop
+        };
+        tx.execute_batch(script)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.commit()?;
+    }
+}
+
+/// Checks that need no knowledge of rows: engine integrity, foreign keys, version, identity
+/// of the file, and the one invariant the schema cannot state (no holes in outgoing
+/// sequences). Returns the problems, worded for an operator.
+pub(crate) fn check(conn: &Connection) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    for row in rows {
+        let row = row?;
+        if row != "ok" {
+            problems.push(format!("integrity check: {row}"));
+        }
+    }
+
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Option<i64>>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (table, rowid, parent) = row?;
+        let rowid = rowid.map_or_else(|| "?".to_owned(), |r| r.to_string());
+        problems.push(format!(
+            "foreign key check: row {rowid} of table {table} refers to a missing row of {parent}"
+        ));
+    }
+
+    let version = user_version(conn)?;
+    if version != SCHEMA_VERSION {
+        problems.push(format!(
+            "schema version is {version}, this hotlined expects {SCHEMA_VERSION}"
+        ));
+    }
+    let app = application_id(conn)?;
+    if app != APPLICATION_ID {
+        problems.push(format!(
+            "application_id is {app:#x}, expected {APPLICATION_ID:#x} (not a hotlined database?)"
+        ));
+    }
+
+    if version == SCHEMA_VERSION {
+        let mut stmt = conn.prepare(
+            "SELECT peer, count(*), max(sequence) FROM outbox GROUP BY peer \
+             HAVING count(*) <> max(sequence)",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (peer, count, max) = row?;
+            problems.push(format!(
+                "outgoing sequences to peer {} have holes: {count} messages, highest sequence {max}",
+                super::convert::hex(&peer)
+            ));
+        }
+    }
+    Ok(problems)
+}
