@@ -1,25 +1,140 @@
 //! `hotlined`: the hotline node daemon.
-//!
-//! The daemon (QUIC links, SQLite store, delivery, operator API) is built on the sans-IO
-//! `hotline-protocol` crate; until it lands this binary only reports its version and says so.
 #![forbid(unsafe_code)]
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand, ValueEnum};
+use hotline_node::commands;
+
+/// Secure bilateral hotline between national CERTs: node daemon.
+#[derive(Parser, Debug)]
+#[command(name = "hotlined", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a node directory: keys, certificate, configuration, database and bundle.
+    Init {
+        /// The node directory to create.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's name, shown to the peer (e.g. CERT-A).
+        #[arg(long)]
+        name: String,
+        /// Where to listen, IP:PORT (UDP), e.g. 0.0.0.0:4433.
+        #[arg(long)]
+        listen: String,
+    },
+    /// Manage pinned peers.
+    Peer {
+        #[command(subcommand)]
+        command: PeerCommand,
+    },
+    /// Run the node.
+    Run {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Serve Prometheus metrics on this HOST:PORT (TCP).
+        #[arg(long)]
+        metrics: Option<String>,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Check configuration, keys and their permissions, peers and the database.
+    Check {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PeerCommand {
+    /// Pin a peer from the bundle file it handed over.
+    Add {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The peer's bundle file.
+        bundle: PathBuf,
+        /// Where to reach it, HOST:PORT.
+        #[arg(long)]
+        address: String,
+        /// Local alias (default: from the bundle's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List pinned peers.
+    List {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Unpin a peer.
+    Remove {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Its alias.
+        alias: String,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
 fn main() -> ExitCode {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        Some("--version" | "-V") => {
-            println!(
-                "hotlined {} (protocol version {})",
-                env!("CARGO_PKG_VERSION"),
-                hotline_protocol::PROTOCOL_VERSION
-            );
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Init { dir, name, listen } => commands::init(&dir, &name, &listen),
+        Command::Peer {
+            command:
+                PeerCommand::Add {
+                    dir,
+                    bundle,
+                    address,
+                    name,
+                },
+        } => commands::peer_add(&dir, &bundle, &address, name.as_deref()),
+        Command::Peer {
+            command: PeerCommand::List { dir },
+        } => commands::peer_list(&dir),
+        Command::Peer {
+            command: PeerCommand::Remove { dir, alias },
+        } => commands::peer_remove(&dir, &alias),
+        Command::Check { dir } => {
+            let problems = commands::check(&dir);
+            if problems.is_empty() {
+                println!("{}: no problems found", dir.display());
+                return ExitCode::SUCCESS;
+            }
+            for p in &problems {
+                println!("problem: {p}");
+            }
+            return ExitCode::from(1);
         }
-        _ => {
-            eprintln!("hotlined: the node daemon is not built yet; only --version works.");
-            eprintln!("Try `hotline demo` for the protocol end to end in one process.");
+        Command::Run {
+            dir,
+            metrics,
+            log_format,
+        } => {
+            hotline_node::daemon::init_logging(matches!(log_format, LogFormat::Json));
+            hotline_node::daemon::run(&dir, metrics.as_deref())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hotlined: {}", e.0);
             ExitCode::from(2)
         }
     }

@@ -1,0 +1,160 @@
+//! `hotlined.toml`: the node's configuration file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the configuration file inside the node directory.
+pub const CONFIG_FILE: &str = "hotlined.toml";
+/// Name of the database file inside the node directory.
+pub const DB_FILE: &str = "hotline.db";
+/// Name of the peer bundle file handed to the other side.
+pub const BUNDLE_FILE: &str = "bundle";
+/// Identity key file.
+pub const IDENTITY_FILE: &str = "identity.key";
+/// Encryption key file.
+pub const ENCRYPTION_FILE: &str = "encryption.key";
+/// TLS certificate (PEM).
+pub const TLS_CERT_FILE: &str = "tls.pem";
+/// TLS private key (PEM).
+pub const TLS_KEY_FILE: &str = "tls.key";
+
+/// The configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Human name of this node (in its bundle).
+    pub name: String,
+    /// Where to listen for peers and operators: HOST:PORT (UDP).
+    pub listen: String,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Delivery deadlines per precedence, after which an undelivered message is overdue.
+    #[serde(default)]
+    pub deadlines: Deadlines,
+}
+
+/// Limits and rates.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Message streams accepted at once per peer connection.
+    pub max_inflight: u32,
+    /// Envelopes accepted per second per peer (sustained).
+    pub rate_per_s: u32,
+    /// Burst allowance above the rate.
+    pub burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_inflight: 256,
+            rate_per_s: 200,
+            burst: 1000,
+        }
+    }
+}
+
+/// Overdue thresholds in seconds.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Deadlines {
+    /// FLASH (default 10 min).
+    pub flash_s: u64,
+    /// IMMEDIATE (default 30 min).
+    pub immediate_s: u64,
+    /// PRIORITY (default 3 h).
+    pub priority_s: u64,
+    /// ROUTINE (default 6 h).
+    pub routine_s: u64,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            flash_s: 600,
+            immediate_s: 1800,
+            priority_s: 3 * 3600,
+            routine_s: 6 * 3600,
+        }
+    }
+}
+
+impl Deadlines {
+    /// The deadline for a precedence, in milliseconds.
+    pub fn for_precedence(&self, p: hotline_protocol::content::Precedence) -> u64 {
+        use hotline_protocol::content::Precedence as P;
+        1000 * match p {
+            P::Flash => self.flash_s,
+            P::Immediate => self.immediate_s,
+            P::Priority => self.priority_s,
+            P::Routine => self.routine_s,
+        }
+    }
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {err}; is --dir the directory `hotlined init` created?")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        err: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{path} is not valid: {msg}")]
+    Invalid {
+        /// Path.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+}
+
+impl Config {
+    /// Loads and checks `DIR/hotlined.toml`.
+    pub fn load(dir: &Path) -> Result<Config, ConfigError> {
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|err| ConfigError::Read {
+            path: path.clone(),
+            err,
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.clone(),
+            msg: e.to_string(),
+        })?;
+        cfg.validate()
+            .map_err(|msg| ConfigError::Invalid { path, msg })?;
+        Ok(cfg)
+    }
+
+    /// Checks values; returns what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.is_empty() || self.name.len() > hotline_protocol::bundle::MAX_NAME_LEN {
+            return Err("name must be 1..=64 bytes".into());
+        }
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!(
+                "listen = {:?} is not HOST:PORT with an IP address (e.g. 0.0.0.0:4433)",
+                self.listen
+            ));
+        }
+        if self.limits.max_inflight == 0 || self.limits.max_inflight > 10_000 {
+            return Err("limits.max_inflight must be 1..=10000".into());
+        }
+        if self.limits.rate_per_s == 0 {
+            return Err("limits.rate_per_s must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,979 @@
+//! The driver of one link: a tokio task that owns the peer's [`Session`], feeds it what the
+//! QUIC connection delivers, performs what it asks (stream writes, resets, closes), and handles
+//! its events with the crypto pool and the store.
+//!
+//! Read socket → `handle_*` → drain `poll_transmit` / `poll_event` → write socket / storage.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hotline_protocol::bundle::PeerBundle;
+use hotline_protocol::codes::{CloseCode, RejectReason};
+use hotline_protocol::envelope::{Envelope, MessageId};
+use hotline_protocol::hello::Side;
+use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
+use hotline_protocol::receipt::{Receipt, ReceiptBuild, ReceiptKind, Subject};
+use hotline_protocol::session::{Config as SessionConfig, Event, Session, StreamId, Transmit};
+use hotline_protocol::time::UnixMillis;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::metrics::{self, SharedMetrics};
+use super::pool::CryptoPool;
+use super::storage::StoreHandle;
+use crate::material::now_ms;
+use crate::store::{AcceptOutcome, Arrival, AuditEvent, ReceiptRecord};
+
+/// Most bytes read from one message stream: an envelope frame plus slack.
+const MAX_STREAM_READ: usize =
+    hotline_protocol::frame::HEADER_LEN + hotline_protocol::envelope::MAX_ENVELOPE_LEN + 1024;
+
+/// Messages into a link task.
+#[derive(Debug)]
+pub enum LinkMsg {
+    /// An authenticated connection from this peer was accepted by the listener.
+    Incoming(quinn::Connection),
+    /// Our dial finished.
+    Dialed(u64, Result<quinn::Connection, String>),
+    /// Something happened on connection `conn`.
+    Input(u64, Input),
+    /// An asynchronous job for connection `conn` finished.
+    Done(u64, Done),
+    /// Queue a sealed envelope (already durable in the outbox).
+    Send(Box<Envelope>),
+    /// Queue an asynchronous receipt (already durable).
+    SendReceipt(Box<Receipt>),
+    /// Shut down: close the connection with SHUTDOWN and stop.
+    Shutdown,
+}
+
+/// Transport input.
+#[derive(Debug)]
+pub enum Input {
+    /// Stream data.
+    Data {
+        stream: StreamId,
+        data: Bytes,
+        fin: bool,
+    },
+    /// The peer reset a stream.
+    Reset { stream: StreamId, code: u64 },
+    /// The peer opened message stream `n`; its send half.
+    Opened { n: u64, send: quinn::SendStream },
+    /// The connection is gone.
+    Closed(String),
+}
+
+/// Results of asynchronous work.
+#[derive(Debug)]
+pub enum Done {
+    /// Answer an incoming envelope with this receipt.
+    Respond {
+        stream: StreamId,
+        receipt: Box<Receipt>,
+    },
+    /// Verdict on a receipt for one of our envelopes.
+    ReceiptVerdict { id: MessageId, valid: bool },
+    /// An asynchronous receipt is stored.
+    Stored { stream: StreamId, sha256: [u8; 32] },
+    /// Refuse an incoming stream.
+    Refuse { stream: StreamId, code: CloseCode },
+}
+
+/// What a link task needs.
+pub struct LinkCtx {
+    /// Our identity.
+    pub identity: Arc<IdentityKey>,
+    /// Our encryption key pairs.
+    pub keys: Arc<Vec<EncryptionKeypair>>,
+    /// The peer's alias.
+    pub alias: String,
+    /// The peer's bundle.
+    pub bundle: PeerBundle,
+    /// Where to dial it.
+    pub address: String,
+    /// The QUIC endpoint.
+    pub endpoint: quinn::Endpoint,
+    /// Client config pinned to this peer.
+    pub client_config: quinn::ClientConfig,
+    /// Session settings.
+    pub session: SessionConfig,
+    /// Workers.
+    pub pool: CryptoPool,
+    /// Storage.
+    pub store: StoreHandle,
+    /// Metrics.
+    pub metrics: SharedMetrics,
+    /// Our own mailbox (for spawned tasks to report back).
+    pub tx: mpsc::UnboundedSender<LinkMsg>,
+    /// Envelopes pending at start-up.
+    pub pending: Vec<Envelope>,
+    /// Receipts to re-send at start-up.
+    pub pending_receipts: Vec<Receipt>,
+    /// Received sequences and last sent, from the store.
+    pub restore: (Vec<(u64, u64)>, u64),
+}
+
+struct Conn {
+    id: u64,
+    conn: quinn::Connection,
+    control_tx: mpsc::UnboundedSender<(Bytes, bool)>,
+    in_send: HashMap<u64, quinn::SendStream>,
+    tasks: Vec<JoinHandle<()>>,
+    out_tasks: HashMap<u64, JoinHandle<()>>,
+    dialed_by_us: bool,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        for (_, t) in self.out_tasks.drain() {
+            t.abort();
+        }
+    }
+}
+
+/// Runs the link until shutdown.
+pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
+    let peer = ctx.bundle.identity();
+    let mut session = Session::new(
+        ctx.session.clone(),
+        ctx.identity.clone(),
+        ctx.keys.iter().map(|k| k.certificate.clone()).collect(),
+        peer,
+    );
+    session.restore(&ctx.restore.0, ctx.restore.1);
+    let now = now_ms();
+    for e in std::mem::take(&mut ctx_pending(&ctx)) {
+        session.send_envelope(now, e);
+    }
+    for r in ctx.pending_receipts.iter().cloned() {
+        session.send_receipt(now, r);
+    }
+    metrics::peer(&ctx.metrics, &ctx.alias, |m| {
+        m.queue = session.pending() as u64
+    });
+    let mut peer_keys: Vec<EncryptionKey> = ctx.bundle.encryption_keys().to_vec();
+    let mut conn: Option<Conn> = None;
+    let mut next_conn_id = 1u64;
+    let mut backoff = Backoff::default();
+    let mut dialing = false;
+    let mut next_dial = tokio::time::Instant::now();
+    let _ = &mut peer_keys;
+
+    loop {
+        let timeout = session.poll_timeout().map(deadline);
+        let dial_due = conn.is_none() && !dialing;
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                let now = now_ms();
+                match msg {
+                    LinkMsg::Shutdown => {
+                        session.close(now, CloseCode::Shutdown, "node shutting down");
+                        drain(&ctx, &mut session, &mut conn, &mut peer_keys);
+                        if let Some(c) = &conn {
+                            c.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), b"node shutting down");
+                        }
+                        break;
+                    }
+                    LinkMsg::Incoming(c) => {
+                        // The peer dialed this one.
+                        if let Some(existing) = &conn {
+                            if !keep_new(existing, false, &peer, &ctx.identity.id()) {
+                                c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                continue;
+                            }
+                            existing.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                            session.handle_disconnected(now);
+                        }
+                        conn = Some(attach(&ctx, &mut session, c, next_conn_id, Side::Server, false));
+                        next_conn_id += 1;
+                    }
+                    LinkMsg::Dialed(_, result) => {
+                        dialing = false;
+                        match result {
+                            Ok(c) => {
+                                if let Some(existing) = &conn {
+                                    if !keep_new(existing, true, &peer, &ctx.identity.id()) {
+                                        c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                        continue;
+                                    }
+                                    existing.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                    session.handle_disconnected(now);
+                                }
+                                conn = Some(attach(&ctx, &mut session, c, next_conn_id, Side::Client, true));
+                                next_conn_id += 1;
+                            }
+                            Err(e) => {
+                                tracing::debug!(peer = %ctx.alias, "dial failed: {e}");
+                                next_dial = tokio::time::Instant::now() + backoff.next();
+                            }
+                        }
+                    }
+                    LinkMsg::Input(id, input) => {
+                        if conn.as_ref().is_some_and(|c| c.id == id) {
+                            on_input(&ctx, &mut session, &mut conn, input, now);
+                            if conn.is_none() {
+                                next_dial = tokio::time::Instant::now() + backoff.next();
+                            }
+                        }
+                    }
+                    LinkMsg::Done(id, done) => {
+                        // Verdicts on receipts hold across connections; answers on streams do not.
+                        match done {
+                            Done::ReceiptVerdict { id: mid, valid } => session.receipt_verified(now, &mid, valid),
+                            other if conn.as_ref().is_some_and(|c| c.id == id) => match other {
+                                Done::Respond { stream, receipt } => session.respond(now, stream, &receipt),
+                                Done::Stored { stream, sha256 } => session.respond_stored(stream, &sha256),
+                                Done::Refuse { stream, code } => session.refuse(stream, code),
+                                Done::ReceiptVerdict { .. } => {}
+                            },
+                            _ => {}
+                        }
+                    }
+                    LinkMsg::Send(e) => session.send_envelope(now, *e),
+                    LinkMsg::SendReceipt(r) => session.send_receipt(now, *r),
+                }
+            }
+            _ = sleep_until(timeout) => session.handle_timeout(now_ms()),
+            _ = tokio::time::sleep_until(next_dial), if dial_due => {
+                dialing = true;
+                let ep = ctx.endpoint.clone();
+                let cfg = ctx.client_config.clone();
+                let addr = ctx.address.clone();
+                let tx = ctx.tx.clone();
+                let id = next_conn_id;
+                tokio::spawn(async move {
+                    let r = dial(ep, cfg, &addr).await;
+                    let _ = tx.send(LinkMsg::Dialed(id, r));
+                });
+            }
+        }
+        drain(&ctx, &mut session, &mut conn, &mut peer_keys);
+        if session.is_up() {
+            backoff = Backoff::default();
+        }
+        metrics::peer(&ctx.metrics, &ctx.alias, |m| {
+            m.up = session.is_up();
+            m.queue = session.pending() as u64;
+            m.rtt_ms = session.rtt();
+            m.gaps = session.status().gaps.iter().map(|(a, b)| b - a + 1).sum();
+        });
+    }
+}
+
+/// Duplicate connections (SPEC.md §3.9): of two connections between the same nodes, the one
+/// whose dialer has the larger identity key survives. A new connection dialed by the same side
+/// as the existing one replaces it (the dialer evidently lost the old one).
+fn keep_new(existing: &Conn, new_dialed_by_us: bool, peer: &NodeId, me: &NodeId) -> bool {
+    if existing.dialed_by_us == new_dialed_by_us {
+        return true;
+    }
+    let new_dialer = if new_dialed_by_us { me } else { peer };
+    let other = if new_dialed_by_us { peer } else { me };
+    new_dialer.as_bytes() > other.as_bytes()
+}
+
+fn ctx_pending(ctx: &LinkCtx) -> Vec<Envelope> {
+    ctx.pending.clone()
+}
+
+fn deadline(at: UnixMillis) -> tokio::time::Instant {
+    let now = now_ms();
+    tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now))
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn dial(
+    ep: quinn::Endpoint,
+    cfg: quinn::ClientConfig,
+    addr: &str,
+) -> Result<quinn::Connection, String> {
+    let sock = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr} resolves to nothing"))?;
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    let connecting = ep
+        .connect_with(cfg, sock, host)
+        .map_err(|e| e.to_string())?;
+    let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Capped exponential backoff with full jitter: base 250 ms, cap 30 s (SPEC.md §3.10).
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let cap = 250u64.saturating_mul(1 << self.attempt.min(7)).min(30_000);
+        self.attempt = self.attempt.saturating_add(1);
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        Duration::from_millis(u64::from_le_bytes(b) % cap.max(1) + 50)
+    }
+}
+
+/// Wires a fresh connection to the session.
+fn attach(
+    ctx: &LinkCtx,
+    session: &mut Session,
+    conn: quinn::Connection,
+    id: u64,
+    side: Side,
+    dialed_by_us: bool,
+) -> Conn {
+    let exporter = crate::tls::exporter(&conn, hotline_protocol::EXPORTER_LABEL, b"");
+    let group = crate::tls::negotiated_group(&conn);
+    tracing::info!(peer = %ctx.alias, remote = %conn.remote_address(), group = group.as_deref().unwrap_or("unknown"), "connected");
+    metrics::peer(&ctx.metrics, &ctx.alias, |m| m.group = group.clone());
+    session.handle_connected(now_ms(), side, exporter);
+    let (control_tx, control_rx) = mpsc::unbounded_channel::<(Bytes, bool)>();
+    let mut tasks = Vec::new();
+    let tx = ctx.tx.clone();
+    let c2 = conn.clone();
+    // The control stream: the dialer opens it; the listener's first accepted stream is it.
+    // Then every further stream the peer opens is a message stream.
+    tasks.push(tokio::spawn(async move {
+        let streams = if side == Side::Client {
+            c2.open_bi().await
+        } else {
+            c2.accept_bi().await
+        };
+        let (send, recv) = match streams {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(LinkMsg::Input(id, Input::Closed(e.to_string())));
+                return;
+            }
+        };
+        tokio::spawn(write_control(send, control_rx));
+        tokio::spawn(read_stream(
+            recv,
+            tx.clone(),
+            id,
+            StreamId::Control,
+            usize::MAX,
+        ));
+        let mut n = 0u64;
+        loop {
+            match c2.accept_bi().await {
+                Ok((send, recv)) => {
+                    n += 1;
+                    let _ = tx.send(LinkMsg::Input(id, Input::Opened { n, send }));
+                    tokio::spawn(read_stream(
+                        recv,
+                        tx.clone(),
+                        id,
+                        StreamId::In(n),
+                        MAX_STREAM_READ,
+                    ));
+                }
+                Err(e) => {
+                    let _ = tx.send(LinkMsg::Input(id, Input::Closed(e.to_string())));
+                    return;
+                }
+            }
+        }
+    }));
+    Conn {
+        id,
+        conn,
+        control_tx,
+        in_send: HashMap::new(),
+        tasks,
+        out_tasks: HashMap::new(),
+        dialed_by_us,
+    }
+}
+
+async fn write_control(
+    mut send: quinn::SendStream,
+    mut rx: mpsc::UnboundedReceiver<(Bytes, bool)>,
+) {
+    while let Some((data, fin)) = rx.recv().await {
+        if send.write_all(&data).await.is_err() {
+            return;
+        }
+        if fin {
+            let _ = send.finish();
+            return;
+        }
+    }
+}
+
+async fn read_stream(
+    mut recv: quinn::RecvStream,
+    tx: mpsc::UnboundedSender<LinkMsg>,
+    id: u64,
+    stream: StreamId,
+    limit: usize,
+) {
+    let mut total = 0usize;
+    loop {
+        match recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(chunk)) => {
+                total = total.saturating_add(chunk.bytes.len());
+                let _ = tx.send(LinkMsg::Input(
+                    id,
+                    Input::Data {
+                        stream,
+                        data: chunk.bytes,
+                        fin: false,
+                    },
+                ));
+                if total > limit {
+                    let _ = recv.stop(quinn::VarInt::from_u32(CloseCode::FrameTooLarge.code()));
+                    return;
+                }
+            }
+            Ok(None) => {
+                let _ = tx.send(LinkMsg::Input(
+                    id,
+                    Input::Data {
+                        stream,
+                        data: Bytes::new(),
+                        fin: true,
+                    },
+                ));
+                return;
+            }
+            Err(quinn::ReadError::Reset(code)) => {
+                let _ = tx.send(LinkMsg::Input(
+                    id,
+                    Input::Reset {
+                        stream,
+                        code: code.into_inner(),
+                    },
+                ));
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn on_input(
+    ctx: &LinkCtx,
+    session: &mut Session,
+    conn: &mut Option<Conn>,
+    input: Input,
+    now: UnixMillis,
+) {
+    match input {
+        Input::Data { stream, data, fin } => session.handle_data(now, stream, &data, fin),
+        Input::Reset { stream, code } => session.handle_stream_reset(now, stream, code),
+        Input::Opened { n, send } => {
+            if let Some(c) = conn.as_mut() {
+                c.in_send.insert(n, send);
+            }
+        }
+        Input::Closed(reason) => {
+            tracing::info!(peer = %ctx.alias, "connection closed: {reason}");
+            session.handle_disconnected(now);
+            *conn = None;
+        }
+    }
+}
+
+/// Performs every transmit and handles every event the session has.
+fn drain(
+    ctx: &LinkCtx,
+    session: &mut Session,
+    conn: &mut Option<Conn>,
+    peer_keys: &mut Vec<EncryptionKey>,
+) {
+    loop {
+        let mut progressed = false;
+        while let Some(t) = session.poll_transmit() {
+            progressed = true;
+            transmit(ctx, conn, t);
+        }
+        while let Some(ev) = session.poll_event() {
+            progressed = true;
+            event(ctx, session, conn, peer_keys, ev);
+        }
+        if !progressed {
+            break;
+        }
+    }
+}
+
+fn transmit(ctx: &LinkCtx, conn: &mut Option<Conn>, t: Transmit) {
+    let Some(c) = conn.as_mut() else { return };
+    match t {
+        Transmit::Data {
+            stream: StreamId::Control,
+            data,
+            fin,
+        } => {
+            let _ = c.control_tx.send((data, fin));
+        }
+        Transmit::Data {
+            stream: StreamId::Out(n),
+            data,
+            fin: _,
+        } => {
+            metrics::count(&ctx.metrics, "sent", 1);
+            let qc = c.conn.clone();
+            let tx = ctx.tx.clone();
+            let id = c.id;
+            let task = tokio::spawn(async move {
+                let (mut send, recv) = match qc.open_bi().await {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+                if send.write_all(&data).await.is_err() {
+                    let _ = tx.send(LinkMsg::Input(
+                        id,
+                        Input::Reset {
+                            stream: StreamId::Out(n),
+                            code: 0,
+                        },
+                    ));
+                    return;
+                }
+                let _ = send.finish();
+                read_stream(recv, tx, id, StreamId::Out(n), MAX_STREAM_READ).await;
+            });
+            c.out_tasks.insert(n, task);
+        }
+        Transmit::Data {
+            stream: StreamId::In(n),
+            data,
+            fin,
+        } => {
+            if let Some(mut send) = c.in_send.remove(&n) {
+                tokio::spawn(async move {
+                    if send.write_all(&data).await.is_ok() && fin {
+                        let _ = send.finish();
+                    }
+                });
+            }
+        }
+        Transmit::ResetStream {
+            stream: StreamId::In(n),
+            code,
+        } => {
+            if let Some(mut send) = c.in_send.remove(&n) {
+                let _ = send.reset(quinn::VarInt::from_u32(code.code()));
+            }
+        }
+        Transmit::ResetStream {
+            stream: StreamId::Out(n),
+            ..
+        } => {
+            if let Some(t) = c.out_tasks.remove(&n) {
+                t.abort();
+            }
+        }
+        Transmit::ResetStream {
+            stream: StreamId::Control,
+            code,
+        }
+        | Transmit::Close { code, .. } => {
+            c.conn
+                .close(quinn::VarInt::from_u32(code.code()), code.name().as_bytes());
+        }
+    }
+}
+
+fn audit(ctx: &LinkCtx, kind: &str, message_id: Option<MessageId>, detail: String) {
+    let ev = AuditEvent {
+        time_ms: now_ms(),
+        kind: kind.to_owned(),
+        peer: Some(ctx.bundle.identity()),
+        message_id,
+        detail,
+    };
+    let store = ctx.store.clone();
+    tokio::spawn(async move {
+        if let Some(Err(e)) = store.call(move |s| s.audit(&[ev])).await {
+            tracing::error!("audit write failed: {e}");
+        }
+    });
+}
+
+fn event(
+    ctx: &LinkCtx,
+    session: &mut Session,
+    conn: &mut Option<Conn>,
+    peer_keys: &mut Vec<EncryptionKey>,
+    ev: Event,
+) {
+    let conn_id = conn.as_ref().map_or(0, |c| c.id);
+    match ev {
+        Event::LinkUp(hello) => {
+            tracing::info!(peer = %ctx.alias, version = hello.version, "link up");
+            *peer_keys = hello.encryption_keys.clone();
+            audit(ctx, "link_up", None, format!("version {}", hello.version));
+        }
+        Event::LinkDown {
+            code,
+            reason,
+            by_peer,
+        } => {
+            tracing::warn!(peer = %ctx.alias, %code, by_peer, "link down: {reason}");
+            audit(ctx, "link_down", None, format!("{code}: {reason}"));
+            if let Some(c) = conn.take() {
+                c.conn
+                    .close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+            }
+            session.handle_disconnected(now_ms());
+        }
+        Event::Envelope { stream, envelope } => {
+            tokio::spawn(receive_envelope(
+                ctx.clone_parts(),
+                conn_id,
+                stream,
+                envelope,
+            ));
+        }
+        Event::MalformedEnvelope {
+            stream,
+            subject,
+            detail,
+        } => {
+            let p = ctx.clone_parts();
+            tokio::spawn(async move {
+                let identity = p.identity.clone();
+                let r = p
+                    .pool
+                    .run(move || {
+                        Receipt::sign(
+                            &identity,
+                            &subject,
+                            ReceiptBuild::Rejected(RejectReason::Malformed, detail),
+                            now_ms(),
+                        )
+                    })
+                    .await;
+                if let Some(Ok(receipt)) = r {
+                    let _ = p.tx.send(LinkMsg::Done(
+                        conn_id,
+                        Done::Respond {
+                            stream,
+                            receipt: Box::new(receipt),
+                        },
+                    ));
+                }
+            });
+        }
+        Event::Receipt { envelope, receipt } => {
+            tokio::spawn(receive_receipt(
+                ctx.clone_parts(),
+                conn_id,
+                envelope,
+                receipt,
+            ));
+        }
+        Event::AsyncReceipt { stream, receipt } => {
+            tokio::spawn(receive_async_receipt(
+                ctx.clone_parts(),
+                conn_id,
+                stream,
+                receipt,
+            ));
+        }
+        Event::ReceiptStored { receipt_sha256 } => {
+            let store = ctx.store.clone();
+            tokio::spawn(async move {
+                let _ = store
+                    .call(move |s| s.confirm_receipt(&receipt_sha256))
+                    .await;
+            });
+        }
+        Event::Rtt(_) => {}
+        Event::GapDetected { missing } => {
+            tracing::warn!(peer = %ctx.alias, ?missing, "sequence gap: the peer sent messages that have not arrived");
+            audit(ctx, "gap", None, format!("{missing:?}"));
+        }
+        Event::GapClosed => {
+            tracing::info!(peer = %ctx.alias, "sequence gap closed");
+            audit(ctx, "gap_closed", None, String::new());
+        }
+        Event::StreamError {
+            stream,
+            code,
+            detail,
+        } => {
+            tracing::warn!(peer = %ctx.alias, ?stream, %code, "peer stream refused: {detail}");
+        }
+        Event::Retransmit { key } => tracing::debug!(peer = %ctx.alias, ?key, "retransmitting"),
+    }
+}
+
+/// The pieces a spawned job needs.
+#[derive(Clone)]
+struct Parts {
+    identity: Arc<IdentityKey>,
+    keys: Arc<Vec<EncryptionKeypair>>,
+    peer: NodeId,
+    pool: CryptoPool,
+    store: StoreHandle,
+    metrics: SharedMetrics,
+    tx: mpsc::UnboundedSender<LinkMsg>,
+}
+
+impl LinkCtx {
+    fn clone_parts(&self) -> Parts {
+        Parts {
+            identity: self.identity.clone(),
+            keys: self.keys.clone(),
+            peer: self.bundle.identity(),
+            pool: self.pool.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+/// SPEC.md §7.6: open, then store with its DELIVERED receipt (or find the original), then answer.
+async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: Envelope) {
+    let (identity, keys, peer) = (p.identity.clone(), p.keys.clone(), p.peer);
+    let env = envelope.clone();
+    let opened = p
+        .pool
+        .run(move || {
+            let now = now_ms();
+            let subject = Subject::from(&env);
+            match env.open(&identity.id(), &peer, &keys, now) {
+                Ok(content) => Receipt::sign(&identity, &subject, ReceiptBuild::Delivered, now)
+                    .map(|r| Ok((content, r))),
+                Err(rej) => Receipt::sign(
+                    &identity,
+                    &subject,
+                    ReceiptBuild::Rejected(rej.reason, rej.detail),
+                    now,
+                )
+                .map(|r| Err(Box::new(r))),
+            }
+        })
+        .await;
+    let receipt = match opened {
+        Some(Ok(Ok((content, delivered)))) => {
+            let h = envelope.header();
+            let arrival = Arrival {
+                message_id: h.message_id,
+                peer,
+                sequence: h.sequence,
+                precedence: h.precedence,
+                tlp: tlp_name(h.tlp).into(),
+                created_ms: h.created,
+                received_ms: now_ms(),
+                envelope: envelope.bytes().clone(),
+                envelope_sha256: *envelope.sha256(),
+                content: content.plaintext.clone(),
+                subject: content.draft.subject.clone(),
+                officer: content.officer.name().to_owned(),
+                receipt: ReceiptRecord {
+                    message_id: h.message_id,
+                    peer,
+                    kind: "DELIVERED".into(),
+                    bytes: delivered.bytes().clone(),
+                    sha256: *delivered.sha256(),
+                    stored_ms: now_ms(),
+                },
+            };
+            match p.store.call(move |s| s.accept(&[arrival])).await {
+                Some(Ok(outcomes)) => match outcomes.into_iter().next() {
+                    Some(AcceptOutcome::Inserted) => {
+                        metrics::count(&p.metrics, "received", 1);
+                        delivered
+                    }
+                    Some(AcceptOutcome::Duplicate { receipt }) => {
+                        match Receipt::verify(&receipt, &identity_id(&p)) {
+                            Ok(r) => r,
+                            Err(e) => {
+                                tracing::error!("stored receipt does not verify: {e}");
+                                return refuse(&p, conn_id, stream, CloseCode::InternalError);
+                            }
+                        }
+                    }
+                    Some(AcceptOutcome::Conflict) | None => {
+                        let identity = p.identity.clone();
+                        let subject = Subject::from(&envelope);
+                        match p
+                            .pool
+                            .run(move || {
+                                Receipt::sign(
+                                    &identity,
+                                    &subject,
+                                    ReceiptBuild::Rejected(
+                                        RejectReason::Conflict,
+                                        "message id already received with different bytes",
+                                    ),
+                                    now_ms(),
+                                )
+                            })
+                            .await
+                        {
+                            Some(Ok(r)) => r,
+                            _ => return refuse(&p, conn_id, stream, CloseCode::InternalError),
+                        }
+                    }
+                },
+                Some(Err(e)) => {
+                    // Not stored, so no receipt: the sender will retransmit.
+                    tracing::error!("cannot store an arriving envelope: {e}");
+                    return refuse(&p, conn_id, stream, CloseCode::InternalError);
+                }
+                None => return,
+            }
+        }
+        Some(Ok(Err(rejected))) => {
+            tracing::warn!("envelope rejected: {:?}", rejected.kind());
+            *rejected
+        }
+        _ => return refuse(&p, conn_id, stream, CloseCode::InternalError),
+    };
+    let _ = p.tx.send(LinkMsg::Done(
+        conn_id,
+        Done::Respond {
+            stream,
+            receipt: Box::new(receipt),
+        },
+    ));
+}
+
+fn identity_id(p: &Parts) -> NodeId {
+    p.identity.id()
+}
+
+fn refuse(p: &Parts, conn_id: u64, stream: StreamId, code: CloseCode) {
+    let _ =
+        p.tx.send(LinkMsg::Done(conn_id, Done::Refuse { stream, code }));
+}
+
+fn tlp_name(t: hotline_protocol::content::Tlp) -> &'static str {
+    use hotline_protocol::content::Tlp;
+    match t {
+        Tlp::Clear => "clear",
+        Tlp::Green => "green",
+        Tlp::Amber => "amber",
+        Tlp::AmberStrict => "amber+strict",
+        Tlp::Red => "red",
+    }
+}
+
+/// SPEC.md §8.4 for the answer on an envelope stream.
+async fn receive_receipt(p: Parts, conn_id: u64, envelope: Envelope, bytes: Bytes) {
+    let peer = p.peer;
+    let env = envelope.clone();
+    let verified = p
+        .pool
+        .run(move || {
+            Receipt::verify(&bytes, &peer)
+                .ok()
+                .filter(|r| r.answers(&env))
+        })
+        .await
+        .flatten();
+    let id = *envelope.message_id();
+    let Some(receipt) = verified else {
+        tracing::warn!(
+            "receipt from the peer does not verify or does not answer the envelope; will retransmit"
+        );
+        let _ = p.tx.send(LinkMsg::Done(
+            conn_id,
+            Done::ReceiptVerdict { id, valid: false },
+        ));
+        return;
+    };
+    let kind = receipt.kind().as_str();
+    let rec = ReceiptRecord {
+        message_id: id,
+        peer,
+        kind: kind.into(),
+        bytes: receipt.bytes().clone(),
+        sha256: *receipt.sha256(),
+        stored_ms: now_ms(),
+    };
+    let stored = matches!(
+        p.store.call(move |s| s.record_receipts(&[rec])).await,
+        Some(Ok(()))
+    );
+    if stored {
+        match receipt.kind() {
+            ReceiptKind::Delivered => metrics::count(&p.metrics, "delivered", 1),
+            ReceiptKind::Acknowledged { .. } => metrics::count(&p.metrics, "acknowledged", 1),
+            ReceiptKind::Rejected { reason, detail } => {
+                metrics::count(&p.metrics, "rejected", 1);
+                tracing::warn!(reason = %reason, "message REJECTED by the peer: {detail}");
+            }
+        }
+    }
+    let _ = p.tx.send(LinkMsg::Done(
+        conn_id,
+        Done::ReceiptVerdict { id, valid: stored },
+    ));
+}
+
+/// An ACKNOWLEDGED (or re-sent) receipt on a stream the peer opened.
+async fn receive_async_receipt(p: Parts, conn_id: u64, stream: StreamId, bytes: Bytes) {
+    let peer = p.peer;
+    let b2 = bytes.clone();
+    let verified = match p.pool.run(move || Receipt::verify(&b2, &peer)).await {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => return refuse(&p, conn_id, stream, e.code()),
+        None => return,
+    };
+    let id = *verified.message_id();
+    let sent = p.store.call(move |s| s.sent_envelope(&id)).await;
+    let Some(Ok(Some(env_bytes))) = sent else {
+        return refuse(&p, conn_id, stream, CloseCode::UnknownMessage);
+    };
+    let Ok(envelope) = Envelope::parse(env_bytes) else {
+        return refuse(&p, conn_id, stream, CloseCode::InternalError);
+    };
+    if !verified.answers(&envelope) {
+        return refuse(&p, conn_id, stream, CloseCode::BadReceipt);
+    }
+    let sha = *verified.sha256();
+    let kind = verified.kind().as_str();
+    let rec = ReceiptRecord {
+        message_id: id,
+        peer,
+        kind: kind.into(),
+        bytes: verified.bytes().clone(),
+        sha256: sha,
+        stored_ms: now_ms(),
+    };
+    match p.store.call(move |s| s.record_receipts(&[rec])).await {
+        Some(Ok(())) => {
+            if matches!(verified.kind(), ReceiptKind::Acknowledged { .. }) {
+                metrics::count(&p.metrics, "acknowledged", 1);
+            }
+            let _ = p.tx.send(LinkMsg::Done(
+                conn_id,
+                Done::Stored {
+                    stream,
+                    sha256: sha,
+                },
+            ));
+        }
+        _ => refuse(&p, conn_id, stream, CloseCode::InternalError),
+    }
+}

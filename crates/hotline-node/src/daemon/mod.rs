@@ -1,0 +1,507 @@
+//! `hotlined run`: the node.
+//!
+//! One tokio runtime (current-thread: on two cores a multi-threaded runtime measured slower)
+//! drives the QUIC endpoint and one task per peer link; cryptography runs on a pool of worker
+//! threads sized to the cores; the database lives on its own thread.
+
+pub mod link;
+pub mod metrics;
+pub mod pool;
+pub mod storage;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use hotline_protocol::bundle::PeerBundle;
+use hotline_protocol::content::{OpenedContent, Precedence, SignedContent, Tlp};
+use hotline_protocol::envelope::{Envelope, MessageId, SealParams};
+use hotline_protocol::identity::{EncryptionKey, NodeId};
+use hotline_protocol::session::Config as SessionConfig;
+use tokio::sync::mpsc;
+
+use crate::commands::CommandError;
+use crate::config::{self, Config};
+use crate::material::{Material, now_ms};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{AuditEvent, Store, Submission};
+use crate::tls::{self, PeerTrust};
+use link::{LinkCtx, LinkMsg};
+use metrics::SharedMetrics;
+use pool::CryptoPool;
+use storage::StoreHandle;
+
+/// Sets up logging to stderr: text or JSON lines; `RUST_LOG` overrides the level (default info).
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        b.json().try_init()
+    } else {
+        b.try_init()
+    };
+}
+
+/// Runs the node in `dir` until SIGTERM or SIGINT.
+pub fn run(dir: &Path, metrics_addr: Option<&str>) -> Result<(), CommandError> {
+    let cfg = Config::load(dir)?;
+    let material = Material::load(dir)?;
+    let store = SqliteStore::open(&dir.join(config::DB_FILE))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let node = Node::start(cfg, material, Box::new(store), metrics_addr).await?;
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Why a submission was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// The recipient is not a pinned peer.
+    #[error("unknown peer: {0}; `hotlined peer list` shows the pinned peers")]
+    UnknownPeer(String),
+    /// The content is not validly signed by an officer of this node.
+    #[error("content refused: {0}")]
+    Content(String),
+    /// The peer has no encryption key valid now.
+    #[error("the peer has no encryption key valid now; ask them for a new bundle")]
+    NoPeerKey,
+    /// Storage failed: the message was not accepted.
+    #[error("not accepted, storage failed: {0}")]
+    Store(String),
+}
+
+/// A running node.
+pub struct Node {
+    /// This node's identity.
+    pub id: NodeId,
+    /// The UDP address it listens on.
+    pub local_addr: std::net::SocketAddr,
+    /// The metrics address, if serving.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    material: Arc<Material>,
+    endpoint: quinn::Endpoint,
+    links: HashMap<NodeId, mpsc::UnboundedSender<LinkMsg>>,
+    link_tasks: Vec<tokio::task::JoinHandle<()>>,
+    peer_keys: Arc<Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
+    store: StoreHandle,
+    store_thread: Option<std::thread::JoinHandle<()>>,
+    pool: CryptoPool,
+    metrics: SharedMetrics,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Node({})", self.id)
+    }
+}
+
+impl Node {
+    /// Starts the node: endpoint, links, metrics. Must run inside a tokio runtime.
+    pub async fn start(
+        cfg: Config,
+        material: Material,
+        mut store: Box<dyn Store>,
+        metrics_addr: Option<&str>,
+    ) -> Result<Node, CommandError> {
+        let now = now_ms();
+        let peers = store.peers()?;
+        if peers.is_empty() {
+            tracing::warn!("no peers pinned; add one with `hotlined peer add`");
+        }
+        let pool = CryptoPool::new(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let metrics: SharedMetrics = Arc::default();
+
+        // Recover messages stored but not sealed before a crash, then load what is pending.
+        let mut bundles = Vec::new();
+        for p in &peers {
+            let b = PeerBundle::from_bytes(&p.bundle).map_err(|e| {
+                CommandError(format!("peer {}: stored bundle invalid: {e}", p.alias))
+            })?;
+            bundles.push((p.clone(), b));
+        }
+        let peer_keys: HashMap<NodeId, Vec<EncryptionKey>> = bundles
+            .iter()
+            .map(|(p, b)| (p.identity, b.encryption_keys().to_vec()))
+            .collect();
+        let unsealed = store.unsealed()?;
+        if !unsealed.is_empty() {
+            tracing::info!(
+                count = unsealed.len(),
+                "sealing messages stored before a restart"
+            );
+            let mut sealed = Vec::new();
+            let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+            for s in unsealed {
+                let keys = peer_keys
+                    .get(&s.submission.peer)
+                    .cloned()
+                    .unwrap_or_default();
+                match seal(&material, &s.submission, s.sequence, &keys, &mut rng) {
+                    Ok(e) => sealed.push((s.submission.message_id, e.bytes().clone(), *e.sha256())),
+                    Err(e) => tracing::error!("cannot seal a stored message: {e}"),
+                }
+            }
+            store.attach_envelopes(&sealed)?;
+        }
+
+        let trust = PeerTrust::Pinned {
+            spki_sha256: bundles.iter().map(|(_, b)| *b.tls_spki_sha256()).collect(),
+        };
+        let limits = tls::TransportLimits {
+            max_inflight: cfg.limits.max_inflight,
+            ..Default::default()
+        };
+        let server_config =
+            tls::server_config(&material.tls, &trust, &[hotline_protocol::ALPN], &limits)?;
+        let listen: std::net::SocketAddr = cfg
+            .listen
+            .parse()
+            .map_err(|_| CommandError(format!("listen address {} invalid", cfg.listen)))?;
+        let endpoint = quinn::Endpoint::server(server_config, listen)
+            .map_err(|e| CommandError(format!("cannot listen on {listen}: {e}")))?;
+        let local_addr = endpoint.local_addr()?;
+        let mut material = material;
+        let keys = Arc::new(std::mem::take(&mut material.encryption));
+        let material = Arc::new(material);
+
+        let mut pending = Vec::new();
+        for (p, b) in &bundles {
+            let envs: Vec<Envelope> = store
+                .pending_envelopes(&p.identity)?
+                .into_iter()
+                .filter_map(|b| Envelope::parse(b).ok())
+                .collect();
+            let receipts = store
+                .unconfirmed_receipts(&p.identity)?
+                .into_iter()
+                .filter_map(|r| {
+                    hotline_protocol::receipt::Receipt::verify(&r, &material.identity.id()).ok()
+                })
+                .collect::<Vec<_>>();
+            let restore = (
+                store.received_sequences(&p.identity)?,
+                store.last_sequence(&p.identity)?,
+            );
+            pending.push((p.clone(), b.clone(), envs, receipts, restore));
+        }
+        store.audit(&[AuditEvent {
+            time_ms: now,
+            kind: "started".into(),
+            peer: None,
+            message_id: None,
+            detail: format!("listening on {local_addr}"),
+        }])?;
+        let (store, store_thread) = StoreHandle::start(store)?;
+
+        let mut links = HashMap::new();
+        let mut link_tasks = Vec::new();
+        let mut by_spki: HashMap<[u8; 32], (String, mpsc::UnboundedSender<LinkMsg>)> =
+            HashMap::new();
+        for (p, b, envs, receipts, restore) in pending {
+            let client_config = tls::client_config(
+                &material.tls,
+                &PeerTrust::Pinned {
+                    spki_sha256: vec![*b.tls_spki_sha256()],
+                },
+                hotline_protocol::ALPN,
+                &limits,
+            )?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let session = SessionConfig {
+                offer: hotline_protocol::hello::Offer {
+                    max_inflight: cfg.limits.max_inflight,
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            metrics::peer(&metrics, &p.alias, |m| m.up = false);
+            let ctx = LinkCtx {
+                identity: material.identity.clone(),
+                keys: keys.clone(),
+                alias: p.alias.clone(),
+                bundle: b.clone(),
+                address: p.address.clone(),
+                endpoint: endpoint.clone(),
+                client_config,
+                session,
+                pool: pool.clone(),
+                store: store.clone(),
+                metrics: metrics.clone(),
+                tx: tx.clone(),
+                pending: envs,
+                pending_receipts: receipts,
+                restore,
+            };
+            by_spki.insert(*b.tls_spki_sha256(), (p.alias.clone(), tx.clone()));
+            links.insert(p.identity, tx);
+            link_tasks.push(tokio::spawn(link::run(ctx, rx)));
+        }
+        tokio::spawn(accept_loop(endpoint.clone(), by_spki, metrics.clone()));
+
+        let metrics_addr = match metrics_addr {
+            Some(a) => {
+                let l = tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| CommandError(format!("cannot serve metrics on {a}: {e}")))?;
+                let addr = l.local_addr()?;
+                tokio::spawn(metrics::serve(l, metrics.clone()));
+                Some(addr)
+            }
+            None => None,
+        };
+        tracing::info!(id = %material.identity.id(), %local_addr, peers = links.len(), "node running");
+        Ok(Node {
+            id: material.identity.id(),
+            local_addr,
+            metrics_addr,
+            material,
+            endpoint,
+            links,
+            link_tasks,
+            peer_keys: Arc::new(Mutex::new(peer_keys)),
+            store,
+            store_thread: Some(store_thread),
+            pool,
+            metrics,
+        })
+    }
+
+    /// Accepts a message an officer signed: stores it durably (then it is accepted and its
+    /// id may be shown), seals it and queues it for the peer.
+    pub async fn submit(
+        &self,
+        to: NodeId,
+        message_id: MessageId,
+        precedence: Precedence,
+        tlp: Tlp,
+        content: SignedContent,
+    ) -> Result<MessageId, SubmitError> {
+        let link = self
+            .links
+            .get(&to)
+            .ok_or_else(|| SubmitError::UnknownPeer(to.to_string()))?
+            .clone();
+        let me = self.id;
+        let now = now_ms();
+        let bytes = Bytes::copy_from_slice(content.as_bytes());
+        let b2 = bytes.clone();
+        let opened = self
+            .pool
+            .run(move || OpenedContent::parse(&b2, &message_id, &me, &to, now))
+            .await
+            .ok_or_else(|| SubmitError::Store("worker pool stopped".into()))?
+            .map_err(|e| SubmitError::Content(e.to_string()))?;
+        let keys = self
+            .peer_keys
+            .lock()
+            .map(|g| g.get(&to).cloned().unwrap_or_default())
+            .unwrap_or_default();
+        if EncryptionKey::select(&keys, now).is_none() {
+            return Err(SubmitError::NoPeerKey);
+        }
+        let submission = Submission {
+            message_id,
+            peer: to,
+            precedence,
+            tlp: tlp.as_str().trim_start_matches("TLP:").to_ascii_lowercase(),
+            created_ms: now,
+            content: bytes,
+            subject: opened.draft.subject.clone(),
+            officer: opened.officer.name().to_owned(),
+        };
+        let s2 = submission.clone();
+        let seq = match self.store.call(move |s| s.submit(&[s2])).await {
+            Some(Ok(seqs)) => seqs
+                .first()
+                .copied()
+                .ok_or_else(|| SubmitError::Store("no sequence assigned".into()))?,
+            Some(Err(e)) => return Err(SubmitError::Store(e.to_string())),
+            None => return Err(SubmitError::Store("store stopped".into())),
+        };
+        metrics::count(&self.metrics, "accepted", 1);
+        // Durable from here on: seal and queue. A crash now is recovered at start-up.
+        let material = self.material.clone();
+        let sealed = self
+            .pool
+            .run(move || {
+                seal(
+                    &material,
+                    &submission,
+                    seq,
+                    &keys,
+                    &mut rand_core::UnwrapErr(getrandom::SysRng),
+                )
+            })
+            .await
+            .ok_or_else(|| SubmitError::Store("worker pool stopped".into()))?;
+        match sealed {
+            Ok(env) => {
+                let att = (message_id, env.bytes().clone(), *env.sha256());
+                if let Some(Ok(())) = self.store.call(move |s| s.attach_envelopes(&[att])).await {
+                    let _ = link.send(LinkMsg::Send(Box::new(env)));
+                } else {
+                    tracing::error!(
+                        "cannot store a sealed envelope; it will be sealed again at restart"
+                    );
+                }
+            }
+            Err(e) => tracing::error!(
+                "cannot seal an accepted message: {e}; it will be sealed again at restart"
+            ),
+        }
+        Ok(message_id)
+    }
+
+    /// The metrics text, as `--metrics` serves it.
+    pub fn metrics_text(&self) -> String {
+        self.metrics
+            .lock()
+            .map(|g| metrics::render(&g))
+            .unwrap_or_default()
+    }
+
+    /// Whether the link to `peer` is up.
+    pub fn link_up(&self, alias: &str) -> bool {
+        self.metrics
+            .lock()
+            .map(|g| g.peers.get(alias).is_some_and(|p| p.up))
+            .unwrap_or(false)
+    }
+
+    /// Runs a closure against the store.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        self.store.call(f).await
+    }
+
+    /// Closes every link with SHUTDOWN, lets queued storage finish, and stops.
+    pub async fn shutdown(mut self) {
+        for tx in self.links.values() {
+            let _ = tx.send(LinkMsg::Shutdown);
+        }
+        for t in self.link_tasks.drain(..) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
+        }
+        self.endpoint.close(
+            quinn::VarInt::from_u32(hotline_protocol::CloseCode::Shutdown.code()),
+            b"node shutting down",
+        );
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.endpoint.wait_idle())
+            .await;
+        let _ = self
+            .store
+            .call(|s| {
+                s.audit(&[AuditEvent {
+                    time_ms: now_ms(),
+                    kind: "stopped".into(),
+                    peer: None,
+                    message_id: None,
+                    detail: String::new(),
+                }])
+            })
+            .await;
+        drop(self.store);
+        if let Some(t) = self.store_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+fn seal(
+    material: &Material,
+    s: &Submission,
+    sequence: u64,
+    peer_keys: &[EncryptionKey],
+    rng: &mut impl rand_core::CryptoRng,
+) -> Result<Envelope, String> {
+    let key = EncryptionKey::select(peer_keys, s.created_ms)
+        .ok_or("the peer has no encryption key valid at creation time")?;
+    let tlp: Tlp = s.tlp.parse().map_err(|e: &str| e.to_owned())?;
+    Envelope::seal(
+        &material.identity,
+        &SealParams {
+            recipient: s.peer,
+            recipient_key: key,
+            message_id: s.message_id,
+            sequence,
+            created: s.created_ms,
+            precedence: s.precedence,
+            tlp,
+        },
+        &SignedContent::from_bytes(s.content.to_vec()),
+        rng,
+    )
+    .map_err(|e| e.to_string())
+}
+
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    by_spki: HashMap<[u8; 32], (String, mpsc::UnboundedSender<LinkMsg>)>,
+    metrics: SharedMetrics,
+) {
+    let by_spki = Arc::new(by_spki);
+    while let Some(incoming) = endpoint.accept().await {
+        let by_spki = by_spki.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            let conn =
+                match tokio::time::timeout(std::time::Duration::from_secs(10), incoming).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(e)) => {
+                        let reason = tls::connection_failure_reason(&e);
+                        tracing::warn!(%remote, reason, "refused connection: {e}");
+                        metrics::handshake_failure(&metrics, reason);
+                        return;
+                    }
+                    Err(_) => {
+                        metrics::handshake_failure(&metrics, "timeout");
+                        return;
+                    }
+                };
+            let spki = tls::peer_certificate(&conn).and_then(|c| tls::spki_sha256(&c).ok());
+            match spki.and_then(|s| by_spki.get(&s)) {
+                Some((alias, tx)) => {
+                    tracing::debug!(%remote, peer = %alias, "accepted connection");
+                    let _ = tx.send(LinkMsg::Incoming(conn));
+                }
+                None => {
+                    metrics::handshake_failure(&metrics, "unknown_certificate");
+                    conn.close(
+                        quinn::VarInt::from_u32(
+                            hotline_protocol::CloseCode::IdentityMismatch.code(),
+                        ),
+                        b"certificate not pinned",
+                    );
+                }
+            }
+        });
+    }
+}

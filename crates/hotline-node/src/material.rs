@@ -1,0 +1,185 @@
+//! The node's key material on disk: identity, encryption keys, TLS key and certificate, and the
+//! peer bundle made from them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hotline_protocol::bundle::PeerBundle;
+use hotline_protocol::crypto::SecretAgreementKey;
+use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey};
+use hotline_protocol::time::{DAY, UnixMillis};
+use hotline_protocol::wire;
+use prost::Message;
+
+use crate::config::{self, Config};
+use crate::keyfile::{self, KeyFileError};
+use crate::tls::NodeTlsKey;
+
+/// How long a new encryption key is valid.
+pub const ENCRYPTION_KEY_LIFETIME: u64 = 365 * DAY;
+/// How long a new TLS certificate is valid (the profile allows at most 825 days).
+pub const TLS_LIFETIME: u64 = 800 * DAY;
+
+/// Everything secret a node holds.
+pub struct Material {
+    /// The identity key.
+    pub identity: Arc<IdentityKey>,
+    /// Encryption key pairs, newest first.
+    pub encryption: Vec<EncryptionKeypair>,
+    /// The TLS key and certificate.
+    pub tls: NodeTlsKey,
+}
+
+impl core::fmt::Debug for Material {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Material({})", self.identity.id())
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> UnixMillis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Material {
+    /// Generates new material and writes it into `dir` (which must not hold keys yet).
+    pub fn create(dir: &Path, name: &str, now: UnixMillis) -> Result<Material, KeyFileError> {
+        let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+        for f in [
+            config::IDENTITY_FILE,
+            config::ENCRYPTION_FILE,
+            config::TLS_KEY_FILE,
+            config::TLS_CERT_FILE,
+        ] {
+            if dir.join(f).exists() {
+                return Err(KeyFileError::Exists(dir.join(f)));
+            }
+        }
+        let identity = IdentityKey::generate(&mut rng);
+        let enc = EncryptionKeypair::generate(
+            &identity,
+            now - 60_000,
+            now + ENCRYPTION_KEY_LIFETIME,
+            &mut rng,
+        );
+        let tls = NodeTlsKey::generate(name, now, now + TLS_LIFETIME).map_err(|e| {
+            KeyFileError::Invalid {
+                path: dir.join(config::TLS_KEY_FILE),
+                kind: "TLS key",
+                msg: e.to_string(),
+            }
+        })?;
+        keyfile::write_new(
+            &dir.join(config::IDENTITY_FILE),
+            keyfile::encode("identity key", &[&*identity.dangerous_seed()]).as_bytes(),
+        )?;
+        let cert = enc.certificate.to_wire().encode_to_vec();
+        keyfile::write_new(
+            &dir.join(config::ENCRYPTION_FILE),
+            keyfile::encode("encryption key", &[&*enc.secret.dangerous_bytes(), &cert]).as_bytes(),
+        )?;
+        let (cert_pem, key_pem) = tls.to_pem();
+        keyfile::write_new(&dir.join(config::TLS_KEY_FILE), key_pem.as_bytes())?;
+        std::fs::write(dir.join(config::TLS_CERT_FILE), cert_pem).map_err(|err| {
+            KeyFileError::Io {
+                path: dir.join(config::TLS_CERT_FILE),
+                err,
+            }
+        })?;
+        Ok(Material {
+            identity: Arc::new(identity),
+            encryption: vec![enc],
+            tls,
+        })
+    }
+
+    /// Loads material from `dir`, refusing key files others can read.
+    pub fn load(dir: &Path) -> Result<Material, KeyFileError> {
+        let path = dir.join(config::IDENTITY_FILE);
+        let text = keyfile::read_secret(&path)?;
+        let parts = keyfile::decode(&path, "identity key", &text, 1)?;
+        let seed: [u8; 32] = parts[0]
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyFileError::Invalid {
+                path: path.clone(),
+                kind: "identity key",
+                msg: "seed must be 32 bytes".into(),
+            })?;
+        let identity = IdentityKey::from_seed(&seed).ok_or_else(|| KeyFileError::Invalid {
+            path: path.clone(),
+            kind: "identity key",
+            msg: "not a valid Ed25519 identity".into(),
+        })?;
+
+        let path = dir.join(config::ENCRYPTION_FILE);
+        let text = keyfile::read_secret(&path)?;
+        let parts = keyfile::decode(&path, "encryption key", &text, 2)?;
+        let invalid = |msg: &str| KeyFileError::Invalid {
+            path: path.clone(),
+            kind: "encryption key",
+            msg: msg.into(),
+        };
+        let secret: [u8; 32] = parts[0]
+            .as_slice()
+            .try_into()
+            .map_err(|_| invalid("secret must be 32 bytes"))?;
+        let secret =
+            SecretAgreementKey::from_bytes(&secret).ok_or_else(|| invalid("not an X25519 key"))?;
+        let raw = wire::SignedEncryptionKey::decode(parts[1].as_slice())
+            .map_err(|_| invalid("certificate does not decode"))?;
+        let certificate =
+            EncryptionKey::verify(&raw, &identity.id()).map_err(|e| invalid(&e.to_string()))?;
+        if certificate.public() != &secret.public() {
+            return Err(invalid("certificate does not match the secret key"));
+        }
+
+        let key_path = dir.join(config::TLS_KEY_FILE);
+        let key_pem = keyfile::read_secret(&key_path)?;
+        let cert_path = dir.join(config::TLS_CERT_FILE);
+        let cert_pem = std::fs::read(&cert_path).map_err(|err| KeyFileError::Io {
+            path: cert_path.clone(),
+            err,
+        })?;
+        let tls = NodeTlsKey::from_pem(&cert_pem, &key_pem).map_err(|e| KeyFileError::Invalid {
+            path: key_path,
+            kind: "TLS key",
+            msg: e.to_string(),
+        })?;
+        Ok(Material {
+            identity: Arc::new(identity),
+            encryption: vec![EncryptionKeypair {
+                secret,
+                certificate,
+            }],
+            tls,
+        })
+    }
+
+    /// The encryption key certificates to announce.
+    pub fn certificates(&self) -> Vec<EncryptionKey> {
+        self.encryption
+            .iter()
+            .map(|k| k.certificate.clone())
+            .collect()
+    }
+
+    /// This node's peer bundle.
+    pub fn bundle(
+        &self,
+        cfg: &Config,
+        now: UnixMillis,
+    ) -> Result<PeerBundle, hotline_protocol::bundle::BundleError> {
+        PeerBundle::create(
+            &self.identity,
+            &cfg.name,
+            crate::tls::spki_sha256(&self.tls.cert_der).unwrap_or([0; 32]),
+            &self.certificates(),
+            std::slice::from_ref(&cfg.listen),
+            now,
+        )
+    }
+}

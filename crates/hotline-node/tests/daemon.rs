@@ -1,0 +1,345 @@
+//! Two real nodes over loopback, each in its own temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hotline_node::commands;
+use hotline_node::config;
+use hotline_node::daemon::Node;
+use hotline_node::material::{Material, now_ms};
+use hotline_node::store::OutState;
+use hotline_node::store::sqlite::SqliteStore;
+use hotline_protocol::content::{Draft, Precedence, Tlp};
+use hotline_protocol::officer::{OfficerKey, Role};
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+struct Pair {
+    _tmp: tempfile::TempDir,
+    a: PathBuf,
+    b: PathBuf,
+    a_addr: String,
+    b_addr: String,
+}
+
+/// `init` two nodes and pin each in the other, as README.md tells an operator to.
+fn two_nodes() -> Pair {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let a_addr = format!("127.0.0.1:{}", free_udp_port());
+    let b_addr = format!("127.0.0.1:{}", free_udp_port());
+    commands::init(&a, "CERT-A", &a_addr).expect("init a");
+    commands::init(&b, "CERT-B", &b_addr).expect("init b");
+    commands::peer_add(&a, &b.join(config::BUNDLE_FILE), &b_addr, Some("cert-b")).expect("pin b");
+    commands::peer_add(&b, &a.join(config::BUNDLE_FILE), &a_addr, Some("cert-a")).expect("pin a");
+    Pair {
+        _tmp: tmp,
+        a,
+        b,
+        a_addr,
+        b_addr,
+    }
+}
+
+fn hotlined() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hotlined"))
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run(dir: &Path, metrics: u16) -> Running {
+    Running(
+        hotlined()
+            .args(["run", "--dir"])
+            .arg(dir)
+            .args(["--metrics", &format!("127.0.0.1:{metrics}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hotlined starts"),
+    )
+}
+
+fn scrape(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn wait_for(port: u16, needle: &str, limit: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if scrape(port).is_some_and(|m| m.contains(needle)) {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn two_processes_bring_the_link_up_and_report_a_stopped_peer_down() {
+    let p = two_nodes();
+    let (ma, mb) = (free_tcp_port(), free_tcp_port());
+    let _a = run(&p.a, ma);
+    let mut b = run(&p.b, mb);
+    let up_a = wait_for(
+        ma,
+        "hotline_link_up{peer=\"cert-b\"} 1",
+        Duration::from_secs(30),
+    );
+    let up_b = wait_for(
+        mb,
+        "hotline_link_up{peer=\"cert-a\"} 1",
+        Duration::from_secs(30),
+    );
+    eprintln!("link up after {up_a:?} (A) and {up_b:?} (B)");
+    assert!(
+        up_a.is_some() && up_b.is_some(),
+        "link did not come up; A metrics:\n{:?}",
+        scrape(ma)
+    );
+    let metrics = scrape(ma).unwrap_or_default();
+    assert!(
+        metrics.contains("hotline_link_info{peer=\"cert-b\",group=\"X25519MLKEM768\"} 1"),
+        "post-quantum group not negotiated:\n{metrics}"
+    );
+    // Stop B: SIGTERM, graceful. A must report the link down.
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(b.0.id().to_string())
+        .status();
+    let status = b.0.wait().expect("wait");
+    assert!(
+        status.success(),
+        "hotlined did not exit cleanly on SIGTERM: {status:?}"
+    );
+    let down = wait_for(
+        ma,
+        "hotline_link_up{peer=\"cert-b\"} 0",
+        Duration::from_secs(20),
+    );
+    eprintln!("link down reported after {down:?}");
+    assert!(down.is_some(), "A still reports B up");
+    let _ = (&p.a_addr, &p.b_addr);
+}
+
+#[test]
+fn a_killed_peer_is_reported_down_within_the_liveness_window() {
+    let p = two_nodes();
+    let (ma, mb) = (free_tcp_port(), free_tcp_port());
+    let _a = run(&p.a, ma);
+    let mut b = run(&p.b, mb);
+    assert!(
+        wait_for(
+            ma,
+            "hotline_link_up{peer=\"cert-b\"} 1",
+            Duration::from_secs(30)
+        )
+        .is_some()
+    );
+    // SIGKILL: no Close frame, no QUIC close; only silence. SPEC.md §11.3: 15 s window.
+    b.0.kill().expect("kill");
+    let _ = b.0.wait();
+    let down = wait_for(
+        ma,
+        "hotline_link_up{peer=\"cert-b\"} 0",
+        Duration::from_secs(40),
+    );
+    eprintln!("silent peer reported down after {down:?}");
+    assert!(down.is_some(), "A still reports a killed B up");
+}
+
+#[test]
+fn run_refuses_key_files_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = two_nodes();
+    let key = p.a.join(config::IDENTITY_FILE);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = hotlined()
+        .args(["run", "--dir"])
+        .arg(&p.a)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("chmod 600"),
+        "error does not say what to do: {err}"
+    );
+    let out = hotlined()
+        .args(["check", "--dir"])
+        .arg(&p.a)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("chmod 600"));
+}
+
+#[test]
+fn init_refuses_to_overwrite_and_check_passes_on_a_fresh_node() {
+    let p = two_nodes();
+    let err = commands::init(&p.a, "CERT-A", "127.0.0.1:1").expect_err("must refuse");
+    assert!(err.0.contains("never overwrites"), "{}", err.0);
+    assert_eq!(commands::check(&p.a), Vec::<String>::new());
+    let mode = std::fs::metadata(p.a.join(config::IDENTITY_FILE)).map(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o777
+    });
+    assert_eq!(mode.ok(), Some(0o600));
+}
+
+/// Both directions over real QUIC, in one process, with real stores.
+#[test]
+fn delivers_both_ways_with_verified_receipts_and_survives_a_restart() {
+    let p = two_nodes();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let start = |dir: PathBuf| async move {
+            let cfg = config::Config::load(&dir).expect("cfg");
+            let m = Material::load(&dir).expect("material");
+            let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
+            Node::start(cfg, m, Box::new(store), None)
+                .await
+                .expect("start")
+        };
+        let officer = |dir: &Path, name: &str| {
+            let m = Material::load(dir).expect("material");
+            let now = now_ms();
+            OfficerKey::generate(
+                &m.identity,
+                name,
+                Role::Officer,
+                now - 1000,
+                now + 3_600_000,
+                &mut rand_core::UnwrapErr(getrandom::SysRng),
+            )
+            .expect("officer")
+        };
+        let (oa, ob) = (officer(&p.a, "Anna"), officer(&p.b, "Bruno"));
+        let (ida, idb) = (
+            Material::load(&p.a).expect("a").identity.id(),
+            Material::load(&p.b).expect("b").identity.id(),
+        );
+        let a = start(p.a.clone()).await;
+        let b = start(p.b.clone()).await;
+        let id_ab = send(&a, &oa, idb, "A to B").await;
+        let id_ba = send(&b, &ob, ida, "B to A").await;
+        let t0 = Instant::now();
+        while !(delivered(&a, id_ab).await && delivered(&b, id_ba).await) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "not delivered in time"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The receipt at A verifies against B's identity and names the exact envelope.
+        let (env, rec) = a
+            .with_store(move |s| (s.sent_envelope(&id_ab), s.received(&id_ab)))
+            .await
+            .expect("store");
+        let env = env.expect("ok").expect("sealed");
+        assert!(
+            rec.expect("ok").is_none(),
+            "A never received its own message"
+        );
+        let env = hotline_protocol::envelope::Envelope::parse(env).expect("parses");
+        let inbox_b = b
+            .with_store(|s| s.inbox(10))
+            .await
+            .expect("store")
+            .expect("ok");
+        assert_eq!(inbox_b.len(), 1);
+        assert_eq!(inbox_b[0].subject, "A to B");
+        assert_eq!(inbox_b[0].officer, "Anna");
+        let (sha, receipt) = b
+            .with_store(move |s| s.received(&id_ab))
+            .await
+            .expect("store")
+            .expect("ok")
+            .expect("stored");
+        assert_eq!(&sha, env.sha256());
+        let r = hotline_protocol::receipt::Receipt::verify(&receipt, &idb).expect("verifies");
+        assert!(r.answers(&env));
+
+        // Restart B with a message queued for it: delivered once, no duplicate.
+        b.shutdown().await;
+        let id2 = send(&a, &oa, idb, "while B was down").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let b = start(p.b.clone()).await;
+        let t0 = Instant::now();
+        while !delivered(&a, id2).await {
+            assert!(
+                t0.elapsed() < Duration::from_secs(40),
+                "queued message not delivered after restart"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let inbox_b = b
+            .with_store(|s| s.inbox(10))
+            .await
+            .expect("store")
+            .expect("ok");
+        assert_eq!(inbox_b.len(), 2, "inbox: {inbox_b:?}");
+        a.shutdown().await;
+        b.shutdown().await;
+    });
+}
+
+async fn send(
+    node: &Node,
+    officer: &OfficerKey,
+    to: hotline_protocol::NodeId,
+    subject: &str,
+) -> [u8; 16] {
+    let id: [u8; 16] = rand_id();
+    let draft = Draft {
+        subject: subject.into(),
+        text: "body".into(),
+        ..Default::default()
+    };
+    let content = draft.sign(&id, &to, officer, now_ms()).expect("sign");
+    node.submit(to, id, Precedence::Flash, Tlp::Amber, content)
+        .await
+        .expect("accepted")
+}
+
+async fn delivered(node: &Node, id: [u8; 16]) -> bool {
+    matches!(
+        node.with_store(move |s| s.out_state(&id)).await,
+        Some(Ok(Some(OutState::Delivered)))
+    )
+}
+
+fn rand_id() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("random");
+    b
+}
