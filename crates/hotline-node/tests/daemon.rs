@@ -343,3 +343,55 @@ fn rand_id() -> [u8; 16] {
     getrandom::fill(&mut b).expect("random");
     b
 }
+
+/// An undelivered message past its precedence's deadline is flagged in the metrics.
+#[test]
+fn undelivered_message_past_its_deadline_is_flagged_overdue() {
+    let p = two_nodes();
+    // FLASH deadline of one second; B never runs.
+    let cfg_path = p.a.join(config::CONFIG_FILE);
+    let mut cfg = config::Config::load(&p.a).expect("cfg");
+    cfg.deadlines.flash_s = 1;
+    std::fs::write(&cfg_path, cfg.to_toml()).expect("write cfg");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let cfg = config::Config::load(&p.a).expect("cfg");
+        let m = Material::load(&p.a).expect("material");
+        let now = now_ms();
+        let officer = OfficerKey::generate(
+            &m.identity,
+            "Anna",
+            Role::Officer,
+            now - 1000,
+            now + 3_600_000,
+            &mut rand_core::UnwrapErr(getrandom::SysRng),
+        )
+        .expect("officer");
+        let idb = Material::load(&p.b).expect("b").identity.id();
+        let store = SqliteStore::open(&p.a.join(config::DB_FILE)).expect("db");
+        let a = Node::start(cfg, m, Box::new(store), None)
+            .await
+            .expect("start");
+        send(&a, &officer, idb, "nobody is listening").await;
+        let t0 = Instant::now();
+        while !a
+            .metrics_text()
+            .contains("hotline_overdue_messages{peer=\"cert-b\"} 1")
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "not flagged overdue:\n{}",
+                a.metrics_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            a.metrics_text()
+                .contains("hotline_queue_depth{peer=\"cert-b\"} 1")
+        );
+        a.shutdown().await;
+    });
+}

@@ -114,7 +114,51 @@ pub struct LinkCtx {
     pub pending_receipts: Vec<Receipt>,
     /// Received sequences and last sent, from the store.
     pub restore: (Vec<(u64, u64)>, u64),
+    /// Envelopes accepted per second from this peer, sustained.
+    pub rate_per_s: u32,
+    /// Burst above the rate.
+    pub burst: u32,
+    /// Delivery deadlines per precedence.
+    pub deadlines: crate::config::Deadlines,
 }
+
+/// A token bucket: `rate` tokens per second up to `burst` (SPEC.md §13).
+#[derive(Debug)]
+pub struct RateLimit {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: UnixMillis,
+}
+
+impl RateLimit {
+    /// A full bucket.
+    pub fn new(rate_per_s: u32, burst: u32, now: UnixMillis) -> Self {
+        let burst = f64::from(burst.max(1));
+        RateLimit {
+            rate: f64::from(rate_per_s.max(1)),
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn allow(&mut self, now: UnixMillis) -> bool {
+        let elapsed = now.saturating_sub(self.last) as f64 / 1000.0;
+        self.last = self.last.max(now);
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// How often overdue messages are looked for.
+const OVERDUE_CHECK: Duration = Duration::from_secs(5);
 
 struct Conn {
     id: u64,
@@ -163,7 +207,9 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut backoff = Backoff::default();
     let mut dialing = false;
     let mut next_dial = tokio::time::Instant::now();
-    let _ = &mut peer_keys;
+    let mut limiter = RateLimit::new(ctx.rate_per_s, ctx.burst, now_ms());
+    let mut overdue: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
+    let mut overdue_tick = tokio::time::interval(OVERDUE_CHECK);
 
     loop {
         let timeout = session.poll_timeout().map(deadline);
@@ -175,7 +221,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 match msg {
                     LinkMsg::Shutdown => {
                         session.close(now, CloseCode::Shutdown, "node shutting down");
-                        drain(&ctx, &mut session, &mut conn, &mut peer_keys);
+                        drain(&ctx, &mut session, &mut conn, &mut peer_keys, &mut limiter);
                         if let Some(c) = &conn {
                             c.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), b"node shutting down");
                         }
@@ -241,6 +287,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 }
             }
             _ = sleep_until(timeout) => session.handle_timeout(now_ms()),
+            _ = overdue_tick.tick() => check_overdue(&ctx, &session, &mut overdue),
             _ = tokio::time::sleep_until(next_dial), if dial_due => {
                 dialing = true;
                 let ep = ctx.endpoint.clone();
@@ -254,7 +301,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 });
             }
         }
-        drain(&ctx, &mut session, &mut conn, &mut peer_keys);
+        drain(&ctx, &mut session, &mut conn, &mut peer_keys, &mut limiter);
         if session.is_up() {
             backoff = Backoff::default();
         }
@@ -503,6 +550,7 @@ fn drain(
     session: &mut Session,
     conn: &mut Option<Conn>,
     peer_keys: &mut Vec<EncryptionKey>,
+    limiter: &mut RateLimit,
 ) {
     loop {
         let mut progressed = false;
@@ -512,7 +560,7 @@ fn drain(
         }
         while let Some(ev) = session.poll_event() {
             progressed = true;
-            event(ctx, session, conn, peer_keys, ev);
+            event(ctx, session, conn, peer_keys, limiter, ev);
         }
         if !progressed {
             break;
@@ -620,6 +668,7 @@ fn event(
     session: &mut Session,
     conn: &mut Option<Conn>,
     peer_keys: &mut Vec<EncryptionKey>,
+    limiter: &mut RateLimit,
     ev: Event,
 ) {
     let conn_id = conn.as_ref().map_or(0, |c| c.id);
@@ -641,6 +690,13 @@ fn event(
                     .close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
             }
             session.handle_disconnected(now_ms());
+        }
+        Event::Envelope { stream, .. } | Event::MalformedEnvelope { stream, .. }
+            if !limiter.allow(now_ms()) =>
+        {
+            // Over the per-peer rate: refuse the stream; the sender retries after a backoff.
+            tracing::warn!(peer = %ctx.alias, "peer over its envelope rate limit");
+            session.refuse(stream, CloseCode::RateLimited);
         }
         Event::Envelope { stream, envelope } => {
             tokio::spawn(receive_envelope(
@@ -722,6 +778,44 @@ fn event(
         }
         Event::Retransmit { key } => tracing::debug!(peer = %ctx.alias, ?key, "retransmitting"),
     }
+}
+
+/// Flags envelopes past their precedence's delivery deadline (logs once per message, metric).
+fn check_overdue(
+    ctx: &LinkCtx,
+    session: &Session,
+    flagged: &mut std::collections::HashSet<MessageId>,
+) {
+    let now = now_ms();
+    let mut current = std::collections::HashSet::new();
+    for e in session.pending_envelopes() {
+        let h = e.header();
+        if now.saturating_sub(h.created) > ctx.deadlines.for_precedence(h.precedence) {
+            current.insert(h.message_id);
+            if !flagged.contains(&h.message_id) {
+                tracing::warn!(
+                    peer = %ctx.alias,
+                    precedence = h.precedence.as_str(),
+                    id = %hex(&h.message_id),
+                    "message OVERDUE: not delivered within its precedence's deadline"
+                );
+                audit(
+                    ctx,
+                    "overdue",
+                    Some(h.message_id),
+                    h.precedence.as_str().to_owned(),
+                );
+            }
+        }
+    }
+    metrics::peer(&ctx.metrics, &ctx.alias, |m| {
+        m.overdue = current.len() as u64
+    });
+    *flagged = current;
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The pieces a spawned job needs.
@@ -975,5 +1069,23 @@ async fn receive_async_receipt(p: Parts, conn_id: u64, stream: StreamId, bytes: 
             ));
         }
         _ => refuse(&p, conn_id, stream, CloseCode::InternalError),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RateLimit;
+
+    #[test]
+    fn rate_limit_allows_a_burst_then_the_rate() {
+        let mut r = RateLimit::new(10, 5, 0);
+        assert_eq!((0..8).filter(|_| r.allow(0)).count(), 5, "burst");
+        assert!(!r.allow(50), "half a token after 50 ms");
+        assert!(r.allow(100), "one token after 100 ms at 10/s");
+        assert_eq!(
+            (0..100).filter(|_| r.allow(10_000)).count(),
+            5,
+            "refills only up to the burst"
+        );
     }
 }

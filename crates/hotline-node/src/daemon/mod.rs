@@ -256,6 +256,9 @@ impl Node {
                 pending: envs,
                 pending_receipts: receipts,
                 restore,
+                rate_per_s: cfg.limits.rate_per_s,
+                burst: cfg.limits.burst,
+                deadlines: cfg.deadlines.clone(),
             };
             by_spki.insert(*b.tls_spki_sha256(), (p.alias.clone(), tx.clone()));
             links.insert(p.identity, tx);

@@ -362,6 +362,11 @@ impl Session {
     pub fn pending(&self) -> usize {
         self.outgoing.len()
     }
+    /// Every envelope still waiting for a receipt, in no particular order (for overdue checks).
+    pub fn pending_envelopes(&self) -> impl Iterator<Item = &Envelope> {
+        self.outgoing.envelopes()
+    }
+
     /// A status snapshot.
     pub fn status(&self) -> Status {
         Status {

@@ -240,6 +240,14 @@ impl Outgoing {
         }
     }
 
+    /// Every pending envelope (queued, delayed, in flight or being verified).
+    pub(crate) fn envelopes(&self) -> impl Iterator<Item = &Envelope> {
+        self.entries.values().filter_map(|e| match &e.item {
+            Item::Envelope(env) => Some(env),
+            Item::Receipt(_) => None,
+        })
+    }
+
     /// How many items are in flight or being verified.
     pub(crate) fn in_flight(&self) -> usize {
         self.by_stream.len()
