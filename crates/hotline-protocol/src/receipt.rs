@@ -173,6 +173,14 @@ impl Receipt {
     /// Verifies encoded receipt bytes signed by `receiver` (SPEC.md §8.4 steps 1–5).
     /// Matching it to an envelope is [`Receipt::answers`].
     pub fn verify(bytes: &[u8], receiver: &NodeId) -> Result<Self, ReceiptError> {
+        Self::decode(bytes, receiver, true)
+    }
+
+    fn decode(
+        bytes: &[u8],
+        receiver: &NodeId,
+        check_signature: bool,
+    ) -> Result<Self, ReceiptError> {
         use ReceiptError::Malformed as M;
         use ReceiptError::Undecodable as U;
         if bytes.len() > MAX_RECEIPT_LEN {
@@ -198,7 +206,8 @@ impl Receipt {
             return Err(M("signature must be 64 bytes"));
         }
         if body.receiver.as_ref() != receiver.as_bytes()
-            || !receiver.verify(Label::Receipt, &[&outer.body], &outer.signature)
+            || (check_signature
+                && !receiver.verify(Label::Receipt, &[&outer.body], &outer.signature))
         {
             return Err(ReceiptError::BadSignature);
         }
