@@ -214,6 +214,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     loop {
         let timeout = session.poll_timeout().map(deadline);
         let dial_due = conn.is_none() && !dialing;
+        let had_conn = conn.is_some();
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
@@ -264,9 +265,6 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                     LinkMsg::Input(id, input) => {
                         if conn.as_ref().is_some_and(|c| c.id == id) {
                             on_input(&ctx, &mut session, &mut conn, input, now);
-                            if conn.is_none() {
-                                next_dial = tokio::time::Instant::now() + backoff.next();
-                            }
                         }
                     }
                     LinkMsg::Done(id, done) => {
@@ -302,6 +300,11 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
             }
         }
         drain(&ctx, &mut session, &mut conn, &mut peer_keys, &mut limiter);
+        // Whatever ended the connection (peer close, Hello refused, liveness), redial only after
+        // a backoff, so a peer that keeps failing is not hammered with handshakes.
+        if had_conn && conn.is_none() {
+            next_dial = tokio::time::Instant::now() + backoff.next();
+        }
         if session.is_up() {
             backoff = Backoff::default();
         }
