@@ -7,5 +7,6 @@ pub mod config;
 pub mod daemon;
 pub mod keyfile;
 pub mod material;
+pub mod operator;
 pub mod store;
 pub mod tls;

@@ -46,6 +46,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
+    /// Manage operator credentials (for the `hotline` client).
+    Operator {
+        #[command(subcommand)]
+        command: OperatorCommand,
+    },
     /// Check configuration, keys and their permissions, peers and the database.
     Check {
         /// The node directory.
@@ -86,6 +91,39 @@ enum PeerCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum OperatorCommand {
+    /// Issue a credential file for an operator.
+    Add {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The operator's name, as receipts will show it.
+        #[arg(long)]
+        name: String,
+        /// officer (reads, sends, acknowledges) or viewer (reads).
+        #[arg(long, value_parser = ["officer", "viewer"])]
+        role: String,
+        /// Where to write the credential file (created mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List issued credentials.
+    List {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Revoke an operator's credential.
+    Remove {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The operator's name.
+        name: String,
+    },
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
     Text,
@@ -111,6 +149,21 @@ fn main() -> ExitCode {
         Command::Peer {
             command: PeerCommand::Remove { dir, alias },
         } => commands::peer_remove(&dir, &alias),
+        Command::Operator {
+            command:
+                OperatorCommand::Add {
+                    dir,
+                    name,
+                    role,
+                    out,
+                },
+        } => hotline_node::operator::add(&dir, &name, &role, &out),
+        Command::Operator {
+            command: OperatorCommand::List { dir },
+        } => hotline_node::operator::list(&dir),
+        Command::Operator {
+            command: OperatorCommand::Remove { dir, name },
+        } => hotline_node::operator::remove(&dir, &name),
         Command::Check { dir } => {
             let problems = commands::check(&dir);
             if problems.is_empty() {

@@ -395,3 +395,68 @@ fn undelivered_message_past_its_deadline_is_flagged_overdue() {
         a.shutdown().await;
     });
 }
+
+#[test]
+fn operator_add_issues_a_private_credential_the_node_signed() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = two_nodes();
+    let out = p.a.join("alice.credential");
+    let st = hotlined()
+        .args(["operator", "add", "--dir"])
+        .arg(&p.a)
+        .args(["--name", "Alice Example", "--role", "officer", "--out"])
+        .arg(&out)
+        .output()
+        .expect("runs");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let mode = std::fs::metadata(&out)
+        .expect("written")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let (file, cred) = hotline_node::operator::load(&out).expect("loads");
+    assert_eq!(cred.name(), "Alice Example");
+    assert_eq!(cred.role(), hotline_protocol::officer::Role::Officer);
+    assert_eq!(cred.node(), Material::load(&p.a).expect("a").identity.id());
+    assert_eq!(file.node_address, p.a_addr);
+    // Not issued by B: B's identity does not verify it.
+    let raw = hotline_protocol::wire::OfficerCredential {
+        body: cred.to_wire().body,
+        signature: cred.to_wire().signature,
+    };
+    let idb = Material::load(&p.b).expect("b").identity.id();
+    assert!(hotline_protocol::officer::Credential::verify(&raw, &idb).is_err());
+    // Never overwritten; the same name twice is refused.
+    let again = hotlined()
+        .args(["operator", "add", "--dir"])
+        .arg(&p.a)
+        .args(["--name", "Alice Example", "--role", "viewer", "--out"])
+        .arg(p.a.join("other"))
+        .output()
+        .expect("runs");
+    assert!(!again.status.success());
+    let list = hotlined()
+        .args(["operator", "list", "--dir"])
+        .arg(&p.a)
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("Alice Example"));
+    let rm = hotlined()
+        .args(["operator", "remove", "--dir"])
+        .arg(&p.a)
+        .arg("Alice Example")
+        .output()
+        .expect("runs");
+    assert!(rm.status.success());
+    let list = hotlined()
+        .args(["operator", "list", "--dir"])
+        .arg(&p.a)
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&list.stdout).contains("revoked"));
+}

@@ -62,6 +62,25 @@ pub struct PeerRecord {
     pub added_ms: UnixMillis,
 }
 
+/// An operator credential the node issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorRecord {
+    /// The operator's name, unique.
+    pub name: String,
+    /// `officer` or `viewer`.
+    pub role: String,
+    /// The operator's Ed25519 key (signs messages and acknowledgements).
+    pub officer_key: [u8; 32],
+    /// SHA-256 of the operator's TLS SubjectPublicKeyInfo (the operator API pin).
+    pub tls_spki_sha256: [u8; 32],
+    /// The encoded `OfficerCredential` the node signed.
+    pub credential: Bytes,
+    /// When it was issued.
+    pub added_ms: UnixMillis,
+    /// When it was revoked, if it was.
+    pub revoked_ms: Option<UnixMillis>,
+}
+
 /// A new outgoing message, before it is sealed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Submission {
@@ -221,6 +240,14 @@ pub trait Store: Send + 'static {
     fn add_peer(&mut self, peer: &PeerRecord) -> Result<()>;
     /// Unpins a peer by alias; false if there was none. Its messages stay.
     fn remove_peer(&mut self, alias: &str) -> Result<bool>;
+
+    // ----- operators -----
+    /// Every operator credential issued, revoked ones included, ordered by name.
+    fn operators(&mut self) -> Result<Vec<OperatorRecord>>;
+    /// Records a new operator; `Conflict` if the name, key or TLS key is taken.
+    fn add_operator(&mut self, op: &OperatorRecord) -> Result<()>;
+    /// Revokes an operator by name at `now`; false if there is no such unrevoked operator.
+    fn revoke_operator(&mut self, name: &str, now: UnixMillis) -> Result<bool>;
 
     // ----- sending -----
     /// Stores new messages, assigning each the next sequence number of its peer (max stored

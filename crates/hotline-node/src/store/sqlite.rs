@@ -34,8 +34,8 @@ use hotline_protocol::envelope::MessageId;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::{
-    AcceptOutcome, Arrival, AuditEvent, InboxRow, OutState, PeerRecord, ReceiptRecord, Result,
-    Store, StoreError, StoredSubmission, Submission,
+    AcceptOutcome, Arrival, AuditEvent, InboxRow, OperatorRecord, OutState, PeerRecord,
+    ReceiptRecord, Result, Store, StoreError, StoredSubmission, Submission,
 };
 
 use convert::{
@@ -171,6 +171,70 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn operators(&mut self) -> Result<Vec<OperatorRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, role, officer_key, tls_spki_sha256, credential, added_ms, revoked_ms \
+             FROM operators ORDER BY name",
+        )?;
+        let rows = stmt.query_and_then([], |r| -> Result<OperatorRecord> {
+            let key32 = |v: Vec<u8>, what: &str| -> Result<[u8; 32]> {
+                v.try_into()
+                    .map_err(|_| StoreError::Corrupt(format!("operator {what} is not 32 bytes")))
+            };
+            Ok(OperatorRecord {
+                name: r.get(0)?,
+                role: r.get(1)?,
+                officer_key: key32(r.get(2)?, "key")?,
+                tls_spki_sha256: key32(r.get(3)?, "TLS pin")?,
+                credential: Bytes::from(r.get::<_, Vec<u8>>(4)?),
+                added_ms: uint(r.get(5)?, "added_ms")?,
+                revoked_ms: r
+                    .get::<_, Option<i64>>(6)?
+                    .map(|v| uint(v, "revoked_ms"))
+                    .transpose()?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    fn add_operator(&mut self, op: &OperatorRecord) -> Result<()> {
+        let added_ms = int(op.added_ms, "added_ms")?;
+        let tx = self.write()?;
+        let taken = tx
+            .prepare_cached("SELECT 1 FROM operators WHERE name = ?1 OR officer_key = ?2 OR tls_spki_sha256 = ?3")?
+            .exists(params![op.name, &op.officer_key[..], &op.tls_spki_sha256[..]])?;
+        if taken {
+            return Err(StoreError::Conflict(format!(
+                "an operator named {:?} (or with the same keys) exists already; choose another name, \
+                 or revoke it first with `hotlined operator remove`",
+                op.name
+            )));
+        }
+        tx.prepare_cached(
+            "INSERT INTO operators (name, role, officer_key, tls_spki_sha256, credential, added_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![op.name, op.role, &op.officer_key[..], &op.tls_spki_sha256[..], &op.credential[..], added_ms])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn revoke_operator(
+        &mut self,
+        name: &str,
+        now: hotline_protocol::time::UnixMillis,
+    ) -> Result<bool> {
+        let now = int(now, "revoked_ms")?;
+        let tx = self.write()?;
+        let n = tx
+            .prepare_cached(
+                "UPDATE operators SET revoked_ms = ?2 WHERE name = ?1 AND revoked_ms IS NULL",
+            )?
+            .execute(params![name, now])?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     fn remove_peer(&mut self, alias: &str) -> Result<bool> {

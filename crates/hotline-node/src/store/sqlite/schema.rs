@@ -20,10 +20,24 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 2: operators (credentials issued by `hotlined operator add`). An operator's TLS
+/// key is pinned by its SPKI hash; its officer key signs messages and acknowledgements.
+const V2: &str = r"
+CREATE TABLE operators (
+    name             TEXT    NOT NULL UNIQUE,
+    role             TEXT    NOT NULL CHECK (role IN ('officer', 'viewer')),
+    officer_key      BLOB    NOT NULL UNIQUE CHECK (length(officer_key) = 32),
+    tls_spki_sha256  BLOB    NOT NULL UNIQUE CHECK (length(tls_spki_sha256) = 32),
+    credential       BLOB    NOT NULL,
+    added_ms         INTEGER NOT NULL,
+    revoked_ms       INTEGER
+) STRICT;
+";
 
 /// Version 1: peers, outbox, inbox, both directions of receipts, audit trail.
 ///
