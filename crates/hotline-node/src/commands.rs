@@ -7,7 +7,8 @@ use hotline_protocol::bundle::PeerBundle;
 use crate::config::{self, Config};
 use crate::material::{Material, now_ms};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{PeerRecord, Store};
+use crate::store::{PeerRecord, Store, TrustMode};
+use crate::tls::NodeTlsKey;
 
 /// A command failed; the message says what to do.
 #[derive(Debug)]
@@ -19,13 +20,64 @@ impl<E: std::fmt::Display> From<E> for CommandError {
     }
 }
 
+/// A TLS certificate and key to install at `init` instead of generating a self-signed pair:
+/// typically issued by the private CA the peers trust (SPEC.md §3.6.2).
+#[derive(Clone, Copy, Debug)]
+pub struct TlsImport<'a> {
+    /// PEM file with the certificate (exactly one).
+    pub cert: &'a Path,
+    /// PEM file with its private key.
+    pub key: &'a Path,
+}
+
+impl TlsImport<'_> {
+    /// Reads and checks the pair: profile of SPEC.md §3.5, key matching the certificate,
+    /// valid now.
+    fn load(&self) -> Result<NodeTlsKey, CommandError> {
+        let read = |path: &Path| {
+            std::fs::read(path)
+                .map(zeroize::Zeroizing::new)
+                .map_err(|e| CommandError(format!("cannot read {}: {e}", path.display())))
+        };
+        let (cert, key) = (read(self.cert)?, read(self.key)?);
+        let tls = NodeTlsKey::from_pem(&cert, &key).map_err(|e| {
+            CommandError(format!(
+                "{} with {}: {e}; a node certificate must follow SPEC.md §3.5 (Ed25519 or \
+                 ECDSA P-256, at most 825 days, EKU serverAuth and clientAuth, not a CA) and \
+                 the key must be its own",
+                self.cert.display(),
+                self.key.display()
+            ))
+        })?;
+        crate::tls::check_validity(&tls.cert_der, now_ms()).map_err(|e| {
+            CommandError(format!(
+                "{}: {e}; import a certificate that is valid now",
+                self.cert.display()
+            ))
+        })?;
+        Ok(tls)
+    }
+}
+
 /// `hotlined init`.
 pub fn init(dir: &Path, name: &str, listen: &str) -> Result<(), CommandError> {
+    init_with_tls(dir, name, listen, None)
+}
+
+/// `hotlined init`, importing the TLS certificate and key `tls` when given (`--tls-cert`,
+/// `--tls-key`); the bundle then pins that certificate's key.
+pub fn init_with_tls(
+    dir: &Path,
+    name: &str,
+    listen: &str,
+    tls: Option<TlsImport<'_>>,
+) -> Result<(), CommandError> {
     let cfg = Config {
         name: name.to_owned(),
         listen: listen.to_owned(),
         limits: Default::default(),
         deadlines: Default::default(),
+        ca: None,
     };
     cfg.validate()
         .map_err(|e| CommandError(format!("invalid argument: {e}")))?;
@@ -36,6 +88,9 @@ pub fn init(dir: &Path, name: &str, listen: &str) -> Result<(), CommandError> {
             config::CONFIG_FILE
         )));
     }
+    // Before anything is created: a refused certificate leaves no half-made node behind.
+    let tls = tls.map(|t| t.load()).transpose()?;
+    let imported = tls.is_some();
     std::fs::create_dir_all(dir)
         .map_err(|e| CommandError(format!("cannot create {}: {e}", dir.display())))?;
     #[cfg(unix)]
@@ -44,7 +99,7 @@ pub fn init(dir: &Path, name: &str, listen: &str) -> Result<(), CommandError> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let now = now_ms();
-    let material = Material::create(dir, name, now)?;
+    let material = Material::create_with_tls(dir, name, now, tls)?;
     std::fs::write(dir.join(config::CONFIG_FILE), cfg.to_toml())?;
     let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
     store.audit(&[crate::store::AuditEvent {
@@ -60,19 +115,49 @@ pub fn init(dir: &Path, name: &str, listen: &str) -> Result<(), CommandError> {
     println!("  identity     {}", material.identity.id());
     println!("  fingerprint  {}", material.identity.id().fingerprint());
     println!("  listen       {listen}");
+    if imported {
+        println!(
+            "  TLS          imported into {} (key {}, mode 0600)",
+            dir.join(config::TLS_CERT_FILE).display(),
+            dir.join(config::TLS_KEY_FILE).display()
+        );
+    }
     println!("  bundle       {}", dir.join(config::BUNDLE_FILE).display());
     println!("Hand the bundle to the other side, and read them the fingerprint over the phone.");
     Ok(())
 }
 
-/// `hotlined peer add`.
+/// `hotlined peer add` for a pinned-mode peer.
 pub fn peer_add(
     dir: &Path,
     bundle_file: &Path,
     address: &str,
     alias: Option<&str>,
 ) -> Result<(), CommandError> {
+    peer_add_with_trust(dir, bundle_file, address, alias, TrustMode::Pinned)
+}
+
+/// `hotlined peer add --trust pinned|ca`. Private CA mode needs `[ca]` in hotlined.toml,
+/// loadable now.
+pub fn peer_add_with_trust(
+    dir: &Path,
+    bundle_file: &Path,
+    address: &str,
+    alias: Option<&str>,
+    trust: TrustMode,
+) -> Result<(), CommandError> {
     let cfg = Config::load(dir)?;
+    if trust == TrustMode::Ca {
+        let ca = cfg.ca.as_ref().ok_or_else(|| {
+            CommandError(format!(
+                "--trust ca needs the private CA: add to {} a section\n  [ca]\n  roots = \
+                 \"ca.pem\"\n  crls = [\"ca.crl.pem\"]\nnaming the CA certificate and its CRL \
+                 (paths relative to the node directory), then run this again",
+                dir.join(config::CONFIG_FILE).display()
+            ))
+        })?;
+        ca.load().map_err(CommandError)?;
+    }
     let material = Material::load(dir)?;
     let text = std::fs::read(bundle_file)
         .map_err(|e| CommandError(format!("cannot read {}: {e}", bundle_file.display())))?;
@@ -95,16 +180,23 @@ pub fn peer_add(
         address: address.to_owned(),
         bundle: bundle.bytes().clone(),
         added_ms: now,
+        trust,
     })?;
     store.audit(&[crate::store::AuditEvent {
         time_ms: now,
         kind: "peer_added".into(),
         peer: Some(bundle.identity()),
         message_id: None,
-        detail: format!("{alias} at {address}"),
+        detail: format!("{alias} at {address}, trust {}", trust.as_str()),
     }])?;
-    let _ = cfg;
-    println!("Pinned peer {alias} ({}) at {address}", bundle.name());
+    match trust {
+        TrustMode::Pinned => println!("Pinned peer {alias} ({}) at {address}", bundle.name()),
+        TrustMode::Ca => println!(
+            "Added peer {alias} ({}) at {address}: its certificate must come from the private \
+             CA and carry the key its bundle pins",
+            bundle.name()
+        ),
+    }
     println!("  identity     {}", bundle.identity());
     println!(
         "  fingerprint  {}   <- compare with the other side by phone",
@@ -155,9 +247,10 @@ pub fn peer_list(dir: &Path) -> Result<(), CommandError> {
             .map(|b| b.name().to_owned())
             .unwrap_or_else(|e| format!("(bundle invalid: {e})"));
         println!(
-            "{:<16} {:<24} {}  {}",
+            "{:<16} {:<24} {:<6} {}  {}",
             p.alias,
             p.address,
+            p.trust.as_str(),
             p.identity.fingerprint(),
             name
         );
@@ -196,6 +289,16 @@ pub fn check(dir: &Path) -> Vec<String> {
             None
         }
     };
+    if let Some(ca) = cfg.as_ref().and_then(|c| c.ca.as_ref()) {
+        match ca.load() {
+            Ok(roots) => problems.extend(
+                crate::tls::check_ca(&roots, now_ms())
+                    .into_iter()
+                    .map(|p| format!("[ca] in {}: {p}", config::CONFIG_FILE)),
+            ),
+            Err(e) => problems.push(e),
+        }
+    }
     if let Some(m) = &material {
         let now = now_ms();
         if !m.encryption.iter().any(|k| k.certificate.valid_at(now)) {
@@ -250,6 +353,15 @@ pub fn check(dir: &Path) -> Vec<String> {
                     for p in peers {
                         if let Err(e) = PeerBundle::from_bytes(&p.bundle) {
                             problems.push(format!("peer {}: stored bundle invalid ({e}); remove and add it again", p.alias));
+                        }
+                        if p.trust == TrustMode::Ca && cfg.as_ref().is_some_and(|c| c.ca.is_none()) {
+                            problems.push(format!(
+                                "peer {} is trusted through the private CA but {} has no [ca] \
+                                 section; add one (roots = \"ca.pem\", crls = [\"ca.crl.pem\"]) \
+                                 or remove the peer and add it again with --trust pinned",
+                                p.alias,
+                                config::CONFIG_FILE
+                            ));
                         }
                     }
                 }

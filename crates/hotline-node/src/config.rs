@@ -33,6 +33,55 @@ pub struct Config {
     /// Delivery deadlines per precedence, after which an undelivered message is overdue.
     #[serde(default)]
     pub deadlines: Deadlines,
+    /// The private CA for peers added with `--trust ca` (SPEC.md §3.6.2); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<CaConfig>,
+}
+
+/// `[ca]`: the private CA that vouches for the TLS keys of peers in private CA mode.
+///
+/// Relative paths are taken from the node directory; [`Config::load`] makes them absolute.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// PEM file with the CA certificate(s): the trust anchors, and the only ones.
+    pub roots: PathBuf,
+    /// PEM files with the CRL of each CA. Required: a certificate whose revocation status
+    /// cannot be determined is refused (SPEC.md §3.6.2 step 5).
+    pub crls: Vec<PathBuf>,
+}
+
+impl CaConfig {
+    /// Reads and parses the CA certificates and CRLs. The message names the file and what to do.
+    pub fn load(&self) -> Result<crate::tls::CaRoots, String> {
+        let read = |path: &Path, what: &str| {
+            std::fs::read(path).map_err(|e| {
+                format!(
+                    "[ca] {what} {}: {e}; fix the path in {CONFIG_FILE} (relative paths are \
+                     taken from the node directory)",
+                    path.display()
+                )
+            })
+        };
+        let roots = crate::tls::certs_from_pem(&read(&self.roots, "roots")?).map_err(|e| {
+            format!(
+                "[ca] roots {}: {e}; it must hold the CA certificate(s) in PEM",
+                self.roots.display()
+            )
+        })?;
+        let mut crls = Vec::new();
+        for path in &self.crls {
+            crls.extend(
+                crate::tls::crls_from_pem(&read(path, "crls")?).map_err(|e| {
+                    format!(
+                        "[ca] crls {}: {e}; it must hold the CA's CRL in PEM (X509 CRL)",
+                        path.display()
+                    )
+                })?,
+            );
+        }
+        Ok(crate::tls::CaRoots { roots, crls })
+    }
 }
 
 /// Limits and rates.
@@ -124,10 +173,16 @@ impl Config {
             path: path.clone(),
             err,
         })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        let mut cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.clone(),
             msg: e.to_string(),
         })?;
+        if let Some(ca) = &mut cfg.ca {
+            ca.roots = dir.join(&ca.roots);
+            for crl in &mut ca.crls {
+                *crl = dir.join(&*crl);
+            }
+        }
         cfg.validate()
             .map_err(|msg| ConfigError::Invalid { path, msg })?;
         Ok(cfg)
@@ -149,6 +204,13 @@ impl Config {
         }
         if self.limits.rate_per_s == 0 {
             return Err("limits.rate_per_s must be at least 1".into());
+        }
+        if self.ca.as_ref().is_some_and(|ca| ca.crls.is_empty()) {
+            return Err(
+                "[ca] crls must name at least one CRL file: a certificate whose \
+                        revocation status is unknown is refused"
+                    .into(),
+            );
         }
         Ok(())
     }

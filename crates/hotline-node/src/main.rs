@@ -28,6 +28,13 @@ enum Command {
         /// Where to listen, IP:PORT (UDP), e.g. 0.0.0.0:4433.
         #[arg(long)]
         listen: String,
+        /// Install this TLS certificate (PEM, e.g. issued by your private CA) instead of
+        /// generating a self-signed one.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM) of --tls-cert; copied into the node directory, mode 0600.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Manage pinned peers.
     Peer {
@@ -74,6 +81,10 @@ enum PeerCommand {
         /// Local alias (default: from the bundle's name).
         #[arg(long)]
         name: Option<String>,
+        /// How to authenticate its TLS certificate: pinned (the bundle's key pin alone) or ca
+        /// (also the private CA configured in hotlined.toml, with its CRL).
+        #[arg(long, value_enum, default_value_t = Trust::Pinned)]
+        trust: Trust,
     },
     /// List pinned peers.
     List {
@@ -125,6 +136,12 @@ enum OperatorCommand {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum Trust {
+    Pinned,
+    Ca,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -133,7 +150,19 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Init { dir, name, listen } => commands::init(&dir, &name, &listen),
+        Command::Init {
+            dir,
+            name,
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = match (&tls_cert, &tls_key) {
+                (Some(cert), Some(key)) => Some(commands::TlsImport { cert, key }),
+                _ => None,
+            };
+            commands::init_with_tls(&dir, &name, &listen, tls)
+        }
         Command::Peer {
             command:
                 PeerCommand::Add {
@@ -141,8 +170,15 @@ fn main() -> ExitCode {
                     bundle,
                     address,
                     name,
+                    trust,
                 },
-        } => commands::peer_add(&dir, &bundle, &address, name.as_deref()),
+        } => {
+            let trust = match trust {
+                Trust::Pinned => hotline_node::store::TrustMode::Pinned,
+                Trust::Ca => hotline_node::store::TrustMode::Ca,
+            };
+            commands::peer_add_with_trust(&dir, &bundle, &address, name.as_deref(), trust)
+        }
         Command::Peer {
             command: PeerCommand::List { dir },
         } => commands::peer_list(&dir),

@@ -47,6 +47,17 @@ pub fn now_ms() -> UnixMillis {
 impl Material {
     /// Generates new material and writes it into `dir` (which must not hold keys yet).
     pub fn create(dir: &Path, name: &str, now: UnixMillis) -> Result<Material, KeyFileError> {
+        Self::create_with_tls(dir, name, now, None)
+    }
+
+    /// [`Material::create`], with the TLS key and certificate `tls` (e.g. issued by a private
+    /// CA) instead of a generated self-signed one when given.
+    pub fn create_with_tls(
+        dir: &Path,
+        name: &str,
+        now: UnixMillis,
+        tls: Option<NodeTlsKey>,
+    ) -> Result<Material, KeyFileError> {
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
         for f in [
             config::IDENTITY_FILE,
@@ -65,13 +76,16 @@ impl Material {
             now + ENCRYPTION_KEY_LIFETIME,
             &mut rng,
         );
-        let tls = NodeTlsKey::generate(name, now, now + TLS_LIFETIME).map_err(|e| {
-            KeyFileError::Invalid {
-                path: dir.join(config::TLS_KEY_FILE),
-                kind: "TLS key",
-                msg: e.to_string(),
-            }
-        })?;
+        let tls = match tls {
+            Some(tls) => tls,
+            None => NodeTlsKey::generate(name, now, now + TLS_LIFETIME).map_err(|e| {
+                KeyFileError::Invalid {
+                    path: dir.join(config::TLS_KEY_FILE),
+                    kind: "TLS key",
+                    msg: e.to_string(),
+                }
+            })?,
+        };
         keyfile::write_new(
             &dir.join(config::IDENTITY_FILE),
             keyfile::encode("identity key", &[&*identity.dangerous_seed()]).as_bytes(),

@@ -487,6 +487,132 @@ pub enum PeerTrust {
         /// One CRL per CA.
         crls: Vec<CertificateRevocationListDer<'static>>,
     },
+    /// Peers of both modes behind one verifier, each peer known by its bundle's SPKI pin: what
+    /// a node's listener uses (one endpoint serves every peer), and what a client uses for a
+    /// private-CA peer (the CA with that one pin).
+    ///
+    /// A certificate whose SPKI is in `pinned` gets the checks of pinned mode. One whose SPKI
+    /// is among the private-CA pins gets every check of private CA mode (path to the roots,
+    /// EKU, CRLs, a server's name): the CA vouches for the key, and the pin binds the key to
+    /// the one peer whose bundle names it (§3.6.3: the expected peer is chosen by local
+    /// configuration, never by the Hello). Any other certificate is refused as not pinned
+    /// (alert `access_denied`), without building a chain.
+    Mixed {
+        /// `tls_spki_sha256` of the peers in pinned mode.
+        pinned: Vec<[u8; 32]>,
+        /// The private CA, and the `tls_spki_sha256` of the peers in private CA mode.
+        ca: Option<(CaRoots, Vec<[u8; 32]>)>,
+    },
+}
+
+/// A private CA's trust anchors and revocation lists (SPEC.md §3.6.2).
+#[derive(Clone, Debug, Default)]
+pub struct CaRoots {
+    /// Trust anchors: the CA certificates.
+    pub roots: Vec<CertificateDer<'static>>,
+    /// One CRL per CA; a certificate from a CA without one is refused.
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
+}
+
+fn root_store(roots: &[CertificateDer<'static>]) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut store = RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone())?;
+    }
+    Ok(Arc::new(store))
+}
+
+fn webpki_server_verifier(ca: &CaRoots) -> Result<Arc<WebPkiServerVerifier>, TlsError> {
+    if ca.crls.is_empty() {
+        return Err(TlsError::NoCrl);
+    }
+    Ok(
+        WebPkiServerVerifier::builder_with_provider(root_store(&ca.roots)?, provider())
+            .with_crls(ca.crls.clone())
+            .enforce_revocation_expiration()
+            .build()?,
+    )
+}
+
+fn webpki_client_verifier(ca: &CaRoots) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    if ca.crls.is_empty() {
+        return Err(TlsError::NoCrl);
+    }
+    Ok(
+        WebPkiClientVerifier::builder_with_provider(root_store(&ca.roots)?, provider())
+            .with_crls(ca.crls.clone())
+            .enforce_revocation_expiration()
+            .build()?,
+    )
+}
+
+/// Problems with a private CA's configuration, worded for an operator, each of which makes
+/// the node refuse peers it should accept: roots or CRLs rustls refuses, a CRL that does not
+/// parse, a CA without a CRL (its certificates' status is unknown), a CRL past its nextUpdate
+/// at `now_ms` (Unix milliseconds), a CRL from none of the roots.
+///
+/// Node certificates are presented without intermediates, so the roots must be the CAs that
+/// issue node certificates, and the CRLs theirs.
+pub fn check_ca(ca: &CaRoots, now_ms: u64) -> Vec<String> {
+    let mut problems = Vec::new();
+    if ca.roots.is_empty() {
+        problems.push("no CA certificate configured".into());
+    }
+    if ca.crls.is_empty() {
+        problems.push("no CRL configured; every certificate of the CA will be refused".into());
+    }
+    let usable = if ca.crls.is_empty() {
+        root_store(&ca.roots).map(|_| ())
+    } else {
+        webpki_client_verifier(ca).map(|_| ())
+    };
+    if let Err(e) = usable {
+        problems.push(format!("the CA certificates or CRLs are refused: {e}"));
+    }
+    let subjects: Vec<(String, Vec<u8>)> = ca
+        .roots
+        .iter()
+        .filter_map(|r| x509_parser::parse_x509_certificate(r).ok())
+        .map(|(_, c)| (c.subject().to_string(), c.subject().as_raw().to_vec()))
+        .collect();
+    let mut issuers = Vec::new();
+    for (i, crl) in ca.crls.iter().enumerate() {
+        let crl = match x509_parser::parse_x509_crl(crl) {
+            Ok(([], crl)) => crl,
+            _ => {
+                problems.push(format!("CRL {} does not parse", i + 1));
+                continue;
+            }
+        };
+        let issuer = crl.issuer().to_string();
+        if !subjects.iter().any(|(_, raw)| raw == crl.issuer().as_raw()) {
+            problems.push(format!(
+                "the CRL of {issuer} is from none of the configured CA certificates"
+            ));
+        }
+        issuers.push(crl.issuer().as_raw().to_vec());
+        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
+        match crl.next_update() {
+            Some(next) if next.timestamp() < now => problems.push(format!(
+                "the CRL of {issuer} expired at its nextUpdate {next}; fetch the CA's current \
+                 CRL: until then every certificate of that CA is refused"
+            )),
+            Some(_) => {}
+            None => problems.push(format!(
+                "the CRL of {issuer} has no nextUpdate; ask the CA for a CRL that has one"
+            )),
+        }
+    }
+    if !ca.crls.is_empty() {
+        for (name, raw) in &subjects {
+            if !issuers.contains(raw) {
+                problems.push(format!(
+                    "no CRL for the CA {name}; every certificate it issued will be refused"
+                ));
+            }
+        }
+    }
+    problems
 }
 
 impl PeerTrust {
@@ -495,25 +621,46 @@ impl PeerTrust {
             Self::Pinned { spki_sha256 } if spki_sha256.is_empty() => Err(TlsError::NoPins),
             Self::Pinned { spki_sha256 } => Ok(Some(spki_sha256)),
             Self::PrivateCa { crls, .. } if crls.is_empty() => Err(TlsError::NoCrl),
-            Self::PrivateCa { .. } => Ok(None),
+            Self::PrivateCa { .. } | Self::Mixed { .. } => Ok(None),
         }
     }
 
-    fn root_store(&self) -> Result<Arc<RootCertStore>, TlsError> {
-        let mut store = RootCertStore::empty();
-        if let Self::PrivateCa { roots, .. } = self {
-            for root in roots {
-                store.add(root.clone())?;
-            }
-        }
-        Ok(Arc::new(store))
-    }
-
-    fn crls(&self) -> Vec<CertificateRevocationListDer<'static>> {
+    fn private_ca(&self) -> Option<CaRoots> {
         match self {
-            Self::PrivateCa { crls, .. } => crls.clone(),
-            Self::Pinned { .. } => Vec::new(),
+            Self::PrivateCa { roots, crls } => Some(CaRoots {
+                roots: roots.clone(),
+                crls: crls.clone(),
+            }),
+            _ => None,
         }
+    }
+
+    /// The verifier of [`PeerTrust::Mixed`], `None` for another mode; the private CA
+    /// verifier comes from `webpki`. Refuses a configuration that would accept nobody.
+    fn mixed<V: ?Sized>(
+        &self,
+        webpki: impl FnOnce(&CaRoots) -> Result<Arc<V>, TlsError>,
+    ) -> Result<Option<MixedVerifier<V>>, TlsError> {
+        let Self::Mixed { pinned, ca } = self else {
+            return Ok(None);
+        };
+        let ca = ca.as_ref().filter(|(_, pins)| !pins.is_empty());
+        if pinned.is_empty() && ca.is_none() {
+            return Err(TlsError::NoPins);
+        }
+        let ca = match ca {
+            Some((roots, pins)) => Some((
+                pins.clone(),
+                ProfileChecked {
+                    inner: webpki(roots)?,
+                },
+            )),
+            None => None,
+        };
+        Ok(Some(MixedVerifier {
+            pinned: pinned.clone(),
+            ca,
+        }))
     }
 }
 
@@ -735,6 +882,134 @@ impl ClientCertVerifier for ProfileChecked<dyn ClientCertVerifier> {
     }
 }
 
+/// [`PeerTrust::Mixed`]: the checks are chosen by the end-entity certificate's SPKI.
+#[derive(Debug)]
+struct MixedVerifier<V: ?Sized> {
+    /// SPKI pins of pinned-mode peers.
+    pinned: Vec<[u8; 32]>,
+    /// SPKI pins of private-CA peers, and the private CA verifier.
+    ca: Option<(Vec<[u8; 32]>, ProfileChecked<V>)>,
+}
+
+impl<V: ?Sized> MixedVerifier<V> {
+    /// A pinned-mode peer's key: the checks of pinned mode. A private-CA peer's key: `by_ca`,
+    /// the full private-CA validation. Anything else: refused as not pinned (alert
+    /// `access_denied`) before any chain is built. rustls then verifies the CertificateVerify
+    /// signature in every case (SPEC.md §3.5 step 4).
+    fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        now: UnixTime,
+        by_ca: impl FnOnce(&ProfileChecked<V>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let info = inspect(end_entity)?;
+        let mut verdict = Err(Error::InvalidCertificate(
+            CertificateError::ApplicationVerificationFailure,
+        ));
+        if self.pinned.contains(&info.spki_sha256) {
+            verdict = info.check_time(now);
+            if verdict.is_ok() {
+                return verdict;
+            }
+        }
+        match &self.ca {
+            // The same key pinned for a peer of each mode: either may accept it.
+            Some((pins, ca)) if pins.contains(&info.spki_sha256) => by_ca(ca),
+            _ => verdict,
+        }
+    }
+}
+
+impl ServerCertVerifier for MixedVerifier<WebPkiServerVerifier> {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        self.verify(end_entity, now, |ca| {
+            ca.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+                .map(|_| ())
+        })
+        .map(|()| ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        Err(tls12_refused())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        verify_schemes()
+    }
+}
+
+impl ClientCertVerifier for MixedVerifier<dyn ClientCertVerifier> {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    /// No CA names: a node presents its one certificate whatever the hints say, and pinned
+    /// peers have no CA to name.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        self.verify(end_entity, now, |ca| {
+            ca.verify_client_cert(end_entity, intermediates, now)
+                .map(|_| ())
+        })
+        .map(|()| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        Err(tls12_refused())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        verify_schemes()
+    }
+}
+
 /// The verifier a client uses for the server's certificate under `trust`.
 ///
 /// In private CA mode the server name given to `Endpoint::connect` (the host of the dialed
@@ -745,10 +1020,10 @@ pub fn server_cert_verifier(trust: &PeerTrust) -> Result<Arc<dyn ServerCertVerif
             pins: pins.to_vec(),
         }));
     }
-    let inner = WebPkiServerVerifier::builder_with_provider(trust.root_store()?, provider())
-        .with_crls(trust.crls())
-        .enforce_revocation_expiration()
-        .build()?;
+    if let Some(verifier) = trust.mixed(webpki_server_verifier)? {
+        return Ok(Arc::new(verifier));
+    }
+    let inner = webpki_server_verifier(&trust.private_ca().unwrap_or_default())?;
     Ok(Arc::new(ProfileChecked { inner }))
 }
 
@@ -763,10 +1038,10 @@ pub fn client_cert_verifier(trust: &PeerTrust) -> Result<Arc<dyn ClientCertVerif
             pins: pins.to_vec(),
         }));
     }
-    let inner = WebPkiClientVerifier::builder_with_provider(trust.root_store()?, provider())
-        .with_crls(trust.crls())
-        .enforce_revocation_expiration()
-        .build()?;
+    if let Some(verifier) = trust.mixed(webpki_client_verifier)? {
+        return Ok(Arc::new(verifier));
+    }
+    let inner = webpki_client_verifier(&trust.private_ca().unwrap_or_default())?;
     Ok(Arc::new(ProfileChecked { inner }))
 }
 

@@ -104,6 +104,7 @@ fn peer_record(alias: &str, n: u8) -> PeerRecord {
         address: format!("{alias}.example:4433"),
         bundle: Bytes::from(format!("bundle of {alias}")),
         added_ms: T0,
+        trust: Default::default(),
     }
 }
 

@@ -169,8 +169,51 @@ impl Node {
             store.attach_envelopes(&sealed)?;
         }
 
-        let trust = PeerTrust::Pinned {
-            spki_sha256: bundles.iter().map(|(_, b)| *b.tls_spki_sha256()).collect(),
+        use crate::store::TrustMode;
+        // Trust (SPEC.md §3.6): every peer is known by its bundle's SPKI pin; a peer in private
+        // CA mode must in addition present a certificate the CA of `[ca]` vouches for.
+        let ca = match &cfg.ca {
+            Some(c) => Some(c.load().map_err(CommandError)?),
+            None => None,
+        };
+        if let Some(ca) = &ca {
+            for problem in tls::check_ca(ca, now) {
+                tracing::warn!("[ca]: {problem}");
+            }
+        }
+        let mut pinned = Vec::new();
+        let mut ca_pinned = Vec::new();
+        for (p, b) in &bundles {
+            match p.trust {
+                TrustMode::Pinned => pinned.push(*b.tls_spki_sha256()),
+                TrustMode::Ca if ca.is_some() => ca_pinned.push(*b.tls_spki_sha256()),
+                TrustMode::Ca => {
+                    return Err(CommandError(format!(
+                        "peer {} is trusted through a private CA (--trust ca) but {} has no \
+                         [ca] section; add one (see `hotlined check`)",
+                        p.alias,
+                        config::CONFIG_FILE
+                    )));
+                }
+            }
+        }
+        let peer_trust = |mode: TrustMode, pin: [u8; 32]| match (mode, &ca) {
+            (TrustMode::Ca, Some(ca)) => PeerTrust::Mixed {
+                pinned: Vec::new(),
+                ca: Some((ca.clone(), vec![pin])),
+            },
+            _ => PeerTrust::Pinned {
+                spki_sha256: vec![pin],
+            },
+        };
+        // One listener for every peer: a client certificate is accepted for a pinned peer's
+        // key, or for a CA peer's key with the full private CA validation.
+        let trust = PeerTrust::Mixed {
+            pinned,
+            ca: ca
+                .clone()
+                .filter(|_| !ca_pinned.is_empty())
+                .map(|ca| (ca, ca_pinned)),
         };
         let limits = tls::TransportLimits {
             max_inflight: cfg.limits.max_inflight,
@@ -223,11 +266,10 @@ impl Node {
         let mut by_spki: HashMap<[u8; 32], (String, mpsc::UnboundedSender<LinkMsg>)> =
             HashMap::new();
         for (p, b, envs, receipts, restore) in pending {
+            // Private CA mode: the dialed host must be a subjectAltName of the peer's certificate.
             let client_config = tls::client_config(
                 &material.tls,
-                &PeerTrust::Pinned {
-                    spki_sha256: vec![*b.tls_spki_sha256()],
-                },
+                &peer_trust(p.trust, *b.tls_spki_sha256()),
                 hotline_protocol::ALPN,
                 &limits,
             )?;

@@ -60,6 +60,42 @@ pub struct PeerRecord {
     pub bundle: Bytes,
     /// When it was added.
     pub added_ms: UnixMillis,
+    /// How its TLS certificate is authenticated.
+    pub trust: TrustMode,
+}
+
+/// How a peer's TLS certificate is authenticated (SPEC.md §3.6). Either way the certificate's
+/// key must be the one the peer's bundle pins: that is how a connection is mapped to a peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TrustMode {
+    /// Pinned mode (§3.6.1): the bundle's SPKI pin alone; no chain, no name check.
+    #[default]
+    Pinned,
+    /// Private CA mode (§3.6.2): the certificate must also chain to the CA configured in
+    /// `[ca]` of `hotlined.toml`, pass its CRL and, as a server, name the dialed address.
+    Ca,
+}
+
+impl TrustMode {
+    /// The stored and command-line name: `pinned` or `ca`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrustMode::Pinned => "pinned",
+            TrustMode::Ca => "ca",
+        }
+    }
+}
+
+impl std::str::FromStr for TrustMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "pinned" => Ok(TrustMode::Pinned),
+            "ca" => Ok(TrustMode::Ca),
+            other => Err(format!("trust {other:?} is neither \"pinned\" nor \"ca\"")),
+        }
+    }
 }
 
 /// An operator credential the node issued.

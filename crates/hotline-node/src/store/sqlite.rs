@@ -117,7 +117,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     fn peers(&mut self) -> Result<Vec<PeerRecord>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT alias, identity, address, bundle, added_ms FROM peers ORDER BY alias",
+            "SELECT alias, identity, address, bundle, added_ms, trust FROM peers ORDER BY alias",
         )?;
         let rows = stmt.query_and_then([], |r| -> Result<PeerRecord> {
             Ok(PeerRecord {
@@ -126,6 +126,10 @@ impl Store for SqliteStore {
                 address: r.get(2)?,
                 bundle: Bytes::from(r.get::<_, Vec<u8>>(3)?),
                 added_ms: uint(r.get(4)?, "added_ms")?,
+                trust: r
+                    .get::<_, String>(5)?
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("peer: {e}")))?,
             })
         })?;
         rows.collect()
@@ -158,15 +162,16 @@ impl Store for SqliteStore {
                 )));
             }
             tx.prepare_cached(
-                "INSERT INTO peers (alias, identity, address, bundle, added_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO peers (alias, identity, address, bundle, added_ms, trust) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 peer.alias,
                 &peer.identity.as_bytes()[..],
                 peer.address,
                 &peer.bundle[..],
-                added_ms
+                added_ms,
+                peer.trust.as_str()
             ])?;
         }
         tx.commit()?;

@@ -20,10 +20,17 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 3: a trust mode per peer (SPEC.md §3.6): `pinned` (every peer added before) or
+/// `ca` (private CA mode, with the CA of `[ca]` in hotlined.toml).
+const V3: &str = r"
+ALTER TABLE peers ADD COLUMN trust TEXT NOT NULL DEFAULT 'pinned'
+    CHECK (trust IN ('pinned', 'ca'));
+";
 
 /// Version 2: operators (credentials issued by `hotlined operator add`). An operator's TLS
 /// key is pinned by its SPKI hash; its officer key signs messages and acknowledgements.
