@@ -60,8 +60,12 @@ pub enum Input {
     },
     /// The peer reset a stream.
     Reset { stream: StreamId, code: u64 },
-    /// The peer opened message stream `n`; its send half.
-    Opened { n: u64, send: quinn::SendStream },
+    /// The peer opened message stream `n`.
+    Opened {
+        n: u64,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+    },
     /// The connection is gone.
     Closed(String),
 }
@@ -167,7 +171,9 @@ struct Conn {
     in_send: HashMap<u64, quinn::SendStream>,
     tasks: Vec<JoinHandle<()>>,
     out_tasks: HashMap<u64, JoinHandle<()>>,
+    in_readers: HashMap<u64, JoinHandle<()>>,
     dialed_by_us: bool,
+    group: Option<String>,
 }
 
 impl Drop for Conn {
@@ -175,7 +181,7 @@ impl Drop for Conn {
         for t in self.tasks.drain(..) {
             t.abort();
         }
-        for (_, t) in self.out_tasks.drain() {
+        for (_, t) in self.out_tasks.drain().chain(self.in_readers.drain()) {
             t.abort();
         }
     }
@@ -397,7 +403,6 @@ fn attach(
     let exporter = crate::tls::exporter(&conn, hotline_protocol::EXPORTER_LABEL, b"");
     let group = crate::tls::negotiated_group(&conn);
     tracing::info!(peer = %ctx.alias, remote = %conn.remote_address(), group = group.as_deref().unwrap_or("unknown"), "connected");
-    metrics::peer(&ctx.metrics, &ctx.alias, |m| m.group = group.clone());
     session.handle_connected(now_ms(), side, exporter);
     let (control_tx, control_rx) = mpsc::unbounded_channel::<(Bytes, bool)>();
     let mut tasks = Vec::new();
@@ -431,14 +436,7 @@ fn attach(
             match c2.accept_bi().await {
                 Ok((send, recv)) => {
                     n += 1;
-                    let _ = tx.send(LinkMsg::Input(id, Input::Opened { n, send }));
-                    tokio::spawn(read_stream(
-                        recv,
-                        tx.clone(),
-                        id,
-                        StreamId::In(n),
-                        MAX_STREAM_READ,
-                    ));
+                    let _ = tx.send(LinkMsg::Input(id, Input::Opened { n, send, recv }));
                 }
                 Err(e) => {
                     let _ = tx.send(LinkMsg::Input(id, Input::Closed(e.to_string())));
@@ -454,7 +452,9 @@ fn attach(
         in_send: HashMap::new(),
         tasks,
         out_tasks: HashMap::new(),
+        in_readers: HashMap::new(),
         dialed_by_us,
+        group,
     }
 }
 
@@ -533,10 +533,24 @@ fn on_input(
 ) {
     match input {
         Input::Data { stream, data, fin } => session.handle_data(now, stream, &data, fin),
-        Input::Reset { stream, code } => session.handle_stream_reset(now, stream, code),
-        Input::Opened { n, send } => {
+        Input::Reset { stream, code } => {
+            if let (StreamId::In(n), Some(c)) = (stream, conn.as_mut()) {
+                c.in_send.remove(&n);
+                c.in_readers.remove(&n);
+            }
+            session.handle_stream_reset(now, stream, code)
+        }
+        Input::Opened { n, send, recv } => {
             if let Some(c) = conn.as_mut() {
                 c.in_send.insert(n, send);
+                let reader = tokio::spawn(read_stream(
+                    recv,
+                    ctx.tx.clone(),
+                    c.id,
+                    StreamId::In(n),
+                    MAX_STREAM_READ,
+                ));
+                c.in_readers.insert(n, reader);
             }
         }
         Input::Closed(reason) => {
@@ -679,6 +693,8 @@ fn event(
         Event::LinkUp(hello) => {
             tracing::info!(peer = %ctx.alias, version = hello.version, "link up");
             *peer_keys = hello.encryption_keys.clone();
+            let group = conn.as_ref().and_then(|c| c.group.clone());
+            metrics::peer(&ctx.metrics, &ctx.alias, |m| m.group = group);
             audit(ctx, "link_up", None, format!("version {}", hello.version));
         }
         Event::LinkDown {
@@ -688,11 +704,17 @@ fn event(
         } => {
             tracing::warn!(peer = %ctx.alias, %code, by_peer, "link down: {reason}");
             audit(ctx, "link_down", None, format!("{code}: {reason}"));
-            if let Some(c) = conn.take() {
-                c.conn
-                    .close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+            metrics::peer(&ctx.metrics, &ctx.alias, |m| m.group = None);
+            // Only a session that failed or closed its connection (state Closing) takes the
+            // connection down here. A LinkDown reported because the driver already replaced
+            // or lost the connection must not touch the current one.
+            if session.state() == hotline_protocol::session::LinkState::Closing {
+                if let Some(c) = conn.take() {
+                    c.conn
+                        .close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+                }
+                session.handle_disconnected(now_ms());
             }
-            session.handle_disconnected(now_ms());
         }
         Event::Envelope { stream, .. } | Event::MalformedEnvelope { stream, .. }
             if !limiter.allow(now_ms()) =>

@@ -87,7 +87,8 @@ pub enum StreamId {
     Control,
     /// A message stream this side opened; the number is the session's, never reused.
     Out(u64),
-    /// A message stream the peer opened; the number is the driver's, never reused.
+    /// A message stream the peer opened; the number is the driver's, never reused within
+    /// one connection.
     In(u64),
 }
 
@@ -248,6 +249,8 @@ enum Incoming {
     Awaiting { envelope: Option<(MessageId, u64)> },
 }
 
+/// How many answered or refused peer streams are remembered.
+const MAX_FINISHED_IN: usize = 4096;
 /// Most frames held while waiting for the peer's Hello.
 const MAX_HELD: usize = 1024;
 /// Most gap ranges reported in one event.
@@ -267,6 +270,9 @@ pub struct Session {
     control: Decoder,
     held: Vec<(StreamId, Frame)>,
     incoming: HashMap<StreamId, Incoming>,
+    /// Peer-opened streams already answered or refused: later bytes on them are ignored
+    /// (SPEC.md §5.2). Bounded: the oldest ids are forgotten first.
+    finished_in: std::collections::BTreeSet<u64>,
     outgoing: Outgoing,
     next_out: u64,
     max_outgoing: usize,
@@ -317,6 +323,7 @@ impl Session {
             control: Decoder::new(StreamKind::Control),
             held: Vec::new(),
             incoming: HashMap::new(),
+            finished_in: std::collections::BTreeSet::new(),
             outgoing: Outgoing::default(),
             next_out: 0,
             max_outgoing: 0,
@@ -554,6 +561,7 @@ impl Session {
         let Some(Incoming::Awaiting { envelope }) = self.incoming.remove(&stream) else {
             return;
         };
+        self.finish_in(stream);
         let _ = now;
         if let Some((id, seq)) = envelope
             && receipt.message_id() == &id
@@ -575,6 +583,7 @@ impl Session {
 
     /// Answers an [`Event::AsyncReceipt`]: the receipt is stored.
     pub fn respond_stored(&mut self, stream: StreamId, receipt_sha256: &[u8; 32]) {
+        self.finish_in(stream);
         if self.incoming.remove(&stream).is_some() && self.state == LinkState::Up {
             self.transmits.push_back(Transmit::Data {
                 stream,
@@ -590,6 +599,7 @@ impl Session {
     /// Refuses an incoming stream with `code` (e.g. UNKNOWN_MESSAGE, BAD_RECEIPT,
     /// RATE_LIMITED, INTERNAL_ERROR).
     pub fn refuse(&mut self, stream: StreamId, code: CloseCode) {
+        self.finish_in(stream);
         if self.incoming.remove(&stream).is_some() && self.state == LinkState::Up {
             self.transmits
                 .push_back(Transmit::ResetStream { stream, code });
@@ -655,6 +665,7 @@ impl Session {
         self.control = Decoder::new(StreamKind::Control);
         self.held.clear();
         self.incoming.clear();
+        self.finished_in.clear();
         self.outgoing.requeue_all();
         self.peer_hello = None;
         self.pings.clear();
@@ -687,8 +698,19 @@ impl Session {
         self.timers.clear();
     }
 
+    /// Remembers that a peer-opened stream is done with.
+    fn finish_in(&mut self, stream: StreamId) {
+        if let StreamId::In(n) = stream {
+            self.finished_in.insert(n);
+            while self.finished_in.len() > MAX_FINISHED_IN {
+                self.finished_in.pop_first();
+            }
+        }
+    }
+
     fn stream_error(&mut self, stream: StreamId, code: CloseCode, detail: String) {
         self.incoming.remove(&stream);
+        self.finish_in(stream);
         self.transmits
             .push_back(Transmit::ResetStream { stream, code });
         self.events.push_back(Event::StreamError {
@@ -888,6 +910,11 @@ impl Session {
     }
 
     fn in_data(&mut self, now: UnixMillis, stream: StreamId, data: &[u8], fin: bool) {
+        if let StreamId::In(n) = stream
+            && self.finished_in.contains(&n)
+        {
+            return;
+        }
         let entry = self
             .incoming
             .entry(stream)

@@ -1,0 +1,1178 @@
+//! A hostile peer against a real node.
+//!
+//! Node B runs in-process (`Node::start`, real QUIC, real SQLite) with node A pinned. Instead
+//! of node A, a hand-driven "raw peer" holding A's keys dials B: it does the TLS handshake and
+//! the Hello exchange itself, then writes whatever bytes a test wants on message streams and
+//! reports exactly what B answered (a frame, a stream reset with its code, or the connection
+//! closed with its code). Each test checks the outcome SPEC.md names, then, where it makes
+//! sense, that B still accepts a valid envelope afterwards.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hotline_node::commands;
+use hotline_node::config;
+use hotline_node::daemon::Node;
+use hotline_node::material::{Material, now_ms};
+use hotline_node::store::sqlite::SqliteStore;
+use hotline_node::tls::{self, NodeTlsKey, PeerTrust};
+use hotline_protocol::codes::{CloseCode, RejectReason};
+use hotline_protocol::content::{Draft, Precedence, Tlp};
+use hotline_protocol::crypto::Label;
+use hotline_protocol::envelope::{Envelope, MessageId, SealParams};
+use hotline_protocol::frame::{self, Decoder, Frame, FrameType, StreamKind};
+use hotline_protocol::hello::{self, Offer, PeerHello, Side};
+use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
+use hotline_protocol::officer::{OfficerKey, Role};
+use hotline_protocol::receipt::{Receipt, ReceiptBuild, ReceiptKind, Subject};
+use hotline_protocol::time::DAY;
+use hotline_protocol::{ALPN, EXPORTER_LABEL, OPERATOR_ALPN, wire};
+use prost::Message;
+use quinn::crypto::rustls::QuicClientConfig;
+
+/// How long any single step may take before the test fails instead of hanging.
+const STEP: Duration = Duration::from_secs(10);
+
+fn rng() -> rand_core::UnwrapErr<getrandom::SysRng> {
+    rand_core::UnwrapErr(getrandom::SysRng)
+}
+
+fn random_id() -> MessageId {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("random");
+    b
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+/// Runs one test on a current-thread runtime, as `hotlined run` does, with an overall limit.
+fn block_on<F: std::future::Future<Output = ()>>(f: F) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(50), f)
+            .await
+            .expect("test took longer than 50 s");
+    });
+}
+
+async fn step<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(STEP, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out: {what}"),
+    }
+}
+
+// ---- the world: node B running, node A's keys in the raw peer's hands ------------------
+
+struct World {
+    _tmp: tempfile::TempDir,
+    b_dir: PathBuf,
+    /// Node B, running.
+    b: Node,
+    /// Node A's material (identity, encryption keys, TLS key): the raw peer's keys.
+    a: Material,
+    /// An officer of node A.
+    officer: OfficerKey,
+    b_id: NodeId,
+    b_spki: [u8; 32],
+    b_addr: SocketAddr,
+}
+
+impl World {
+    /// `init` A and B, pin each in the other, start B. A never runs; B's own dials to A go
+    /// nowhere (nothing listens on A's address) and do not disturb the raw peer.
+    async fn start() -> World {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+        let a_addr = format!("127.0.0.1:{}", free_udp_port());
+        let b_addr = format!("127.0.0.1:{}", free_udp_port());
+        commands::init(&a_dir, "CERT-A", &a_addr).expect("init a");
+        commands::init(&b_dir, "CERT-B", &b_addr).expect("init b");
+        commands::peer_add(
+            &a_dir,
+            &b_dir.join(config::BUNDLE_FILE),
+            &b_addr,
+            Some("cert-b"),
+        )
+        .expect("pin b");
+        commands::peer_add(
+            &b_dir,
+            &a_dir.join(config::BUNDLE_FILE),
+            &a_addr,
+            Some("cert-a"),
+        )
+        .expect("pin a");
+        let a = Material::load(&a_dir).expect("a material");
+        let bm = Material::load(&b_dir).expect("b material");
+        let (b_id, b_spki) = (bm.identity.id(), bm.tls.spki_sha256());
+        let now = now_ms();
+        let officer = OfficerKey::generate(
+            &a.identity,
+            "Anna",
+            Role::Officer,
+            now - 60_000,
+            now + DAY,
+            &mut rng(),
+        )
+        .expect("officer");
+        let b = start_node(&b_dir).await;
+        let b_addr = b.local_addr;
+        World {
+            _tmp: tmp,
+            b_dir,
+            b,
+            a,
+            officer,
+            b_id,
+            b_spki,
+            b_addr,
+        }
+    }
+
+    /// The raw peer as node A: A's TLS key, A's identity, A's encryption keys.
+    fn as_a(&self) -> Dialer {
+        Dialer {
+            tls: self.a.tls.clone(),
+            identity: self.a.identity.clone(),
+            keys: self.a.certificates(),
+        }
+    }
+
+    /// A client configuration as a node builds it: `tls_key` as client certificate, B pinned.
+    fn client_config(&self, tls_key: &NodeTlsKey, alpn: &[u8]) -> quinn::ClientConfig {
+        tls::client_config(
+            tls_key,
+            &PeerTrust::Pinned {
+                spki_sha256: vec![self.b_spki],
+            },
+            alpn,
+            &Default::default(),
+        )
+        .expect("client config")
+    }
+
+    /// Dials B and completes the Hello exchange as `d`.
+    async fn link(&self, d: &Dialer) -> Link {
+        let raw = step(
+            "dial B",
+            Raw::connect(self.client_config(&d.tls, ALPN), self.b_addr),
+        )
+        .await
+        .expect("TLS handshake with B");
+        raw.hello(d, &self.b_id).await
+    }
+
+    /// Seals an envelope from A to B: `id`, `sequence`, created now.
+    fn seal(&self, key: &EncryptionKey, id: MessageId, sequence: u64, subject: &str) -> Envelope {
+        let now = now_ms();
+        let content = Draft {
+            subject: subject.into(),
+            text: "from the raw peer".into(),
+            ..Default::default()
+        }
+        .sign(&id, &self.b_id, &self.officer, now)
+        .expect("content");
+        Envelope::seal(
+            &self.a.identity,
+            &SealParams {
+                recipient: self.b_id,
+                recipient_key: key,
+                message_id: id,
+                sequence,
+                created: now,
+                precedence: Precedence::Routine,
+                tlp: Tlp::Green,
+            },
+            &content,
+            &mut rng(),
+        )
+        .expect("seal")
+    }
+
+    async fn inbox(&self) -> Vec<MessageId> {
+        self.b
+            .with_store(|s| s.inbox(1000))
+            .await
+            .expect("store running")
+            .expect("inbox")
+            .into_iter()
+            .map(|r| r.message_id)
+            .collect()
+    }
+
+    /// B keeps serving: a fresh connection as A, a fresh envelope, a verified DELIVERED
+    /// receipt, and the message in B's inbox.
+    async fn assert_still_serving(&self, sequence: u64) {
+        let link = self.link(&self.as_a()).await;
+        let env = self.seal(link.b_key(), random_id(), sequence, "still serving?");
+        let r = expect_receipt(link.send(env.bytes()).await, &self.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered, "B stopped serving");
+        assert!(r.answers(&env));
+        assert!(self.inbox().await.contains(env.message_id()));
+    }
+
+    /// Closes the raw peer's connection and waits until B has noticed, so that the next
+    /// connection does not meet the old one at B (see the duplicate-connection test).
+    async fn hang_up(&self, link: Link) {
+        link.raw.conn.close(quinn::VarInt::from_u32(0), b"done");
+        self.wait_for_metric("hotline_link_up{peer=\"cert-a\"} 0")
+            .await;
+    }
+
+    async fn wait_for_metric(&self, needle: &str) {
+        let t0 = Instant::now();
+        while !self.b.metrics_text().contains(needle) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "B's metrics never showed {needle}:\n{}",
+                self.b.metrics_text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The link to A was never reported up: gauge 0 and no `link_up` audit event.
+    async fn assert_link_never_up(&self) {
+        assert!(
+            self.b
+                .metrics_text()
+                .contains("hotline_link_up{peer=\"cert-a\"} 0"),
+            "{}",
+            self.b.metrics_text()
+        );
+        let audit = self
+            .b
+            .with_store(|s| s.recent_audit(1000))
+            .await
+            .expect("store running")
+            .expect("audit");
+        assert!(
+            audit.iter().all(|e| e.kind != "link_up"),
+            "B reported the link up: {audit:?}"
+        );
+    }
+
+    /// Stops B gracefully and starts it again on the same directory (same address).
+    async fn restart_b(self) -> World {
+        let World {
+            _tmp,
+            b_dir,
+            b,
+            a,
+            officer,
+            b_id,
+            b_spki,
+            b_addr,
+        } = self;
+        b.shutdown().await;
+        let b = start_node(&b_dir).await;
+        assert_eq!(b.local_addr, b_addr);
+        World {
+            _tmp,
+            b_dir,
+            b,
+            a,
+            officer,
+            b_id,
+            b_spki,
+            b_addr,
+        }
+    }
+
+    async fn stop(self) {
+        self.b.shutdown().await;
+    }
+}
+
+/// Starts the node in `dir`. Right after `Node::shutdown` the UDP port can still be bound
+/// (tasks holding the endpoint have not run to their end yet): retry for a while.
+async fn start_node(dir: &std::path::Path) -> Node {
+    let t0 = Instant::now();
+    loop {
+        let cfg = config::Config::load(dir).expect("cfg");
+        let m = Material::load(dir).expect("material");
+        let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
+        match Node::start(cfg, m, Box::new(store), None).await {
+            Ok(node) => {
+                if t0.elapsed() > Duration::from_millis(100) {
+                    eprintln!("the node's port was free again after {:?}", t0.elapsed());
+                }
+                return node;
+            }
+            Err(e) if e.0.contains("in use") && t0.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("start: {e:?}"),
+        }
+    }
+}
+
+// ---- the raw peer ------------------------------------------------------------------------
+
+/// Who the raw peer claims to be, layer by layer.
+struct Dialer {
+    /// The TLS certificate and key it presents.
+    tls: NodeTlsKey,
+    /// The identity key that signs its Hello.
+    identity: Arc<IdentityKey>,
+    /// The encryption keys its Hello announces.
+    keys: Vec<EncryptionKey>,
+}
+
+/// One QUIC connection to B, TLS done, nothing sent yet.
+struct Raw {
+    _endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    exporter: [u8; 32],
+}
+
+impl Raw {
+    async fn connect(
+        cfg: quinn::ClientConfig,
+        addr: SocketAddr,
+    ) -> Result<Raw, quinn::ConnectionError> {
+        let endpoint =
+            quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+        let conn = endpoint
+            .connect_with(cfg, addr, "127.0.0.1")
+            .expect("connect")
+            .await?;
+        let exporter = tls::exporter(&conn, EXPORTER_LABEL, b"");
+        Ok(Raw {
+            _endpoint: endpoint,
+            conn,
+            exporter,
+        })
+    }
+
+    /// Opens the control stream (the first bidirectional stream) and writes `hello_payload`
+    /// as a Hello frame.
+    async fn send_hello(&self, hello_payload: &[u8]) -> Control {
+        let (mut send, recv) = step("open the control stream", self.conn.open_bi())
+            .await
+            .expect("control stream");
+        send.write_all(&frame::encode(FrameType::Hello, hello_payload))
+            .await
+            .expect("write Hello");
+        Control {
+            send,
+            recv,
+            decoder: Decoder::new(StreamKind::Control),
+        }
+    }
+
+    /// The Hello exchange as `d`: a correctly bound Hello, then B's Hello read and verified.
+    async fn hello(self, d: &Dialer, b_id: &NodeId) -> Link {
+        match self.try_hello(d, b_id).await {
+            Ok(link) => link,
+            Err(e) => panic!("Hello exchange failed: {e}"),
+        }
+    }
+
+    async fn try_hello(self, d: &Dialer, b_id: &NodeId) -> Result<Link, String> {
+        let ours = hello::create(
+            &d.identity,
+            Side::Client,
+            &self.exporter,
+            &Offer::default(),
+            &d.keys,
+            now_ms(),
+        );
+        let mut control = self.send_hello(&ours).await;
+        let f = step("B's Hello", control.read_frame()).await.map_err(|e| {
+            format!(
+                "no Hello from B: {e}; connection: {:?}",
+                self.conn.close_reason()
+            )
+        })?;
+        if f.ty != FrameType::Hello {
+            return Err(format!("B's first control frame is {:?}", f.ty));
+        }
+        let b_hello = hello::verify(
+            &f.payload,
+            b_id,
+            Side::Server,
+            &self.exporter,
+            &Offer::default(),
+        )
+        .map_err(|c| format!("B's Hello does not verify on this connection: {c}"))?;
+        let heartbeats = tokio::spawn(control.answer_heartbeats());
+        Ok(Link {
+            raw: self,
+            hello: ours,
+            b_hello,
+            heartbeats,
+        })
+    }
+
+    /// Waits for B to close the connection; the error it reports.
+    async fn closed(&self) -> quinn::ConnectionError {
+        step("B closes the connection", self.conn.closed()).await
+    }
+}
+
+/// The raw peer's end of the control stream.
+struct Control {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    decoder: Decoder,
+}
+
+impl Control {
+    async fn read_frame(&mut self) -> Result<Frame, String> {
+        loop {
+            if let Some(f) = self.decoder.next_frame().map_err(|e| e.to_string())? {
+                return Ok(f);
+            }
+            match self.recv.read_chunk(64 * 1024, true).await {
+                Ok(Some(c)) => self.decoder.push(&c.bytes),
+                Ok(None) => return Err("control stream finished".into()),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Echoes every Heartbeat ping B sends, so that B's liveness window never closes the
+    /// link under a slow test; ends when the control stream or the connection does.
+    async fn answer_heartbeats(mut self) {
+        while let Ok(f) = self.read_frame().await {
+            if f.ty != FrameType::Heartbeat {
+                continue;
+            }
+            let Ok(hb) = wire::Heartbeat::decode(f.payload) else {
+                return;
+            };
+            if hb.ping != 0 {
+                let echo = wire::Heartbeat {
+                    ping: 0,
+                    echo: hb.ping,
+                    time_ms: now_ms(),
+                    last_sequence_sent: 0,
+                    received_through: 0,
+                }
+                .encode_to_vec();
+                let reply = frame::encode(FrameType::Heartbeat, &echo);
+                if self.send.write_all(&reply).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A connection to B on which both Hellos are verified (the link is UP at B).
+struct Link {
+    raw: Raw,
+    /// The Hello we sent, exactly.
+    hello: Vec<u8>,
+    b_hello: PeerHello,
+    heartbeats: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.heartbeats.abort();
+    }
+}
+
+/// What B did with one message stream.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// Exactly one complete frame, then FIN.
+    Frame(Frame),
+    /// B reset its sending side (RESET_STREAM) with this code: seen on our receive side.
+    Reset(u64),
+    /// B stopped our sending side (STOP_SENDING) with this code: seen while we wrote.
+    Stopped(u64),
+    /// Anything else (connection gone, an answer that is not one frame, ...).
+    Failed(String),
+}
+
+impl Link {
+    /// B's current encryption key, from its Hello.
+    fn b_key(&self) -> &EncryptionKey {
+        EncryptionKey::select(&self.b_hello.encryption_keys, now_ms()).expect("B has a key")
+    }
+
+    /// Opens a message stream, writes `bytes`, finishes, and reads B's answer.
+    async fn exchange(&self, bytes: &[u8]) -> Answer {
+        step("message stream", async {
+            let (mut send, mut recv) = match self.raw.conn.open_bi().await {
+                Ok(s) => s,
+                Err(e) => return Answer::Failed(format!("open: {e}")),
+            };
+            match send.write_all(bytes).await {
+                Ok(()) => {}
+                Err(quinn::WriteError::Stopped(code)) => return Answer::Stopped(code.into_inner()),
+                Err(e) => return Answer::Failed(format!("write: {e}")),
+            }
+            let _ = send.finish();
+            read_answer(&mut recv).await
+        })
+        .await
+    }
+
+    /// Sends `payload` as one Envelope frame on a new message stream.
+    async fn send(&self, payload: &[u8]) -> Answer {
+        self.exchange(&frame::encode(FrameType::Envelope, payload))
+            .await
+    }
+}
+
+async fn read_answer(recv: &mut quinn::RecvStream) -> Answer {
+    match recv.read_to_end(64 * 1024).await {
+        Ok(data) => {
+            let mut d = Decoder::new(StreamKind::Message);
+            d.push(&data);
+            match d.next_frame() {
+                Ok(Some(f)) if d.buffered() == 0 => Answer::Frame(f),
+                other => Answer::Failed(format!("answer is not one frame: {other:?}")),
+            }
+        }
+        Err(quinn::ReadToEndError::Read(quinn::ReadError::Reset(code))) => {
+            Answer::Reset(code.into_inner())
+        }
+        Err(e) => Answer::Failed(format!("read: {e}")),
+    }
+}
+
+/// The answer must be a Receipt frame signed by B.
+fn expect_receipt(answer: Answer, b_id: &NodeId) -> Receipt {
+    match answer {
+        Answer::Frame(f) if f.ty == FrameType::Receipt => {
+            Receipt::verify(&f.payload, b_id).expect("B's receipt verifies")
+        }
+        other => panic!("expected a receipt from B, got {other:?}"),
+    }
+}
+
+fn code(c: CloseCode) -> u64 {
+    u64::from(c.code())
+}
+
+/// The application close code of a connection error, if B closed the connection that way.
+fn app_close_code(e: &quinn::ConnectionError) -> Option<u64> {
+    match e {
+        quinn::ConnectionError::ApplicationClosed(c) => Some(c.error_code.into_inner()),
+        _ => None,
+    }
+}
+
+/// A Hello whose body names `identity` and announces `keys`, signed by `signer` for the
+/// client role over `exporter`. With `signer` = the owner of `identity` this is exactly
+/// `hello::create`; otherwise it is a forgery.
+fn forged_hello(
+    signer: &IdentityKey,
+    identity: &NodeId,
+    keys: &[EncryptionKey],
+    exporter: &[u8; 32],
+) -> Vec<u8> {
+    let offer = Offer::default();
+    let body = wire::HelloBody {
+        versions: offer.versions,
+        suites: offer.suites,
+        identity: Bytes::copy_from_slice(identity.as_bytes()),
+        encryption_keys: keys.iter().map(EncryptionKey::to_wire).collect(),
+        time_ms: now_ms(),
+        max_inflight: offer.max_inflight,
+    }
+    .encode_to_vec();
+    let sig = signer.sign(Label::Hello, &[&[Side::Client.byte()], exporter, &body]);
+    wire::Hello {
+        body: body.into(),
+        signature: Bytes::copy_from_slice(&sig),
+    }
+    .encode_to_vec()
+}
+
+/// An envelope frame header announcing `len` payload bytes.
+fn envelope_header(len: u32) -> Vec<u8> {
+    let mut h = vec![FrameType::Envelope.byte()];
+    h.extend_from_slice(&len.to_be_bytes());
+    h
+}
+
+// ---- 1. control ----------------------------------------------------------------------------
+
+#[test]
+fn valid_envelope_from_raw_peer_gets_a_verified_delivered_receipt() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        w.wait_for_metric("hotline_link_up{peer=\"cert-a\"} 1")
+            .await;
+        // B's key from its Hello is the one in its bundle.
+        let bundle_keys = Material::load(&w.b_dir).expect("b").certificates();
+        assert!(bundle_keys.contains(link.b_key()));
+
+        let env = w.seal(link.b_key(), random_id(), 1, "hello from A");
+        let r = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        assert!(r.answers(&env), "the receipt names another envelope");
+        assert_eq!(r.receiver(), w.b_id);
+        assert_eq!(w.inbox().await, vec![*env.message_id()]);
+        let (sha, stored) =
+            w.b.with_store({
+                let id = *env.message_id();
+                move |s| s.received(&id)
+            })
+            .await
+            .expect("store")
+            .expect("ok")
+            .expect("B recorded the envelope");
+        assert_eq!(&sha, env.sha256());
+        assert_eq!(stored, r.bytes(), "B stored the receipt it sent");
+        drop(link);
+        w.stop().await;
+    });
+}
+
+// ---- 2. tampering --------------------------------------------------------------------------
+
+#[test]
+fn tampered_envelope_is_rejected_with_bad_signature() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        let env = w.seal(link.b_key(), random_id(), 1, "tampered");
+        let mut raw = wire::Envelope::decode(env.bytes().clone()).expect("decodes");
+        let mut ct = raw.ciphertext.to_vec();
+        ct[0] ^= 0x01;
+        raw.ciphertext = ct.into();
+        let tampered = raw.encode_to_vec();
+        assert_ne!(&tampered[..], &env.bytes()[..]);
+
+        let r = expect_receipt(link.send(&tampered).await, &w.b_id);
+        assert!(
+            matches!(
+                r.kind(),
+                ReceiptKind::Rejected {
+                    reason: RejectReason::BadSignature,
+                    ..
+                }
+            ),
+            "{:?}",
+            r.kind()
+        );
+        let tampered_env = Envelope::parse(Bytes::from(tampered)).expect("still parses");
+        assert!(
+            r.answers(&tampered_env),
+            "REJECTED names the bytes received"
+        );
+        assert!(w.inbox().await.is_empty(), "B stored a tampered envelope");
+
+        // The untampered original still goes through.
+        let r = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        assert_eq!(w.inbox().await, vec![*env.message_id()]);
+        drop(link);
+        w.stop().await;
+    });
+}
+
+// ---- 3, 4. framing errors on message streams ----------------------------------------------
+
+#[test]
+fn oversize_frame_resets_the_stream_and_the_node_keeps_serving() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        // Only the 5-byte header: B must refuse from the header alone (SPEC.md §5.2).
+        let answer = link.exchange(&envelope_header(1024 * 1024 + 1)).await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::FrameTooLarge)));
+        // Exactly the limit is not a frame error (the payload is then truncated instead).
+        let answer = link.exchange(&envelope_header(1024 * 1024)).await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::TruncatedFrame)));
+
+        // Same connection, new stream: a valid envelope is delivered.
+        let env = w.seal(link.b_key(), random_id(), 1, "after the oversize frame");
+        let r = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        assert!(r.answers(&env));
+        w.hang_up(link).await;
+        w.assert_still_serving(2).await;
+        w.stop().await;
+    });
+}
+
+#[test]
+fn garbage_envelope_resets_with_malformed_frame() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        // Not protobuf at all (0xff: field 31 with the invalid wire type 7).
+        let answer = link.send(&[0xff; 64]).await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::MalformedFrame)));
+        // Protobuf, but no readable message id: no receipt is possible either (§7.6 step 1).
+        let answer = link.send(&[]).await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::MalformedFrame)));
+        let no_id = wire::Envelope {
+            header: wire::EnvelopeHeader {
+                message_id: Bytes::from_static(&[7; 15]),
+                ..Default::default()
+            }
+            .encode_to_vec()
+            .into(),
+            ciphertext: Bytes::from_static(b"x"),
+            signature: Bytes::from_static(&[0; 64]),
+        }
+        .encode_to_vec();
+        let answer = link.send(&no_id).await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::MalformedFrame)));
+        assert!(w.inbox().await.is_empty());
+
+        let env = w.seal(link.b_key(), random_id(), 1, "after garbage");
+        let r = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        drop(link);
+        w.stop().await;
+    });
+}
+
+#[test]
+fn other_framing_errors_reset_with_their_codes() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        let unexpected = code(CloseCode::UnexpectedFrame);
+        // A control frame, a ReceiptStored and an unassigned type cannot open a stream.
+        for bytes in [
+            frame::encode(FrameType::Hello, &link.hello).to_vec(),
+            frame::encode(FrameType::ReceiptStored, &[0x0a, 0x00]).to_vec(),
+            vec![0x7f, 0, 0, 0, 0],
+        ] {
+            assert_eq!(
+                link.exchange(&bytes).await,
+                Answer::Reset(unexpected),
+                "{bytes:02x?}"
+            );
+        }
+        // A stream that ends inside the payload.
+        let mut truncated = envelope_header(100);
+        truncated.extend_from_slice(&[0; 10]);
+        assert_eq!(
+            link.exchange(&truncated).await,
+            Answer::Reset(code(CloseCode::TruncatedFrame))
+        );
+        // A stream that ends inside the header.
+        assert_eq!(
+            link.exchange(&[0x10, 0]).await,
+            Answer::Reset(code(CloseCode::TruncatedFrame))
+        );
+        // Two frames on one message stream (sent in one write): no answer, UNEXPECTED_FRAME.
+        let env = w.seal(link.b_key(), random_id(), 1, "twice in one stream");
+        let one = frame::encode(FrameType::Envelope, env.bytes());
+        let two = [&one[..], &one[..]].concat();
+        assert_eq!(link.exchange(&two).await, Answer::Reset(unexpected));
+
+        // The control stream is untouched by all this: the link stays up and serves.
+        let env = w.seal(link.b_key(), random_id(), 2, "after framing errors");
+        let r = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        assert!(w.b.link_up("cert-a"));
+        drop(link);
+        w.stop().await;
+    });
+}
+
+/// SPEC.md §5.2: "After an error on a stream, the receiver MUST NOT process further bytes of
+/// that stream." B resets only its own sending side, so the peer may keep writing on it.
+#[test]
+
+fn bytes_after_a_stream_error_are_not_processed() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        let (mut send, mut recv) = link.raw.conn.open_bi().await.expect("stream");
+        send.write_all(&envelope_header(1024 * 1024 + 1))
+            .await
+            .expect("write header");
+        let answer = step("reset", read_answer(&mut recv)).await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::FrameTooLarge)));
+        // The stream is dead at B. Now a complete, valid envelope frame on it.
+        let env = w.seal(link.b_key(), random_id(), 1, "smuggled after a frame error");
+        let later = send
+            .write_all(&frame::encode(FrameType::Envelope, env.bytes()))
+            .await;
+        let _ = send.finish();
+        eprintln!("writing after the reset: {later:?}");
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_millis(1500) {
+            assert!(
+                !w.inbox().await.contains(env.message_id()),
+                "B processed bytes of a stream after resetting it: the envelope is in its inbox"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(link);
+        w.stop().await;
+    });
+}
+
+// ---- 5. replay and conflict ----------------------------------------------------------------
+
+#[test]
+fn replay_with_the_same_bytes_returns_the_original_receipt() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        let env = w.seal(link.b_key(), random_id(), 1, "replayed");
+        let first = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(first.kind(), &ReceiptKind::Delivered);
+        // Later, so that a freshly made receipt would carry another time.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let again = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(again.bytes(), first.bytes(), "same connection");
+        w.hang_up(link).await;
+        // On a new connection (the in-memory cache of the old one gone or not, the store knows).
+        let link = w.link(&w.as_a()).await;
+        let again = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(again.bytes(), first.bytes(), "new connection");
+        assert_eq!(w.inbox().await, vec![*env.message_id()], "stored once");
+        // After a restart nothing is cached in memory: the answer comes from the store.
+        drop(link);
+        let w = w.restart_b().await;
+        let link = w.link(&w.as_a()).await;
+        let again = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(again.bytes(), first.bytes(), "after a restart");
+        assert_eq!(w.inbox().await, vec![*env.message_id()], "stored once");
+        drop(link);
+        w.stop().await;
+    });
+}
+
+#[test]
+fn same_id_different_bytes_is_rejected_as_conflict() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        let id = random_id();
+        let env = w.seal(link.b_key(), id, 1, "the original");
+        let first = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(first.kind(), &ReceiptKind::Delivered);
+        // Same id, sealed again: fresh HPKE encapsulation, so other bytes.
+        let other = w.seal(link.b_key(), id, 1, "a different text under the same id");
+        assert_ne!(other.sha256(), env.sha256());
+        let r = expect_receipt(link.send(other.bytes()).await, &w.b_id);
+        assert!(
+            matches!(
+                r.kind(),
+                ReceiptKind::Rejected {
+                    reason: RejectReason::Conflict,
+                    ..
+                }
+            ),
+            "{:?}",
+            r.kind()
+        );
+        assert!(r.answers(&other));
+        // The first envelope stays as it was.
+        let (sha, receipt) =
+            w.b.with_store(move |s| s.received(&id))
+                .await
+                .expect("store")
+                .expect("ok")
+                .expect("stored");
+        assert_eq!(&sha, env.sha256());
+        assert_eq!(receipt, first.bytes());
+        assert_eq!(w.inbox().await, vec![id]);
+        // Also on a new connection.
+        w.hang_up(link).await;
+        let link = w.link(&w.as_a()).await;
+        let r = expect_receipt(link.send(other.bytes()).await, &w.b_id);
+        assert!(matches!(
+            r.kind(),
+            ReceiptKind::Rejected {
+                reason: RejectReason::Conflict,
+                ..
+            }
+        ));
+        drop(link);
+        w.stop().await;
+    });
+}
+
+// ---- 6, 7. Hello: stolen TLS key, forged and relayed Hellos ------------------------------
+
+#[test]
+fn stolen_tls_key_without_identity_key_is_refused_by_hello() {
+    block_on(async {
+        let w = World::start().await;
+        let now = now_ms();
+        // C holds A's TLS key and certificate, not A's identity key.
+        let c = Arc::new(IdentityKey::generate(&mut rng()));
+        let c_keys =
+            vec![EncryptionKeypair::generate(&c, now - 60_000, now + DAY, &mut rng()).certificate];
+
+        // C's own Hello: TLS succeeds (the pin matches), the Hello names C.
+        let raw = Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr)
+            .await
+            .expect("TLS with A's stolen key succeeds");
+        let hello_c = hello::create(
+            &c,
+            Side::Client,
+            &raw.exporter,
+            &Offer::default(),
+            &c_keys,
+            now,
+        );
+        let _control = raw.send_hello(&hello_c).await;
+        let err = raw.closed().await;
+        assert_eq!(
+            app_close_code(&err),
+            Some(code(CloseCode::IdentityMismatch)),
+            "{err}"
+        );
+        w.assert_link_never_up().await;
+
+        // A Hello naming A, signed by C.
+        let raw = Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr)
+            .await
+            .expect("TLS with A's stolen key succeeds");
+        let forged = forged_hello(&c, &w.a.identity.id(), &w.a.certificates(), &raw.exporter);
+        let _control = raw.send_hello(&forged).await;
+        let err = raw.closed().await;
+        assert_eq!(
+            app_close_code(&err),
+            Some(code(CloseCode::BadChannelBinding)),
+            "{err}"
+        );
+        w.assert_link_never_up().await;
+
+        w.assert_still_serving(1).await;
+        w.stop().await;
+    });
+}
+
+#[test]
+fn hello_with_another_connections_exporter_is_refused() {
+    block_on(async {
+        let w = World::start().await;
+        // A genuine Hello, recorded on a first connection.
+        let first = w.link(&w.as_a()).await;
+        let recorded = first.hello.clone();
+        let first_exporter = first.raw.exporter;
+        // Gone before the next connection: a replacement is another matter (and another bug,
+        // see `a_newer_connection_from_the_same_dialer_replaces_the_older`).
+        w.hang_up(first).await;
+
+        // Replayed on a second connection: its exporter differs.
+        let raw = Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr)
+            .await
+            .expect("TLS");
+        assert_ne!(raw.exporter, first_exporter);
+        let _control = raw.send_hello(&recorded).await;
+        let err = raw.closed().await;
+        assert_eq!(
+            app_close_code(&err),
+            Some(code(CloseCode::BadChannelBinding)),
+            "{err}"
+        );
+
+        // A fresh Hello signed by A over the first connection's exporter: the same.
+        let raw = Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr)
+            .await
+            .expect("TLS");
+        let h = forged_hello(
+            &w.a.identity,
+            &w.a.identity.id(),
+            &w.a.certificates(),
+            &first_exporter,
+        );
+        let _control = raw.send_hello(&h).await;
+        let err = raw.closed().await;
+        assert_eq!(
+            app_close_code(&err),
+            Some(code(CloseCode::BadChannelBinding)),
+            "{err}"
+        );
+        // A Hello signed for the server role on this connection (a reflection).
+        let raw = Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr)
+            .await
+            .expect("TLS");
+        let h = hello::create(
+            &w.a.identity,
+            Side::Server,
+            &raw.exporter,
+            &Offer::default(),
+            &w.a.certificates(),
+            now_ms(),
+        );
+        let _control = raw.send_hello(&h).await;
+        let err = raw.closed().await;
+        assert_eq!(
+            app_close_code(&err),
+            Some(code(CloseCode::BadChannelBinding)),
+            "{err}"
+        );
+        w.assert_still_serving(1).await;
+        w.stop().await;
+    });
+}
+
+/// SPEC.md §3.9 case 2: when the same dialer opens a new connection while its old one is
+/// still up at B (for example it restarted), the newer connection is kept and the older one
+/// is closed with DUPLICATE_CONNECTION.
+#[test]
+
+fn a_newer_connection_from_the_same_dialer_replaces_the_older() {
+    block_on(async {
+        let w = World::start().await;
+        let old = w.link(&w.as_a()).await;
+        let env = w.seal(old.b_key(), random_id(), 1, "on the old connection");
+        let r = expect_receipt(old.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+
+        let raw = step(
+            "dial B",
+            Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr),
+        )
+        .await
+        .expect("TLS");
+        let new = match raw.try_hello(&w.as_a(), &w.b_id).await {
+            Ok(link) => link,
+            Err(e) => panic!("B refused the newer connection of the same dialer: {e}"),
+        };
+        let err = old.raw.closed().await;
+        assert_eq!(
+            app_close_code(&err),
+            Some(code(CloseCode::DuplicateConnection)),
+            "{err}"
+        );
+        let env = w.seal(new.b_key(), random_id(), 2, "on the new connection");
+        let r = expect_receipt(new.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        drop(new);
+        w.stop().await;
+    });
+}
+
+// ---- 8. TLS refusals -----------------------------------------------------------------------
+
+/// Dials with `cfg` and uses the connection until it fails; returns the failure. In TLS 1.3
+/// the server refuses a client certificate after the client thinks it is connected, so a
+/// successful `connect` proves nothing: the refusal shows on the first stream.
+async fn refused(cfg: quinn::ClientConfig, addr: SocketAddr) -> quinn::ConnectionError {
+    step("refusal", async {
+        let raw = match Raw::connect(cfg, addr).await {
+            Ok(raw) => raw,
+            Err(e) => return e,
+        };
+        if let Ok((mut send, mut recv)) = raw.conn.open_bi().await {
+            let _ = send.write_all(&[0x01, 0, 0, 0, 0]).await;
+            let _ = recv.read_to_end(1024).await;
+        }
+        raw.conn.closed().await
+    })
+    .await
+}
+
+#[test]
+fn client_without_certificate_and_wrong_alpn_are_refused_and_counted() {
+    block_on(async {
+        let w = World::start().await;
+        let pinned_b = PeerTrust::Pinned {
+            spki_sha256: vec![w.b_spki],
+        };
+        let mut no_cert = rustls::ClientConfig::builder_with_provider(tls::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("TLS 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(tls::server_cert_verifier(&pinned_b).expect("v"))
+            .with_no_client_auth();
+        no_cert.alpn_protocols = vec![ALPN.to_vec()];
+        let no_cert = quinn::ClientConfig::new(Arc::new(
+            QuicClientConfig::try_from(no_cert).expect("QUIC client"),
+        ));
+        let err = refused(no_cert, w.b_addr).await;
+        assert_eq!(
+            tls::connection_failure_reason(&err),
+            "no_certificate",
+            "{err}"
+        );
+        w.wait_for_metric("hotline_handshake_failures_total{reason=\"no_certificate\"} 1")
+            .await;
+
+        let err = refused(w.client_config(&w.a.tls, b"other/1"), w.b_addr).await;
+        assert_eq!(tls::connection_failure_reason(&err), "alpn", "{err}");
+        w.wait_for_metric("hotline_handshake_failures_total{reason=\"alpn\"} 1")
+            .await;
+        // The operator API's ALPN is not a node-to-node connection, and B does not serve it.
+        let err = refused(w.client_config(&w.a.tls, OPERATOR_ALPN), w.b_addr).await;
+        assert_eq!(tls::connection_failure_reason(&err), "alpn", "{err}");
+        w.wait_for_metric("hotline_handshake_failures_total{reason=\"alpn\"} 2")
+            .await;
+        w.assert_link_never_up().await;
+
+        w.assert_still_serving(1).await;
+        w.stop().await;
+    });
+}
+
+// ---- 9. receipts -----------------------------------------------------------------------------
+
+#[test]
+fn a_receipt_for_an_unknown_message_is_refused() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        let now = now_ms();
+        let unknown = Subject {
+            message_id: random_id(),
+            envelope_sha256: [0x5a; 32],
+            sender: Bytes::copy_from_slice(w.b_id.as_bytes()),
+            sequence: 1,
+        };
+        let delivered =
+            Receipt::sign(&w.a.identity, &unknown, ReceiptBuild::Delivered, now).expect("sign");
+        let answer = link
+            .exchange(&frame::encode(FrameType::Receipt, delivered.bytes()))
+            .await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::UnknownMessage)));
+
+        let ack = w
+            .officer
+            .acknowledge(&unknown.message_id, &unknown.envelope_sha256, now, "seen")
+            .expect("ack");
+        let acknowledged = Receipt::sign(
+            &w.a.identity,
+            &unknown,
+            ReceiptBuild::Acknowledged(&ack),
+            now,
+        )
+        .expect("sign");
+        let answer = link
+            .exchange(&frame::encode(FrameType::Receipt, acknowledged.bytes()))
+            .await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::UnknownMessage)));
+
+        // Signed by someone else than A: BAD_RECEIPT; not a receipt at all: MALFORMED_FRAME.
+        let c = IdentityKey::generate(&mut rng());
+        let foreign = Receipt::sign(&c, &unknown, ReceiptBuild::Delivered, now).expect("sign");
+        let answer = link
+            .exchange(&frame::encode(FrameType::Receipt, foreign.bytes()))
+            .await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::BadReceipt)));
+        let answer = link
+            .exchange(&frame::encode(FrameType::Receipt, &[0xff; 8]))
+            .await;
+        assert_eq!(answer, Answer::Reset(code(CloseCode::MalformedFrame)));
+
+        let env = w.seal(link.b_key(), random_id(), 1, "after bogus receipts");
+        let r = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        drop(link);
+        w.stop().await;
+    });
+}
