@@ -267,6 +267,60 @@ pub struct InboxRow {
     pub acknowledged: bool,
 }
 
+/// A message in either direction, for operator listings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageRow {
+    /// Message id.
+    pub message_id: MessageId,
+    /// The other node.
+    pub peer: NodeId,
+    /// Whether this node received it.
+    pub incoming: bool,
+    /// Its sequence number.
+    pub sequence: u64,
+    /// Precedence.
+    pub precedence: Precedence,
+    /// TLP, lower-case name.
+    pub tlp: String,
+    /// created_ms.
+    pub created_ms: UnixMillis,
+    /// received_ms (0 for sent messages).
+    pub received_ms: UnixMillis,
+    /// Subject.
+    pub subject: String,
+    /// Sending officer.
+    pub officer: String,
+    /// Sent: unsealed | pending | delivered | acknowledged | rejected;
+    /// received: received | acknowledged.
+    pub state: String,
+}
+
+/// One message with everything stored about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// The listing fields.
+    pub row: MessageRow,
+    /// The exact envelope bytes (empty if not sealed yet).
+    pub envelope: Bytes,
+    /// The Content plaintext.
+    pub content: Bytes,
+    /// Every receipt held for it, exact bytes, oldest first.
+    pub receipts: Vec<Bytes>,
+}
+
+/// An item of an evidence export.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportItem {
+    /// The other node.
+    pub peer: NodeId,
+    /// Whether this node received it.
+    pub incoming: bool,
+    /// The exact envelope bytes.
+    pub envelope: Bytes,
+    /// Every receipt held for it, exact bytes, oldest first.
+    pub receipts: Vec<Bytes>,
+}
+
 /// The storage operations the daemon needs. See the module documentation for the rules.
 pub trait Store: Send + 'static {
     // ----- peers -----
@@ -327,6 +381,21 @@ pub trait Store: Send + 'static {
     fn unconfirmed_receipts(&mut self, peer: &NodeId) -> Result<Vec<Bytes>>;
     /// The peer confirmed storing our receipt with this SHA-256.
     fn confirm_receipt(&mut self, sha256: &[u8; 32]) -> Result<()>;
+
+    // ----- operator views -----
+    /// Messages received (`incoming`) or sent, optionally for one peer, the `limit` newest
+    /// (by created_ms), newest first.
+    fn messages(
+        &mut self,
+        incoming: bool,
+        peer: Option<NodeId>,
+        limit: usize,
+    ) -> Result<Vec<MessageRow>>;
+    /// One message (looked up in both directions) with its envelope, content and receipts.
+    fn message(&mut self, message_id: &MessageId) -> Result<Option<StoredMessage>>;
+    /// Every sealed message, both directions, optionally for one peer and created at or after
+    /// `since`, oldest first, with all receipts held.
+    fn export(&mut self, peer: Option<NodeId>, since: UnixMillis) -> Result<Vec<ExportItem>>;
 
     // ----- audit -----
     /// Appends events to the audit trail.
