@@ -1108,10 +1108,20 @@ fn client_without_certificate_and_wrong_alpn_are_refused_and_counted() {
         assert_eq!(tls::connection_failure_reason(&err), "alpn", "{err}");
         w.wait_for_metric("hotline_handshake_failures_total{reason=\"alpn\"} 1")
             .await;
-        // The operator API's ALPN is not a node-to-node connection, and B does not serve it.
+        // A peer's node key offered on the operator API's ALPN: TLS passes (the key is
+        // pinned), then B refuses the role (SPEC.md §15.3) with PROTOCOL_VIOLATION.
         let err = refused(w.client_config(&w.a.tls, OPERATOR_ALPN), w.b_addr).await;
-        assert_eq!(tls::connection_failure_reason(&err), "alpn", "{err}");
-        w.wait_for_metric("hotline_handshake_failures_total{reason=\"alpn\"} 2")
+        match &err {
+            quinn::ConnectionError::ApplicationClosed(c) => {
+                assert_eq!(
+                    c.error_code.into_inner(),
+                    u64::from(CloseCode::ProtocolViolation.code()),
+                    "{err}"
+                )
+            }
+            other => panic!("expected an application close, got {other}"),
+        }
+        w.wait_for_metric("hotline_handshake_failures_total{reason=\"unknown_certificate\"} 1")
             .await;
         w.assert_link_never_up().await;
 

@@ -124,6 +124,10 @@ pub struct LinkCtx {
     pub burst: u32,
     /// Delivery deadlines per precedence.
     pub deadlines: crate::config::Deadlines,
+    /// Events for watching operators.
+    pub events: tokio::sync::broadcast::Sender<hotline_protocol::wire::OperatorEvent>,
+    /// The peer's current encryption keys, shared with the submit path (updated from Hello).
+    pub shared_keys: Arc<std::sync::Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
 }
 
 /// A token bucket: `rate` tokens per second up to `burst` (SPEC.md §13).
@@ -318,7 +322,10 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
             m.up = session.is_up();
             m.queue = session.pending() as u64;
             m.rtt_ms = session.rtt();
-            m.gaps = session.status().gaps.iter().map(|(a, b)| b - a + 1).sum();
+            let st = session.status();
+            m.gaps = st.gaps.iter().map(|(a, b)| b - a + 1).sum();
+            m.since_ms = st.since;
+            m.last_received_ms = st.last_received.unwrap_or(0);
         });
     }
 }
@@ -665,6 +672,13 @@ fn transmit(ctx: &LinkCtx, conn: &mut Option<Conn>, t: Transmit) {
 }
 
 fn audit(ctx: &LinkCtx, kind: &str, message_id: Option<MessageId>, detail: String) {
+    let _ = ctx.events.send(hotline_protocol::wire::OperatorEvent {
+        time_ms: now_ms(),
+        kind: kind.to_owned(),
+        peer: ctx.alias.clone(),
+        message_id: message_id.map(|m| m.to_vec().into()).unwrap_or_default(),
+        detail: detail.clone(),
+    });
     let ev = AuditEvent {
         time_ms: now_ms(),
         kind: kind.to_owned(),
@@ -693,6 +707,9 @@ fn event(
         Event::LinkUp(hello) => {
             tracing::info!(peer = %ctx.alias, version = hello.version, "link up");
             *peer_keys = hello.encryption_keys.clone();
+            if let Ok(mut k) = ctx.shared_keys.lock() {
+                k.insert(ctx.bundle.identity(), hello.encryption_keys.clone());
+            }
             let group = conn.as_ref().and_then(|c| c.group.clone());
             metrics::peer(&ctx.metrics, &ctx.alias, |m| m.group = group);
             audit(ctx, "link_up", None, format!("version {}", hello.version));
@@ -846,6 +863,8 @@ fn hex(b: &[u8]) -> String {
 /// The pieces a spawned job needs.
 #[derive(Clone)]
 struct Parts {
+    alias: String,
+    events: tokio::sync::broadcast::Sender<hotline_protocol::wire::OperatorEvent>,
     identity: Arc<IdentityKey>,
     keys: Arc<Vec<EncryptionKeypair>>,
     peer: NodeId,
@@ -858,6 +877,8 @@ struct Parts {
 impl LinkCtx {
     fn clone_parts(&self) -> Parts {
         Parts {
+            alias: self.alias.clone(),
+            events: self.events.clone(),
             identity: self.identity.clone(),
             keys: self.keys.clone(),
             peer: self.bundle.identity(),
@@ -920,6 +941,11 @@ async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: En
                 Some(Ok(outcomes)) => match outcomes.into_iter().next() {
                     Some(AcceptOutcome::Inserted) => {
                         metrics::count(&p.metrics, "received", 1);
+                        p.note(
+                            "received",
+                            *envelope.message_id(),
+                            content.draft.subject.clone(),
+                        );
                         delivered
                     }
                     Some(AcceptOutcome::Duplicate { receipt }) => {
@@ -964,6 +990,13 @@ async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: En
         }
         Some(Ok(Err(rejected))) => {
             tracing::warn!("envelope rejected: {:?}", rejected.kind());
+            if let ReceiptKind::Rejected { reason, detail } = rejected.kind() {
+                p.note(
+                    "refused",
+                    *envelope.message_id(),
+                    format!("{reason}: {detail}"),
+                );
+            }
             *rejected
         }
         _ => return refuse(&p, conn_id, stream, CloseCode::InternalError),
@@ -975,6 +1008,32 @@ async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: En
             receipt: Box::new(receipt),
         },
     ));
+}
+
+impl Parts {
+    /// Records an event in the audit trail and tells watching operators.
+    fn note(&self, kind: &str, message_id: MessageId, detail: String) {
+        let _ = self.events.send(hotline_protocol::wire::OperatorEvent {
+            time_ms: now_ms(),
+            kind: kind.to_owned(),
+            peer: self.alias.clone(),
+            message_id: message_id.to_vec().into(),
+            detail: detail.clone(),
+        });
+        let ev = AuditEvent {
+            time_ms: now_ms(),
+            kind: kind.to_owned(),
+            peer: Some(self.peer),
+            message_id: Some(message_id),
+            detail,
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Some(Err(e)) = store.call(move |s| s.audit(&[ev])).await {
+                tracing::error!("audit write failed: {e}");
+            }
+        });
+    }
 }
 
 fn identity_id(p: &Parts) -> NodeId {
@@ -1036,11 +1095,18 @@ async fn receive_receipt(p: Parts, conn_id: u64, envelope: Envelope, bytes: Byte
     );
     if stored {
         match receipt.kind() {
-            ReceiptKind::Delivered => metrics::count(&p.metrics, "delivered", 1),
-            ReceiptKind::Acknowledged { .. } => metrics::count(&p.metrics, "acknowledged", 1),
+            ReceiptKind::Delivered => {
+                metrics::count(&p.metrics, "delivered", 1);
+                p.note("delivered", id, String::new());
+            }
+            ReceiptKind::Acknowledged { officer, .. } => {
+                metrics::count(&p.metrics, "acknowledged", 1);
+                p.note("acknowledged", id, officer.name().to_owned());
+            }
             ReceiptKind::Rejected { reason, detail } => {
                 metrics::count(&p.metrics, "rejected", 1);
                 tracing::warn!(reason = %reason, "message REJECTED by the peer: {detail}");
+                p.note("rejected", id, format!("{reason}: {detail}"));
             }
         }
     }
@@ -1082,8 +1148,9 @@ async fn receive_async_receipt(p: Parts, conn_id: u64, stream: StreamId, bytes: 
     };
     match p.store.call(move |s| s.record_receipts(&[rec])).await {
         Some(Ok(())) => {
-            if matches!(verified.kind(), ReceiptKind::Acknowledged { .. }) {
+            if let ReceiptKind::Acknowledged { officer, .. } = verified.kind() {
                 metrics::count(&p.metrics, "acknowledged", 1);
+                p.note("acknowledged", id, officer.name().to_owned());
             }
             let _ = p.tx.send(LinkMsg::Done(
                 conn_id,

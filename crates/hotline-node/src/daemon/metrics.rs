@@ -21,6 +21,10 @@ pub struct PeerMetrics {
     pub gaps: u64,
     /// The negotiated key-exchange group of the current connection.
     pub group: Option<String>,
+    /// When the link last went up or down (Unix ms).
+    pub since_ms: u64,
+    /// When anything was last received from the peer (Unix ms, 0 if never).
+    pub last_received_ms: u64,
 }
 
 /// All metrics.

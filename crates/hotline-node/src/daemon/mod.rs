@@ -6,6 +6,7 @@
 
 pub mod link;
 pub mod metrics;
+pub mod operator_api;
 pub mod pool;
 pub mod storage;
 
@@ -19,6 +20,7 @@ use hotline_protocol::content::{OpenedContent, Precedence, SignedContent, Tlp};
 use hotline_protocol::envelope::{Envelope, MessageId, SealParams};
 use hotline_protocol::identity::{EncryptionKey, NodeId};
 use hotline_protocol::session::Config as SessionConfig;
+use prost::Message;
 use tokio::sync::mpsc;
 
 use crate::commands::CommandError;
@@ -95,6 +97,19 @@ pub enum SubmitError {
     Store(String),
 }
 
+impl SubmitError {
+    /// The operator API error code for this refusal.
+    pub fn code(&self) -> hotline_protocol::wire::OperatorErrorCode {
+        use hotline_protocol::wire::OperatorErrorCode as C;
+        match self {
+            SubmitError::UnknownPeer(_) => C::UnknownPeer,
+            SubmitError::Content(_) => C::BadContent,
+            SubmitError::NoPeerKey => C::BadRequest,
+            SubmitError::Store(_) => C::Unavailable,
+        }
+    }
+}
+
 /// A running node.
 pub struct Node {
     /// This node's identity.
@@ -103,15 +118,42 @@ pub struct Node {
     pub local_addr: std::net::SocketAddr,
     /// The metrics address, if serving.
     pub metrics_addr: Option<std::net::SocketAddr>,
-    material: Arc<Material>,
+    shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
-    links: HashMap<NodeId, mpsc::UnboundedSender<LinkMsg>>,
     link_tasks: Vec<tokio::task::JoinHandle<()>>,
-    peer_keys: Arc<Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
-    store: StoreHandle,
     store_thread: Option<std::thread::JoinHandle<()>>,
-    pool: CryptoPool,
-    metrics: SharedMetrics,
+}
+
+/// What the node's tasks share: the links, the store, the workers, the metrics, and what the
+/// operator API needs to answer.
+pub struct Shared {
+    /// This node's identity.
+    pub id: NodeId,
+    /// This node's name.
+    pub name: String,
+    /// The identity key (signs receipts).
+    pub identity: Arc<hotline_protocol::identity::IdentityKey>,
+    material: Arc<Material>,
+    /// This node's peer bundle bytes.
+    pub own_bundle: Bytes,
+    peers: Vec<(crate::store::PeerRecord, PeerBundle)>,
+    links: HashMap<NodeId, mpsc::UnboundedSender<LinkMsg>>,
+    peer_keys: Arc<Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
+    /// The store thread.
+    pub store: StoreHandle,
+    /// The crypto workers.
+    pub pool: CryptoPool,
+    /// Metrics.
+    pub metrics: SharedMetrics,
+    /// Events for operators watching (`hotline watch`).
+    pub events: tokio::sync::broadcast::Sender<hotline_protocol::wire::OperatorEvent>,
+    deadlines: crate::config::Deadlines,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shared({})", self.id)
+    }
 }
 
 impl std::fmt::Debug for Node {
@@ -183,6 +225,13 @@ impl Node {
         }
         let mut pinned = Vec::new();
         let mut ca_pinned = Vec::new();
+        // Operators' TLS keys are pinned too; the ALPN decides which role a key may play
+        // (SPEC.md §15.3): accept_loop refuses an operator key on hotline/1 and the reverse.
+        for op in store.operators()? {
+            if op.revoked_ms.is_none() {
+                pinned.push(op.tls_spki_sha256);
+            }
+        }
         for (p, b) in &bundles {
             match p.trust {
                 TrustMode::Pinned => pinned.push(*b.tls_spki_sha256()),
@@ -219,8 +268,12 @@ impl Node {
             max_inflight: cfg.limits.max_inflight,
             ..Default::default()
         };
-        let server_config =
-            tls::server_config(&material.tls, &trust, &[hotline_protocol::ALPN], &limits)?;
+        let server_config = tls::server_config(
+            &material.tls,
+            &trust,
+            &[hotline_protocol::ALPN, hotline_protocol::OPERATOR_ALPN],
+            &limits,
+        )?;
         let listen: std::net::SocketAddr = cfg
             .listen
             .parse()
@@ -228,6 +281,10 @@ impl Node {
         let endpoint = quinn::Endpoint::server(server_config, listen)
             .map_err(|e| CommandError(format!("cannot listen on {listen}: {e}")))?;
         let local_addr = endpoint.local_addr()?;
+        let own_bundle = material
+            .bundle(&cfg, now)
+            .map(|b| b.bytes().clone())
+            .map_err(|e| CommandError(format!("cannot make this node's bundle: {e}")))?;
         let mut material = material;
         let keys = Arc::new(std::mem::take(&mut material.encryption));
         let material = Arc::new(material);
@@ -263,6 +320,8 @@ impl Node {
 
         let mut links = HashMap::new();
         let mut link_tasks = Vec::new();
+        let (events, _) = tokio::sync::broadcast::channel(1024);
+        let peer_keys = Arc::new(Mutex::new(peer_keys));
         let mut by_spki: HashMap<[u8; 32], (String, mpsc::UnboundedSender<LinkMsg>)> =
             HashMap::new();
         for (p, b, envs, receipts, restore) in pending {
@@ -301,12 +360,30 @@ impl Node {
                 rate_per_s: cfg.limits.rate_per_s,
                 burst: cfg.limits.burst,
                 deadlines: cfg.deadlines.clone(),
+                events: events.clone(),
+                shared_keys: peer_keys.clone(),
             };
             by_spki.insert(*b.tls_spki_sha256(), (p.alias.clone(), tx.clone()));
             links.insert(p.identity, tx);
             link_tasks.push(tokio::spawn(link::run(ctx, rx)));
         }
-        tokio::spawn(accept_loop(endpoint.clone(), by_spki, metrics.clone()));
+        let shared = Arc::new(Shared {
+            id: material.identity.id(),
+            name: cfg.name.clone(),
+            identity: material.identity.clone(),
+            material: material.clone(),
+            own_bundle,
+            peers: bundles,
+            links,
+            peer_keys,
+            store,
+            pool,
+            metrics,
+            events,
+            deadlines: cfg.deadlines.clone(),
+        });
+        tokio::spawn(accept_loop(endpoint.clone(), by_spki, shared.clone()));
+        let metrics = shared.metrics.clone();
 
         let metrics_addr = match metrics_addr {
             Some(a) => {
@@ -319,20 +396,15 @@ impl Node {
             }
             None => None,
         };
-        tracing::info!(id = %material.identity.id(), %local_addr, peers = links.len(), "node running");
+        tracing::info!(id = %shared.id, %local_addr, peers = shared.links.len(), "node running");
         Ok(Node {
-            id: material.identity.id(),
+            id: shared.id,
             local_addr,
             metrics_addr,
-            material,
+            shared,
             endpoint,
-            links,
             link_tasks,
-            peer_keys: Arc::new(Mutex::new(peer_keys)),
-            store,
             store_thread: Some(store_thread),
-            pool,
-            metrics,
         })
     }
 
@@ -346,6 +418,83 @@ impl Node {
         tlp: Tlp,
         content: SignedContent,
     ) -> Result<MessageId, SubmitError> {
+        self.shared
+            .submit(to, message_id, precedence, tlp, content)
+            .await
+            .map(|(id, _)| id)
+    }
+
+    /// The metrics text, as `--metrics` serves it.
+    pub fn metrics_text(&self) -> String {
+        self.shared
+            .metrics
+            .lock()
+            .map(|g| metrics::render(&g))
+            .unwrap_or_default()
+    }
+
+    /// Whether the link to `peer` is up.
+    pub fn link_up(&self, alias: &str) -> bool {
+        self.shared
+            .metrics
+            .lock()
+            .map(|g| g.peers.get(alias).is_some_and(|p| p.up))
+            .unwrap_or(false)
+    }
+
+    /// Runs a closure against the store.
+    pub async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        self.shared.store.call(f).await
+    }
+
+    /// Closes every link with SHUTDOWN, lets queued storage finish, and stops.
+    pub async fn shutdown(mut self) {
+        for tx in self.shared.links.values() {
+            let _ = tx.send(LinkMsg::Shutdown);
+        }
+        for t in self.link_tasks.drain(..) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
+        }
+        self.endpoint.close(
+            quinn::VarInt::from_u32(hotline_protocol::CloseCode::Shutdown.code()),
+            b"node shutting down",
+        );
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.endpoint.wait_idle())
+            .await;
+        let _ = self
+            .shared
+            .store
+            .call(|s| {
+                s.audit(&[AuditEvent {
+                    time_ms: now_ms(),
+                    kind: "stopped".into(),
+                    peer: None,
+                    message_id: None,
+                    detail: String::new(),
+                }])
+            })
+            .await;
+        self.shared.store.stop();
+        if let Some(t) = self.store_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+impl Shared {
+    /// Accepts a message an officer signed: stores it durably (then it is accepted and its
+    /// id may be shown), seals it and queues it for the peer.
+    pub async fn submit(
+        &self,
+        to: NodeId,
+        message_id: MessageId,
+        precedence: Precedence,
+        tlp: Tlp,
+        content: SignedContent,
+    ) -> Result<(MessageId, u64), SubmitError> {
         let link = self
             .links
             .get(&to)
@@ -419,62 +568,156 @@ impl Node {
                 "cannot seal an accepted message: {e}; it will be sealed again at restart"
             ),
         }
-        Ok(message_id)
+        self.event(
+            "submitted",
+            Some(to),
+            Some(message_id),
+            format!("sequence {seq}"),
+        );
+        Ok((message_id, seq))
     }
 
-    /// The metrics text, as `--metrics` serves it.
-    pub fn metrics_text(&self) -> String {
-        self.metrics
-            .lock()
-            .map(|g| metrics::render(&g))
+    /// Announces an event to watching operators (and nobody else: the audit trail is separate).
+    pub fn event(
+        &self,
+        kind: &str,
+        peer: Option<NodeId>,
+        message_id: Option<MessageId>,
+        detail: String,
+    ) {
+        let _ = self.events.send(hotline_protocol::wire::OperatorEvent {
+            time_ms: now_ms(),
+            kind: kind.to_owned(),
+            peer: peer.map(|p| self.alias(&p)).unwrap_or_default(),
+            message_id: message_id.map(|m| m.to_vec().into()).unwrap_or_default(),
+            detail,
+        });
+    }
+
+    /// The alias of a peer (its id text if unknown).
+    pub fn alias(&self, id: &NodeId) -> String {
+        self.peers
+            .iter()
+            .find(|(p, _)| p.identity == *id)
+            .map(|(p, _)| p.alias.clone())
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    /// A peer named by alias or node id text.
+    pub fn resolve_peer(&self, name: &str) -> Option<NodeId> {
+        let by_alias = self
+            .peers
+            .iter()
+            .find(|(p, _)| p.alias == name)
+            .map(|(p, _)| p.identity);
+        by_alias.or_else(|| {
+            name.parse::<NodeId>()
+                .ok()
+                .filter(|id| self.links.contains_key(id))
+        })
+    }
+
+    /// A peer's bundle bytes (empty if unknown).
+    pub fn peer_bundle(&self, id: &NodeId) -> Bytes {
+        self.peers
+            .iter()
+            .find(|(p, _)| p.identity == *id)
+            .map(|(_, b)| b.bytes().clone())
             .unwrap_or_default()
     }
 
-    /// Whether the link to `peer` is up.
-    pub fn link_up(&self, alias: &str) -> bool {
-        self.metrics
-            .lock()
-            .map(|g| g.peers.get(alias).is_some_and(|p| p.up))
-            .unwrap_or(false)
+    /// Queues an asynchronous receipt (already stored) to a peer.
+    pub fn send_receipt(&self, peer: NodeId, receipt: hotline_protocol::receipt::Receipt) {
+        if let Some(tx) = self.links.get(&peer) {
+            let _ = tx.send(LinkMsg::SendReceipt(Box::new(receipt)));
+        }
     }
 
-    /// Runs a closure against the store.
-    pub async fn with_store<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
-    ) -> Option<T> {
-        self.store.call(f).await
-    }
-
-    /// Closes every link with SHUTDOWN, lets queued storage finish, and stops.
-    pub async fn shutdown(mut self) {
-        for tx in self.links.values() {
-            let _ = tx.send(LinkMsg::Shutdown);
-        }
-        for t in self.link_tasks.drain(..) {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
-        }
-        self.endpoint.close(
-            quinn::VarInt::from_u32(hotline_protocol::CloseCode::Shutdown.code()),
-            b"node shutting down",
-        );
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.endpoint.wait_idle())
-            .await;
-        let _ = self
-            .store
-            .call(|s| {
-                s.audit(&[AuditEvent {
-                    time_ms: now_ms(),
-                    kind: "stopped".into(),
-                    peer: None,
-                    message_id: None,
-                    detail: String::new(),
-                }])
+    /// The operator API's view of the pinned peers.
+    pub fn peer_infos(&self) -> Vec<hotline_protocol::wire::PeerInfo> {
+        self.peers
+            .iter()
+            .map(|(p, b)| hotline_protocol::wire::PeerInfo {
+                alias: p.alias.clone(),
+                node: p.identity.to_string(),
+                fingerprint: p.identity.fingerprint(),
+                name: b.name().to_owned(),
+                address: p.address.clone(),
+                trust: p.trust.as_str().to_owned(),
             })
-            .await;
-        drop(self.store);
-        if let Some(t) = self.store_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+            .collect()
+    }
+
+    /// Per-link status for the operator API.
+    pub fn status(&self) -> hotline_protocol::wire::StatusResponse {
+        let m = self.metrics.lock().ok();
+        let links = self
+            .peers
+            .iter()
+            .map(|(p, _)| {
+                let pm = m
+                    .as_ref()
+                    .and_then(|g| g.peers.get(&p.alias).cloned())
+                    .unwrap_or_default();
+                hotline_protocol::wire::LinkStatus {
+                    peer: p.alias.clone(),
+                    node: p.identity.to_string(),
+                    up: pm.up,
+                    since_ms: pm.since_ms,
+                    rtt_ms: pm.rtt_ms.unwrap_or(0),
+                    last_received_ms: pm.last_received_ms,
+                    queue: pm.queue,
+                    overdue: pm.overdue,
+                    gaps: pm.gaps,
+                    group: pm.group.unwrap_or_default(),
+                }
+            })
+            .collect();
+        hotline_protocol::wire::StatusResponse {
+            node: self.id.to_string(),
+            name: self.name.clone(),
+            links,
+        }
+    }
+
+    /// The operator API's summary of a stored message.
+    pub fn summary(&self, m: &crate::store::MessageRow) -> hotline_protocol::wire::MessageSummary {
+        use hotline_protocol::wire;
+        let precedence = match m.precedence {
+            Precedence::Flash => wire::Precedence::Flash,
+            Precedence::Immediate => wire::Precedence::Immediate,
+            Precedence::Priority => wire::Precedence::Priority,
+            Precedence::Routine => wire::Precedence::Routine,
+        };
+        let tlp = match m.tlp.parse::<Tlp>() {
+            Ok(Tlp::Clear) => wire::Tlp::Clear,
+            Ok(Tlp::Green) => wire::Tlp::Green,
+            Ok(Tlp::Amber) => wire::Tlp::Amber,
+            Ok(Tlp::AmberStrict) => wire::Tlp::AmberStrict,
+            Ok(Tlp::Red) => wire::Tlp::Red,
+            Err(_) => wire::Tlp::Unspecified,
+        };
+        let pending = matches!(m.state.as_str(), "pending" | "unsealed");
+        let overdue = !m.incoming
+            && pending
+            && now_ms().saturating_sub(m.created_ms) > self.deadlines.for_precedence(m.precedence);
+        wire::MessageSummary {
+            message_id: m.message_id.to_vec().into(),
+            peer: self.alias(&m.peer),
+            incoming: m.incoming,
+            sequence: m.sequence,
+            precedence: precedence as i32,
+            tlp: tlp as i32,
+            created_ms: m.created_ms,
+            received_ms: m.received_ms,
+            subject: m.subject.clone(),
+            officer: m.officer.clone(),
+            state: if m.state == "unsealed" {
+                "pending".into()
+            } else {
+                m.state.clone()
+            },
+            overdue,
         }
     }
 }
@@ -509,13 +752,14 @@ fn seal(
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     by_spki: HashMap<[u8; 32], (String, mpsc::UnboundedSender<LinkMsg>)>,
-    metrics: SharedMetrics,
+    shared: Arc<Shared>,
 ) {
     let by_spki = Arc::new(by_spki);
     while let Some(incoming) = endpoint.accept().await {
         let by_spki = by_spki.clone();
-        let metrics = metrics.clone();
+        let shared = shared.clone();
         tokio::spawn(async move {
+            let metrics = &shared.metrics;
             let remote = incoming.remote_address();
             let conn =
                 match tokio::time::timeout(std::time::Duration::from_secs(10), incoming).await {
@@ -523,29 +767,72 @@ async fn accept_loop(
                     Ok(Err(e)) => {
                         let reason = tls::connection_failure_reason(&e);
                         tracing::warn!(%remote, reason, "refused connection: {e}");
-                        metrics::handshake_failure(&metrics, reason);
+                        metrics::handshake_failure(metrics, reason);
                         return;
                     }
                     Err(_) => {
-                        metrics::handshake_failure(&metrics, "timeout");
+                        metrics::handshake_failure(metrics, "timeout");
                         return;
                     }
                 };
             let spki = tls::peer_certificate(&conn).and_then(|c| tls::spki_sha256(&c).ok());
+            let alpn = conn
+                .handshake_data()
+                .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+                .and_then(|d| d.protocol);
+            let refuse = |reason: &'static str, why: &'static [u8]| {
+                metrics::handshake_failure(metrics, reason);
+                conn.close(
+                    quinn::VarInt::from_u32(hotline_protocol::CloseCode::ProtocolViolation.code()),
+                    why,
+                );
+            };
+            // The ALPN decides the role a pinned key may play (SPEC.md §15.3).
+            if alpn.as_deref() == Some(hotline_protocol::OPERATOR_ALPN) {
+                let Some(spki) = spki else {
+                    return refuse("unknown_certificate", b"no certificate");
+                };
+                let found = shared
+                    .store
+                    .call(move |s| {
+                        s.operators()
+                            .map(|ops| ops.into_iter().find(|o| o.tls_spki_sha256 == spki))
+                    })
+                    .await;
+                match found {
+                    Some(Ok(Some(record))) if record.revoked_ms.is_none() => {
+                        let credential = hotline_protocol::wire::OfficerCredential::decode(
+                            record.credential.clone(),
+                        )
+                        .ok()
+                        .and_then(|w| {
+                            hotline_protocol::officer::Credential::verify(&w, &shared.id).ok()
+                        });
+                        match credential {
+                            Some(credential) => {
+                                tokio::spawn(operator_api::serve(
+                                    shared.clone(),
+                                    conn,
+                                    operator_api::Operator { record, credential },
+                                ));
+                            }
+                            None => refuse("other", b"stored operator credential invalid"),
+                        }
+                    }
+                    Some(Ok(Some(_))) => refuse("revoked", b"operator credential revoked"),
+                    _ => refuse(
+                        "unknown_certificate",
+                        b"not an operator credential of this node",
+                    ),
+                }
+                return;
+            }
             match spki.and_then(|s| by_spki.get(&s)) {
                 Some((alias, tx)) => {
                     tracing::debug!(%remote, peer = %alias, "accepted connection");
                     let _ = tx.send(LinkMsg::Incoming(conn));
                 }
-                None => {
-                    metrics::handshake_failure(&metrics, "unknown_certificate");
-                    conn.close(
-                        quinn::VarInt::from_u32(
-                            hotline_protocol::CloseCode::IdentityMismatch.code(),
-                        ),
-                        b"certificate not pinned",
-                    );
-                }
+                None => refuse("unknown_certificate", b"certificate not pinned for a peer"),
             }
         });
     }

@@ -7,10 +7,15 @@ use crate::store::Store;
 
 type Job = Box<dyn FnOnce(&mut dyn Store) + Send>;
 
+enum Msg {
+    Job(Job),
+    Stop,
+}
+
 /// A handle to the store thread.
 #[derive(Clone)]
 pub struct StoreHandle {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Msg>,
 }
 
 impl std::fmt::Debug for StoreHandle {
@@ -24,15 +29,20 @@ impl StoreHandle {
     pub fn start(
         mut store: Box<dyn Store>,
     ) -> std::io::Result<(StoreHandle, std::thread::JoinHandle<()>)> {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let join = std::thread::Builder::new()
             .name("hotline-store".into())
             .spawn(move || {
-                while let Ok(job) = rx.recv() {
+                while let Ok(Msg::Job(job)) = rx.recv() {
                     job(store.as_mut());
                 }
             })?;
         Ok((StoreHandle { tx }, join))
+    }
+
+    /// Stops the store thread after the jobs queued before this call; later calls get `None`.
+    pub fn stop(&self) {
+        let _ = self.tx.send(Msg::Stop);
     }
 
     /// Runs `f` against the store and returns its result; `None` if the store thread is gone.
@@ -42,9 +52,9 @@ impl StoreHandle {
     ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
-            .send(Box::new(move |s: &mut dyn Store| {
+            .send(Msg::Job(Box::new(move |s: &mut dyn Store| {
                 let _ = tx.send(f(s));
-            }))
+            })))
             .ok()?;
         rx.await.ok()
     }

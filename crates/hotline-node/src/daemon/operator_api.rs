@@ -1,0 +1,454 @@
+//! The operator API (SPEC.md §15): duty officers' clients talk to their own node over QUIC
+//! with ALPN `hotline-operator/1`, authenticated by the pinned TLS key of their credential.
+//!
+//! Each request is one client-opened stream: `u32be(len) || OperatorRequest`, FIN; the node
+//! answers `u32be(len) || OperatorResponse` (a stream of them for Watch), FIN.
+
+use std::sync::Arc;
+
+use hotline_protocol::content::{OpenedContent, Precedence, SignedContent, Tlp};
+use hotline_protocol::envelope::{Envelope, MessageId};
+use hotline_protocol::officer::{Credential, Role};
+use hotline_protocol::receipt::{Receipt, ReceiptBuild, Subject};
+use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
+use hotline_protocol::{NodeId, wire::OperatorErrorCode as Code};
+use prost::Message;
+
+use super::Shared;
+use crate::material::now_ms;
+use crate::store::{OperatorRecord, ReceiptRecord};
+
+/// Largest operator frame.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// An authenticated operator connection.
+pub struct Operator {
+    /// The credential record (pinned by its TLS key).
+    pub record: OperatorRecord,
+    /// The verified credential.
+    pub credential: Credential,
+}
+
+type Reply = Result<Response, (Code, String)>;
+
+fn err<T>(code: Code, msg: impl Into<String>) -> Result<T, (Code, String)> {
+    Err((code, msg.into()))
+}
+
+/// Serves one operator connection until it closes.
+pub async fn serve(shared: Arc<Shared>, conn: quinn::Connection, op: Operator) {
+    tracing::info!(operator = %op.record.name, remote = %conn.remote_address(), "operator connected");
+    let op = Arc::new(op);
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let shared = shared.clone();
+        let op = op.clone();
+        tokio::spawn(async move { handle_stream(shared, op, send, recv).await });
+    }
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, hotline_protocol::CloseCode> {
+    use hotline_protocol::CloseCode as C;
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len)
+        .await
+        .map_err(|_| C::TruncatedFrame)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(C::FrameTooLarge);
+    }
+    let mut buf = vec![0u8; len];
+    recv.read_exact(&mut buf)
+        .await
+        .map_err(|_| C::TruncatedFrame)?;
+    Ok(buf)
+}
+
+async fn write_frame(send: &mut quinn::SendStream, resp: Response) -> bool {
+    let body = wire::OperatorResponse {
+        response: Some(resp),
+    }
+    .encode_to_vec();
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    send.write_all(&out).await.is_ok()
+}
+
+async fn handle_stream(
+    shared: Arc<Shared>,
+    op: Arc<Operator>,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let frame = match read_frame(&mut recv).await {
+        Ok(f) => f,
+        Err(code) => {
+            let _ = send.reset(quinn::VarInt::from_u32(code.code()));
+            return;
+        }
+    };
+    let Ok(req) = wire::OperatorRequest::decode(frame.as_slice()) else {
+        let _ = send.reset(quinn::VarInt::from_u32(
+            hotline_protocol::CloseCode::MalformedFrame.code(),
+        ));
+        return;
+    };
+    if let Some(Request::Watch(_)) = req.request {
+        return watch(shared, send).await;
+    }
+    let reply = handle(&shared, &op, req.request).await;
+    let resp = reply.unwrap_or_else(|(code, message)| {
+        Response::Error(wire::OperatorError {
+            code: code as i32,
+            message,
+        })
+    });
+    if write_frame(&mut send, resp).await {
+        let _ = send.finish();
+    }
+}
+
+async fn watch(shared: Arc<Shared>, mut send: quinn::SendStream) {
+    let mut rx = shared.events.subscribe();
+    loop {
+        match rx.recv().await {
+            Ok(ev) => {
+                if !write_frame(&mut send, Response::Event(ev)).await {
+                    return;
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                let ev = wire::OperatorEvent {
+                    time_ms: now_ms(),
+                    kind: "lagged".into(),
+                    detail: format!("{n} events dropped"),
+                    ..Default::default()
+                };
+                if !write_frame(&mut send, Response::Event(ev)).await {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+fn require_officer(op: &Operator) -> Result<(), (Code, String)> {
+    if op.record.revoked_ms.is_some() {
+        return err(
+            Code::Forbidden,
+            "this credential was revoked; ask the node administrator for a new one",
+        );
+    }
+    if op.credential.role() != Role::Officer {
+        return err(
+            Code::Forbidden,
+            "a viewer credential can only read; sending and acknowledging need an officer credential",
+        );
+    }
+    op.credential.check_officer_at(now_ms()).map_err(|e| {
+        (
+            Code::Forbidden,
+            format!("credential not usable now: {e}; ask for a new one"),
+        )
+    })
+}
+
+fn message_id(b: &[u8]) -> Result<MessageId, (Code, String)> {
+    b.try_into().map_err(|_| {
+        (
+            Code::BadRequest,
+            "message id must be 16 bytes (32 hex digits)".to_string(),
+        )
+    })
+}
+
+async fn handle(shared: &Arc<Shared>, op: &Operator, req: Option<Request>) -> Reply {
+    if op.record.revoked_ms.is_some() {
+        return err(Code::Forbidden, "this credential was revoked");
+    }
+    match req {
+        None => err(
+            Code::BadRequest,
+            "empty or unknown request; is the client newer than the node?",
+        ),
+        Some(Request::Whoami(_)) => Ok(Response::Whoami(wire::WhoAmIResponse {
+            name: op.credential.name().to_owned(),
+            role: match op.credential.role() {
+                Role::Officer => wire::Role::Officer as i32,
+                Role::Viewer => wire::Role::Viewer as i32,
+            },
+            node: shared.id.to_string(),
+            node_name: shared.name.clone(),
+        })),
+        Some(Request::Send(s)) => send(shared, op, s).await,
+        Some(Request::Ack(a)) => ack(shared, op, a).await,
+        Some(Request::List(l)) => list(shared, l).await,
+        Some(Request::Show(s)) => show(shared, s).await,
+        Some(Request::Status(_)) => Ok(Response::Status(shared.status())),
+        Some(Request::Peers(_)) => Ok(Response::Peers(wire::PeersResponse {
+            peers: shared.peer_infos(),
+        })),
+        Some(Request::Export(e)) => export(shared, e).await,
+        Some(Request::Watch(_)) => err(Code::BadRequest, "watch is handled on its own stream"),
+    }
+}
+
+async fn send(shared: &Arc<Shared>, op: &Operator, s: wire::SendRequest) -> Reply {
+    require_officer(op)?;
+    let to = shared.resolve_peer(&s.to).ok_or((
+        Code::UnknownPeer,
+        format!("no pinned peer {:?}; `hotline peers` lists them", s.to),
+    ))?;
+    let id = message_id(&s.message_id)?;
+    let precedence = precedence(s.precedence)?;
+    let tlp = tlp(s.tlp)?;
+    // The content must be signed by THIS operator: nobody sends in another officer's name.
+    let content = s.content;
+    let c2 = content.clone();
+    let me = shared.id;
+    let opened = shared
+        .pool
+        .run(move || OpenedContent::parse(&c2, &id, &me, &to, now_ms()))
+        .await
+        .ok_or((Code::Unavailable, "node shutting down".to_string()))?
+        .map_err(|e| (Code::BadContent, format!("content refused: {e}")))?;
+    if opened.officer.officer_key() != &op.record.officer_key {
+        return err(
+            Code::BadContent,
+            "the content is signed by another officer's key than this credential's",
+        );
+    }
+    match shared
+        .submit(
+            to,
+            id,
+            precedence,
+            tlp,
+            SignedContent::from_bytes(content.to_vec()),
+        )
+        .await
+    {
+        Ok((id, sequence)) => Ok(Response::Send(wire::SendResponse {
+            message_id: id.to_vec().into(),
+            sequence,
+        })),
+        Err(e) => err(e.code(), e.to_string()),
+    }
+}
+
+async fn ack(shared: &Arc<Shared>, op: &Operator, a: wire::AckRequest) -> Reply {
+    require_officer(op)?;
+    let id = message_id(&a.message_id)?;
+    let ackw = a.ack.ok_or((Code::BadRequest, "ack missing".to_string()))?;
+    let msg = shared
+        .store
+        .call(move |s| s.message(&id))
+        .await
+        .ok_or((Code::Unavailable, "node shutting down".to_string()))?
+        .map_err(|e| (Code::Unavailable, e.to_string()))?
+        .ok_or((
+            Code::NotFound,
+            "no message with that id; `hotline inbox` lists them".to_string(),
+        ))?;
+    if !msg.row.incoming {
+        return err(
+            Code::BadRequest,
+            "that message was sent by this node; only received messages are acknowledged",
+        );
+    }
+    // Idempotent: an existing ACKNOWLEDGED receipt is returned again.
+    for r in &msg.receipts {
+        if let Ok(rec) = Receipt::verify(r, &shared.id)
+            && matches!(
+                rec.kind(),
+                hotline_protocol::receipt::ReceiptKind::Acknowledged { .. }
+            )
+        {
+            return Ok(Response::Ack(wire::AckResponse { receipt: r.clone() }));
+        }
+    }
+    let cred = ackw.credential.as_ref().ok_or((
+        Code::BadContent,
+        "acknowledgement without credential".to_string(),
+    ))?;
+    if cred.body != op.credential.to_wire().body {
+        return err(
+            Code::BadContent,
+            "the acknowledgement carries another operator's credential",
+        );
+    }
+    let envelope = Envelope::parse(msg.envelope.clone()).map_err(|_| {
+        (
+            Code::Unavailable,
+            "stored envelope does not parse".to_string(),
+        )
+    })?;
+    let identity = shared.identity.clone();
+    let subject = Subject::from(&envelope);
+    let receipt = shared
+        .pool
+        .run(move || {
+            Receipt::sign(
+                &identity,
+                &subject,
+                ReceiptBuild::Acknowledged(&ackw),
+                now_ms(),
+            )
+        })
+        .await
+        .ok_or((Code::Unavailable, "node shutting down".to_string()))?
+        .map_err(|e| (Code::BadContent, format!("acknowledgement refused: {e}")))?;
+    let rec = ReceiptRecord {
+        message_id: id,
+        peer: msg.row.peer,
+        kind: "ACKNOWLEDGED".into(),
+        bytes: receipt.bytes().clone(),
+        sha256: *receipt.sha256(),
+        stored_ms: now_ms(),
+    };
+    match shared.store.call(move |s| s.store_own_receipt(&rec)).await {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return err(Code::Unavailable, format!("not stored: {e}")),
+        None => return err(Code::Unavailable, "node shutting down"),
+    }
+    shared.send_receipt(msg.row.peer, receipt.clone());
+    shared.event(
+        "acknowledged_by_officer",
+        Some(msg.row.peer),
+        Some(id),
+        op.credential.name().to_owned(),
+    );
+    Ok(Response::Ack(wire::AckResponse {
+        receipt: receipt.bytes().clone(),
+    }))
+}
+
+fn precedence(v: i32) -> Result<Precedence, (Code, String)> {
+    Ok(match wire::Precedence::try_from(v) {
+        Ok(wire::Precedence::Flash) => Precedence::Flash,
+        Ok(wire::Precedence::Immediate) => Precedence::Immediate,
+        Ok(wire::Precedence::Priority) => Precedence::Priority,
+        Ok(wire::Precedence::Routine) => Precedence::Routine,
+        _ => {
+            return err(
+                Code::BadRequest,
+                "precedence must be FLASH, IMMEDIATE, PRIORITY or ROUTINE",
+            );
+        }
+    })
+}
+
+fn tlp(v: i32) -> Result<Tlp, (Code, String)> {
+    Ok(match wire::Tlp::try_from(v) {
+        Ok(wire::Tlp::Clear) => Tlp::Clear,
+        Ok(wire::Tlp::Green) => Tlp::Green,
+        Ok(wire::Tlp::Amber) => Tlp::Amber,
+        Ok(wire::Tlp::AmberStrict) => Tlp::AmberStrict,
+        Ok(wire::Tlp::Red) => Tlp::Red,
+        _ => {
+            return err(
+                Code::BadRequest,
+                "TLP must be CLEAR, GREEN, AMBER, AMBER+STRICT or RED",
+            );
+        }
+    })
+}
+
+async fn list(shared: &Arc<Shared>, l: wire::ListRequest) -> Reply {
+    let limit = match l.limit {
+        0 => 100,
+        n => n.min(10_000) as usize,
+    };
+    let peer = if l.peer.is_empty() {
+        None
+    } else {
+        Some(
+            shared
+                .resolve_peer(&l.peer)
+                .ok_or((Code::UnknownPeer, format!("no pinned peer {:?}", l.peer)))?,
+        )
+    };
+    let incoming = l.incoming;
+    let rows = shared
+        .store
+        .call(move |s| s.messages(incoming, peer, limit))
+        .await
+        .ok_or((Code::Unavailable, "node shutting down".to_string()))?
+        .map_err(|e| (Code::Unavailable, e.to_string()))?;
+    let mut messages: Vec<wire::MessageSummary> = rows
+        .into_iter()
+        .filter(|m| !(l.unacknowledged_only && m.state == "acknowledged"))
+        .map(|m| shared.summary(&m))
+        .collect();
+    // FLASH first, then newest first (SPEC.md §15.5: the inbox shows what is most urgent on top).
+    messages.sort_by_key(|m| (m.precedence, std::cmp::Reverse(m.created_ms)));
+    Ok(Response::List(wire::ListResponse { messages }))
+}
+
+async fn show(shared: &Arc<Shared>, s: wire::ShowRequest) -> Reply {
+    let id = message_id(&s.message_id)?;
+    let msg = shared
+        .store
+        .call(move |st| st.message(&id))
+        .await
+        .ok_or((Code::Unavailable, "node shutting down".to_string()))?
+        .map_err(|e| (Code::Unavailable, e.to_string()))?
+        .ok_or((
+            Code::NotFound,
+            "no message with that id; `hotline inbox` lists them".to_string(),
+        ))?;
+    let own = shared.own_bundle.clone();
+    let peer = shared.peer_bundle(&msg.row.peer);
+    let (sender_bundle, receiver_bundle) = if msg.row.incoming {
+        (peer, own)
+    } else {
+        (own, peer)
+    };
+    Ok(Response::Show(wire::ShowResponse {
+        summary: Some(shared.summary(&msg.row)),
+        envelope: msg.envelope.clone(),
+        content: msg.content.clone(),
+        receipts: msg.receipts.clone(),
+        sender_bundle,
+        receiver_bundle,
+    }))
+}
+
+async fn export(shared: &Arc<Shared>, e: wire::ExportRequest) -> Reply {
+    let peer: Option<NodeId> = if e.peer.is_empty() {
+        None
+    } else {
+        Some(
+            shared
+                .resolve_peer(&e.peer)
+                .ok_or((Code::UnknownPeer, format!("no pinned peer {:?}", e.peer)))?,
+        )
+    };
+    let since = e.since_ms;
+    let items = shared
+        .store
+        .call(move |s| s.export(peer, since))
+        .await
+        .ok_or((Code::Unavailable, "node shutting down".to_string()))?
+        .map_err(|e| (Code::Unavailable, e.to_string()))?;
+    let mut peers: Vec<NodeId> = items.iter().map(|i| i.peer).collect();
+    peers.sort();
+    peers.dedup();
+    Ok(Response::Export(wire::ExportResponse {
+        bundle: Some(wire::EvidenceBundle {
+            version: 1,
+            created_ms: now_ms(),
+            exporter_bundle: shared.own_bundle.clone(),
+            peer_bundles: peers.iter().map(|p| shared.peer_bundle(p)).collect(),
+            items: items
+                .into_iter()
+                .map(|i| wire::EvidenceItem {
+                    envelope: i.envelope,
+                    receipts: i.receipts,
+                    incoming: i.incoming,
+                })
+                .collect(),
+        }),
+    }))
+}

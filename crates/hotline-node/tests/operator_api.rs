@@ -1,0 +1,248 @@
+//! The operator API (SPEC.md §15) against two running nodes, with a bare client.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hotline_node::config;
+use hotline_node::daemon::Node;
+use hotline_node::material::{Material, now_ms};
+use hotline_node::store::sqlite::SqliteStore;
+use hotline_node::tls::{self, NodeTlsKey, PeerTrust};
+use hotline_node::{commands, operator};
+use hotline_protocol::content::Draft;
+use hotline_protocol::officer::OfficerKey;
+use hotline_protocol::receipt::{Receipt, ReceiptKind};
+use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
+use prost::Message;
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+struct Client {
+    conn: quinn::Connection,
+    officer: OfficerKey,
+}
+
+impl Client {
+    async fn connect(cred: &Path, addr: SocketAddr) -> Result<Client, String> {
+        let (file, credential) = operator::load(cred).map_err(|e| e.0)?;
+        let key = NodeTlsKey::from_pem(file.tls_cert.as_bytes(), file.tls_key.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let pin: Vec<u8> = (0..32)
+            .map(|i| {
+                u8::from_str_radix(&file.node_tls_spki_sha256[2 * i..2 * i + 2], 16).expect("hex")
+            })
+            .collect();
+        let cfg = tls::client_config(
+            &key,
+            &PeerTrust::Pinned {
+                spki_sha256: vec![pin.try_into().expect("32")],
+            },
+            hotline_protocol::OPERATOR_ALPN,
+            &Default::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr"))
+            .map_err(|e| e.to_string())?;
+        ep.set_default_client_config(cfg);
+        let conn = ep
+            .connect(addr, "localhost")
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        let seed: [u8; 32] = data_encoding::BASE64
+            .decode(file.officer_seed.as_bytes())
+            .expect("b64")
+            .try_into()
+            .expect("32");
+        let officer = OfficerKey::from_parts(&seed, credential).map_err(|e| e.to_string())?;
+        Ok(Client { conn, officer })
+    }
+
+    async fn call(&self, req: Request) -> Result<Response, String> {
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| e.to_string())?;
+        let body = wire::OperatorRequest { request: Some(req) }.encode_to_vec();
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        send.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        let data = recv
+            .read_to_end(32 * 1024 * 1024)
+            .await
+            .map_err(|e| e.to_string())?;
+        let len = u32::from_be_bytes(data[..4].try_into().expect("len")) as usize;
+        let resp = wire::OperatorResponse::decode(&data[4..4 + len]).map_err(|e| e.to_string())?;
+        resp.response.ok_or_else(|| "empty response".into())
+    }
+}
+
+fn error_code(r: &Response) -> Option<wire::OperatorErrorCode> {
+    match r {
+        Response::Error(e) => wire::OperatorErrorCode::try_from(e.code).ok(),
+        _ => None,
+    }
+}
+
+async fn start(dir: PathBuf) -> Node {
+    let cfg = config::Config::load(&dir).expect("cfg");
+    let m = Material::load(&dir).expect("material");
+    let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
+    Node::start(cfg, m, Box::new(store), None)
+        .await
+        .expect("start")
+}
+
+#[test]
+fn send_list_ack_show_and_export_through_the_operator_api() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (a_addr, b_addr) = (
+        format!("127.0.0.1:{}", free_udp_port()),
+        format!("127.0.0.1:{}", free_udp_port()),
+    );
+    commands::init(&a, "CERT-A", &a_addr).expect("init a");
+    commands::init(&b, "CERT-B", &b_addr).expect("init b");
+    commands::peer_add(&a, &b.join(config::BUNDLE_FILE), &b_addr, Some("cert-b")).expect("pin b");
+    commands::peer_add(&b, &a.join(config::BUNDLE_FILE), &a_addr, Some("cert-a")).expect("pin a");
+    operator::add(&a, "Anna Officer", "officer", &a.join("anna.cred")).expect("anna");
+    operator::add(&b, "Bruno Officer", "officer", &b.join("bruno.cred")).expect("bruno");
+    operator::add(&b, "Vera Viewer", "viewer", &b.join("vera.cred")).expect("vera");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let na = start(a.clone()).await;
+        let nb = start(b.clone()).await;
+        let anna = Client::connect(&a.join("anna.cred"), na.local_addr).await.expect("anna connects");
+        let bruno = Client::connect(&b.join("bruno.cred"), nb.local_addr).await.expect("bruno connects");
+        let vera = Client::connect(&b.join("vera.cred"), nb.local_addr).await.expect("vera connects");
+
+        let who = anna.call(Request::Whoami(Default::default())).await.expect("whoami");
+        assert!(matches!(&who, Response::Whoami(w) if w.name == "Anna Officer" && w.node_name == "CERT-A"), "{who:?}");
+
+        // Send: signed by Anna's own key, addressed by alias.
+        let peers = match anna.call(Request::Peers(Default::default())).await.expect("peers") {
+            Response::Peers(p) => p.peers,
+            other => panic!("{other:?}"),
+        };
+        let b_id: hotline_protocol::NodeId = peers[0].node.parse().expect("id");
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).expect("rng");
+        let draft = Draft { subject: "Ransomware at a hospital".into(), text: "IOCs follow.".into(), ..Default::default() };
+        let content = draft.sign(&id, &b_id, &anna.officer, now_ms()).expect("sign");
+        let send = wire::SendRequest {
+            to: "cert-b".into(),
+            message_id: id.to_vec().into(),
+            precedence: wire::Precedence::Flash as i32,
+            tlp: wire::Tlp::Amber as i32,
+            content: content.as_bytes().to_vec().into(),
+        };
+        let r = anna.call(Request::Send(send.clone())).await.expect("send");
+        assert!(matches!(&r, Response::Send(s) if s.sequence == 1), "{r:?}");
+        // A viewer cannot send, and Bruno cannot send content Anna signed.
+        let r = vera.call(Request::Send(send.clone())).await.expect("send");
+        assert_eq!(error_code(&r), Some(wire::OperatorErrorCode::Forbidden));
+
+        // Wait for DELIVERED at A.
+        let t0 = Instant::now();
+        loop {
+            let r = anna.call(Request::Show(wire::ShowRequest { message_id: id.to_vec().into() })).await.expect("show");
+            if matches!(&r, Response::Show(s) if s.summary.as_ref().is_some_and(|m| m.state == "delivered")) {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "not delivered: {r:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // B's inbox lists it, unacknowledged.
+        let list = bruno
+            .call(Request::List(wire::ListRequest { incoming: true, unacknowledged_only: true, ..Default::default() }))
+            .await
+            .expect("list");
+        let Response::List(l) = list else { panic!("{list:?}") };
+        assert_eq!(l.messages.len(), 1);
+        assert_eq!(l.messages[0].subject, "Ransomware at a hospital");
+        assert_eq!(l.messages[0].officer, "Anna Officer");
+
+        // Ack by Bruno (the viewer cannot).
+        let shown = bruno.call(Request::Show(wire::ShowRequest { message_id: id.to_vec().into() })).await.expect("show");
+        let Response::Show(shown) = shown else { panic!("{shown:?}") };
+        let sha = hotline_protocol::crypto::sha256(&shown.envelope);
+        let ack = bruno.officer.acknowledge(&id, &sha, now_ms(), "Isolating hosts.").expect("ack");
+        let r = vera.call(Request::Ack(wire::AckRequest { message_id: id.to_vec().into(), ack: Some(ack.clone()) })).await.expect("ack");
+        assert_eq!(error_code(&r), Some(wire::OperatorErrorCode::Forbidden));
+        let r = bruno.call(Request::Ack(wire::AckRequest { message_id: id.to_vec().into(), ack: Some(ack) })).await.expect("ack");
+        assert!(matches!(r, Response::Ack(_)), "{r:?}");
+
+        // A holds the ACKNOWLEDGED receipt naming Bruno.
+        let t0 = Instant::now();
+        let receipts = loop {
+            let r = anna.call(Request::Show(wire::ShowRequest { message_id: id.to_vec().into() })).await.expect("show");
+            if let Response::Show(s) = &r
+                && s.summary.as_ref().is_some_and(|m| m.state == "acknowledged")
+            {
+                break s.receipts.clone();
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "not acknowledged: {r:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let acked = receipts
+            .iter()
+            .filter_map(|r| Receipt::verify(r, &b_id).ok())
+            .find_map(|r| match r.kind() {
+                ReceiptKind::Acknowledged { officer, .. } => Some(officer.name().to_owned()),
+                _ => None,
+            });
+        assert_eq!(acked.as_deref(), Some("Bruno Officer"));
+
+        // Export from A holds the envelope, both receipts and B's bundle.
+        let r = anna.call(Request::Export(Default::default())).await.expect("export");
+        let Response::Export(e) = r else { panic!("{r:?}") };
+        let bundle = e.bundle.expect("bundle");
+        assert_eq!(bundle.items.len(), 1);
+        assert_eq!(bundle.items[0].receipts.len(), 2);
+        assert_eq!(bundle.peer_bundles.len(), 1);
+
+        // Status shows the link up with the post-quantum group.
+        let r = anna.call(Request::Status(Default::default())).await.expect("status");
+        assert!(matches!(&r, Response::Status(s) if s.links[0].up && s.links[0].group == "X25519MLKEM768"), "{r:?}");
+        na.shutdown().await;
+        nb.shutdown().await;
+    });
+}
+
+#[test]
+fn a_credential_issued_by_another_node_is_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (a_addr, b_addr) = (
+        format!("127.0.0.1:{}", free_udp_port()),
+        format!("127.0.0.1:{}", free_udp_port()),
+    );
+    commands::init(&a, "CERT-A", &a_addr).expect("init a");
+    commands::init(&b, "CERT-B", &b_addr).expect("init b");
+    commands::peer_add(&a, &b.join(config::BUNDLE_FILE), &b_addr, Some("cert-b")).expect("pin b");
+    operator::add(&b, "Bruno Officer", "officer", &b.join("bruno.cred")).expect("bruno");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let na = start(a.clone()).await;
+        // Bruno's credential (issued by B) pointed at A: A does not pin its key.
+        let c = Client::connect(&b.join("bruno.cred"), na.local_addr).await;
+        let refused = match c {
+            Err(_) => true,
+            Ok(c) => c.call(Request::Whoami(Default::default())).await.is_err(),
+        };
+        assert!(refused, "A accepted a credential B issued");
+        let _ = &b_addr;
+        na.shutdown().await;
+    });
+}
