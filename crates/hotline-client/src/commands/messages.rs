@@ -1,0 +1,428 @@
+//! `inbox`, `outbox`, `show`, `receipts` and `ack`.
+
+use hotline_protocol::content::OpenedContent;
+use hotline_protocol::envelope::Envelope;
+use hotline_protocol::wire;
+use serde_json::{Value, json};
+
+use super::{Ctx, now_ms, require_officer, resolve_id};
+use crate::error::{Exit, Failure, Result};
+use crate::format::{self, Cell, Colour, Style, clean, clean_text, emit, emit_json, hex, second};
+use crate::verify::{self, MessageReport, ReceiptReport};
+
+/// `inbox` (`incoming`) and `outbox`.
+pub async fn list(
+    ctx: &Ctx,
+    incoming: bool,
+    unacknowledged: bool,
+    peer: Option<String>,
+    limit: u32,
+    json: bool,
+) -> Result<()> {
+    let (_cred, client) = ctx.open().await?;
+    let mut msgs = client
+        .list(wire::ListRequest {
+            incoming,
+            unacknowledged_only: unacknowledged,
+            peer: peer.unwrap_or_default(),
+            limit,
+        })
+        .await?
+        .messages;
+    client.close().await;
+    // The node orders FLASH first; keep its order within a precedence (stable sort).
+    msgs.sort_by_key(|m| {
+        if m.precedence <= 0 {
+            i32::MAX
+        } else {
+            m.precedence
+        }
+    });
+    if json {
+        emit_json(&Value::Array(
+            msgs.iter().map(format::summary_json).collect(),
+        ));
+    } else if msgs.is_empty() {
+        emit(match (incoming, unacknowledged) {
+            (true, true) => "No unacknowledged messages.\n",
+            (true, false) => "No messages received.\n",
+            _ => "No messages sent.\n",
+        });
+    } else {
+        emit(&format::messages_table(&ctx.style, incoming, &msgs));
+    }
+    Ok(())
+}
+
+fn content_json(c: &OpenedContent) -> Value {
+    let d = &c.draft;
+    json!({
+        "subject": d.subject,
+        "text": d.text,
+        "language": d.language,
+        "officer": c.officer.name(),
+        "reply_to": d.reply_to.map(|i| hex(&i)),
+        "thread_id": d.thread_id.map(|i| hex(&i)),
+        "incident": d.incident.as_ref().map(|i| json!({
+            "incident_id": i.incident_id,
+            "severity": i.severity,
+            "category": i.category,
+            "indicators": i.indicators.iter().map(|x| json!({"kind": x.kind, "value": x.value})).collect::<Vec<_>>(),
+        })),
+    })
+}
+
+fn receipt_line(style: &Style, r: &ReceiptReport) -> String {
+    let kind = r.kind.unwrap_or("(unreadable)");
+    let mut s = format!("{:<13} {}", kind, style.verdict(r.valid));
+    if let Some(t) = r.time_ms {
+        s.push_str(&format!("  {}", second(t)));
+    }
+    if let Some(fp) = &r.signer_fingerprint {
+        s.push_str(&format!("  signed by node {fp}"));
+    }
+    if let Some(o) = &r.officer {
+        s.push_str(&format!(
+            "\n      duty officer {o:?} acknowledged at {}",
+            r.ack_time_ms.map(second).unwrap_or_default()
+        ));
+        if let Some(n) = r.note.as_ref().filter(|n| !n.is_empty()) {
+            s.push_str(&format!(", note: {n:?}"));
+        }
+    }
+    if let Some(reason) = &r.reason {
+        s.push_str(&format!(
+            "\n      reason {reason}: {}",
+            r.detail.clone().unwrap_or_default()
+        ));
+    }
+    if let Some(e) = &r.error {
+        s.push_str(&format!("\n      {}", style.paint(e, Colour::Red)));
+    }
+    s
+}
+
+fn show_text(
+    style: &Style,
+    id: &[u8; 16],
+    s: &wire::ShowResponse,
+    rep: &MessageReport,
+    c: Option<&OpenedContent>,
+) -> String {
+    let m = s.summary.clone().unwrap_or_default();
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{:<12}{v}\n", format!("{k}:")));
+    let prec = format::precedence_name(m.precedence);
+    line("Message", hex(id));
+    if let Some(c) = c {
+        line(
+            "Subject",
+            style.paint(&clean(&c.draft.subject), Colour::Bold),
+        );
+    } else {
+        line("Subject", clean(&m.subject));
+    }
+    line(
+        "Precedence",
+        format!("{}   {}", style.precedence(prec), format::tlp_name(m.tlp)),
+    );
+    let party = |b: &verify::BundleCheck| {
+        b.party.as_ref().map_or_else(
+            || "(invalid bundle)".to_owned(),
+            |p| format!("{} ({})", p.name, p.fingerprint),
+        )
+    };
+    let officer = c.map_or_else(|| clean(&m.officer), |c| clean(c.officer.name()));
+    line(
+        "From",
+        format!("{}, duty officer {officer:?}", party(&rep.sender_bundle)),
+    );
+    line("To", party(&rep.receiver_bundle));
+    line(
+        "Direction",
+        format!(
+            "{} {}, sequence {}",
+            if m.incoming {
+                "received from"
+            } else {
+                "sent to"
+            },
+            clean(&m.peer),
+            m.sequence
+        ),
+    );
+    line(
+        "Created",
+        if m.created_ms == 0 {
+            "(not sealed yet)".into()
+        } else {
+            second(m.created_ms)
+        },
+    );
+    if m.incoming {
+        line("Received", format::second_or_dash(m.received_ms));
+    }
+    let mut state = clean(&m.state);
+    if m.overdue {
+        state.push_str(" (OVERDUE)");
+    }
+    line("State", state);
+    if let Some(c) = c {
+        let d = &c.draft;
+        if !d.language.is_empty() {
+            line("Language", clean(&d.language));
+        }
+        if let Some(r) = d.reply_to {
+            line("Reply to", hex(&r));
+        }
+        if let Some(t) = d.thread_id {
+            line("Thread", hex(&t));
+        }
+        if let Some(i) = &d.incident {
+            let sev = ["", "low", "medium", "high", "critical"];
+            let mut v = clean(&i.incident_id);
+            if let Some(s) = sev.get(i.severity as usize).filter(|s| !s.is_empty()) {
+                v.push_str(&format!("  severity {s}"));
+            }
+            if !i.category.is_empty() {
+                v.push_str(&format!("  category {}", clean(&i.category)));
+            }
+            line("Incident", v);
+            for x in &i.indicators {
+                line(
+                    "Indicator",
+                    format!("{}: {}", clean(&x.kind), clean(&x.value)),
+                );
+            }
+        }
+        out.push('\n');
+        out.push_str(&clean_text(&d.text));
+        if !d.text.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out.push_str(&format!(
+        "\n{}\n",
+        style.paint("Verification", Colour::Bold)
+    ));
+    let check = |out: &mut String, what: &str, ok: bool, detail: String| {
+        let line = format!("  {what:<24}{}  {detail}", style.verdict(ok));
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    let bundle = |b: &verify::BundleCheck| {
+        b.party.as_ref().map_or_else(
+            || b.error.clone().unwrap_or_default(),
+            |p| format!("{} {}", p.name, p.node),
+        )
+    };
+    check(
+        &mut out,
+        "sender's bundle",
+        rep.sender_bundle.valid,
+        bundle(&rep.sender_bundle),
+    );
+    check(
+        &mut out,
+        "receiver's bundle",
+        rep.receiver_bundle.valid,
+        bundle(&rep.receiver_bundle),
+    );
+    match &rep.envelope {
+        None => out.push_str("  envelope                not sealed yet\n"),
+        Some(errors) => check(
+            &mut out,
+            "envelope signature",
+            rep.envelope_valid,
+            errors.join("; "),
+        ),
+    }
+    check(
+        &mut out,
+        "officer signature",
+        rep.content_valid,
+        rep.content_error
+            .clone()
+            .unwrap_or_else(|| format!("by {officer:?}, credential issued by the sender")),
+    );
+    if rep.receipts.is_empty() {
+        out.push_str("  receipts                none yet\n");
+    }
+    for r in &rep.receipts {
+        out.push_str(&format!("  receipt {}\n", receipt_line(style, r)));
+    }
+    out.push_str(&format!(
+        "  status                  {}\n",
+        verify::status(&rep.receipts)
+    ));
+    out
+}
+
+/// `show`.
+pub async fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
+    let (_cred, client) = ctx.open().await?;
+    let id = resolve_id(&client, id).await?;
+    let s = client
+        .show(wire::ShowRequest {
+            message_id: id.to_vec().into(),
+        })
+        .await?;
+    client.close().await;
+    let (rep, opened) = verify::check_message(&s, &id, now_ms());
+    if json {
+        emit_json(&json!({
+            "summary": s.summary.as_ref().map(format::summary_json),
+            "content": opened.as_ref().map(content_json),
+            "verification": rep,
+            "status": verify::status(&rep.receipts),
+        }));
+    } else {
+        emit(&show_text(&ctx.style, &id, &s, &rep, opened.as_ref()));
+    }
+    if rep.valid {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Exit::Verification,
+            "some checks of this message failed (see above)",
+        ))
+    }
+}
+
+/// `receipts`.
+pub async fn receipts(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
+    let (_cred, client) = ctx.open().await?;
+    let id = resolve_id(&client, id).await?;
+    let s = client
+        .show(wire::ShowRequest {
+            message_id: id.to_vec().into(),
+        })
+        .await?;
+    client.close().await;
+    let (rep, _) = verify::check_message(&s, &id, now_ms());
+    if json {
+        emit_json(&json!({
+            "message_id": hex(&id),
+            "status": verify::status(&rep.receipts),
+            "receipts": rep.receipts,
+        }));
+    } else if rep.receipts.is_empty() {
+        emit(&format!("No receipts yet for {}.\n", hex(&id)));
+    } else {
+        let style = &ctx.style;
+        let rows = rep
+            .receipts
+            .iter()
+            .map(|r| {
+                let detail = match (&r.officer, &r.reason, &r.error) {
+                    (_, _, Some(e)) => e.clone(),
+                    (Some(o), _, _) => format!(
+                        "officer {o:?} at {}{}",
+                        r.ack_time_ms.map(second).unwrap_or_default(),
+                        r.note
+                            .as_ref()
+                            .filter(|n| !n.is_empty())
+                            .map(|n| format!(", note {n:?}"))
+                            .unwrap_or_default()
+                    ),
+                    (_, Some(reason), _) => {
+                        format!("{reason}: {}", r.detail.clone().unwrap_or_default())
+                    }
+                    _ => String::new(),
+                };
+                vec![
+                    Cell::new(r.kind.unwrap_or("?")),
+                    Cell::new(r.time_ms.map(second).unwrap_or_default()),
+                    Cell::new(r.signer_fingerprint.clone().unwrap_or_default()),
+                    Cell::colour(
+                        if r.valid { "ok" } else { "FAILED" },
+                        Some(if r.valid { Colour::Green } else { Colour::Red }),
+                    ),
+                    Cell::new(detail),
+                ]
+            })
+            .collect();
+        emit(&format::table(
+            style,
+            &["KIND", "TIME (UTC)", "SIGNED BY NODE", "VERIFIED", "DETAIL"],
+            rows,
+        ));
+    }
+    if rep.receipts.iter().all(|r| r.valid) {
+        Ok(())
+    } else {
+        Err(Failure::new(
+            Exit::Verification,
+            "a receipt does not verify (see above)",
+        ))
+    }
+}
+
+/// `ack`.
+pub async fn ack(ctx: &Ctx, id: &str, note: &str, json: bool) -> Result<()> {
+    let cred = ctx.load()?;
+    require_officer(&cred, "acknowledging")?;
+    if note.len() > hotline_protocol::officer::MAX_NOTE_LEN {
+        return Err(Failure::usage("--note is longer than 1024 bytes"));
+    }
+    let client = ctx.connect(&cred).await?;
+    let id = resolve_id(&client, id).await?;
+    let s = client
+        .show(wire::ShowRequest {
+            message_id: id.to_vec().into(),
+        })
+        .await?;
+    let incoming = s.summary.as_ref().is_some_and(|m| m.incoming);
+    if !incoming {
+        return Err(Failure::general(format!(
+            "message {} was sent by this node; only received messages are acknowledged",
+            hex(&id)
+        )));
+    }
+    let (rep, _) = verify::check_message(&s, &id, now_ms());
+    if !rep.envelope_valid {
+        return Err(Failure::new(
+            Exit::Verification,
+            format!(
+                "the envelope of {} does not verify; not acknowledging it (`hotline show` shows the checks)",
+                hex(&id)
+            ),
+        ));
+    }
+    let env = Envelope::parse(s.envelope.clone())
+        .map_err(|e| Failure::new(Exit::Verification, format!("envelope: {e}")))?;
+    let ack_time = now_ms();
+    let officer_ack = cred.officer.acknowledge(&id, env.sha256(), ack_time, note).map_err(|_| {
+        Failure::new(Exit::Credential, "your credential does not allow acknowledging now (not yet valid, or expired); ask for a new one")
+    })?;
+    let resp = client
+        .ack(wire::AckRequest {
+            message_id: id.to_vec().into(),
+            ack: Some(officer_ack),
+        })
+        .await?;
+    client.close().await;
+    let r = verify::check_receipt(&resp.receipt, &cred.node, Some(&env));
+    if !r.valid || r.kind != Some("ACKNOWLEDGED") {
+        return Err(Failure::new(
+            Exit::Verification,
+            format!(
+                "the node's answer is not a valid ACKNOWLEDGED receipt for this message: {}",
+                r.error.unwrap_or_else(|| r.kind.unwrap_or("?").to_owned())
+            ),
+        ));
+    }
+    let mine = r.officer.as_deref() == Some(&clean(cred.credential.name()))
+        && r.ack_time_ms == Some(ack_time);
+    if json {
+        emit_json(&json!({ "message_id": hex(&id), "new": mine, "receipt": r }));
+    } else {
+        if !mine {
+            eprintln!(
+                "note: the message had already been acknowledged; this is that acknowledgement, yours was not recorded"
+            );
+        }
+        emit(&format!("{}  {}\n", hex(&id), receipt_line(&ctx.style, &r)));
+    }
+    Ok(())
+}

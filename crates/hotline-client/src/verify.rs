@@ -1,0 +1,534 @@
+//! Offline verification (SPEC.md §15.7): an evidence bundle, or one message as Show returns it,
+//! checked from its bytes alone, with no node, no network and no secret key.
+//!
+//! These are pure functions over bytes, so tests (and any other tool) can call them directly.
+//! Checks that concern arrival rather than authenticity (the `created_ms` window, key validity,
+//! duplicates against a store) are deliberately not applied (§15.7.2).
+
+use bytes::Bytes;
+use hotline_protocol::bundle::PeerBundle;
+use hotline_protocol::content::OpenedContent;
+use hotline_protocol::crypto::{self, Label};
+use hotline_protocol::envelope::{Envelope, MAX_ENVELOPE_LEN, ParseError};
+use hotline_protocol::receipt::{Receipt, ReceiptKind};
+use hotline_protocol::{NodeId, wire};
+use prost::Message;
+use serde::Serialize;
+
+use crate::format::{clean, clean_text, hex};
+
+/// Largest evidence file accepted (the operator API's frame limit, §15.4).
+pub const MAX_EVIDENCE_LEN: usize = 16 * 1024 * 1024;
+
+/// Decodes `bytes` as `M` and requires that they are its canonical encoding (SPEC.md §5.3):
+/// re-encoding gives the same bytes. Unknown fields, fields out of order, default values
+/// written out and non-minimal varints all fail.
+pub fn canonical<M: Message + Default>(bytes: &[u8]) -> Option<M> {
+    let msg = M::decode(bytes).ok()?;
+    (msg.encoded_len() == bytes.len() && msg.encode_to_vec() == bytes).then_some(msg)
+}
+
+/// A node as a bundle names it. Bundles are self-signed: compare `node` with a node id
+/// obtained independently before trusting whose node this is.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Party {
+    /// Node id, full text form.
+    pub node: String,
+    /// Short fingerprint.
+    pub fingerprint: String,
+    /// The bundle's `name` (a claim of the bundle's owner).
+    pub name: String,
+}
+
+impl Party {
+    fn of(b: &PeerBundle) -> Self {
+        let id = b.identity();
+        Party {
+            node: id.to_string(),
+            fingerprint: id.fingerprint(),
+            name: clean(b.name()),
+        }
+    }
+}
+
+/// One receipt, checked.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct ReceiptReport {
+    /// DELIVERED, ACKNOWLEDGED or REJECTED, if the receipt decoded.
+    pub kind: Option<&'static str>,
+    /// The signer's clock when signing.
+    pub time_ms: Option<u64>,
+    /// The signing node (id text form).
+    pub signer: Option<String>,
+    /// Its fingerprint.
+    pub signer_fingerprint: Option<String>,
+    /// ACKNOWLEDGED: the officer's name (from a credential the signer issued).
+    pub officer: Option<String>,
+    /// ACKNOWLEDGED: when the officer acknowledged.
+    pub ack_time_ms: Option<u64>,
+    /// ACKNOWLEDGED: the officer's note.
+    pub note: Option<String>,
+    /// REJECTED: the reason.
+    pub reason: Option<String>,
+    /// REJECTED: the detail.
+    pub detail: Option<String>,
+    /// Whether every check passed.
+    pub valid: bool,
+    /// What failed.
+    pub error: Option<String>,
+}
+
+/// Checks receipt bytes as signed by `receiver` (§8.4 steps 1–5) and, if `envelope` is given,
+/// that the receipt names exactly that envelope (step 7).
+pub fn check_receipt(
+    bytes: &[u8],
+    receiver: &NodeId,
+    envelope: Option<&Envelope>,
+) -> ReceiptReport {
+    let r = match Receipt::verify(bytes, receiver) {
+        Ok(r) => r,
+        Err(e) => {
+            return ReceiptReport {
+                error: Some(format!(
+                    "{e} (checked as signed by {})",
+                    receiver.fingerprint()
+                )),
+                ..Default::default()
+            };
+        }
+    };
+    let mut rep = ReceiptReport {
+        kind: Some(r.kind().as_str()),
+        time_ms: Some(r.time()),
+        signer: Some(r.receiver().to_string()),
+        signer_fingerprint: Some(r.receiver().fingerprint()),
+        valid: true,
+        ..Default::default()
+    };
+    match r.kind() {
+        ReceiptKind::Delivered => {}
+        ReceiptKind::Acknowledged {
+            officer,
+            time,
+            note,
+        } => {
+            rep.officer = Some(clean(officer.name()));
+            rep.ack_time_ms = Some(*time);
+            rep.note = Some(clean_text(note));
+        }
+        ReceiptKind::Rejected { reason, detail } => {
+            rep.reason = Some(reason.name().to_owned());
+            rep.detail = Some(clean(detail));
+        }
+    }
+    match envelope {
+        Some(env) if !r.answers(env) || r.receiver() != env.header().recipient => {
+            rep.valid = false;
+            rep.error = Some(
+                "the receipt does not name this envelope (message id, SHA-256, sender or sequence differ)".into(),
+            );
+        }
+        Some(_) => {}
+        None => {
+            rep.valid = false;
+            rep.error = Some("not matched: the envelope it answers is not valid".into());
+        }
+    }
+    rep
+}
+
+/// The status the valid receipts establish (§8.6).
+pub fn status(receipts: &[ReceiptReport]) -> &'static str {
+    let has = |k| receipts.iter().any(|r| r.valid && r.kind == Some(k));
+    if has("ACKNOWLEDGED") {
+        "acknowledged"
+    } else if has("DELIVERED") {
+        "delivered"
+    } else if has("REJECTED") {
+        "rejected"
+    } else {
+        "no receipt"
+    }
+}
+
+/// §15.7.2 step 3.1 and 3.3: the envelope parses, is version 1, and is signed by its sender.
+fn check_envelope(bytes: &Bytes) -> Result<Envelope, String> {
+    if bytes.len() > MAX_ENVELOPE_LEN {
+        return Err("envelope larger than 1 MiB".into());
+    }
+    let env = Envelope::parse(bytes.clone()).map_err(|e| match e {
+        ParseError::Unreadable => "envelope does not decode".to_owned(),
+        e => e.to_string(),
+    })?;
+    Ok(env)
+}
+
+fn envelope_signature_ok(env: &Envelope) -> bool {
+    let header = env.header_bytes();
+    let len = u32::try_from(header.len())
+        .unwrap_or(u32::MAX)
+        .to_be_bytes();
+    let digest = crypto::sha256(env.ciphertext());
+    env.header()
+        .sender
+        .verify(Label::Envelope, &[&len, header, &digest], env.signature())
+}
+
+/// One evidence item, checked.
+#[derive(Serialize, Clone, Debug, Default)]
+pub struct ItemReport {
+    /// Position in the bundle, from 1.
+    pub index: usize,
+    /// `incoming` (received by the exporter) or `outgoing`.
+    pub direction: &'static str,
+    /// The message id, if the envelope decoded.
+    pub message_id: Option<String>,
+    /// Sender node id.
+    pub sender: Option<String>,
+    /// Recipient node id.
+    pub recipient: Option<String>,
+    /// Sequence number.
+    pub sequence: Option<u64>,
+    /// The sender's claimed sealing time.
+    pub created_ms: Option<u64>,
+    /// Precedence.
+    pub precedence: Option<&'static str>,
+    /// TLP label.
+    pub tlp: Option<&'static str>,
+    /// Whether the envelope passed every check.
+    pub envelope_valid: bool,
+    /// What failed about the envelope.
+    pub errors: Vec<String>,
+    /// Its receipts.
+    pub receipts: Vec<ReceiptReport>,
+    /// What the valid receipts establish.
+    pub status: &'static str,
+    /// Envelope and every receipt valid.
+    pub valid: bool,
+}
+
+/// The result of verifying an evidence bundle whose structure and bundles are valid.
+#[derive(Serialize, Clone, Debug)]
+pub struct Report {
+    /// Every item and every receipt is valid.
+    pub valid: bool,
+    /// When the exporter says it made the bundle: a claim, covered by no signature.
+    pub created_ms: u64,
+    /// The exporting node.
+    pub exporter: Party,
+    /// The peers whose bundles are included.
+    pub peers: Vec<Party>,
+    /// The items.
+    pub items: Vec<ItemReport>,
+}
+
+/// Why a bundle as a whole is invalid (§15.7.2 steps 1–2): nothing in it was checked further.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EvidenceError {
+    /// Larger than 16 MiB.
+    TooLarge(usize),
+    /// Not an `EvidenceBundle` at all.
+    Undecodable,
+    /// Decodes, but not canonically: it was altered or not written by a hotline client.
+    NotCanonical,
+    /// `version` is not 1.
+    Version(u32),
+    /// A bundle does not verify.
+    Bundle(String),
+    /// Two bundles have the same identity.
+    DuplicateIdentity(String),
+}
+
+impl std::fmt::Display for EvidenceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvidenceError::TooLarge(n) => write!(f, "{n} bytes: larger than the 16 MiB limit of an evidence file"),
+            EvidenceError::Undecodable => f.write_str(
+                "not a hotline evidence bundle: it does not decode (truncated, altered, or another kind of file; `hotline export` writes one)",
+            ),
+            EvidenceError::NotCanonical => f.write_str(
+                "the evidence bundle is not canonically encoded: it was altered after export",
+            ),
+            EvidenceError::Version(v) => write!(f, "evidence bundle version {v}: this verifier knows version 1"),
+            EvidenceError::Bundle(e) => write!(f, "a node bundle in the file is invalid: {e}"),
+            EvidenceError::DuplicateIdentity(id) => write!(f, "two node bundles in the file have the same identity {id}"),
+        }
+    }
+}
+
+/// Verifies an evidence file (SPEC.md §15.7.2). `Err` for steps 1–2 (the whole file invalid);
+/// otherwise a report per item, with `valid` the overall result.
+pub fn verify_evidence(bytes: &[u8]) -> Result<Report, EvidenceError> {
+    if bytes.len() > MAX_EVIDENCE_LEN {
+        return Err(EvidenceError::TooLarge(bytes.len()));
+    }
+    // Step 1: structure.
+    if wire::EvidenceBundle::decode(bytes).is_err() {
+        return Err(EvidenceError::Undecodable);
+    }
+    let eb: wire::EvidenceBundle = canonical(bytes).ok_or(EvidenceError::NotCanonical)?;
+    if eb.version != 1 {
+        return Err(EvidenceError::Version(eb.version));
+    }
+    // Step 2: bundles, pairwise different identities.
+    let exporter = PeerBundle::from_bytes(&eb.exporter_bundle)
+        .map_err(|e| EvidenceError::Bundle(format!("exporter: {e}")))?;
+    let mut peers = Vec::new();
+    for (i, b) in eb.peer_bundles.iter().enumerate() {
+        peers.push(
+            PeerBundle::from_bytes(b)
+                .map_err(|e| EvidenceError::Bundle(format!("peer {}: {e}", i + 1)))?,
+        );
+    }
+    let mut ids: Vec<NodeId> = std::iter::once(&exporter)
+        .chain(&peers)
+        .map(PeerBundle::identity)
+        .collect();
+    ids.sort();
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(EvidenceError::DuplicateIdentity(w[0].to_string()));
+    }
+    let x = exporter.identity();
+    let y: Vec<NodeId> = peers.iter().map(PeerBundle::identity).collect();
+
+    // Step 3: each item.
+    let mut keys: Vec<Option<(NodeId, [u8; 16])>> = Vec::new();
+    let mut items: Vec<ItemReport> = eb
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let (rep, key) = check_item(i + 1, item, &x, &y);
+            keys.push(key);
+            rep
+        })
+        .collect();
+    // Step 4: no two items with the same sender and message id.
+    for i in 0..items.len() {
+        let Some(k) = keys[i] else { continue };
+        if keys
+            .iter()
+            .enumerate()
+            .any(|(j, o)| j != i && *o == Some(k))
+        {
+            let it = &mut items[i];
+            it.errors
+                .push("another item has an envelope with the same sender and message id".into());
+            it.envelope_valid = false;
+            it.valid = false;
+        }
+    }
+    Ok(Report {
+        valid: items.iter().all(|i| i.valid),
+        created_ms: eb.created_ms,
+        exporter: Party::of(&exporter),
+        peers: peers.iter().map(Party::of).collect(),
+        items,
+    })
+}
+
+fn check_item(
+    index: usize,
+    item: &wire::EvidenceItem,
+    x: &NodeId,
+    y: &[NodeId],
+) -> (ItemReport, Option<(NodeId, [u8; 16])>) {
+    let mut rep = ItemReport {
+        index,
+        direction: if item.incoming {
+            "incoming"
+        } else {
+            "outgoing"
+        },
+        ..Default::default()
+    };
+    let env = match check_envelope(&item.envelope) {
+        Ok(env) => env,
+        Err(e) => {
+            rep.errors.push(e);
+            rep.receipts = item
+                .receipts
+                .iter()
+                .map(|_| ReceiptReport {
+                    error: Some("not checked: the envelope it answers does not parse".into()),
+                    ..Default::default()
+                })
+                .collect();
+            rep.status = status(&rep.receipts);
+            return (rep, None);
+        }
+    };
+    let h = env.header();
+    rep.message_id = Some(hex(&h.message_id));
+    rep.sender = Some(h.sender.to_string());
+    rep.recipient = Some(h.recipient.to_string());
+    rep.sequence = Some(h.sequence);
+    rep.created_ms = Some(h.created);
+    rep.precedence = Some(h.precedence.as_str());
+    rep.tlp = Some(h.tlp.as_str());
+    if h.version != hotline_protocol::PROTOCOL_VERSION {
+        rep.errors
+            .push(format!("envelope version {} is not 1", h.version));
+    }
+    // Step 3.2: parties.
+    let parties_ok = if item.incoming {
+        h.recipient == *x && y.contains(&h.sender)
+    } else {
+        h.sender == *x && y.contains(&h.recipient)
+    };
+    if !parties_ok {
+        rep.errors.push(if item.incoming {
+            "marked incoming, but the recipient is not the exporter or the sender is not one of the peers".into()
+        } else {
+            "marked outgoing, but the sender is not the exporter or the recipient is not one of the peers".into()
+        });
+    }
+    // Step 3.3: signature.
+    if !envelope_signature_ok(&env) {
+        rep.errors
+            .push("the sender's envelope signature does not verify".into());
+    }
+    // Step 3.4: receipts, signed by the recipient and naming this envelope.
+    rep.receipts = item
+        .receipts
+        .iter()
+        .map(|r| check_receipt(r, &h.recipient, Some(&env)))
+        .collect();
+    rep.envelope_valid = rep.errors.is_empty();
+    rep.valid = rep.envelope_valid && rep.receipts.iter().all(|r| r.valid);
+    rep.status = status(&rep.receipts);
+    (rep, Some((h.sender, h.message_id)))
+}
+
+/// A bundle as Show returns it, checked.
+#[derive(Serialize, Clone, Debug)]
+pub struct BundleCheck {
+    /// The bundle verifies (self-signature, keys).
+    pub valid: bool,
+    /// Whose it is.
+    pub party: Option<Party>,
+    /// What failed.
+    pub error: Option<String>,
+}
+
+/// The checks `hotline show` reports for one message.
+#[derive(Serialize, Clone, Debug)]
+pub struct MessageReport {
+    /// The sending node's bundle.
+    pub sender_bundle: BundleCheck,
+    /// The receiving node's bundle.
+    pub receiver_bundle: BundleCheck,
+    /// The envelope (`None`: a sent message not sealed yet).
+    pub envelope: Option<Vec<String>>,
+    /// The envelope passed every check (false if not sealed).
+    pub envelope_valid: bool,
+    /// The officer's signature over the content verified (credential issued by the sender).
+    pub content_valid: bool,
+    /// What failed about the content.
+    pub content_error: Option<String>,
+    /// The receipts.
+    pub receipts: Vec<ReceiptReport>,
+    /// Everything present verified.
+    pub valid: bool,
+}
+
+fn bundle_check(bytes: &[u8]) -> (BundleCheck, Option<PeerBundle>) {
+    match PeerBundle::from_bytes(bytes) {
+        Ok(b) => (
+            BundleCheck {
+                valid: true,
+                party: Some(Party::of(&b)),
+                error: None,
+            },
+            Some(b),
+        ),
+        Err(e) => (
+            BundleCheck {
+                valid: false,
+                party: None,
+                error: Some(e.to_string()),
+            },
+            None,
+        ),
+    }
+}
+
+/// Checks a Show answer offline (§15.5.3): both bundles, the envelope (parse, parties,
+/// signature), the officer's signature inside the content, and every receipt. Returns the
+/// report and the opened content, if it verified. `now_ms` is only used for a message not
+/// sealed yet (no `created_ms`), to check the officer's credential.
+pub fn check_message(
+    show: &wire::ShowResponse,
+    message_id: &[u8; 16],
+    now_ms: u64,
+) -> (MessageReport, Option<OpenedContent>) {
+    let (sender_bundle, sb) = bundle_check(&show.sender_bundle);
+    let (receiver_bundle, rb) = bundle_check(&show.receiver_bundle);
+    let mut report = MessageReport {
+        sender_bundle,
+        receiver_bundle,
+        envelope: None,
+        envelope_valid: false,
+        content_valid: false,
+        content_error: None,
+        receipts: Vec::new(),
+        valid: false,
+    };
+    let (Some(sb), Some(rb)) = (sb, rb) else {
+        report.content_error = Some("not checked: a node bundle is invalid".into());
+        return (report, None);
+    };
+    let (sender, recipient) = (sb.identity(), rb.identity());
+    let mut env = None;
+    let mut created = now_ms;
+    if !show.envelope.is_empty() {
+        let mut errors = Vec::new();
+        match check_envelope(&show.envelope) {
+            Ok(e) => {
+                let h = e.header();
+                if h.message_id != *message_id {
+                    errors.push("the envelope carries another message id".into());
+                }
+                if h.sender != sender || h.recipient != recipient {
+                    errors
+                        .push("the envelope's sender or recipient is not the bundles' node".into());
+                }
+                if !envelope_signature_ok(&e) {
+                    errors.push("the sender's envelope signature does not verify".into());
+                }
+                created = h.created;
+                env = Some(e);
+            }
+            Err(e) => errors.push(e),
+        }
+        report.envelope_valid = errors.is_empty();
+        report.envelope = Some(errors);
+    }
+    let opened = match OpenedContent::parse(&show.content, message_id, &sender, &recipient, created)
+    {
+        Ok(c) => {
+            report.content_valid = true;
+            Some(c)
+        }
+        Err(e) => {
+            report.content_error = Some(e.to_string());
+            None
+        }
+    };
+    report.receipts = show
+        .receipts
+        .iter()
+        .map(|r| check_receipt(r, &recipient, env.as_ref()))
+        .collect();
+    report.valid = report.sender_bundle.valid
+        && report.receiver_bundle.valid
+        && (show.envelope.is_empty() || report.envelope_valid)
+        && report.content_valid
+        && report.receipts.iter().all(|r| r.valid);
+    (report, opened)
+}
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

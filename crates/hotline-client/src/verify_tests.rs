@@ -1,0 +1,275 @@
+//! Tests of offline verification over real envelopes and receipts from the simulated pair.
+
+use super::*;
+use hotline_protocol::bundle::PeerBundle;
+use hotline_protocol::content::Precedence;
+use hotline_protocol::session::Config;
+use hotline_protocol::sim::{EPOCH, Pair, SimNode};
+
+struct Fixture {
+    /// A's evidence: an outgoing message (DELIVERED + ACKNOWLEDGED by B) and an incoming one
+    /// (A's own DELIVERED receipt).
+    bundle: wire::EvidenceBundle,
+    /// What B's node would answer to Show for the outgoing message.
+    show: wire::ShowResponse,
+    out_id: [u8; 16],
+}
+
+fn bundle_of(n: &SimNode, name: &str) -> Bytes {
+    let keys: Vec<_> = n.keys.iter().map(|k| k.certificate.clone()).collect();
+    PeerBundle::create(&n.identity, name, [7; 32], &keys, &[], EPOCH)
+        .expect("bundle")
+        .bytes()
+        .clone()
+}
+
+fn fixture() -> Fixture {
+    let mut p = Pair::new(11, Config::default());
+    p.connect();
+    p.run_for(100);
+    let now = p.now;
+    let out_id =
+        p.a.send(now, &mut p.rng, "Phishing wave", Precedence::Flash);
+    let in_id =
+        p.b.send(now, &mut p.rng, "Status request", Precedence::Routine);
+    p.run_for(1_000);
+    let now = p.now;
+    p.b.acknowledge(now, &out_id, "on it");
+    p.run_for(1_000);
+    let receipts = |n: &SimNode, id| -> Vec<Bytes> {
+        n.receipts[id].iter().map(|r| r.bytes().clone()).collect()
+    };
+    let out_receipts = receipts(&p.a, &out_id);
+    assert_eq!(out_receipts.len(), 2, "DELIVERED and ACKNOWLEDGED");
+    let a_bundle = bundle_of(&p.a, "CERT-A");
+    let b_bundle = bundle_of(&p.b, "CERT-B");
+    let incoming = &p.a.inbox[&in_id];
+    let bundle = wire::EvidenceBundle {
+        version: 1,
+        created_ms: now,
+        exporter_bundle: a_bundle.clone(),
+        peer_bundles: vec![b_bundle.clone()],
+        items: vec![
+            wire::EvidenceItem {
+                envelope: p.a.outbox[&out_id].bytes().clone(),
+                receipts: out_receipts.clone(),
+                incoming: false,
+            },
+            wire::EvidenceItem {
+                envelope: incoming.envelope.bytes().clone(),
+                receipts: vec![incoming.receipt.bytes().clone()],
+                incoming: true,
+            },
+        ],
+    };
+    let at_b = &p.b.inbox[&out_id];
+    let show = wire::ShowResponse {
+        summary: None,
+        envelope: at_b.envelope.bytes().clone(),
+        content: at_b.content.plaintext.clone(),
+        receipts: out_receipts,
+        sender_bundle: a_bundle,
+        receiver_bundle: b_bundle,
+    };
+    Fixture {
+        bundle,
+        show,
+        out_id,
+    }
+}
+
+#[test]
+fn exported_evidence_verifies_with_statuses_and_officer() {
+    let f = fixture();
+    let r = verify_evidence(&f.bundle.encode_to_vec()).expect("structure");
+    assert!(r.valid, "{r:#?}");
+    assert_eq!(r.exporter.name, "CERT-A");
+    assert_eq!(r.peers.len(), 1);
+    assert_eq!(r.items.len(), 2);
+    assert_eq!(r.items[0].direction, "outgoing");
+    assert_eq!(r.items[0].status, "acknowledged");
+    assert_eq!(r.items[0].precedence, Some("FLASH"));
+    let ack = &r.items[0].receipts[1];
+    assert_eq!(ack.kind, Some("ACKNOWLEDGED"));
+    assert_eq!(ack.officer.as_deref(), Some("Bob Officer"));
+    assert_eq!(ack.note.as_deref(), Some("on it"));
+    assert_eq!(r.items[1].direction, "incoming");
+    assert_eq!(r.items[1].status, "delivered");
+    // The report is what `verify --json` prints.
+    let v: serde_json::Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["items"][0]["receipts"][1]["officer"], "Bob Officer");
+}
+
+/// The bytes of `EvidenceBundle.created_ms`'s value: the one value no signature covers
+/// (SPEC.md §15.7.3), reported as the exporter's claim.
+fn created_ms_value_range(bytes: &[u8]) -> std::ops::Range<usize> {
+    // version (08 01), then tag 0x10 and the varint.
+    assert_eq!(&bytes[..3], &[0x08, 0x01, 0x10]);
+    let len = bytes[3..].iter().position(|b| b & 0x80 == 0).unwrap() + 1;
+    3..3 + len
+}
+
+#[test]
+fn every_flipped_byte_is_detected() {
+    let f = fixture();
+    let good = f.bundle.encode_to_vec();
+    let unsigned = created_ms_value_range(&good);
+    let (mut undecodable, mut refused) = (0, 0);
+    for i in 0..good.len() {
+        if unsigned.contains(&i) {
+            continue;
+        }
+        for mask in [0x01u8, 0x80, 0xff] {
+            let mut bad = good.clone();
+            bad[i] ^= mask;
+            match verify_evidence(&bad) {
+                Err(_) => undecodable += 1,
+                Ok(r) => {
+                    assert!(
+                        !r.valid,
+                        "flip {mask:#04x} at byte {i} of {} not detected",
+                        good.len()
+                    );
+                    refused += 1;
+                }
+            }
+        }
+    }
+    eprintln!(
+        "{} bytes: {undecodable} flips refused as a whole, {refused} per item",
+        good.len()
+    );
+    assert!(refused > 0 && undecodable > 0);
+}
+
+#[test]
+fn created_ms_is_reported_as_an_unverified_claim() {
+    let mut f = fixture();
+    f.bundle.created_ms += 1;
+    let r = verify_evidence(&f.bundle.encode_to_vec()).unwrap();
+    assert!(r.valid);
+    assert_eq!(r.created_ms, f.bundle.created_ms);
+}
+
+#[test]
+fn truncated_and_foreign_files_fail_with_a_clear_message() {
+    let good = fixture().bundle.encode_to_vec();
+    for n in 0..good.len() {
+        // Cutting exactly between items leaves a valid bundle with fewer items: a bundle
+        // proves what it holds, not that nothing was left out (SPEC.md §15.7.3).
+        if let Ok(r) = verify_evidence(&good[..n]) {
+            assert!(
+                !r.valid || r.items.len() < 2,
+                "truncated to {n} bytes accepted whole"
+            );
+        }
+    }
+    let err = verify_evidence(b"%PDF-1.7 not evidence").unwrap_err();
+    assert_eq!(err, EvidenceError::Undecodable);
+    assert!(err.to_string().contains("not a hotline evidence bundle"));
+    // An empty EvidenceBundle decodes (all defaults) but has version 0.
+    assert_eq!(verify_evidence(b"").unwrap_err(), EvidenceError::Version(0));
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(&[0x30, 0x01]); // unknown field 6
+    assert_eq!(
+        verify_evidence(&trailing).unwrap_err(),
+        EvidenceError::NotCanonical
+    );
+}
+
+#[test]
+fn rejects_a_receipt_moved_to_another_item() {
+    let mut f = fixture();
+    let moved = f.bundle.items[0].receipts[0].clone();
+    f.bundle.items[1].receipts.push(moved);
+    let r = verify_evidence(&f.bundle.encode_to_vec()).unwrap();
+    assert!(!r.valid);
+    assert!(r.items[0].valid);
+    assert!(!r.items[1].valid);
+    assert!(
+        !r.items[1].receipts[1].valid,
+        "{:?}",
+        r.items[1].receipts[1]
+    );
+}
+
+#[test]
+fn rejects_a_wrong_direction_and_a_missing_peer_bundle() {
+    let mut f = fixture();
+    f.bundle.items[0].incoming = true;
+    let r = verify_evidence(&f.bundle.encode_to_vec()).unwrap();
+    assert!(!r.items[0].valid && r.items[1].valid);
+    assert!(r.items[0].errors[0].contains("incoming"));
+
+    let mut f = fixture();
+    f.bundle.peer_bundles.clear();
+    let r = verify_evidence(&f.bundle.encode_to_vec()).unwrap();
+    assert!(r.items.iter().all(|i| !i.valid));
+}
+
+#[test]
+fn rejects_duplicate_items_and_duplicate_bundles() {
+    let mut f = fixture();
+    let again = f.bundle.items[0].clone();
+    f.bundle.items.push(again);
+    let r = verify_evidence(&f.bundle.encode_to_vec()).unwrap();
+    assert!(!r.items[0].valid && r.items[1].valid && !r.items[2].valid);
+
+    let mut f = fixture();
+    let b = f.bundle.peer_bundles[0].clone();
+    f.bundle.peer_bundles.push(b);
+    assert!(matches!(
+        verify_evidence(&f.bundle.encode_to_vec()),
+        Err(EvidenceError::DuplicateIdentity(_))
+    ));
+}
+
+#[test]
+fn rejects_a_bundle_whose_self_signature_fails() {
+    let mut f = fixture();
+    let mut b = f.bundle.peer_bundles[0].to_vec();
+    let last = b.len() - 1;
+    b[last] ^= 1; // the signature's last byte
+    f.bundle.peer_bundles[0] = b.into();
+    let err = verify_evidence(&f.bundle.encode_to_vec()).unwrap_err();
+    assert!(matches!(err, EvidenceError::Bundle(_)), "{err}");
+}
+
+#[test]
+fn show_answer_verifies_content_envelope_and_receipts() {
+    let f = fixture();
+    let (r, opened) = check_message(&f.show, &f.out_id, EPOCH);
+    assert!(r.valid, "{r:#?}");
+    let c = opened.unwrap();
+    assert_eq!(c.draft.subject, "Phishing wave");
+    assert_eq!(c.officer.name(), "Alice Officer");
+    assert_eq!(status(&r.receipts), "acknowledged");
+}
+
+#[test]
+fn show_answer_with_altered_content_or_envelope_fails() {
+    let f = fixture();
+    let mut s = f.show.clone();
+    let mut c = s.content.to_vec();
+    let n = c.len() - 1;
+    c[n] ^= 1;
+    s.content = c.into();
+    let (r, opened) = check_message(&s, &f.out_id, EPOCH);
+    assert!(!r.valid && !r.content_valid && opened.is_none());
+
+    let mut s = f.show.clone();
+    let mut e = s.envelope.to_vec();
+    let n = e.len() - 1;
+    e[n] ^= 1;
+    s.envelope = e.into();
+    let (r, _) = check_message(&s, &f.out_id, EPOCH);
+    assert!(!r.valid && !r.envelope_valid);
+    assert!(
+        r.receipts.iter().all(|x| !x.valid),
+        "receipts name the original bytes"
+    );
+
+    let (r, _) = check_message(&f.show, &[0; 16], EPOCH);
+    assert!(!r.valid, "another message id");
+}
