@@ -241,7 +241,11 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                     LinkMsg::Incoming(c) => {
                         // The peer dialed this one.
                         if let Some(existing) = &conn {
-                            if !keep_new(existing, false, &peer, &ctx.identity.id()) {
+                            if !keep_new(existing, settled(&session, now), false, &peer, &ctx.identity.id()) {
+                                // The peer may have restarted and left our connection dead:
+                                // probe it, so a stateless reset from its new process ends it
+                                // now rather than at the liveness window.
+                                session.probe(now);
                                 c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
                                 continue;
                             }
@@ -256,7 +260,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         match result {
                             Ok(c) => {
                                 if let Some(existing) = &conn {
-                                    if !keep_new(existing, true, &peer, &ctx.identity.id()) {
+                                    if !keep_new(existing, settled(&session, now), true, &peer, &ctx.identity.id()) {
                                         c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
                                         continue;
                                     }
@@ -330,11 +334,31 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     }
 }
 
-/// Duplicate connections (SPEC.md §3.9): of two connections between the same nodes, the one
-/// whose dialer has the larger identity key survives. A new connection dialed by the same side
-/// as the existing one replaces it (the dialer evidently lost the old one).
-fn keep_new(existing: &Conn, new_dialed_by_us: bool, peer: &NodeId, me: &NodeId) -> bool {
+/// How long a link must have been UP before a connection the peer dials is taken to mean
+/// that the peer lost ours, rather than a dial race (SPEC.md §3.9).
+const RACE_WINDOW_MS: u64 = 2_000;
+
+/// Whether the link has been UP for longer than a dial race could last.
+fn settled(session: &Session, now: UnixMillis) -> bool {
+    session.is_up() && now.saturating_sub(session.status().since) >= RACE_WINDOW_MS
+}
+
+/// Duplicate connections (SPEC.md §3.9). A peer dials only when it has no connection, so a
+/// connection it dials while ours has been UP for a while means it lost ours: the new one is
+/// kept. Otherwise (a
+/// dial race) the one whose dialer has the larger identity key survives, and a new connection
+/// from the same dialer as the existing one replaces it.
+fn keep_new(
+    existing: &Conn,
+    existing_up: bool,
+    new_dialed_by_us: bool,
+    peer: &NodeId,
+    me: &NodeId,
+) -> bool {
     if existing.dialed_by_us == new_dialed_by_us {
+        return true;
+    }
+    if existing_up && !new_dialed_by_us {
         return true;
     }
     let new_dialer = if new_dialed_by_us { me } else { peer };

@@ -278,8 +278,44 @@ impl Node {
             .listen
             .parse()
             .map_err(|_| CommandError(format!("listen address {} invalid", cfg.listen)))?;
-        let endpoint = quinn::Endpoint::server(server_config, listen)
+        // The stateless-reset key is derived from the identity key, so it is the same after a
+        // restart: a restarted node can then reset the connections its previous process left
+        // open at the peer, instead of the peer holding a dead connection until its liveness
+        // window ends (and refusing the restarted node's dials as duplicates meanwhile).
+        // The connection-id generator's key is stable too: quinn answers a packet with a
+        // stateless reset only if it recognises the connection id as one it could have issued.
+        let (reset_key, cid_key) = {
+            let seed = material.identity.dangerous_seed();
+            let k = hotline_protocol::crypto::sha256_parts(&[
+                b"hotline/1 quic stateless reset",
+                &[0],
+                &*seed,
+            ]);
+            let c = hotline_protocol::crypto::sha256_parts(&[
+                b"hotline/1 quic connection id",
+                &[0],
+                &*seed,
+            ]);
+            let mut c8 = [0u8; 8];
+            c8.copy_from_slice(&c[..8]);
+            (
+                aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &k),
+                u64::from_le_bytes(c8),
+            )
+        };
+        let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+        endpoint_config.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        let socket = std::net::UdpSocket::bind(listen)
             .map_err(|e| CommandError(format!("cannot listen on {listen}: {e}")))?;
+        let endpoint = quinn::Endpoint::new(
+            endpoint_config,
+            Some(server_config),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| CommandError(format!("cannot listen on {listen}: {e}")))?;
         let local_addr = endpoint.local_addr()?;
         let own_bundle = material
             .bundle(&cfg, now)

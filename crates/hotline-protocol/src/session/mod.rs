@@ -541,6 +541,14 @@ impl Session {
 
     // ----- commands ------------------------------------------------------------------
 
+    /// Sends a heartbeat now (if the link is up), e.g. to find out at once whether a
+    /// connection is still alive when the peer seems to have reconnected.
+    pub fn probe(&mut self, now: UnixMillis) {
+        if self.state == LinkState::Up {
+            self.send_heartbeat(now);
+        }
+    }
+
     /// Queues an envelope (already durably in the outbox). Sent when the link is up, in
     /// precedence order; kept until [`Session::receipt_verified`] says a valid receipt came.
     pub fn send_envelope(&mut self, now: UnixMillis, envelope: Envelope) {
