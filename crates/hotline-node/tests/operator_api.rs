@@ -246,3 +246,56 @@ fn a_credential_issued_by_another_node_is_refused() {
         na.shutdown().await;
     });
 }
+
+#[test]
+fn operators_added_or_revoked_while_the_node_runs_take_effect() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (a_addr, b_addr) = (
+        format!("127.0.0.1:{}", free_udp_port()),
+        format!("127.0.0.1:{}", free_udp_port()),
+    );
+    commands::init(&a, "CERT-A", &a_addr).expect("init a");
+    commands::init(&b, "CERT-B", &b_addr).expect("init b");
+    commands::peer_add(&a, &b.join(config::BUNDLE_FILE), &b_addr, Some("cert-b")).expect("pin b");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let na = start(a.clone()).await;
+        // Issued after start: usable within a few seconds, without a restart.
+        let dir = a.clone();
+        tokio::task::spawn_blocking(move || {
+            operator::add(&dir, "Late Officer", "officer", &dir.join("late.cred"))
+        })
+        .await
+        .expect("join")
+        .expect("issue");
+        let t0 = Instant::now();
+        let late = loop {
+            if let Ok(c) = Client::connect(&a.join("late.cred"), na.local_addr).await
+                && c.call(Request::Whoami(Default::default())).await.is_ok()
+            {
+                break c;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "a new operator could not connect"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        // Revoked while connected: the next request is refused.
+        let dir = a.clone();
+        tokio::task::spawn_blocking(move || operator::remove(&dir, "Late Officer"))
+            .await
+            .expect("join")
+            .expect("revoke");
+        let r = late
+            .call(Request::Whoami(Default::default()))
+            .await
+            .expect("answer");
+        assert_eq!(error_code(&r), Some(wire::OperatorErrorCode::Forbidden));
+        na.shutdown().await;
+    });
+}

@@ -257,12 +257,14 @@ impl Node {
         };
         // One listener for every peer: a client certificate is accepted for a pinned peer's
         // key, or for a CA peer's key with the full private CA validation.
+        let peer_pins = pinned.clone();
+        let ca_part = ca
+            .clone()
+            .filter(|_| !ca_pinned.is_empty())
+            .map(|ca| (ca, ca_pinned));
         let trust = PeerTrust::Mixed {
             pinned,
-            ca: ca
-                .clone()
-                .filter(|_| !ca_pinned.is_empty())
-                .map(|ca| (ca, ca_pinned)),
+            ca: ca_part.clone(),
         };
         let limits = tls::TransportLimits {
             max_inflight: cfg.limits.max_inflight,
@@ -419,6 +421,14 @@ impl Node {
             deadlines: cfg.deadlines.clone(),
         });
         tokio::spawn(accept_loop(endpoint.clone(), by_spki, shared.clone()));
+        tokio::spawn(reload_operator_pins(
+            endpoint.clone(),
+            shared.clone(),
+            material.tls.clone(),
+            peer_pins,
+            ca_part,
+            limits.clone(),
+        ));
         let metrics = shared.metrics.clone();
 
         let metrics_addr = match metrics_addr {
@@ -783,6 +793,63 @@ fn seal(
         rng,
     )
     .map_err(|e| e.to_string())
+}
+
+/// Watches the operator table: an operator added or revoked with `hotlined operator` while the
+/// node runs can connect (or no longer can) within a few seconds, without a restart. Existing
+/// connections are re-checked per request.
+async fn reload_operator_pins(
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    tls_key: tls::NodeTlsKey,
+    peer_pins: Vec<[u8; 32]>,
+    ca: Option<(tls::CaRoots, Vec<[u8; 32]>)>,
+    limits: tls::TransportLimits,
+) {
+    let active = |ops: Vec<crate::store::OperatorRecord>| -> std::collections::BTreeSet<[u8; 32]> {
+        ops.into_iter()
+            .filter(|o| o.revoked_ms.is_none())
+            .map(|o| o.tls_spki_sha256)
+            .collect()
+    };
+    let mut current = match shared.store.call(|s| s.operators()).await {
+        Some(Ok(ops)) => active(ops),
+        _ => return,
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));
+    loop {
+        tick.tick().await;
+        let ops = match shared.store.call(|s| s.operators()).await {
+            Some(Ok(ops)) => active(ops),
+            Some(Err(e)) => {
+                tracing::warn!("cannot read operators: {e}");
+                continue;
+            }
+            None => return,
+        };
+        if ops == current {
+            continue;
+        }
+        let mut pinned = peer_pins.clone();
+        pinned.extend(ops.iter().copied());
+        let trust = PeerTrust::Mixed {
+            pinned,
+            ca: ca.clone(),
+        };
+        match tls::server_config(
+            &tls_key,
+            &trust,
+            &[hotline_protocol::ALPN, hotline_protocol::OPERATOR_ALPN],
+            &limits,
+        ) {
+            Ok(cfg) => {
+                endpoint.set_server_config(Some(cfg));
+                tracing::info!(operators = ops.len(), "operator credentials reloaded");
+                current = ops;
+            }
+            Err(e) => tracing::warn!("cannot rebuild the server configuration: {e}"),
+        }
+    }
 }
 
 async fn accept_loop(

@@ -164,8 +164,32 @@ fn message_id(b: &[u8]) -> Result<MessageId, (Code, String)> {
 }
 
 async fn handle(shared: &Arc<Shared>, op: &Operator, req: Option<Request>) -> Reply {
-    if op.record.revoked_ms.is_some() {
-        return err(Code::Forbidden, "this credential was revoked");
+    // Revocation and validity are judged when each request is processed (SPEC.md §15.2.4),
+    // not only when the connection was made.
+    let key = op.record.officer_key;
+    let current = shared
+        .store
+        .call(move |s| {
+            s.operators()
+                .map(|ops| ops.into_iter().find(|o| o.officer_key == key))
+        })
+        .await
+        .ok_or((Code::Unavailable, "node shutting down".to_string()))?
+        .map_err(|e| (Code::Unavailable, e.to_string()))?;
+    match current {
+        Some(r) if r.revoked_ms.is_none() => {}
+        _ => {
+            return err(
+                Code::Forbidden,
+                "this credential was revoked; ask the node administrator for a new one",
+            );
+        }
+    }
+    if !op.credential.valid_at(now_ms()) {
+        return err(
+            Code::Forbidden,
+            "this credential has expired; ask the node administrator for a new one",
+        );
     }
     match req {
         None => err(
@@ -370,18 +394,23 @@ async fn list(shared: &Arc<Shared>, l: wire::ListRequest) -> Reply {
         )
     };
     let incoming = l.incoming;
+    // `unacknowledged_only` applies to the inbox only, and before the limit: fetch the most the
+    // API allows, filter, then keep the `limit` newest.
+    let unacked_only = l.unacknowledged_only && incoming;
+    let fetch = if unacked_only { 10_000 } else { limit };
     let rows = shared
         .store
-        .call(move |s| s.messages(incoming, peer, limit))
+        .call(move |s| s.messages(incoming, peer, fetch))
         .await
         .ok_or((Code::Unavailable, "node shutting down".to_string()))?
         .map_err(|e| (Code::Unavailable, e.to_string()))?;
     let mut messages: Vec<wire::MessageSummary> = rows
         .into_iter()
-        .filter(|m| !(l.unacknowledged_only && m.state == "acknowledged"))
+        .filter(|m| !(unacked_only && m.state == "acknowledged"))
+        .take(limit)
         .map(|m| shared.summary(&m))
         .collect();
-    // FLASH first, then newest first (SPEC.md §15.5: the inbox shows what is most urgent on top).
+    // FLASH first, then newest first (SPEC.md §15.5.2: what is most urgent is on top).
     messages.sort_by_key(|m| (m.precedence, std::cmp::Reverse(m.created_ms)));
     Ok(Response::List(wire::ListResponse { messages }))
 }
