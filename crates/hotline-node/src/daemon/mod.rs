@@ -427,7 +427,7 @@ impl Node {
             material.tls.clone(),
             peer_pins,
             ca_part,
-            limits.clone(),
+            limits,
         ));
         let metrics = shared.metrics.clone();
 
