@@ -164,11 +164,12 @@ enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
-    /// Run two nodes in this process, send a FLASH message, show and verify both signed receipts.
+    /// Start two nodes on loopback in a temporary directory, send a FLASH message from one to
+    /// the other through the operator API, and show and verify both signed receipts.
     Demo {
-        /// Seed for the simulated link and keys (the demo is reproducible).
-        #[arg(long, default_value_t = 2026)]
-        seed: u64,
+        /// Keep the temporary directory (node keys, databases, credentials) for inspection.
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -187,9 +188,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     };
     use commands::{evidence, messages, node, send};
     match cli.command {
-        Command::Demo { seed } => {
-            demo::run(seed).map_err(|e| Failure::general(format!("demo failed: {e}")))
-        }
+        Command::Demo { keep } => rt()?
+            .block_on(demo::run(keep))
+            .map_err(|e| Failure::general(format!("demo failed: {e}"))),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

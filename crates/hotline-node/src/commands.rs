@@ -59,6 +59,34 @@ impl TlsImport<'_> {
     }
 }
 
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with the commands' progress lines to stdout silenced on this thread (for programs
+/// that embed the commands and narrate themselves, such as `hotline demo`).
+pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    QUIET.with(|q| q.set(true));
+    let r = f();
+    QUIET.with(|q| q.set(false));
+    r
+}
+
+/// Whether progress lines are silenced on this thread.
+pub fn is_quiet() -> bool {
+    QUIET.with(|q| q.get())
+}
+
+/// `println!` unless [`quietly`] is in force.
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => {
+        if !$crate::commands::is_quiet() {
+            println!($($t)*);
+        }
+    };
+}
+
 /// `hotlined init`.
 pub fn init(dir: &Path, name: &str, listen: &str) -> Result<(), CommandError> {
     init_with_tls(dir, name, listen, None)
@@ -111,19 +139,19 @@ pub fn init_with_tls(
     }])?;
     let bundle = material.bundle(&cfg, now)?;
     std::fs::write(dir.join(config::BUNDLE_FILE), bundle.to_armored())?;
-    println!("Created node {name} in {}", dir.display());
-    println!("  identity     {}", material.identity.id());
-    println!("  fingerprint  {}", material.identity.id().fingerprint());
-    println!("  listen       {listen}");
+    say!("Created node {name} in {}", dir.display());
+    say!("  identity     {}", material.identity.id());
+    say!("  fingerprint  {}", material.identity.id().fingerprint());
+    say!("  listen       {listen}");
     if imported {
-        println!(
+        say!(
             "  TLS          imported into {} (key {}, mode 0600)",
             dir.join(config::TLS_CERT_FILE).display(),
             dir.join(config::TLS_KEY_FILE).display()
         );
     }
-    println!("  bundle       {}", dir.join(config::BUNDLE_FILE).display());
-    println!("Hand the bundle to the other side, and read them the fingerprint over the phone.");
+    say!("  bundle       {}", dir.join(config::BUNDLE_FILE).display());
+    say!("Hand the bundle to the other side, and read them the fingerprint over the phone.");
     Ok(())
 }
 
@@ -190,19 +218,19 @@ pub fn peer_add_with_trust(
         detail: format!("{alias} at {address}, trust {}", trust.as_str()),
     }])?;
     match trust {
-        TrustMode::Pinned => println!("Pinned peer {alias} ({}) at {address}", bundle.name()),
-        TrustMode::Ca => println!(
+        TrustMode::Pinned => say!("Pinned peer {alias} ({}) at {address}", bundle.name()),
+        TrustMode::Ca => say!(
             "Added peer {alias} ({}) at {address}: its certificate must come from the private \
              CA and carry the key its bundle pins",
             bundle.name()
         ),
     }
-    println!("  identity     {}", bundle.identity());
-    println!(
+    say!("  identity     {}", bundle.identity());
+    say!(
         "  fingerprint  {}   <- compare with the other side by phone",
         bundle.identity().fingerprint()
     );
-    println!("Restart `hotlined run` for the new peer to take effect.");
+    say!("Restart `hotlined run` for the new peer to take effect.");
     Ok(())
 }
 
@@ -237,7 +265,7 @@ pub fn peer_list(dir: &Path) -> Result<(), CommandError> {
     let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
     let peers = store.peers()?;
     if peers.is_empty() {
-        println!(
+        say!(
             "No peers pinned. Add one with: hotlined peer add --dir {} BUNDLE --address HOST:PORT",
             dir.display()
         );
@@ -246,7 +274,7 @@ pub fn peer_list(dir: &Path) -> Result<(), CommandError> {
         let name = PeerBundle::from_bytes(&p.bundle)
             .map(|b| b.name().to_owned())
             .unwrap_or_else(|e| format!("(bundle invalid: {e})"));
-        println!(
+        say!(
             "{:<16} {:<24} {:<6} {}  {}",
             p.alias,
             p.address,
@@ -262,7 +290,7 @@ pub fn peer_list(dir: &Path) -> Result<(), CommandError> {
 pub fn peer_remove(dir: &Path, alias: &str) -> Result<(), CommandError> {
     let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
     if store.remove_peer(alias)? {
-        println!("Removed peer {alias}. Its messages stay in the store.");
+        say!("Removed peer {alias}. Its messages stay in the store.");
         Ok(())
     } else {
         Err(CommandError(format!(

@@ -18,6 +18,7 @@ use crate::commands::CommandError;
 use crate::config::{self, Config};
 use crate::keyfile;
 use crate::material::{Material, now_ms};
+use crate::say;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditEvent, OperatorRecord, Store};
 use crate::tls::{self, NodeTlsKey};
@@ -127,14 +128,12 @@ pub fn add(dir: &Path, name: &str, role: &str, out: &Path) -> Result<(), Command
         message_id: None,
         detail: format!("{name} ({})", role.as_str()),
     }])?;
-    println!(
+    say!(
         "Issued a {} credential for {name}: {}",
         role.as_str(),
         out.display()
     );
-    println!(
-        "Give the file to {name} only (it holds their signing key); it is valid for one year."
-    );
+    say!("Give the file to {name} only (it holds their signing key); it is valid for one year.");
     Ok(())
 }
 
@@ -143,7 +142,7 @@ pub fn list(dir: &Path) -> Result<(), CommandError> {
     let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
     let ops = store.operators()?;
     if ops.is_empty() {
-        println!(
+        say!(
             "No operators. Issue a credential with: hotlined operator add --dir {} --name NAME --role officer --out FILE",
             dir.display()
         );
@@ -154,7 +153,7 @@ pub fn list(dir: &Path) -> Result<(), CommandError> {
         } else {
             "active"
         };
-        println!("{:<32} {:<8} {state}", o.name, o.role);
+        say!("{:<32} {:<8} {state}", o.name, o.role);
     }
     Ok(())
 }
@@ -170,7 +169,7 @@ pub fn remove(dir: &Path, name: &str) -> Result<(), CommandError> {
             message_id: None,
             detail: name.to_owned(),
         }])?;
-        println!("Revoked the credential of {name}.");
+        say!("Revoked the credential of {name}.");
         Ok(())
     } else {
         Err(CommandError(format!(
