@@ -129,8 +129,12 @@ pub fn add(dir: &Path, name: &str, role: &str, out: &Path) -> Result<(), Command
         detail: format!("{name} ({})", role.as_str()),
     }])?;
     say!(
-        "Issued a {} credential for {name}: {}",
-        role.as_str(),
+        "Issued {} credential for {name}: {}",
+        if role == Role::Officer {
+            "an officer"
+        } else {
+            "a viewer"
+        },
         out.display()
     );
     say!("Give the file to {name} only (it holds their signing key); it is valid for one year.");
