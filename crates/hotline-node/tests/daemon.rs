@@ -460,3 +460,27 @@ fn operator_add_issues_a_private_credential_the_node_signed() {
         .expect("runs");
     assert!(String::from_utf8_lossy(&list.stdout).contains("revoked"));
 }
+
+/// After `shutdown` returns the UDP port is free again, so a restart can bind it at once.
+#[test]
+fn shutdown_releases_the_port() {
+    let p = two_nodes();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        for _ in 0..3 {
+            let cfg = config::Config::load(&p.a).expect("cfg");
+            let m = Material::load(&p.a).expect("material");
+            let store = SqliteStore::open(&p.a.join(config::DB_FILE)).expect("db");
+            let node = Node::start(cfg, m, Box::new(store), None)
+                .await
+                .expect("start");
+            let addr = node.local_addr;
+            node.shutdown().await;
+            std::net::UdpSocket::bind(addr)
+                .unwrap_or_else(|e| panic!("{addr} still in use after shutdown: {e}"));
+        }
+    });
+}

@@ -216,6 +216,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut next_conn_id = 1u64;
     let mut backoff = Backoff::default();
     let mut dialing = false;
+    let mut dial_task: Option<JoinHandle<()>> = None;
     let mut next_dial = tokio::time::Instant::now();
     let mut limiter = RateLimit::new(ctx.rate_per_s, ctx.burst, now_ms());
     let mut overdue: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
@@ -235,6 +236,11 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         drain(&ctx, &mut session, &mut conn, &mut peer_keys, &mut limiter);
                         if let Some(c) = &conn {
                             c.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), b"node shutting down");
+                        }
+                        // A dial under way holds the endpoint (and its UDP port) for up to its
+                        // handshake timeout: stop it.
+                        if let Some(t) = dial_task.take() {
+                            t.abort();
                         }
                         break;
                     }
@@ -307,10 +313,10 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 let addr = ctx.address.clone();
                 let tx = ctx.tx.clone();
                 let id = next_conn_id;
-                tokio::spawn(async move {
+                dial_task = Some(tokio::spawn(async move {
                     let r = dial(ep, cfg, &addr).await;
                     let _ = tx.send(LinkMsg::Dialed(id, r));
-                });
+                }));
             }
         }
         drain(&ctx, &mut session, &mut conn, &mut peer_keys, &mut limiter);

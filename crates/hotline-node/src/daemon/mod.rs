@@ -121,6 +121,9 @@ pub struct Node {
     shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
     link_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Accept loop, operator-pin reloader, metrics server: stopped at shutdown, so the UDP
+    /// port and the store are released when `shutdown` returns.
+    background: Vec<tokio::task::JoinHandle<()>>,
     store_thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -420,15 +423,19 @@ impl Node {
             events,
             deadlines: cfg.deadlines.clone(),
         });
-        tokio::spawn(accept_loop(endpoint.clone(), by_spki, shared.clone()));
-        tokio::spawn(reload_operator_pins(
+        let mut background = vec![tokio::spawn(accept_loop(
+            endpoint.clone(),
+            by_spki,
+            shared.clone(),
+        ))];
+        background.push(tokio::spawn(reload_operator_pins(
             endpoint.clone(),
             shared.clone(),
             material.tls.clone(),
             peer_pins,
             ca_part,
             limits,
-        ));
+        )));
         let metrics = shared.metrics.clone();
 
         let metrics_addr = match metrics_addr {
@@ -437,7 +444,7 @@ impl Node {
                     .await
                     .map_err(|e| CommandError(format!("cannot serve metrics on {a}: {e}")))?;
                 let addr = l.local_addr()?;
-                tokio::spawn(metrics::serve(l, metrics.clone()));
+                background.push(tokio::spawn(metrics::serve(l, metrics.clone())));
                 Some(addr)
             }
             None => None,
@@ -450,6 +457,7 @@ impl Node {
             shared,
             endpoint,
             link_tasks,
+            background,
             store_thread: Some(store_thread),
         })
     }
@@ -504,6 +512,10 @@ impl Node {
         for t in self.link_tasks.drain(..) {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
         }
+        for t in self.background.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
         self.endpoint.close(
             quinn::VarInt::from_u32(hotline_protocol::CloseCode::Shutdown.code()),
             b"node shutting down",
@@ -526,6 +538,20 @@ impl Node {
         self.shared.store.stop();
         if let Some(t) = self.store_thread.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        // Let quinn's endpoint driver see its last handle go and release the UDP socket, so a
+        // restart can bind the port as soon as this returns (bounded wait).
+        let Node {
+            endpoint,
+            local_addr,
+            ..
+        } = self;
+        drop(endpoint);
+        for _ in 0..200 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            if std::net::UdpSocket::bind(local_addr).is_ok() {
+                break;
+            }
         }
     }
 }
