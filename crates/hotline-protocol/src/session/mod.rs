@@ -417,6 +417,13 @@ impl Session {
         side: Side,
         exporter: [u8; crate::EXPORTER_LEN],
     ) {
+        if matches!(self.state, LinkState::Up | LinkState::Handshaking) {
+            self.events.push_back(Event::LinkDown {
+                code: CloseCode::NoError,
+                reason: "replaced by a new connection".into(),
+                by_peer: false,
+            });
+        }
         self.reset_connection();
         self.state = LinkState::Handshaking;
         self.since = now;
