@@ -347,6 +347,7 @@ pub fn status_json(s: &wire::StatusResponse) -> Value {
             "overdue": l.overdue,
             "gaps": l.gaps,
             "group": l.group,
+            "oldest_pending_ms": l.oldest_pending_ms,
         })).collect::<Vec<_>>(),
     })
 }
@@ -382,6 +383,7 @@ pub fn status_text(style: &Style, s: &wire::StatusResponse) -> String {
                     (l.overdue > 0).then_some(Colour::Red),
                 ),
                 Cell::colour(l.gaps.to_string(), (l.gaps > 0).then_some(Colour::Yellow)),
+                Cell::new(second_or_dash(l.oldest_pending_ms)),
                 Cell::new(if l.group.is_empty() {
                     "-".into()
                 } else {
@@ -401,6 +403,7 @@ pub fn status_text(style: &Style, s: &wire::StatusResponse) -> String {
             "QUEUE",
             "OVERDUE",
             "GAPS",
+            "OLDEST UNDELIVERED",
             "GROUP",
         ],
         rows,

@@ -392,6 +392,19 @@ fn undelivered_message_past_its_deadline_is_flagged_overdue() {
             a.metrics_text()
                 .contains("hotline_queue_depth{peer=\"cert-b\"} 1")
         );
+        // The oldest undelivered message is the one just sent (not "0", which means none).
+        let text = a.metrics_text();
+        let oldest = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("hotline_oldest_undelivered_timestamp_seconds{peer=\"cert-b\"} ")
+            })
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("oldest undelivered gauge");
+        assert!(
+            oldest.abs_diff(now / 1000) < 60,
+            "oldest undelivered {oldest} is not the message just sent"
+        );
         a.shutdown().await;
     });
 }

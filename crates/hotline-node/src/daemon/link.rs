@@ -336,6 +336,11 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
             m.gaps = st.gaps.iter().map(|(a, b)| b - a + 1).sum();
             m.since_ms = st.since;
             m.last_received_ms = st.last_received.unwrap_or(0);
+            m.oldest_pending_ms = session
+                .pending_envelopes()
+                .map(|e| e.header().created)
+                .min()
+                .unwrap_or(0);
         });
     }
 }

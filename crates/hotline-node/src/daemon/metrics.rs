@@ -25,6 +25,8 @@ pub struct PeerMetrics {
     pub since_ms: u64,
     /// When anything was last received from the peer (Unix ms, 0 if never).
     pub last_received_ms: u64,
+    /// created_ms of the oldest message still waiting for a receipt (0: none).
+    pub oldest_pending_ms: u64,
 }
 
 /// All metrics.
@@ -123,6 +125,11 @@ pub fn render(m: &Metrics) -> String {
             "hotline_sequence_gaps",
             "Sequence numbers the peer sent that have not arrived.",
             |p| p.gaps,
+        ),
+        (
+            "hotline_oldest_undelivered_timestamp_seconds",
+            "Creation time (Unix seconds) of the oldest message without a receipt; 0 if none.",
+            |p| p.oldest_pending_ms / 1000,
         ),
     ] {
         let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge");

@@ -742,6 +742,7 @@ impl Shared {
                     overdue: pm.overdue,
                     gaps: pm.gaps,
                     group: pm.group.unwrap_or_default(),
+                    oldest_pending_ms: pm.oldest_pending_ms,
                 }
             })
             .collect();
