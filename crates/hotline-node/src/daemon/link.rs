@@ -1162,12 +1162,22 @@ async fn receive_async_receipt(p: Parts, conn_id: u64, stream: StreamId, bytes: 
     };
     let id = *verified.message_id();
     let sent = p.store.call(move |s| s.sent_envelope(&id)).await;
-    let Some(Ok(Some(env_bytes))) = sent else {
-        return refuse(&p, conn_id, stream, CloseCode::UnknownMessage);
+    let env_bytes = match sent {
+        Some(Ok(Some(b))) => b,
+        Some(Ok(None)) => return refuse(&p, conn_id, stream, CloseCode::UnknownMessage),
+        Some(Err(e)) => {
+            tracing::error!("cannot look up a sent message: {e}");
+            return refuse(&p, conn_id, stream, CloseCode::InternalError);
+        }
+        None => return,
     };
     let Ok(envelope) = Envelope::parse(env_bytes) else {
         return refuse(&p, conn_id, stream, CloseCode::InternalError);
     };
+    // SPEC.md §8.4 step 6: the message must be one this node sent to THIS peer.
+    if envelope.header().recipient != peer {
+        return refuse(&p, conn_id, stream, CloseCode::UnknownMessage);
+    }
     if !verified.answers(&envelope) {
         return refuse(&p, conn_id, stream, CloseCode::BadReceipt);
     }
