@@ -12,7 +12,7 @@ use prost::Message;
 use crate::credential::Loaded;
 use crate::error::{Exit, Failure, Result};
 
-/// Largest request or response (§15.4).
+/// Largest response (§15.4); requests are at most 2 MiB.
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// Where to dial for `address`: `0.0.0.0` and `::` (a node listening on every interface, as

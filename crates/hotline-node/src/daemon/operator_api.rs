@@ -18,8 +18,9 @@ use super::Shared;
 use crate::material::now_ms;
 use crate::store::{OperatorRecord, ReceiptRecord};
 
-/// Largest operator frame.
-pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Largest request (SPEC.md §15.4): a Send carries at most a 1 MiB content. An authenticated
+/// operator may open many streams, so this bounds what each can make the node buffer.
+pub const MAX_REQUEST: usize = 2 * 1024 * 1024;
 
 /// An authenticated operator connection.
 pub struct Operator {
@@ -53,7 +54,7 @@ async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, hotline_pro
         .await
         .map_err(|_| C::TruncatedFrame)?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > MAX_REQUEST {
         return Err(C::FrameTooLarge);
     }
     let mut buf = vec![0u8; len];
