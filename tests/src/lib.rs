@@ -1,5 +1,9 @@
 //! End-to-end, interop and fault tests against real `hotlined` processes.
 //!
-//! The node daemon is not built yet; this crate holds the workspace slot and the checks that
-//! span crates. Tests that start real nodes arrive with the daemon.
+//! `relay` is a seeded UDP impairment relay (loss, delay with reordering, duplication,
+//! partition) for network-fault tests between nodes on loopback; `tests/` holds the
+//! cross-crate checks and those fault tests. End-to-end tests that need the `hotlined` or
+//! `hotline` binaries live in those crates (Cargo gives `CARGO_BIN_EXE_*` only there).
 #![forbid(unsafe_code)]
+
+pub mod relay;
