@@ -336,11 +336,6 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
             m.gaps = st.gaps.iter().map(|(a, b)| b - a + 1).sum();
             m.since_ms = st.since;
             m.last_received_ms = st.last_received.unwrap_or(0);
-            m.oldest_pending_ms = session
-                .pending_envelopes()
-                .map(|e| e.header().created)
-                .min()
-                .unwrap_or(0);
         });
     }
 }
@@ -865,8 +860,14 @@ fn check_overdue(
 ) {
     let now = now_ms();
     let mut current = std::collections::HashSet::new();
+    // One pass over the pending envelopes every few seconds, never per event: with a large
+    // backlog a scan per event would make the link loop quadratic.
+    let mut oldest = 0u64;
     for e in session.pending_envelopes() {
         let h = e.header();
+        if oldest == 0 || h.created < oldest {
+            oldest = h.created;
+        }
         if now.saturating_sub(h.created) > ctx.deadlines.for_precedence(h.precedence) {
             current.insert(h.message_id);
             if !flagged.contains(&h.message_id) {
@@ -886,7 +887,8 @@ fn check_overdue(
         }
     }
     metrics::peer(&ctx.metrics, &ctx.alias, |m| {
-        m.overdue = current.len() as u64
+        m.overdue = current.len() as u64;
+        m.oldest_pending_ms = oldest;
     });
     *flagged = current;
 }
