@@ -301,6 +301,66 @@ fn pending_envelopes_sends_flash_first_then_by_sequence() {
 }
 
 #[test]
+fn pending_window_pages_in_queue_order_skipping_what_the_link_holds() {
+    let (_dir, _path, mut s) = temp_store();
+    let a = node(1);
+    let batch = vec![
+        submission(1, a, Precedence::Routine),
+        submission(2, a, Precedence::Priority),
+        submission(3, a, Precedence::Flash),
+        submission(4, a, Precedence::Routine),
+        submission(5, a, Precedence::Flash),
+        submission(6, a, Precedence::Immediate),
+    ];
+    s.submit(&batch).unwrap();
+    s.attach_envelopes(&(1..=6).map(envelope_of).collect::<Vec<_>>())
+        .unwrap();
+    let expect = |ns: &[u32]| ns.iter().map(|&n| envelope_of(n).1).collect::<Vec<_>>();
+    let none = std::collections::HashSet::new();
+    assert_eq!(s.pending_window(&a, &none, 3).unwrap(), expect(&[3, 5, 6]));
+    assert_eq!(
+        s.pending_window(&a, &none, 100).unwrap(),
+        expect(&[3, 5, 6, 2, 1, 4])
+    );
+    let held: std::collections::HashSet<MessageId> = [mid(3), mid(6)].into();
+    assert_eq!(s.pending_window(&a, &held, 3).unwrap(), expect(&[5, 2, 1]));
+    assert_eq!(s.pending_window(&a, &held, 0).unwrap(), expect(&[]));
+    assert_eq!(s.pending_window(&node(9), &none, 3).unwrap(), expect(&[]));
+}
+
+#[test]
+fn pending_summary_counts_the_backlog_its_age_and_the_overdue() {
+    let (_dir, _path, mut s) = temp_store();
+    let a = node(1);
+    let mut batch = vec![
+        submission(1, a, Precedence::Routine),
+        submission(2, a, Precedence::Flash),
+        submission(3, a, Precedence::Routine),
+        submission(4, a, Precedence::Routine), // stays unsealed: counted too
+    ];
+    for (i, sub) in batch.iter_mut().enumerate() {
+        sub.created_ms = 1_000 * (i as u64 + 1);
+    }
+    s.submit(&batch).unwrap();
+    s.attach_envelopes(&(1..=3).map(envelope_of).collect::<Vec<_>>())
+        .unwrap();
+    s.record_receipts(&[receipt(mid(1), a, "DELIVERED", "")])
+        .unwrap();
+    // ROUTINE cutoff 3500: message 3 (created 3000) is overdue, 4 (4000) is not; FLASH
+    // cutoff 0: message 2 is not.
+    let sum = s.pending_summary(&a, [0, 0, 0, 3_500]).unwrap();
+    assert_eq!(sum.count, 3);
+    assert_eq!(sum.oldest_ms, 2_000);
+    assert_eq!(sum.overdue, 1);
+    let sum = s.pending_summary(&a, [u64::MAX / 4; 4]).unwrap();
+    assert_eq!(sum.overdue, 3);
+    assert_eq!(
+        s.pending_summary(&node(9), [0; 4]).unwrap(),
+        Default::default()
+    );
+}
+
+#[test]
 fn receipts_advance_the_state_and_never_go_backwards() {
     let (_dir, path, mut s) = temp_store();
     let a = node(1);

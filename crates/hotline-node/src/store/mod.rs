@@ -20,7 +20,7 @@ use hotline_protocol::envelope::MessageId;
 use hotline_protocol::time::UnixMillis;
 
 /// A storage failure. Never caused by peer input; the daemon logs it and retries or stops.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database engine failed (I/O error, corruption, locked).
@@ -115,6 +115,17 @@ pub struct OperatorRecord {
     pub added_ms: UnixMillis,
     /// When it was revoked, if it was.
     pub revoked_ms: Option<UnixMillis>,
+}
+
+/// What [`Store::pending_summary`] counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingSummary {
+    /// Messages without a final receipt.
+    pub count: u64,
+    /// `created_ms` of the oldest of them; 0 if none.
+    pub oldest_ms: UnixMillis,
+    /// Those past their precedence's delivery deadline.
+    pub overdue: u64,
 }
 
 /// A new outgoing message, before it is sealed.
@@ -351,6 +362,23 @@ pub trait Store: Send + 'static {
     /// Sealed envelopes to `peer` that have no DELIVERED/ACKNOWLEDGED/REJECTED receipt yet,
     /// FLASH first, then ascending sequence.
     fn pending_envelopes(&mut self, peer: &NodeId) -> Result<Vec<Bytes>>;
+    /// The first `want` of [`Store::pending_envelopes`] whose message id is not in `skip`
+    /// (the ones a link already holds), in the same order. Reads no further than it must, so
+    /// a link can page through a backlog of any size.
+    fn pending_window(
+        &mut self,
+        peer: &NodeId,
+        skip: &std::collections::HashSet<MessageId>,
+        want: usize,
+    ) -> Result<Vec<Bytes>>;
+    /// How many messages to `peer` are pending (sealed or not), the oldest one's `created_ms`
+    /// (0: none), and how many were created before the cutoff of their precedence
+    /// (`cutoffs[p]` for FLASH, IMMEDIATE, PRIORITY, ROUTINE): overdue.
+    fn pending_summary(
+        &mut self,
+        peer: &NodeId,
+        cutoffs: [UnixMillis; 4],
+    ) -> Result<PendingSummary>;
     /// Stores receipts received for our messages and updates their state (a later
     /// ACKNOWLEDGED supersedes DELIVERED; nothing supersedes REJECTED or goes backwards).
     /// A receipt whose bytes are already stored is ignored.

@@ -35,8 +35,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 
 use super::{
     AcceptOutcome, Arrival, AuditEvent, ExportItem, InboxRow, MessageRow, OperatorRecord, OutState,
-    PeerRecord, ReceiptRecord, Result, Store, StoreError, StoredMessage, StoredSubmission,
-    Submission,
+    PeerRecord, PendingSummary, ReceiptRecord, Result, Store, StoreError, StoredMessage,
+    StoredSubmission, Submission,
 };
 
 use convert::{
@@ -412,6 +412,60 @@ impl Store for SqliteStore {
             r.get::<_, Vec<u8>>(0).map(Bytes::from)
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn pending_window(
+        &mut self,
+        peer: &NodeId,
+        skip: &std::collections::HashSet<MessageId>,
+        want: usize,
+    ) -> Result<Vec<Bytes>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT message_id, envelope FROM outbox WHERE peer = ?1 AND state = 'pending' \
+             ORDER BY precedence, sequence",
+        )?;
+        let mut rows = stmt.query([&peer.as_bytes()[..]])?;
+        let mut out = Vec::with_capacity(want.min(4096));
+        while out.len() < want {
+            let Some(row) = rows.next()? else { break };
+            let id: Vec<u8> = row.get(0)?;
+            if <[u8; 16]>::try_from(id.as_slice()).is_ok_and(|id| skip.contains(&id)) {
+                continue;
+            }
+            out.push(Bytes::from(row.get::<_, Vec<u8>>(1)?));
+        }
+        Ok(out)
+    }
+
+    fn pending_summary(
+        &mut self,
+        peer: &NodeId,
+        cutoffs: [hotline_protocol::time::UnixMillis; 4],
+    ) -> Result<PendingSummary> {
+        let c = |i: usize| int(cutoffs[i], "cutoff");
+        let mut total = PendingSummary::default();
+        // Pending rows through the covering index `outbox_pending_age`, unsealed ones (only
+        // after a crash, few) through `outbox_unsealed`.
+        for state in ["pending", "unsealed"] {
+            let (count, oldest, overdue): (i64, Option<i64>, Option<i64>) = self
+                .conn
+                .prepare_cached(
+                    "SELECT count(*), min(created_ms), sum(created_ms < CASE precedence \
+                     WHEN 0 THEN ?2 WHEN 1 THEN ?3 WHEN 2 THEN ?4 ELSE ?5 END) \
+                     FROM outbox WHERE peer = ?1 AND state = ?6",
+                )?
+                .query_row(
+                    params![&peer.as_bytes()[..], c(0)?, c(1)?, c(2)?, c(3)?, state],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+            let oldest = uint(oldest.unwrap_or(0), "created_ms")?;
+            total.count += uint(count, "count")?;
+            total.overdue += uint(overdue.unwrap_or(0), "count")?;
+            if oldest != 0 && (total.oldest_ms == 0 || oldest < total.oldest_ms) {
+                total.oldest_ms = oldest;
+            }
+        }
+        Ok(total)
     }
 
     /// Transitions: Unsealed/Pending → Delivered, Acknowledged or Rejected; Delivered →

@@ -20,10 +20,16 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 4: the age of pending messages per peer and precedence, as a covering index, so
+/// status and overdue counts over a large backlog read the index alone.
+const V4: &str = r"
+CREATE INDEX IF NOT EXISTS outbox_pending_age ON outbox (peer, precedence, created_ms) WHERE state = 'pending';
+";
 
 /// Version 3: a trust mode per peer (SPEC.md §3.6): `pinned` (every peer added before) or
 /// `ca` (private CA mode, with the CA of `[ca]` in hotlined.toml).
