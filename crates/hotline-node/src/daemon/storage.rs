@@ -1,14 +1,44 @@
-//! The store thread: the daemon's only path to the database. Jobs run one after another on a
-//! dedicated thread, so async tasks never block on fsync.
+//! The store thread: the daemon's only path to the database. Work runs one item after another
+//! on a dedicated thread, so async tasks never block on fsync.
+//!
+//! **Group commit.** The per-message writes (submit, attach a sealed envelope, accept an
+//! arrival, record a receipt, confirm a receipt, audit) are typed operations. The thread takes
+//! every operation already queued (up to [`MAX_GROUP`]) and writes each kind as one batch, in
+//! one transaction, so a burst of N messages costs a few fsyncs instead of N. A caller's reply
+//! is sent only after its batch committed: nothing is reported accepted or delivered before it
+//! is durable. If a batch fails, its items are retried one by one, so one bad item cannot fail
+//! its neighbours. Closures ([`StoreHandle::call`]) are barriers: operations queued before one
+//! are committed before it runs.
 
 use std::sync::mpsc;
 
-use crate::store::Store;
+use bytes::Bytes;
+use hotline_protocol::envelope::MessageId;
+use tokio::sync::oneshot;
+
+use crate::store::{AcceptOutcome, Arrival, AuditEvent, ReceiptRecord, Store, Submission};
 
 type Job = Box<dyn FnOnce(&mut dyn Store) + Send>;
+type Reply<T> = oneshot::Sender<crate::store::Result<T>>;
+
+/// Most operations written in one group.
+pub const MAX_GROUP: usize = 1024;
+
+/// A sealed envelope for a submitted message: id, bytes, SHA-256.
+pub type Attachment = (MessageId, Bytes, [u8; 32]);
+
+enum Op {
+    Submit(Submission, Reply<u64>),
+    Attach(Attachment, Reply<()>),
+    Accept(Box<Arrival>, Reply<AcceptOutcome>),
+    Receipt(ReceiptRecord, Reply<()>),
+    Confirm([u8; 32], Reply<()>),
+    Audit(AuditEvent, Reply<()>),
+}
 
 enum Msg {
     Job(Job),
+    Op(Op),
     Stop,
 }
 
@@ -24,6 +54,113 @@ impl std::fmt::Debug for StoreHandle {
     }
 }
 
+/// Operations gathered for one group, per kind, in arrival order.
+#[derive(Default)]
+struct Group {
+    submit: Vec<(Submission, Reply<u64>)>,
+    attach: Vec<(Attachment, Reply<()>)>,
+    accept: Vec<(Box<Arrival>, Reply<AcceptOutcome>)>,
+    receipt: Vec<(ReceiptRecord, Reply<()>)>,
+    confirm: Vec<([u8; 32], Reply<()>)>,
+    audit: Vec<(AuditEvent, Reply<()>)>,
+    len: usize,
+}
+
+impl Group {
+    fn push(&mut self, op: Op) {
+        self.len += 1;
+        match op {
+            Op::Submit(s, r) => self.submit.push((s, r)),
+            Op::Attach(a, r) => self.attach.push((a, r)),
+            Op::Accept(a, r) => self.accept.push((a, r)),
+            Op::Receipt(x, r) => self.receipt.push((x, r)),
+            Op::Confirm(x, r) => self.confirm.push((x, r)),
+            Op::Audit(x, r) => self.audit.push((x, r)),
+        }
+    }
+
+    /// Writes every kind as one batch (one transaction each), then answers the callers.
+    fn commit(&mut self, store: &mut dyn Store) {
+        if self.len == 0 {
+            return;
+        }
+        self.len = 0;
+        batch(store, std::mem::take(&mut self.submit), |s, b| {
+            s.submit(b).and_then(|seqs| exact(seqs, b.len()))
+        });
+        batch(store, std::mem::take(&mut self.attach), |s, b| {
+            s.attach_envelopes(b).map(|()| vec![(); b.len()])
+        });
+        let accept: Vec<(Arrival, Reply<AcceptOutcome>)> = std::mem::take(&mut self.accept)
+            .into_iter()
+            .map(|(a, r)| (*a, r))
+            .collect();
+        batch(store, accept, |s, b| {
+            s.accept(b).and_then(|o| exact(o, b.len()))
+        });
+        batch(store, std::mem::take(&mut self.receipt), |s, b| {
+            s.record_receipts(b).map(|()| vec![(); b.len()])
+        });
+        batch(store, std::mem::take(&mut self.confirm), |s, b| {
+            for sha in b {
+                s.confirm_receipt(sha)?;
+            }
+            Ok(vec![(); b.len()])
+        });
+        batch(store, std::mem::take(&mut self.audit), |s, b| {
+            s.audit(b).map(|()| vec![(); b.len()])
+        });
+    }
+}
+
+/// One result per item, or a store error (a caller bug in the store, never expected).
+fn exact<T>(v: Vec<T>, n: usize) -> crate::store::Result<Vec<T>> {
+    if v.len() == n {
+        Ok(v)
+    } else {
+        Err(crate::store::StoreError::Database(format!(
+            "the store answered {} results for a batch of {n}",
+            v.len()
+        )))
+    }
+}
+
+/// Runs `f` over all items at once; if that fails, over each item alone, so every caller gets
+/// its own outcome.
+fn batch<I, T: Clone>(
+    store: &mut dyn Store,
+    items: Vec<(I, Reply<T>)>,
+    f: impl Fn(&mut dyn Store, &[I]) -> crate::store::Result<Vec<T>>,
+) {
+    if items.is_empty() {
+        return;
+    }
+    let (inputs, replies): (Vec<I>, Vec<Reply<T>>) = items.into_iter().unzip();
+    match f(store, &inputs) {
+        Ok(outs) => {
+            for (reply, out) in replies.into_iter().zip(outs) {
+                let _ = reply.send(Ok(out));
+            }
+        }
+        Err(e) if inputs.len() == 1 => {
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
+            }
+        }
+        Err(_) => {
+            for (input, reply) in inputs.iter().zip(replies) {
+                let one = f(store, std::slice::from_ref(input))
+                    .and_then(|mut v| v.pop().ok_or_else(missing));
+                let _ = reply.send(one);
+            }
+        }
+    }
+}
+
+fn missing() -> crate::store::StoreError {
+    crate::store::StoreError::Database("the store answered no result".into())
+}
+
 impl StoreHandle {
     /// Moves `store` onto its own thread.
     pub fn start(
@@ -33,14 +170,33 @@ impl StoreHandle {
         let join = std::thread::Builder::new()
             .name("hotline-store".into())
             .spawn(move || {
-                while let Ok(Msg::Job(job)) = rx.recv() {
-                    job(store.as_mut());
+                let mut group = Group::default();
+                'outer: while let Ok(first) = rx.recv() {
+                    let mut next = Some(first);
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            Msg::Op(op) => group.push(op),
+                            Msg::Job(job) => {
+                                group.commit(store.as_mut());
+                                job(store.as_mut());
+                            }
+                            Msg::Stop => {
+                                group.commit(store.as_mut());
+                                break 'outer;
+                            }
+                        }
+                        if group.len < MAX_GROUP {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    group.commit(store.as_mut());
                 }
+                group.commit(store.as_mut());
             })?;
         Ok((StoreHandle { tx }, join))
     }
 
-    /// Stops the store thread after the jobs queued before this call; later calls get `None`.
+    /// Stops the store thread after the work queued before this call; later calls get `None`.
     pub fn stop(&self) {
         let _ = self.tx.send(Msg::Stop);
     }
@@ -50,12 +206,111 @@ impl StoreHandle {
         &self,
         f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
     ) -> Option<T> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::Job(Box::new(move |s: &mut dyn Store| {
                 let _ = tx.send(f(s));
             })))
             .ok()?;
         rx.await.ok()
+    }
+
+    async fn op<T>(&self, make: impl FnOnce(Reply<T>) -> Op) -> Option<crate::store::Result<T>> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Msg::Op(make(tx))).ok()?;
+        rx.await.ok()
+    }
+
+    /// Stores a new outgoing message (group-committed); its sequence number.
+    pub async fn submit(&self, s: Submission) -> Option<crate::store::Result<u64>> {
+        self.op(|r| Op::Submit(s, r)).await
+    }
+
+    /// Stores the sealed envelope of a submitted message (group-committed).
+    pub async fn attach(&self, a: Attachment) -> Option<crate::store::Result<()>> {
+        self.op(|r| Op::Attach(a, r)).await
+    }
+
+    /// Stores an arrival with its DELIVERED receipt (group-committed).
+    pub async fn accept(&self, a: Arrival) -> Option<crate::store::Result<AcceptOutcome>> {
+        self.op(|r| Op::Accept(Box::new(a), r)).await
+    }
+
+    /// Stores a receipt from the peer (group-committed).
+    pub async fn record_receipt(&self, x: ReceiptRecord) -> Option<crate::store::Result<()>> {
+        self.op(|r| Op::Receipt(x, r)).await
+    }
+
+    /// Marks an outgoing receipt as stored by the peer (group-committed).
+    pub async fn confirm_receipt(&self, sha: [u8; 32]) -> Option<crate::store::Result<()>> {
+        self.op(|r| Op::Confirm(sha, r)).await
+    }
+
+    /// Appends to the audit trail (group-committed).
+    pub async fn audit(&self, e: AuditEvent) -> Option<crate::store::Result<()>> {
+        self.op(|r| Op::Audit(e, r)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use hotline_protocol::content::Precedence;
+
+    fn node(n: u8) -> hotline_protocol::NodeId {
+        hotline_protocol::identity::IdentityKey::from_seed(&[n; 32])
+            .expect("a valid seed")
+            .id()
+    }
+
+    fn submission(id: u8, peer: u8) -> Submission {
+        Submission {
+            message_id: [id; 16],
+            peer: node(peer),
+            precedence: Precedence::Routine,
+            tlp: "green".into(),
+            created_ms: 1,
+            content: Bytes::from_static(b"content"),
+            subject: "s".into(),
+            officer: "o".into(),
+        }
+    }
+
+    /// Operations queued together commit as one group; a failing item (a duplicate id) gets
+    /// its own error and does not fail its neighbours; a closure sees everything queued
+    /// before it.
+    #[test]
+    fn a_group_isolates_a_failing_item_and_closures_are_barriers() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let (h, join) = StoreHandle::start(Box::new(store)).expect("thread");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            // Hold the thread so that the next operations queue up behind it.
+            let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+            let held = h.call(move |_| {
+                let _ = release_rx.recv();
+            });
+            let ops = async {
+                let a = h.submit(submission(1, 7));
+                let dup = h.submit(submission(1, 7));
+                let b = h.submit(submission(2, 7));
+                let count = h.call(|s| s.last_sequence(&node(7)));
+                tokio::join!(a, dup, b, count)
+            };
+            let release = async {
+                tokio::task::yield_now().await;
+                let _ = release_tx.send(());
+            };
+            let (_, (a, dup, b, count), ()) = tokio::join!(held, ops, release);
+            assert_eq!(a.expect("thread").expect("stored"), 1);
+            assert!(dup.expect("thread").is_err(), "the duplicate id is refused");
+            assert_eq!(b.expect("thread").expect("stored"), 2);
+            assert_eq!(count.expect("thread").expect("read"), 2);
+        });
+        h.stop();
+        join.join().expect("store thread ends");
     }
 }
