@@ -94,6 +94,14 @@ pub struct Limits {
     pub rate_per_s: u32,
     /// Burst allowance above the rate.
     pub burst: u32,
+    /// Outgoing messages per peer held in memory; a longer outbox stays on disk and is paged
+    /// in as receipts return (bounded memory for any backlog).
+    #[serde(default = "default_outbox_window")]
+    pub outbox_window: usize,
+}
+
+fn default_outbox_window() -> usize {
+    crate::daemon::link::WINDOW
 }
 
 impl Default for Limits {
@@ -102,6 +110,7 @@ impl Default for Limits {
             max_inflight: 256,
             rate_per_s: 200,
             burst: 1000,
+            outbox_window: default_outbox_window(),
         }
     }
 }
@@ -201,6 +210,9 @@ impl Config {
         }
         if self.limits.max_inflight == 0 || self.limits.max_inflight > 10_000 {
             return Err("limits.max_inflight must be 1..=10000".into());
+        }
+        if !(2..=1_000_000).contains(&self.limits.outbox_window) {
+            return Err("limits.outbox_window must be 2..=1000000".into());
         }
         if self.limits.rate_per_s == 0 {
             return Err("limits.rate_per_s must be at least 1".into());

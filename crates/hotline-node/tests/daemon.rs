@@ -497,3 +497,136 @@ fn shutdown_releases_the_port() {
         }
     });
 }
+
+/// A backlog longer than the outbox window (kept small here) is paged in from the store:
+/// while the peer is down the whole backlog counts in the queue and overdue gauges, a restart
+/// keeps it, and when the peer comes up every message is delivered exactly once, FLASH first.
+#[test]
+fn a_backlog_longer_than_the_window_is_paged_in_and_delivered_exactly_once() {
+    const WINDOW: usize = 8;
+    const N: usize = 60;
+    let p = two_nodes();
+    let mut cfg = config::Config::load(&p.a).expect("cfg");
+    cfg.limits.outbox_window = WINDOW;
+    cfg.deadlines.routine_s = 1;
+    std::fs::write(p.a.join(config::CONFIG_FILE), cfg.to_toml()).expect("write cfg");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let start = |dir: PathBuf| async move {
+            let cfg = config::Config::load(&dir).expect("cfg");
+            let m = Material::load(&dir).expect("material");
+            let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
+            Node::start(cfg, m, Box::new(store), None)
+                .await
+                .expect("start")
+        };
+        let m = Material::load(&p.a).expect("material");
+        let now = now_ms();
+        let officer = OfficerKey::generate(
+            &m.identity,
+            "Anna",
+            Role::Officer,
+            now - 1000,
+            now + 3_600_000,
+            &mut rand_core::UnwrapErr(getrandom::SysRng),
+        )
+        .expect("officer");
+        let idb = Material::load(&p.b).expect("b").identity.id();
+        let a = start(p.a.clone()).await;
+        let mut ids = Vec::new();
+        for i in 0..N {
+            // Every tenth message is FLASH: those must overtake the ROUTINE backlog.
+            let precedence = if i % 10 == 9 {
+                Precedence::Flash
+            } else {
+                Precedence::Routine
+            };
+            let id = rand_id();
+            let content = Draft {
+                subject: format!("backlog {i}"),
+                text: "body".into(),
+                ..Default::default()
+            }
+            .sign(&id, &idb, &officer, now_ms())
+            .expect("sign");
+            a.submit(idb, id, precedence, Tlp::Green, content)
+                .await
+                .expect("accepted");
+            ids.push((id, precedence));
+        }
+        // The queue gauge counts the whole backlog, not the window in memory.
+        let needle = format!("hotline_queue_depth{{peer=\"cert-b\"}} {N}");
+        let t0 = Instant::now();
+        while !a.metrics_text().contains(&needle) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "queue depth never showed {N}:\n{}",
+                a.metrics_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Past the (one second) ROUTINE deadline every ROUTINE message of the backlog counts
+        // as overdue (the FLASH ones have ten minutes).
+        let needle = format!("hotline_overdue_messages{{peer=\"cert-b\"}} {}", N - N / 10);
+        while !a.metrics_text().contains(&needle) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "overdue never showed {}:\n{}",
+                N - N / 10,
+                a.metrics_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // A restart keeps the backlog (and loads only a window of it).
+        a.shutdown().await;
+        let a = start(p.a.clone()).await;
+        let b = start(p.b.clone()).await;
+        let t0 = Instant::now();
+        loop {
+            let mut all = true;
+            for (id, _) in &ids {
+                all &= delivered(&a, *id).await;
+            }
+            if all {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "backlog not delivered"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let inbox = b
+            .with_store(|s| s.inbox(10_000))
+            .await
+            .expect("store")
+            .expect("ok");
+        assert_eq!(inbox.len(), N, "exactly once: {} rows", inbox.len());
+        let mut seen: Vec<_> = inbox.iter().map(|r| r.message_id).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), N, "no duplicates");
+        // FLASH first: every FLASH message arrived before the last ROUTINE one.
+        let rank = |id: &[u8; 16]| {
+            inbox
+                .iter()
+                .find(|r| &r.message_id == id)
+                .map(|r| r.received_ms)
+                .expect("received")
+        };
+        let last_routine = ids
+            .iter()
+            .filter(|(_, p)| *p == Precedence::Routine)
+            .map(|(id, _)| rank(id))
+            .max()
+            .expect("routine");
+        for (id, _) in ids.iter().filter(|(_, p)| *p == Precedence::Flash) {
+            assert!(rank(id) <= last_routine, "a FLASH message came last");
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+    });
+}

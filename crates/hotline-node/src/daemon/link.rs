@@ -45,6 +45,10 @@ pub enum LinkMsg {
     Send(Box<Envelope>),
     /// Queue an asynchronous receipt (already durable).
     SendReceipt(Box<Receipt>),
+    /// The next page of the outbox backlog: sealed envelopes, and whether the page was full.
+    Refill(Vec<Bytes>, bool),
+    /// Counts of the whole outbox, for status while a backlog is paged.
+    Summary(crate::store::PendingSummary),
     /// Shut down: close the connection with SHUTDOWN and stop.
     Shutdown,
 }
@@ -112,12 +116,14 @@ pub struct LinkCtx {
     pub metrics: SharedMetrics,
     /// Our own mailbox (for spawned tasks to report back).
     pub tx: mpsc::UnboundedSender<LinkMsg>,
-    /// Envelopes pending at start-up.
+    /// Envelopes pending at start-up: the first [`WINDOW`] of the outbox.
     pub pending: Vec<Envelope>,
     /// Receipts to re-send at start-up.
     pub pending_receipts: Vec<Receipt>,
     /// Received sequences and last sent, from the store.
     pub restore: (Vec<(u64, u64)>, u64),
+    /// Outgoing items held in memory (`[limits] outbox_window`).
+    pub window: usize,
     /// Envelopes accepted per second from this peer, sustained.
     pub rate_per_s: u32,
     /// Burst above the rate.
@@ -165,6 +171,10 @@ impl RateLimit {
     }
 }
 
+/// Default for the most outgoing items a link holds in memory (`[limits] outbox_window`). A longer outbox stays in the store and is paged
+/// in as receipts come back, so a backlog of any size costs bounded memory and start-up time.
+pub const WINDOW: usize = 4096;
+
 /// How often overdue messages are looked for.
 const OVERDUE_CHECK: Duration = Duration::from_secs(5);
 
@@ -211,6 +221,13 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     metrics::peer(&ctx.metrics, &ctx.alias, |m| {
         m.queue = session.pending() as u64
     });
+    // Backlog paging: whether the store may hold pending envelopes the session does not,
+    // whether a page is being read, and whether an envelope was left to the store meanwhile.
+    let window = ctx.window;
+    let mut backlog = ctx.pending.len() >= window;
+    let mut refilling = false;
+    let mut left_during_refill = false;
+    let mut stored_pending: Option<crate::store::PendingSummary> = None;
     let mut peer_keys: Vec<EncryptionKey> = ctx.bundle.encryption_keys().to_vec();
     let mut conn: Option<Conn> = None;
     let mut next_conn_id = 1u64;
@@ -300,12 +317,39 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                             _ => {}
                         }
                     }
-                    LinkMsg::Send(e) => session.send_envelope(now, *e),
+                    LinkMsg::Send(e) => {
+                        if backlog || session.pending() >= window {
+                            // Durable in the store already: it is paged in with the backlog,
+                            // in outbox order (FLASH first).
+                            backlog = true;
+                            left_during_refill |= refilling;
+                        } else {
+                            session.send_envelope(now, *e);
+                        }
+                    }
+                    LinkMsg::Refill(page, full) => {
+                        refilling = false;
+                        backlog = full || std::mem::take(&mut left_during_refill);
+                        for b in page {
+                            match Envelope::parse(b) {
+                                Ok(e) => session.send_envelope(now, e),
+                                Err(e) => tracing::error!(peer = %ctx.alias, "a stored envelope does not parse: {e}"),
+                            }
+                        }
+                    }
+                    LinkMsg::Summary(s) => stored_pending = Some(s),
                     LinkMsg::SendReceipt(r) => session.send_receipt(now, *r),
                 }
             }
             _ = sleep_until(timeout) => session.handle_timeout(now_ms()),
-            _ = overdue_tick.tick() => check_overdue(&ctx, &session, &mut overdue),
+            _ = overdue_tick.tick() => {
+                check_overdue(&ctx, &session, &mut overdue, stored_pending.filter(|_| backlog));
+                if backlog {
+                    request_summary(&ctx);
+                } else {
+                    stored_pending = None;
+                }
+            }
             _ = tokio::time::sleep_until(next_dial), if dial_due => {
                 dialing = true;
                 let ep = ctx.endpoint.clone();
@@ -320,6 +364,10 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
             }
         }
         drain(&ctx, &mut session, &mut conn, &mut peer_keys, &mut limiter);
+        if backlog && !refilling && session.pending() <= window / 2 {
+            refilling = true;
+            request_page(&ctx, &session, window);
+        }
         // Whatever ended the connection (peer close, Hello refused, liveness), redial only after
         // a backoff, so a peer that keeps failing is not hammered with handshakes.
         if had_conn && conn.is_none() {
@@ -330,7 +378,10 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
         }
         metrics::peer(&ctx.metrics, &ctx.alias, |m| {
             m.up = session.is_up();
-            m.queue = session.pending() as u64;
+            m.queue = match stored_pending {
+                Some(s) if backlog => s.count.max(session.pending() as u64),
+                _ => session.pending() as u64,
+            };
             m.rtt_ms = session.rtt();
             let st = session.status();
             m.gaps = st.gaps.iter().map(|(a, b)| b - a + 1).sum();
@@ -718,7 +769,7 @@ fn audit(ctx: &LinkCtx, kind: &str, message_id: Option<MessageId>, detail: Strin
     };
     let store = ctx.store.clone();
     tokio::spawn(async move {
-        if let Some(Err(e)) = store.call(move |s| s.audit(&[ev])).await {
+        if let Some(Err(e)) = store.audit(ev).await {
             tracing::error!("audit write failed: {e}");
         }
     });
@@ -827,9 +878,7 @@ fn event(
         Event::ReceiptStored { receipt_sha256 } => {
             let store = ctx.store.clone();
             tokio::spawn(async move {
-                let _ = store
-                    .call(move |s| s.confirm_receipt(&receipt_sha256))
-                    .await;
+                let _ = store.confirm_receipt(receipt_sha256).await;
             });
         }
         Event::Rtt(_) => {}
@@ -852,11 +901,61 @@ fn event(
     }
 }
 
+/// Reads the next page of the backlog: the first envelopes of the outbox the session does not
+/// hold. Every envelope the session dropped was delivered (its receipt committed before the
+/// session let it go), so a page never brings back a delivered message.
+fn request_page(ctx: &LinkCtx, session: &Session, window: usize) {
+    let skip: std::collections::HashSet<MessageId> = session
+        .pending_envelopes()
+        .map(|e| *e.message_id())
+        .collect();
+    let want = window.saturating_sub(session.pending());
+    let (store, tx, peer) = (ctx.store.clone(), ctx.tx.clone(), ctx.bundle.identity());
+    tokio::spawn(async move {
+        let page = store
+            .call(move |s| s.pending_window(&peer, &skip, want))
+            .await;
+        let (page, full) = match page {
+            Some(Ok(p)) => {
+                let full = p.len() >= want;
+                (p, full)
+            }
+            Some(Err(e)) => {
+                tracing::error!("cannot read the outbox backlog: {e}");
+                (Vec::new(), true)
+            }
+            None => return,
+        };
+        let _ = tx.send(LinkMsg::Refill(page, full));
+    });
+}
+
+/// Counts the whole outbox (status and overdue while a backlog is paged).
+fn request_summary(ctx: &LinkCtx) {
+    let now = now_ms();
+    let d = &ctx.deadlines;
+    use hotline_protocol::content::Precedence as P;
+    let cutoffs = [P::Flash, P::Immediate, P::Priority, P::Routine]
+        .map(|p| now.saturating_sub(d.for_precedence(p)));
+    let (store, tx, peer) = (ctx.store.clone(), ctx.tx.clone(), ctx.bundle.identity());
+    tokio::spawn(async move {
+        if let Some(Ok(s)) = store
+            .call(move |st| st.pending_summary(&peer, cutoffs))
+            .await
+        {
+            let _ = tx.send(LinkMsg::Summary(s));
+        }
+    });
+}
+
 /// Flags envelopes past their precedence's delivery deadline (logs once per message, metric).
+/// While a backlog is paged, `stored` counts the whole outbox; only the window in memory is
+/// logged message by message.
 fn check_overdue(
     ctx: &LinkCtx,
     session: &Session,
     flagged: &mut std::collections::HashSet<MessageId>,
+    stored: Option<crate::store::PendingSummary>,
 ) {
     let now = now_ms();
     let mut current = std::collections::HashSet::new();
@@ -886,8 +985,16 @@ fn check_overdue(
             }
         }
     }
+    if let Some(s) = stored {
+        oldest = if oldest == 0 || (s.oldest_ms != 0 && s.oldest_ms < oldest) {
+            s.oldest_ms
+        } else {
+            oldest
+        };
+    }
+    let overdue = (current.len() as u64).max(stored.map_or(0, |s| s.overdue));
     metrics::peer(&ctx.metrics, &ctx.alias, |m| {
-        m.overdue = current.len() as u64;
+        m.overdue = overdue;
         m.oldest_pending_ms = oldest;
     });
     *flagged = current;
@@ -974,8 +1081,8 @@ async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: En
                     stored_ms: now_ms(),
                 },
             };
-            match p.store.call(move |s| s.accept(&[arrival])).await {
-                Some(Ok(outcomes)) => match outcomes.into_iter().next() {
+            match p.store.accept(arrival).await {
+                Some(Ok(outcome)) => match Some(outcome) {
                     Some(AcceptOutcome::Inserted) => {
                         metrics::count(&p.metrics, "received", 1);
                         p.note(
@@ -1066,7 +1173,7 @@ impl Parts {
         };
         let store = self.store.clone();
         tokio::spawn(async move {
-            if let Some(Err(e)) = store.call(move |s| s.audit(&[ev])).await {
+            if let Some(Err(e)) = store.audit(ev).await {
                 tracing::error!("audit write failed: {e}");
             }
         });
@@ -1126,10 +1233,7 @@ async fn receive_receipt(p: Parts, conn_id: u64, envelope: Envelope, bytes: Byte
         sha256: *receipt.sha256(),
         stored_ms: now_ms(),
     };
-    let stored = matches!(
-        p.store.call(move |s| s.record_receipts(&[rec])).await,
-        Some(Ok(()))
-    );
+    let stored = matches!(p.store.record_receipt(rec).await, Some(Ok(())));
     if stored {
         match receipt.kind() {
             ReceiptKind::Delivered => {
@@ -1193,7 +1297,7 @@ async fn receive_async_receipt(p: Parts, conn_id: u64, stream: StreamId, bytes: 
         sha256: sha,
         stored_ms: now_ms(),
     };
-    match p.store.call(move |s| s.record_receipts(&[rec])).await {
+    match p.store.record_receipt(rec).await {
         Some(Ok(())) => {
             if let ReceiptKind::Acknowledged { officer, .. } = verified.kind() {
                 metrics::count(&p.metrics, "acknowledged", 1);

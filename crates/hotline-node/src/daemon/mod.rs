@@ -332,8 +332,9 @@ impl Node {
 
         let mut pending = Vec::new();
         for (p, b) in &bundles {
+            // Only a window of the backlog is held in memory; the link pages in the rest.
             let envs: Vec<Envelope> = store
-                .pending_envelopes(&p.identity)?
+                .pending_window(&p.identity, &Default::default(), cfg.limits.outbox_window)?
                 .into_iter()
                 .filter_map(|b| Envelope::parse(b).ok())
                 .collect();
@@ -398,6 +399,7 @@ impl Node {
                 pending: envs,
                 pending_receipts: receipts,
                 restore,
+                window: cfg.limits.outbox_window,
                 rate_per_s: cfg.limits.rate_per_s,
                 burst: cfg.limits.burst,
                 deadlines: cfg.deadlines.clone(),
@@ -601,11 +603,8 @@ impl Shared {
             officer: opened.officer.name().to_owned(),
         };
         let s2 = submission.clone();
-        let seq = match self.store.call(move |s| s.submit(&[s2])).await {
-            Some(Ok(seqs)) => seqs
-                .first()
-                .copied()
-                .ok_or_else(|| SubmitError::Store("no sequence assigned".into()))?,
+        let seq = match self.store.submit(s2).await {
+            Some(Ok(seq)) => seq,
             Some(Err(e)) => return Err(SubmitError::Store(e.to_string())),
             None => return Err(SubmitError::Store("store stopped".into())),
         };
@@ -628,7 +627,7 @@ impl Shared {
         match sealed {
             Ok(env) => {
                 let att = (message_id, env.bytes().clone(), *env.sha256());
-                if let Some(Ok(())) = self.store.call(move |s| s.attach_envelopes(&[att])).await {
+                if let Some(Ok(())) = self.store.attach(att).await {
                     let _ = link.send(LinkMsg::Send(Box::new(env)));
                 } else {
                     tracing::error!(
