@@ -16,6 +16,49 @@ use crate::identity::{IdentityKey, NodeId};
 use crate::time::UnixMillis;
 use crate::wire;
 
+/// Credential signatures already verified, by digest (see [`verified_before_or_now`]).
+static VERIFIED: std::sync::Mutex<Option<std::collections::HashSet<[u8; 32]>>> =
+    std::sync::Mutex::new(None);
+
+/// How many verified credential digests are remembered before the memory is cleared.
+const VERIFIED_CAP: usize = 1024;
+
+/// Whether `raw`'s signature by `node` verifies (strict Ed25519). A node's officers are few and
+/// every message carries one of their credentials, so verifying each credential once per
+/// process saves one signature verification per message on both ends. The memory holds the
+/// SHA-256 of (issuer, body, signature) of credentials that verified: a hit means these exact
+/// bytes verified before under this exact key, so the answer cannot differ. Expiry and role are
+/// checked by the callers at every use, never remembered.
+fn verified_before_or_now(node: &NodeId, raw: &wire::OfficerCredential) -> bool {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(node.as_bytes());
+    h.update((raw.body.len() as u64).to_be_bytes());
+    h.update(&raw.body);
+    h.update(&raw.signature);
+    let digest: [u8; 32] = h.finalize().into();
+    let known = |d: &[u8; 32]| {
+        VERIFIED
+            .lock()
+            .map(|g| g.as_ref().is_some_and(|s| s.contains(d)))
+            .unwrap_or(false)
+    };
+    if known(&digest) {
+        return true;
+    }
+    if !node.verify(Label::OfficerCredential, &[&raw.body], &raw.signature) {
+        return false;
+    }
+    if let Ok(mut g) = VERIFIED.lock() {
+        let set = g.get_or_insert_with(Default::default);
+        if set.len() >= VERIFIED_CAP {
+            set.clear();
+        }
+        set.insert(digest);
+    }
+    true
+}
+
 /// Longest operator name, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
 /// Longest acknowledgement note, in bytes.
@@ -143,7 +186,7 @@ impl Credential {
         {
             return Err(CredentialError::Malformed);
         }
-        if node != *issuer || !node.verify(Label::OfficerCredential, &[&raw.body], &raw.signature) {
+        if node != *issuer || !verified_before_or_now(&node, raw) {
             return Err(CredentialError::WrongIssuer);
         }
         Ok(Credential {
