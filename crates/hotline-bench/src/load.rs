@@ -351,6 +351,12 @@ pub async fn queue_all(
     Ok(QueueResult { elapsed, send_ms })
 }
 
+/// `min(n, k)` indices of `0..n`, evenly spaced, starting at 0: all of them if `n <= k`.
+fn sample(n: usize, k: usize) -> impl Iterator<Item = usize> {
+    let k = k.min(n);
+    (0..k).map(move |i| i * n / k)
+}
+
 /// Checks with Show that the node holds exactly one DELIVERED receipt for each message (all
 /// of them if there are at most `max_checked`, else an evenly spaced sample), each verifying
 /// as signed by the peer (SPEC.md §8.4), and that the message's state is `delivered`.
@@ -361,9 +367,9 @@ pub async fn verify_receipts(
     inflight: usize,
     max_checked: usize,
 ) -> Result<usize, Error> {
-    let n = msgs.len();
-    let step = n.div_ceil(max_checked.max(1)).max(1);
-    let picked: Vec<[u8; 16]> = msgs.iter().step_by(step).map(|m| m.id).collect();
+    let picked: Vec<[u8; 16]> = sample(msgs.len(), max_checked)
+        .map(|i| msgs[i].id)
+        .collect();
     let window = Arc::new(Semaphore::new(inflight.max(1)));
     let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<Error>();
     let mut tasks = tokio::task::JoinSet::new();
@@ -416,4 +422,21 @@ pub async fn verify_receipts(
         return Err(e);
     }
     Ok(picked.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_receipt_sample_is_everything_up_to_its_size_then_evenly_spaced() {
+        assert_eq!(sample(5, 10).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+        assert_eq!(sample(5, 5).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+        assert_eq!(sample(10, 4).collect::<Vec<_>>(), [0, 2, 5, 7]);
+        let s: Vec<usize> = sample(20_001, 20_000).collect();
+        assert_eq!(s.len(), 20_000);
+        assert!(s.windows(2).all(|w| w[0] < w[1]) && s[19_999] < 20_001);
+        assert_eq!(sample(0, 10).count(), 0);
+        assert_eq!(sample(10, 0).count(), 0);
+    }
 }
