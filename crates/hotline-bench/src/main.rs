@@ -244,6 +244,10 @@ fn main() -> ExitCode {
     let build = Build::detect();
     let say = |s: &str| eprintln!("hotline-bench: {s}");
     let as_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let keep_dir = match &cli.command {
+        Some(Command::Backlog(a)) => a.common.keep_dir,
+        _ => cli.pipeline.common.keep_dir,
+    };
     let (json, result) = match cli.command {
         Some(Command::Backlog(a)) => (
             a.common.json,
@@ -298,6 +302,9 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("hotline-bench: FAILED: {}", e.0);
+            if !keep_dir {
+                eprintln!("hotline-bench: run again with --keep-dir to keep the nodes' logs");
+            }
             ExitCode::from(1)
         }
     }

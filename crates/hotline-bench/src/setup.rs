@@ -183,6 +183,8 @@ impl NodeProc {
     pub fn terminate(&mut self, grace: Duration) -> Result<Duration, Error> {
         let t0 = Instant::now();
         if self.child.try_wait().ok().flatten().is_none() {
+            // std can only SIGKILL a child, and calling libc's kill() would need unsafe code:
+            // kill(1) sends the SIGTERM that triggers the daemon's orderly shutdown.
             let sent = Command::new("kill")
                 .arg("-TERM")
                 .arg(self.pid().to_string())
