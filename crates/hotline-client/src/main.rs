@@ -15,14 +15,11 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-mod client;
 mod commands;
-mod credential;
 mod demo;
-mod error;
-mod format;
-mod parse;
 mod verify;
+
+use hotline_client::{client, credential, error, format, parse};
 
 use commands::Ctx;
 use error::{EXIT_TABLE, Failure};
