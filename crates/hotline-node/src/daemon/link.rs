@@ -620,7 +620,22 @@ fn on_input(
     now: UnixMillis,
 ) {
     match input {
-        Input::Data { stream, data, fin } => session.handle_data(now, stream, &data, fin),
+        Input::Data { stream, data, fin } => {
+            if fin && let Some(c) = conn.as_mut() {
+                // The stream's reader is done: forget its task, so a long-lived connection
+                // does not keep one handle per message it ever carried.
+                match stream {
+                    StreamId::Out(n) => {
+                        c.out_tasks.remove(&n);
+                    }
+                    StreamId::In(n) => {
+                        c.in_readers.remove(&n);
+                    }
+                    StreamId::Control => {}
+                }
+            }
+            session.handle_data(now, stream, &data, fin)
+        }
         Input::Reset { stream, code } => {
             if let (StreamId::In(n), Some(c)) = (stream, conn.as_mut()) {
                 c.in_send.remove(&n);

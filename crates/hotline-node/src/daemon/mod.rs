@@ -380,6 +380,10 @@ impl Node {
                     max_inflight: cfg.limits.max_inflight,
                     ..Default::default()
                 },
+                // The store is the authority on duplicates; the session's window only saves a
+                // store lookup for a recent replay. A small one keeps memory flat under load
+                // (a receipt held there costs about 1.7 KB).
+                dedup_capacity: 4096,
                 ..Default::default()
             };
             metrics::peer(&metrics, &p.alias, |m| m.up = false);
