@@ -28,9 +28,13 @@ const ENV_IPTABLES: &str = "HOTLINE_NETNS_IPTABLES";
 /// Two namespaces `A` and `B` and the veth pair between them.
 #[derive(Debug)]
 pub struct Pair {
+    /// The `ip` program.
+    ip: String,
     names: [String; 2],
     addrs: [Ipv4Addr; 2],
     iptables: String,
+    /// What the chosen iptables says of itself (`iptables v1.8.9 (nf_tables)`).
+    iptables_version: String,
     /// Rules added and not yet deleted: (side, rule arguments after the chain).
     rules: Vec<(usize, Vec<String>)>,
 }
@@ -52,40 +56,38 @@ impl Pair {
         if !is_root() {
             return Err("not running as root (network namespaces and iptables need root)".into());
         }
-        match Command::new("ip").arg("-V").output() {
-            Ok(o) if o.status.success() => {}
-            _ => return Err("`ip` (iproute2) is not installed".into()),
-        }
-        let installed: Vec<String> = candidates()
-            .into_iter()
-            .filter(|ipt| Command::new(ipt).arg("--version").output().is_ok())
-            .collect();
+        let Some(ip) = find("ip") else {
+            return Err("`ip` (iproute2) is not installed".into());
+        };
+        let installed: Vec<String> = candidates().iter().filter_map(|c| find(c)).collect();
         if installed.is_empty() {
             return Err(format!(
-                "iptables is not installed (tried {})",
+                "iptables is not installed (looked for {})",
                 candidates().join(", ")
             ));
         }
-        remove_stale();
+        remove_stale(&ip);
         let pid = std::process::id();
         let mut pair = Pair {
+            ip: ip.clone(),
             names: [
                 format!("{PREFIX}{pid}-{tag}-a"),
                 format!("{PREFIX}{pid}-{tag}-b"),
             ],
             addrs: [Ipv4Addr::new(10, 231, 0, 1), Ipv4Addr::new(10, 231, 0, 2)],
             iptables: String::new(),
+            iptables_version: String::new(),
             rules: Vec::new(),
         };
         for name in &pair.names {
             // The `Drop` of `pair` deletes what exists, should a later step fail.
-            run("ip", &["netns", "add", name])
+            run(&ip, &["netns", "add", name])
                 .map_err(|e| format!("cannot create a network namespace: {e}"))?;
         }
         let [a, b] = &pair.names;
         let [ia, ib] = IFACES;
         run(
-            "ip",
+            &ip,
             &[
                 "link", "add", ia, "netns", a, "type", "veth", "peer", "name", ib, "netns", b,
             ],
@@ -101,10 +103,13 @@ impl Pair {
             ] {
                 let mut full = vec!["-n", ns.as_str()];
                 full.extend_from_slice(args);
-                run("ip", &full).map_err(|e| format!("cannot set up namespace {ns}: {e}"))?;
+                run(&ip, &full).map_err(|e| format!("cannot set up namespace {ns}: {e}"))?;
             }
         }
         pair.iptables = pair.pick_iptables(&installed)?;
+        pair.iptables_version = run(&pair.iptables, &["--version"])
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|e| e);
         // Accounting: a rule with no target counts every packet arriving on the veth end and
         // lets it on to the rules below it. It stays until the namespaces go.
         for (side, iface) in IFACES.iter().enumerate() {
@@ -124,14 +129,15 @@ impl Pair {
         &self.names[side]
     }
 
-    /// The iptables front end in use.
-    pub fn iptables(&self) -> &str {
-        &self.iptables
+    /// The iptables front end in use, and what it says of itself (the version tells the
+    /// backend: `nf_tables` or `legacy`).
+    pub fn iptables(&self) -> String {
+        format!("{}, {}", self.iptables, self.iptables_version)
     }
 
     /// A command that runs `program` inside the namespace of `side`.
     pub fn command(&self, side: usize, program: &str) -> Command {
-        let mut c = Command::new("ip");
+        let mut c = Command::new(&self.ip);
         c.args(["netns", "exec", &self.names[side], program]);
         c
     }
@@ -221,7 +227,7 @@ impl Pair {
             "5",
         ];
         full.extend_from_slice(args);
-        run("ip", &full)
+        run(&self.ip, &full)
     }
 
     /// The first iptables front end that lists, adds and deletes a rule in namespace A, with
@@ -269,9 +275,9 @@ impl Pair {
         self.clear()?;
         let names = std::mem::take(&mut self.names);
         for name in &names {
-            run("ip", &["netns", "del", name])?;
+            run(&self.ip, &["netns", "del", name])?;
         }
-        let left = run("ip", &["netns", "list"])?;
+        let left = run(&self.ip, &["netns", "list"])?;
         for name in &names {
             if left
                 .lines()
@@ -292,7 +298,7 @@ impl Drop for Pair {
             let _ = self.clear();
         }
         for name in self.names.iter().filter(|n| !n.is_empty()) {
-            let _ = Command::new("ip")
+            let _ = Command::new(&self.ip)
                 .args(["netns", "del", name])
                 .stderr(Stdio::null())
                 .status();
@@ -306,6 +312,18 @@ fn candidates() -> Vec<String> {
         Ok(one) if !one.is_empty() => vec![one],
         _ => IPTABLES.iter().map(|s| s.to_string()).collect(),
     }
+}
+
+/// The path of `program`: on `PATH`, or in the sbin directories (where `ip` and `iptables`
+/// live, and which a non-login root shell may not have on its `PATH`).
+fn find(program: &str) -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"])
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .map(|p| p.to_string_lossy().into_owned())
 }
 
 /// Whether this process runs as root: the effective uid, from `/proc/self/status`.
@@ -322,8 +340,8 @@ fn is_root() -> bool {
 
 /// Deletes namespaces left by an earlier run of these tests whose process is gone (killed
 /// before its `Drop` ran). Only names with this module's prefix and a dead pid are touched.
-fn remove_stale() {
-    let Ok(out) = run("ip", &["netns", "list"]) else {
+fn remove_stale(ip: &str) {
+    let Ok(out) = run(ip, &["netns", "list"]) else {
         return;
     };
     for line in out.lines() {
@@ -338,7 +356,7 @@ fn remove_stale() {
             continue;
         };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = run("ip", &["netns", "del", name]);
+            let _ = run(ip, &["netns", "del", name]);
         }
     }
 }
