@@ -4,7 +4,8 @@
 //! The namespaces are made for one test and deleted by [`Pair`]'s `Drop`, even when the test
 //! panics; the veth ends are created inside them (never in the host's namespace) and vanish
 //! with them, and so do the rules. Nothing here touches the host's own interfaces or
-//! firewall. The addresses are private ones that exist only on that veth pair.
+//! firewall. The addresses are private ones that exist only on that veth pair. The rules match
+//! packets arriving on the veth end only (`-i`), so each namespace's loopback stays clean.
 //!
 //! Needs root, `ip` (iproute2) and `iptables`. [`Pair::create`] answers `Err(reason)` when one
 //! is missing or the kernel refuses, and the caller skips its test with that reason.
