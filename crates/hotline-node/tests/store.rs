@@ -1073,3 +1073,29 @@ fn kill_during_writes_leaves_whole_batches_and_contiguous_sequences() {
         "seed {seed}: no child ever committed a batch; the test proved nothing"
     );
 }
+
+#[test]
+fn a_group_commits_its_writes_together_and_a_failing_write_rolls_back_alone() {
+    let (_dir, path, mut s) = temp_store();
+    let a = node(1);
+    let mut results = Vec::new();
+    s.group(&mut |st| {
+        results.push(st.submit(&routine([1, 2], a)).map(|v| v.len()));
+        // A duplicate id: this write fails and rolls back alone.
+        results.push(st.submit(&routine([2, 3], a)).map(|v| v.len()));
+        results.push(st.submit(&routine([4], a)).map(|v| v.len()));
+    })
+    .unwrap();
+    assert!(matches!(results[0], Ok(2)), "{results:?}");
+    assert!(
+        matches!(results[1], Err(StoreError::Conflict(_))),
+        "{results:?}"
+    );
+    assert!(matches!(results[2], Ok(1)), "{results:?}");
+    drop(s);
+    // Durable: a fresh connection sees messages 1, 2 and 4 (sequences 1..=3), not 3.
+    assert_eq!(count(&path, "outbox"), 3);
+    let mut s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.last_sequence(&a).unwrap(), 3);
+    assert_eq!(s.out_state(&mid(3)).unwrap(), None);
+}

@@ -3,12 +3,13 @@
 //!
 //! **Group commit.** The per-message writes (submit, attach a sealed envelope, accept an
 //! arrival, record a receipt, confirm a receipt, audit) are typed operations. The thread takes
-//! every operation already queued (up to [`MAX_GROUP`]) and writes each kind as one batch, in
-//! one transaction, so a burst of N messages costs a few fsyncs instead of N. A caller's reply
-//! is sent only after its batch committed: nothing is reported accepted or delivered before it
-//! is durable. If a batch fails, its items are retried one by one, so one bad item cannot fail
-//! its neighbours. Closures ([`StoreHandle::call`]) are barriers: operations queued before one
-//! are committed before it runs.
+//! every operation already queued (up to [`MAX_GROUP`]) and writes each kind as one batch, all
+//! in one transaction ([`Store::group`]), so a burst of N messages costs one fsync instead of
+//! several per message. Replies are sent only after the group committed: nothing is reported
+//! accepted or delivered before it is durable, and if the commit fails every caller of the
+//! group gets the error. If a batch fails, its items are retried one by one, so one bad item
+//! cannot fail its neighbours. Closures ([`StoreHandle::call`]) are barriers: operations
+//! queued before one are committed before it runs.
 
 use std::sync::mpsc;
 
@@ -79,38 +80,69 @@ impl Group {
         }
     }
 
-    /// Writes every kind as one batch (one transaction each), then answers the callers.
+    /// Writes every kind as one batch, all in one transaction, then answers the callers.
     fn commit(&mut self, store: &mut dyn Store) {
         if self.len == 0 {
             return;
         }
         self.len = 0;
-        batch(store, std::mem::take(&mut self.submit), |s, b| {
-            s.submit(b).and_then(|seqs| exact(seqs, b.len()))
-        });
-        batch(store, std::mem::take(&mut self.attach), |s, b| {
-            s.attach_envelopes(b).map(|()| vec![(); b.len()])
-        });
-        let accept: Vec<(Arrival, Reply<AcceptOutcome>)> = std::mem::take(&mut self.accept)
+        let mut submit = std::mem::take(&mut self.submit);
+        let mut attach = std::mem::take(&mut self.attach);
+        let mut accept: Vec<(Arrival, Reply<AcceptOutcome>)> = std::mem::take(&mut self.accept)
             .into_iter()
             .map(|(a, r)| (*a, r))
             .collect();
-        batch(store, accept, |s, b| {
-            s.accept(b).and_then(|o| exact(o, b.len()))
+        let mut receipt = std::mem::take(&mut self.receipt);
+        let mut confirm = std::mem::take(&mut self.confirm);
+        let mut audit = std::mem::take(&mut self.audit);
+        let mut answers: Vec<Answer> = Vec::new();
+        let committed = store.group(&mut |s: &mut dyn Store| {
+            batch(s, std::mem::take(&mut submit), &mut answers, |s, b| {
+                s.submit(b).and_then(|seqs| exact(seqs, b.len()))
+            });
+            batch(s, std::mem::take(&mut attach), &mut answers, |s, b| {
+                s.attach_envelopes(b).map(|()| vec![(); b.len()])
+            });
+            batch(s, std::mem::take(&mut accept), &mut answers, |s, b| {
+                s.accept(b).and_then(|o| exact(o, b.len()))
+            });
+            batch(s, std::mem::take(&mut receipt), &mut answers, |s, b| {
+                s.record_receipts(b).map(|()| vec![(); b.len()])
+            });
+            batch(s, std::mem::take(&mut confirm), &mut answers, |s, b| {
+                for sha in b {
+                    s.confirm_receipt(sha)?;
+                }
+                Ok(vec![(); b.len()])
+            });
+            batch(s, std::mem::take(&mut audit), &mut answers, |s, b| {
+                s.audit(b).map(|()| vec![(); b.len()])
+            });
         });
-        batch(store, std::mem::take(&mut self.receipt), |s, b| {
-            s.record_receipts(b).map(|()| vec![(); b.len()])
-        });
-        batch(store, std::mem::take(&mut self.confirm), |s, b| {
-            for sha in b {
-                s.confirm_receipt(sha)?;
-            }
-            Ok(vec![(); b.len()])
-        });
-        batch(store, std::mem::take(&mut self.audit), |s, b| {
-            s.audit(b).map(|()| vec![(); b.len()])
-        });
+        let failed = committed.err();
+        if let Some(e) = &failed {
+            tracing::error!(
+                "a group of {} store writes failed to commit: {e}",
+                answers.len()
+            );
+        }
+        for answer in answers {
+            answer(failed.clone());
+        }
     }
+}
+
+/// Sends one caller its outcome once the group's commit is known: its own result if the
+/// group committed, the commit's error if not.
+type Answer = Box<dyn FnOnce(Option<crate::store::StoreError>)>;
+
+fn answer<T: Send + 'static>(reply: Reply<T>, result: crate::store::Result<T>) -> Answer {
+    Box::new(move |failed| {
+        let _ = reply.send(match failed {
+            None => result,
+            Some(e) => Err(e),
+        });
+    })
 }
 
 /// One result per item, or a store error (a caller bug in the store, never expected).
@@ -126,10 +158,11 @@ fn exact<T>(v: Vec<T>, n: usize) -> crate::store::Result<Vec<T>> {
 }
 
 /// Runs `f` over all items at once; if that fails, over each item alone, so every caller gets
-/// its own outcome.
-fn batch<I, T: Clone>(
+/// its own outcome (queued in `answers` until the group's commit).
+fn batch<I, T: Send + 'static>(
     store: &mut dyn Store,
     items: Vec<(I, Reply<T>)>,
+    answers: &mut Vec<Answer>,
     f: impl Fn(&mut dyn Store, &[I]) -> crate::store::Result<Vec<T>>,
 ) {
     if items.is_empty() {
@@ -139,19 +172,19 @@ fn batch<I, T: Clone>(
     match f(store, &inputs) {
         Ok(outs) => {
             for (reply, out) in replies.into_iter().zip(outs) {
-                let _ = reply.send(Ok(out));
+                answers.push(answer(reply, Ok(out)));
             }
         }
         Err(e) if inputs.len() == 1 => {
             for reply in replies {
-                let _ = reply.send(Err(e.clone()));
+                answers.push(answer(reply, Err(e.clone())));
             }
         }
         Err(_) => {
             for (input, reply) in inputs.iter().zip(replies) {
                 let one = f(store, std::slice::from_ref(input))
                     .and_then(|mut v| v.pop().ok_or_else(missing));
-                let _ = reply.send(one);
+                answers.push(answer(reply, one));
             }
         }
     }

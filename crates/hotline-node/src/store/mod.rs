@@ -350,6 +350,13 @@ pub trait Store: Send + 'static {
     /// Revokes an operator by name at `now`; false if there is no such unrevoked operator.
     fn revoke_operator(&mut self, name: &str, now: UnixMillis) -> Result<bool>;
 
+    // ----- grouping -----
+    /// Runs `f`, nesting every write it makes through the store in one transaction: one
+    /// commit (one fsync) for all of them. A write that fails inside rolls back alone and
+    /// returns its error to `f` as usual. Only when this returns `Ok` are the writes durable;
+    /// on `Err` none of them is stored.
+    fn group(&mut self, f: &mut dyn FnMut(&mut dyn Store)) -> Result<()>;
+
     // ----- sending -----
     /// Stores new messages, assigning each the next sequence number of its peer (max stored
     /// sequence for that peer + 1, in batch order), in one transaction. Returns the sequences
