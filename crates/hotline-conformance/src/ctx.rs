@@ -368,19 +368,31 @@ impl Ctx {
         subject: &str,
         created: u64,
     ) -> Result<Envelope, String> {
-        let key = self
-            .recipient_key(created)
-            .ok_or("the target has no encryption key valid now (SPEC.md §4.3.3)")?;
-        let content = Draft {
+        let draft = Draft {
             subject: subject.into(),
             text: "Sent by hotline-conformance, the interop conformance runner. \
                    Nothing to act on."
                 .into(),
             language: "en".into(),
             ..Default::default()
-        }
-        .sign(&id, &self.target.id, &self.me.officer, created)
-        .map_err(|e| format!("content: {e}"))?;
+        };
+        self.seal_draft(id, sequence, &draft, created)
+    }
+
+    /// A valid envelope carrying `draft`, signed by the runner's officer.
+    pub fn seal_draft(
+        &self,
+        id: MessageId,
+        sequence: u64,
+        draft: &Draft,
+        created: u64,
+    ) -> Result<Envelope, String> {
+        let key = self
+            .recipient_key(created)
+            .ok_or("the target has no encryption key valid now (SPEC.md §4.3.3)")?;
+        let content = draft
+            .sign(&id, &self.target.id, &self.me.officer, created)
+            .map_err(|e| format!("content: {e}"))?;
         Envelope::seal(
             &self.me.identity,
             &SealParams {

@@ -167,6 +167,8 @@ pub struct Link {
     pub hello: PeerHello,
     /// The Hello the runner sent, exactly.
     pub sent_hello: Vec<u8>,
+    /// When the target's Hello was verified: the link came UP.
+    pub up_at: Instant,
     control: Arc<tokio::sync::Mutex<quinn::SendStream>>,
     log: Arc<Mutex<ControlLog>>,
     changed: Arc<tokio::sync::Notify>,
@@ -262,6 +264,7 @@ impl Raw {
         if let Ok(mut keys) = cx.hello_keys.lock() {
             *keys = peer.encryption_keys.clone();
         }
+        let up_at = Instant::now();
         let Control {
             send,
             recv,
@@ -292,6 +295,7 @@ impl Raw {
             raw: self,
             hello: peer,
             sent_hello: hello,
+            up_at,
             control,
             log,
             changed,

@@ -127,6 +127,7 @@ fn heading(number: &str) -> Option<&'static str> {
         "§9.6" => "Concurrency limit (max_inflight)",
         "§10.2" => "received_through and last_sequence_sent",
         "§10.3" => "Gaps",
+        "§10.4" => "Duplicate detection",
         "§10.5" => "Replay and conflict",
         "§11.1" => "Heartbeat",
         "§11.3" => "Liveness",

@@ -61,6 +61,13 @@ pub fn cases() -> Vec<Case> {
             |cx| Box::pin(heartbeat_non_canonical(cx)),
         ),
         Case::new(
+            "heartbeat-target-pings",
+            "§11.1",
+            "the target sends a Heartbeat ping at once when the link is UP, then every 5 s, \
+             the ping counter rising by 1",
+            |cx| Box::pin(target_pings(cx)),
+        ),
+        Case::new(
             "heartbeat-ping-echoed",
             "§11.1",
             "a Heartbeat with echo = the ping, at once",
@@ -163,6 +170,45 @@ async fn heartbeat_non_canonical(cx: &Ctx) -> Outcome {
         CloseCode::MalformedFrame,
     )
     .await
+}
+
+async fn target_pings(cx: &Ctx) -> Outcome {
+    let link = tri!(peer::link(cx).await, "no link");
+    let up = link.up_at;
+    // The first ping, and the second 5 s later (with 1.5 s of slack).
+    let count =
+        |l: &crate::peer::ControlLog| l.heartbeats.iter().filter(|(_, h)| h.ping != 0).count();
+    while link.log(count) < 2 && up.elapsed() < Duration::from_secs(7) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pings: Vec<(Duration, u64)> = link.log(|l| {
+        l.heartbeats
+            .iter()
+            .filter(|(_, h)| h.ping != 0)
+            .map(|(at, h)| (at.saturating_duration_since(up), h.ping))
+            .collect()
+    });
+    let bad = link.log(|l| l.other.clone());
+    link.raw.close();
+    let seen = pings
+        .iter()
+        .map(|(at, p)| format!("ping {p} at {:.1} s", at.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !bad.is_empty() {
+        return Outcome::fail(format!("{seen}; and {}", bad.join("; ")));
+    }
+    let (Some(first), Some(next)) = (pings.first(), pings.get(1)) else {
+        return Outcome::fail(format!("fewer than two pings in 7 s after link UP: {seen}"));
+    };
+    let gap = next.0.saturating_sub(first.0);
+    Outcome::check(
+        first.0 <= Duration::from_millis(1_500)
+            && gap >= Duration::from_millis(4_000)
+            && gap <= Duration::from_millis(6_500)
+            && next.1 == first.1 + 1,
+        seen,
+    )
 }
 
 async fn ping_echoed(cx: &Ctx) -> Outcome {

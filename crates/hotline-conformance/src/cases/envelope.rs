@@ -236,6 +236,20 @@ pub fn cases() -> Vec<Case> {
         v.push(Case::new(name, section, rejected(*reason), *run));
     }
     v.push(Case::new(
+        "envelope-rejected-id-not-recorded",
+        "§10.4",
+        "REJECTED BAD_SIGNATURE; then the same message id, validly signed: DELIVERED \
+         (REJECTED envelopes are not recorded for duplicate detection)",
+        |cx| Box::pin(rejected_not_recorded(cx)),
+    ));
+    v.push(Case::new(
+        "envelope-maximal-size",
+        "§5.2",
+        "an envelope of exactly 1048576 bytes is no frame error: DELIVERED (or REJECTED \
+         TOO_LARGE by local policy, §7.6 step 14)",
+        |cx| Box::pin(maximal_size(cx)),
+    ));
+    v.push(Case::new(
         "envelope-replay-same-bytes",
         "§10.5",
         "the original DELIVERED receipt, byte for byte, on the same and on a new connection",
@@ -808,5 +822,90 @@ async fn replay(cx: &Ctx) -> Outcome {
         Outcome::pass("the original receipt, byte for byte, on the same and on a new connection")
     } else {
         Outcome::fail(problems.join("; "))
+    }
+}
+
+async fn rejected_not_recorded(cx: &Ctx) -> Outcome {
+    let d = tri!(Draft::counting(cx));
+    let mut parts = tri!(d.seal(cx));
+    flip_first(&mut parts.signature);
+    let bad = parts.encode();
+    let link = tri!(peer::link(cx).await, "no link");
+    let answer = link.send_envelope(cx, &bad).await;
+    let first = expect_rejected(
+        cx,
+        &answer,
+        RejectReason::BadSignature,
+        &Sent {
+            bytes: &bad,
+            id: &d.id,
+            sequence: d.seq,
+            sender: cx.me.identity.id().as_bytes(),
+        },
+    );
+    let env = tri!(cx.seal(
+        d.id,
+        d.seq,
+        "hotline-conformance: an id first seen rejected"
+    ));
+    let answer = link.send_envelope(cx, env.bytes()).await;
+    let second = delivered(cx, &answer, &env);
+    link.raw.close();
+    if !first.ok {
+        return first;
+    }
+    match second {
+        Ok(_) => Outcome::pass(format!(
+            "{}; the same id validly signed: DELIVERED",
+            first.observed
+        )),
+        Err(e) => Outcome::fail(format!(
+            "{}; the same id validly signed: {e}",
+            first.observed
+        )),
+    }
+}
+
+async fn maximal_size(cx: &Ctx) -> Outcome {
+    use hotline_protocol::envelope::MAX_ENVELOPE_LEN;
+    let (id, seq) = cx.alloc();
+    // Grow the text until the envelope is exactly the limit (varint lengths shift it a little).
+    let mut len = MAX_ENVELOPE_LEN - 4096;
+    let mut env = None;
+    for _ in 0..8 {
+        let draft = hotline_protocol::content::Draft {
+            subject: "hotline-conformance: an envelope of exactly 1 MiB".into(),
+            text: "x".repeat(len),
+            ..Default::default()
+        };
+        let e = tri!(cx.seal_draft(id, seq, &draft, now_ms()));
+        let size = e.bytes().len();
+        if size == MAX_ENVELOPE_LEN {
+            env = Some(e);
+            break;
+        }
+        len = (len + MAX_ENVELOPE_LEN).saturating_sub(size);
+    }
+    let Some(env) = env else {
+        return Outcome::fail("could not build an envelope of exactly 1048576 bytes");
+    };
+    let link = tri!(peer::link(cx).await, "no link");
+    let answer = link.send_envelope(cx, env.bytes()).await;
+    link.raw.close();
+    match crate::suite::receipt(cx, &answer) {
+        Ok(r) if r.answers(&env) => match r.kind() {
+            hotline_protocol::receipt::ReceiptKind::Delivered => {
+                Outcome::pass("DELIVERED (1048576-byte envelope)")
+            }
+            hotline_protocol::receipt::ReceiptKind::Rejected {
+                reason: RejectReason::TooLarge,
+                ..
+            } => Outcome::pass("REJECTED TOO_LARGE by local policy"),
+            other => Outcome::fail(crate::suite::kind_text(other)),
+        },
+        Ok(r) => Outcome::fail(format!(
+            "a receipt that does not answer the envelope: {r:?}"
+        )),
+        Err(e) => Outcome::fail(e),
     }
 }
