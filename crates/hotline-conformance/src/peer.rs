@@ -177,10 +177,13 @@ pub struct Link {
 }
 
 impl Drop for Link {
+    /// Ends the connection in order (a case that gave up early must not leave the control
+    /// stream to be finished implicitly, which the target would rightly call a violation).
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
         }
+        self.raw.close();
     }
 }
 
