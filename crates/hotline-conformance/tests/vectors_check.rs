@@ -1,0 +1,293 @@
+//! `hotline-conformance vectors`: our own results pass, and every kind of deviation in a
+//! results directory is reported as FAIL or MISSING with a non-zero exit (VECTORS.md).
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Cases plus independent checks over all seven vector files.
+const ROWS: usize = 152;
+
+fn vectors(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hotline-conformance"))
+        .arg("vectors")
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A temporary directory holding our own results (`vectors --emit`).
+fn emitted() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = vectors(&["--emit", path(dir.path())]);
+    assert!(
+        out.status.success(),
+        "--emit failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+/// Runs the check with `--json` and returns the exit code and the rows.
+fn check(dir: &Path) -> (i32, Vec<Value>) {
+    let out = vectors(&["--json", path(dir)]);
+    let code = out.status.code().expect("exited");
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "--json prints a JSON list ({e}); stdout {} stderr {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, rows.as_array().expect("a list").clone())
+}
+
+/// Edits `results[key]` of results file `file` in `dir`.
+fn edit(dir: &Path, file: &str, f: impl FnOnce(&mut serde_json::Map<String, Value>)) {
+    let p = dir.join(file);
+    let mut doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&p).expect("read")).expect("JSON");
+    f(doc["results"].as_object_mut().expect("results object"));
+    std::fs::write(&p, serde_json::to_string_pretty(&doc).expect("serialise")).expect("write");
+}
+
+fn row<'a>(rows: &'a [Value], file: &str, name: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["file"] == file && r["name"] == name)
+        .unwrap_or_else(|| panic!("no row {file} {name}"))
+}
+
+/// The rows that did not pass, as (file, name, status).
+fn not_passed(rows: &[Value]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .filter(|r| r["passed"] != true)
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            (s("file"), s("name"), s("status"))
+        })
+        .collect()
+}
+
+#[test]
+fn our_emitted_results_pass_every_case() {
+    let dir = emitted();
+    for file in [
+        "identity.json",
+        "bundle.json",
+        "hello.json",
+        "envelope.json",
+        "receipts.json",
+        "frames.json",
+        "negative.json",
+    ] {
+        let doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).expect("emitted"))
+                .expect("JSON");
+        assert_eq!(doc["format"], "hotline-vector-results/1", "{file}");
+        assert!(!doc["results"].as_object().expect("results").is_empty());
+    }
+    let (code, rows) = check(dir.path());
+    assert_eq!(not_passed(&rows), vec![]);
+    assert_eq!(rows.len(), ROWS);
+    assert_eq!(code, 0);
+    for r in &rows {
+        for k in ["name", "file", "expected", "observed", "passed"] {
+            assert!(r.get(k).is_some(), "row without {k}: {r}");
+        }
+    }
+    // Every negative vector is a case.
+    assert_eq!(
+        rows.iter().filter(|r| r["file"] == "negative.json").count(),
+        36
+    );
+}
+
+#[test]
+fn one_flipped_byte_in_an_encoded_envelope_fails_that_case() {
+    let dir = emitted();
+    edit(dir.path(), "envelope.json", |r| {
+        let v = r["envelope"].as_str().expect("hex").to_owned();
+        // Flip the low bit of byte 50, inside the header's sender key.
+        let i = 100;
+        let byte = u8::from_str_radix(&v[i..i + 2], 16).expect("hex") ^ 0x01;
+        r["envelope"] = Value::String(format!("{}{byte:02x}{}", &v[..i], &v[i + 2..]));
+    });
+    let (code, rows) = check(dir.path());
+    assert_eq!(code, 1);
+    let failed = row(&rows, "envelope.json", "envelope");
+    assert_eq!(failed["passed"], false);
+    assert_eq!(failed["status"], "FAIL");
+    assert_ne!(failed["observed"], failed["expected"]);
+    // Our own implementation refuses it as well: it no longer interoperates.
+    assert_eq!(
+        not_passed(&rows),
+        vec![
+            ("envelope.json".into(), "envelope".into(), "FAIL".into()),
+            (
+                "envelope.json".into(),
+                "verify:envelope".into(),
+                "FAIL".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_deleted_entry_is_missing() {
+    let dir = emitted();
+    edit(dir.path(), "receipts.json", |r| {
+        r.remove("acknowledged.receipt").expect("present");
+    });
+    let (code, rows) = check(dir.path());
+    assert_eq!(code, 1);
+    let missing = row(&rows, "receipts.json", "acknowledged.receipt");
+    assert_eq!(missing["status"], "MISSING");
+    assert_eq!(missing["passed"], false);
+    assert_eq!(missing["observed"], Value::Null);
+    assert_eq!(
+        not_passed(&rows),
+        vec![
+            (
+                "receipts.json".into(),
+                "acknowledged.receipt".into(),
+                "MISSING".into()
+            ),
+            (
+                "receipts.json".into(),
+                "verify:acknowledged.receipt".into(),
+                "MISSING".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_changed_negative_code_fails() {
+    let dir = emitted();
+    edit(dir.path(), "negative.json", |r| {
+        r["hello_wrong_role"] = Value::String("CLOSE:MALFORMED_FRAME".into());
+    });
+    let (code, rows) = check(dir.path());
+    assert_eq!(code, 1);
+    let failed = row(&rows, "negative.json", "hello_wrong_role");
+    assert_eq!(failed["expected"], "CLOSE:BAD_CHANNEL_BINDING");
+    assert_eq!(failed["observed"], "CLOSE:MALFORMED_FRAME");
+    assert_eq!(not_passed(&rows).len(), 1);
+}
+
+#[test]
+fn a_decoded_field_and_an_error_value_fail() {
+    let dir = emitted();
+    edit(dir.path(), "receipts.json", |r| {
+        r["rejected_policy.receipt#reason"] = Value::String("MALFORMED".into());
+        r["delivered.receipt#time_ms"] = Value::String("ERROR: cannot decode".into());
+    });
+    let (code, rows) = check(dir.path());
+    assert_eq!(code, 1);
+    let names: Vec<String> = not_passed(&rows).into_iter().map(|r| r.1).collect();
+    assert_eq!(
+        names,
+        [
+            "delivered.receipt#time_ms",
+            "rejected_policy.receipt#reason"
+        ]
+    );
+}
+
+#[test]
+fn an_absent_results_file_makes_its_cases_missing() {
+    let dir = emitted();
+    std::fs::remove_file(dir.path().join("frames.json")).expect("remove");
+    let out = vectors(&["--json", path(dir.path())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frames.json does not exist"));
+    let (_, rows) = check(dir.path());
+    let missing = not_passed(&rows);
+    assert!(!missing.is_empty());
+    assert!(
+        missing
+            .iter()
+            .all(|(file, _, status)| file == "frames.json" && status == "MISSING")
+    );
+}
+
+#[test]
+fn the_table_names_each_failure() {
+    let dir = emitted();
+    edit(dir.path(), "frames.json", |r| {
+        r["heartbeat.frame"] = Value::String("02000000".into());
+    });
+    let out = vectors(&[path(dir.path())]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("FILE"), "{table}");
+    let line = table
+        .lines()
+        .find(|l| l.starts_with("frames.json") && l.contains(" heartbeat.frame "))
+        .expect("a row for heartbeat.frame");
+    assert!(line.ends_with("FAIL"), "{line}");
+    assert!(
+        table.contains("length: expected 18 bytes, observed 4; the first 4 are equal"),
+        "{table}"
+    );
+    // The byte comparison and our own decoder both refuse it.
+    assert!(table.contains("150 PASS, 2 FAIL, 0 MISSING"), "{table}");
+}
+
+#[test]
+fn a_malformed_results_file_is_an_error_naming_file_and_key() {
+    let dir = emitted();
+    edit(dir.path(), "hello.json", |r| {
+        r["node_b_hello#version"] = Value::from(1);
+        r["node_b_hello"] = Value::String("0ACD".into());
+    });
+    std::fs::write(dir.path().join("bundle.json"), "{\"results\": {").expect("write");
+    let out = vectors(&[path(dir.path())]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bundle.json: not valid JSON"), "{err}");
+    assert!(
+        err.contains("hello.json: key \"node_b_hello#version\": found a number"),
+        "{err}"
+    );
+    assert!(err.contains("Quote it"), "{err}");
+    assert!(
+        err.contains(
+            "hello.json: key \"node_b_hello\": character 'A' at position 1 is not lower-case hex"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unreadable_directory_is_an_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gone = dir.path().join("no-such-dir");
+    let out = vectors(&[path(&gone)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read the results directory"), "{err}");
+    assert!(err.contains("no-such-dir"), "{err}");
+}
+
+#[test]
+fn an_unknown_key_is_reported_and_ignored() {
+    let dir = emitted();
+    edit(dir.path(), "envelope.json", |r| {
+        r.insert("envelope.sequence".into(), Value::String("7".into()));
+    });
+    let out = vectors(&["--json", path(dir.path())]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("key \"envelope.sequence\" is not a case of envelope.json"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean \"envelope#sequence\""), "{err}");
+}
