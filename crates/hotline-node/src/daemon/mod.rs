@@ -384,6 +384,8 @@ impl Node {
                 // store lookup for a recent replay. A small one keeps memory flat under load
                 // (a receipt held there costs about 1.7 KB).
                 dedup_capacity: 4096,
+                rate_per_s: cfg.limits.rate_per_s,
+                burst: cfg.limits.burst,
                 ..Default::default()
             };
             metrics::peer(&metrics, &p.alias, |m| m.up = false);
@@ -404,8 +406,6 @@ impl Node {
                 pending_receipts: receipts,
                 restore,
                 window: cfg.limits.outbox_window,
-                rate_per_s: cfg.limits.rate_per_s,
-                burst: cfg.limits.burst,
                 deadlines: cfg.deadlines.clone(),
                 events: events.clone(),
                 shared_keys: peer_keys.clone(),

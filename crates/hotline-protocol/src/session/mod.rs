@@ -20,6 +20,7 @@
 mod dedup;
 mod outgoing;
 pub mod ranges;
+mod rate;
 mod timers;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -30,6 +31,7 @@ use prost::Message;
 
 pub use dedup::{DedupWindow, Seen};
 pub use outgoing::{Item, ItemKey};
+pub use rate::RateLimit;
 
 use crate::canonical;
 use crate::codes::{CloseCode, RejectReason};
@@ -63,6 +65,10 @@ pub struct Config {
     pub max_outgoing: u32,
     /// Capacity of the dedup window.
     pub dedup_capacity: usize,
+    /// Envelope streams accepted per second from the peer, sustained (SPEC.md §13.2: 200).
+    pub rate_per_s: u32,
+    /// Burst allowance above the rate (SPEC.md §13.2: 1000).
+    pub burst: u32,
 }
 
 impl Default for Config {
@@ -76,6 +82,8 @@ impl Default for Config {
             offer: Offer::default(),
             max_outgoing: 256,
             dedup_capacity: 65_536,
+            rate_per_s: 200,
+            burst: 1000,
         }
     }
 }
@@ -277,6 +285,7 @@ pub struct Session {
     next_out: u64,
     max_outgoing: usize,
     dedup: DedupWindow,
+    limiter: RateLimit,
     received: RangeSet,
     last_sent: u64,
     peer_claims: VecDeque<(UnixMillis, u64)>,
@@ -310,6 +319,7 @@ impl Session {
         peer: NodeId,
     ) -> Self {
         let dedup = DedupWindow::new(config.dedup_capacity);
+        let limiter = RateLimit::new(config.rate_per_s, config.burst, 0);
         Session {
             config,
             identity,
@@ -328,6 +338,7 @@ impl Session {
             next_out: 0,
             max_outgoing: 0,
             dedup,
+            limiter,
             received: RangeSet::default(),
             last_sent: 0,
             peer_claims: VecDeque::new(),
@@ -984,8 +995,14 @@ impl Session {
 
     /// A complete first frame on a stream the peer opened.
     fn message_frame(&mut self, now: UnixMillis, stream: StreamId, f: Frame) {
-        let _ = now;
         match f.ty {
+            // Every envelope stream takes a token, whatever it carries (SPEC.md §13.2): a
+            // replay answered from the dedup window and an unreadable envelope too.
+            FrameType::Envelope if !self.limiter.allow(now) => self.stream_error(
+                stream,
+                CloseCode::RateLimited,
+                "the peer is over its envelope rate limit".into(),
+            ),
             FrameType::Envelope => match Envelope::parse(f.payload.clone()) {
                 Ok(envelope) => {
                     let id = *envelope.message_id();
