@@ -124,51 +124,12 @@ pub struct LinkCtx {
     pub restore: (Vec<(u64, u64)>, u64),
     /// Outgoing items held in memory (`[limits] outbox_window`).
     pub window: usize,
-    /// Envelopes accepted per second from this peer, sustained.
-    pub rate_per_s: u32,
-    /// Burst above the rate.
-    pub burst: u32,
     /// Delivery deadlines per precedence.
     pub deadlines: crate::config::Deadlines,
     /// Events for watching operators.
     pub events: tokio::sync::broadcast::Sender<hotline_protocol::wire::OperatorEvent>,
     /// The peer's current encryption keys, shared with the submit path (updated from Hello).
     pub shared_keys: Arc<std::sync::Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
-}
-
-/// A token bucket: `rate` tokens per second up to `burst` (SPEC.md §13).
-#[derive(Debug)]
-pub struct RateLimit {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: UnixMillis,
-}
-
-impl RateLimit {
-    /// A full bucket.
-    pub fn new(rate_per_s: u32, burst: u32, now: UnixMillis) -> Self {
-        let burst = f64::from(burst.max(1));
-        RateLimit {
-            rate: f64::from(rate_per_s.max(1)),
-            burst,
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    /// Takes one token if there is one.
-    pub fn allow(&mut self, now: UnixMillis) -> bool {
-        let elapsed = now.saturating_sub(self.last) as f64 / 1000.0;
-        self.last = self.last.max(now);
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// Default for the most outgoing items a link holds in memory (`[limits] outbox_window`). A longer outbox stays in the store and is paged
@@ -185,7 +146,8 @@ struct Conn {
     in_send: HashMap<u64, quinn::SendStream>,
     tasks: Vec<JoinHandle<()>>,
     out_tasks: HashMap<u64, JoinHandle<()>>,
-    in_readers: HashMap<u64, JoinHandle<()>>,
+    /// Readers of the streams the peer opened, each with a way to stop it (STOP_SENDING).
+    in_readers: HashMap<u64, (JoinHandle<()>, tokio::sync::oneshot::Sender<u32>)>,
     dialed_by_us: bool,
     group: Option<String>,
 }
@@ -195,7 +157,8 @@ impl Drop for Conn {
         for t in self.tasks.drain(..) {
             t.abort();
         }
-        for (_, t) in self.out_tasks.drain().chain(self.in_readers.drain()) {
+        let readers = self.in_readers.drain().map(|(n, (t, _))| (n, t));
+        for (_, t) in self.out_tasks.drain().chain(readers) {
             t.abort();
         }
     }
@@ -235,7 +198,6 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut dialing = false;
     let mut dial_task: Option<JoinHandle<()>> = None;
     let mut next_dial = tokio::time::Instant::now();
-    let mut limiter = RateLimit::new(ctx.rate_per_s, ctx.burst, now_ms());
     let mut overdue: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
     let mut overdue_tick = tokio::time::interval(OVERDUE_CHECK);
 
@@ -250,7 +212,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 match msg {
                     LinkMsg::Shutdown => {
                         session.close(now, CloseCode::Shutdown, "node shutting down");
-                        drain(&ctx, &mut session, &mut conn, &mut peer_keys, &mut limiter);
+                        drain(&ctx, &mut session, &mut conn, &mut peer_keys);
                         if let Some(c) = &conn {
                             c.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), b"node shutting down");
                         }
@@ -363,7 +325,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 }));
             }
         }
-        drain(&ctx, &mut session, &mut conn, &mut peer_keys, &mut limiter);
+        drain(&ctx, &mut session, &mut conn, &mut peer_keys);
         if backlog && !refilling && session.pending() <= window / 2 {
             refilling = true;
             request_page(&ctx, &session, window);
@@ -562,15 +524,38 @@ async fn write_control(
 }
 
 async fn read_stream(
-    mut recv: quinn::RecvStream,
+    recv: quinn::RecvStream,
     tx: mpsc::UnboundedSender<LinkMsg>,
     id: u64,
     stream: StreamId,
     limit: usize,
 ) {
+    read_stream_until(recv, tx, id, stream, limit, std::future::pending()).await;
+}
+
+/// Reads `recv` into the link until it ends, or until `stop` yields a code: then the stream
+/// is stopped with it (STOP_SENDING: a "reset" refuses both directions, SPEC.md §1.3).
+async fn read_stream_until(
+    mut recv: quinn::RecvStream,
+    tx: mpsc::UnboundedSender<LinkMsg>,
+    id: u64,
+    stream: StreamId,
+    limit: usize,
+    stop: impl std::future::Future<Output = Option<u32>>,
+) {
     let mut total = 0usize;
+    let mut stop = std::pin::pin!(stop);
     loop {
-        match recv.read_chunk(64 * 1024, true).await {
+        let read = tokio::select! {
+            code = &mut stop => {
+                if let Some(code) = code {
+                    let _ = recv.stop(quinn::VarInt::from_u32(code));
+                }
+                return;
+            }
+            read = recv.read_chunk(64 * 1024, true) => read,
+        };
+        match read {
             Ok(Some(chunk)) => {
                 total = total.saturating_add(chunk.bytes.len());
                 let _ = tx.send(LinkMsg::Input(
@@ -646,14 +631,16 @@ fn on_input(
         Input::Opened { n, send, recv } => {
             if let Some(c) = conn.as_mut() {
                 c.in_send.insert(n, send);
-                let reader = tokio::spawn(read_stream(
+                let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<u32>();
+                let reader = tokio::spawn(read_stream_until(
                     recv,
                     ctx.tx.clone(),
                     c.id,
                     StreamId::In(n),
                     MAX_STREAM_READ,
+                    async move { stop_rx.await.ok() },
                 ));
-                c.in_readers.insert(n, reader);
+                c.in_readers.insert(n, (reader, stop_tx));
             }
         }
         Input::Closed(reason) => {
@@ -670,7 +657,6 @@ fn drain(
     session: &mut Session,
     conn: &mut Option<Conn>,
     peer_keys: &mut Vec<EncryptionKey>,
-    limiter: &mut RateLimit,
 ) {
     loop {
         let mut progressed = false;
@@ -680,7 +666,7 @@ fn drain(
         }
         while let Some(ev) = session.poll_event() {
             progressed = true;
-            event(ctx, session, conn, peer_keys, limiter, ev);
+            event(ctx, session, conn, peer_keys, ev);
         }
         if !progressed {
             break;
@@ -747,6 +733,10 @@ fn transmit(ctx: &LinkCtx, conn: &mut Option<Conn>, t: Transmit) {
             if let Some(mut send) = c.in_send.remove(&n) {
                 let _ = send.reset(quinn::VarInt::from_u32(code.code()));
             }
+            // And the peer's side: STOP_SENDING, unless it already finished.
+            if let Some((_, stop)) = c.in_readers.remove(&n) {
+                let _ = stop.send(code.code());
+            }
         }
         Transmit::ResetStream {
             stream: StreamId::Out(n),
@@ -795,7 +785,6 @@ fn event(
     session: &mut Session,
     conn: &mut Option<Conn>,
     peer_keys: &mut Vec<EncryptionKey>,
-    limiter: &mut RateLimit,
     ev: Event,
 ) {
     let conn_id = conn.as_ref().map_or(0, |c| c.id);
@@ -828,13 +817,6 @@ fn event(
                 }
                 session.handle_disconnected(now_ms());
             }
-        }
-        Event::Envelope { stream, .. } | Event::MalformedEnvelope { stream, .. }
-            if !limiter.allow(now_ms()) =>
-        {
-            // Over the per-peer rate: refuse the stream; the sender retries after a backoff.
-            tracing::warn!(peer = %ctx.alias, "peer over its envelope rate limit");
-            session.refuse(stream, CloseCode::RateLimited);
         }
         Event::Envelope { stream, envelope } => {
             tokio::spawn(receive_envelope(
@@ -1327,23 +1309,5 @@ async fn receive_async_receipt(p: Parts, conn_id: u64, stream: StreamId, bytes: 
             ));
         }
         _ => refuse(&p, conn_id, stream, CloseCode::InternalError),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::RateLimit;
-
-    #[test]
-    fn rate_limit_allows_a_burst_then_the_rate() {
-        let mut r = RateLimit::new(10, 5, 0);
-        assert_eq!((0..8).filter(|_| r.allow(0)).count(), 5, "burst");
-        assert!(!r.allow(50), "half a token after 50 ms");
-        assert!(r.allow(100), "one token after 100 ms at 10/s");
-        assert_eq!(
-            (0..100).filter(|_| r.allow(10_000)).count(),
-            5,
-            "refills only up to the burst"
-        );
     }
 }
