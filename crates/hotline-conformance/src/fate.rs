@@ -15,6 +15,12 @@ pub mod alert {
     pub const CERTIFICATE_REVOKED: u8 = 44;
     /// `certificate_expired`: also "not currently valid" (not yet valid).
     pub const CERTIFICATE_EXPIRED: u8 = 45;
+    /// `certificate_unknown`: another problem with the certificate.
+    pub const CERTIFICATE_UNKNOWN: u8 = 46;
+    /// `unknown_ca`: not issued by a trusted CA.
+    pub const UNKNOWN_CA: u8 = 48;
+    /// `access_denied`: a valid certificate the node does not admit (key not pinned).
+    pub const ACCESS_DENIED: u8 = 49;
     /// `decrypt_error`: a handshake signature does not verify (RFC 8446 §4.4.3).
     pub const DECRYPT_ERROR: u8 = 51;
     /// `protocol_version`.
@@ -30,9 +36,22 @@ pub mod alert {
         UNSUPPORTED_CERTIFICATE,
         CERTIFICATE_EXPIRED,
         CERTIFICATE_REVOKED,
+        CERTIFICATE_UNKNOWN,
+        UNKNOWN_CA,
+        ACCESS_DENIED,
     ];
     /// Of those, the ones that fit a certificate that is neither expired nor revoked.
     pub const BAD_OR_UNSUPPORTED: &[u8] = &[BAD_CERTIFICATE, UNSUPPORTED_CERTIFICATE];
+    /// The ones that fit a valid certificate whose key is not pinned (SPEC.md §3.5).
+    pub const NOT_PINNED: &[u8] = &[ACCESS_DENIED, BAD_CERTIFICATE];
+    /// The ones that fit a certificate no trusted CA issued (SPEC.md §3.5).
+    pub const UNKNOWN_ISSUER: &[u8] = &[UNKNOWN_CA, BAD_CERTIFICATE];
+    /// The ones that fit a certificate outside the profile (SPEC.md §3.5).
+    pub const OUT_OF_PROFILE: &[u8] = &[
+        BAD_CERTIFICATE,
+        UNSUPPORTED_CERTIFICATE,
+        CERTIFICATE_UNKNOWN,
+    ];
 }
 
 /// The RFC 8446 name of a TLS alert.

@@ -33,34 +33,7 @@ use prost::Message;
 /// Cases the node fails today, each a disagreement with SPEC.md reported with the case. The
 /// test requires every other case to pass and each of these to still fail, so the list can
 /// only shrink: when the node is fixed, the entry must go.
-const KNOWN_TARGET_BUGS: &[(&str, &str)] = &[
-    (
-        "tls-certificate-not-pinned",
-        "tls.rs refuses an unpinned key with CertificateError::ApplicationVerificationFailure, \
-         which rustls sends as access_denied; SPEC.md §3.5 names bad_certificate or \
-         unsupported_certificate",
-    ),
-    (
-        "tls-certificate-unknown-ca",
-        "webpki's UnknownIssuer goes out as unknown_ca; SPEC.md §3.5 names bad_certificate or \
-         unsupported_certificate",
-    ),
-    (
-        "tls-certificate-over-825-days",
-        "tls.rs maps ProfileError to CertificateError::Other, sent as certificate_unknown; \
-         SPEC.md §3.5 names bad_certificate or unsupported_certificate",
-    ),
-    (
-        "stream-error-resets-both-directions",
-        "link.rs resets only its own sending side (RESET_STREAM); SPEC.md §1.3 \"reset\" is \
-         RESET_STREAM and STOP_SENDING",
-    ),
-    (
-        "rate-limit-flood-replays",
-        "the session answers replays from its dedup window before the link's token bucket is \
-         consulted; SPEC.md §13.2 takes a token for every envelope stream",
-    ),
-];
+const KNOWN_TARGET_BUGS: &[(&str, &str)] = &[];
 
 fn pki() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../certs/test-pki")

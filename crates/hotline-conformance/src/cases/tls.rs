@@ -34,7 +34,7 @@ pub fn cases(trust: Trust) -> Vec<Case> {
         Trust::Pinned => {
             "accepted: pinned mode builds no chain, the pin alone decides; link UP".to_owned()
         }
-        Trust::Ca => refused(alert::BAD_OR_UNSUPPORTED),
+        Trust::Ca => refused(alert::UNKNOWN_ISSUER),
     };
     vec![
         Case::new(
@@ -49,7 +49,7 @@ pub fn cases(trust: Trust) -> Vec<Case> {
                 Trust::Pinned => "§3.6.1 step 3",
                 Trust::Ca => "§3.6.2 step 1",
             },
-            refused(alert::BAD_OR_UNSUPPORTED),
+            refused(alert::NOT_PINNED),
             |cx| Box::pin(not_pinned(cx)),
         ),
         Case::new(
@@ -76,7 +76,7 @@ pub fn cases(trust: Trust) -> Vec<Case> {
         Case::new(
             "tls-certificate-over-825-days",
             "§3.5 step 3",
-            refused(alert::BAD_OR_UNSUPPORTED),
+            refused(alert::OUT_OF_PROFILE),
             |cx| Box::pin(over_825_days(cx)),
         ),
         Case::new(
@@ -233,7 +233,7 @@ async fn not_pinned(cx: &Ctx) -> Outcome {
     let (key, der) = tri!(certs::fresh_key());
     let cert = tri!(certs::self_signed(&key, Window::days(-1, 365)));
     let cfg = tri!(with_cert(cx, vec![cert], der));
-    expect_refused(cx, cfg, alert::BAD_OR_UNSUPPORTED).await
+    expect_refused(cx, cfg, alert::NOT_PINNED).await
 }
 
 async fn unknown_ca_case(cx: &Ctx) -> Outcome {
@@ -242,7 +242,7 @@ async fn unknown_ca_case(cx: &Ctx) -> Outcome {
     let cert = tri!(certs::issued(&key, &ca, Window::days(-1, 365), None));
     let cfg = tri!(with_cert(cx, vec![cert], cx.me.tls_key.clone_key()));
     match cx.trust {
-        Trust::Ca => expect_refused(cx, cfg, alert::BAD_OR_UNSUPPORTED).await,
+        Trust::Ca => expect_refused(cx, cfg, alert::UNKNOWN_ISSUER).await,
         Trust::Pinned => match attempt(cx, cfg).await {
             Attempt::Up(link) => {
                 link.raw.close();
@@ -268,7 +268,7 @@ async fn not_yet_valid(cx: &Ctx) -> Outcome {
 
 async fn over_825_days(cx: &Ctx) -> Outcome {
     let cfg = tri!(own_cert(cx, Window::days(-10, 890), None));
-    expect_refused(cx, cfg, alert::BAD_OR_UNSUPPORTED).await
+    expect_refused(cx, cfg, alert::OUT_OF_PROFILE).await
 }
 
 async fn revoked(cx: &Ctx) -> Outcome {
