@@ -140,7 +140,7 @@ pub fn run(opts: &Options, build: &Build, say: &dyn Fn(&str)) -> Result<Value, E
         let samples = sampler.finish();
         let cpu = clk.seconds(pa.cpu_ticks()?.saturating_sub(cpu0));
         let hwm = pa.memory_kib("VmHWM");
-        let pending = setup::queue(&oa).await?;
+        let pending = setup::queue_settled(&oa, n as u64, Duration::from_secs(15)).await?;
         if pending != n as u64 {
             return Err(Error(format!(
                 "after queueing {n}, A reports {pending} messages pending"
@@ -249,7 +249,7 @@ pub fn run(opts: &Options, build: &Build, say: &dyn Fn(&str)) -> Result<Value, E
         let cpu_a = clk.seconds(pa.cpu_ticks()?.saturating_sub(cpu_a0));
         let cpu_b = clk.seconds(pb.cpu_ticks()?);
         let hwm = (pa.memory_kib("VmHWM"), pb.memory_kib("VmHWM"));
-        let pending = setup::queue(&oa).await?;
+        let pending = setup::queue_settled(&oa, 0, Duration::from_secs(15)).await?;
         if pending != 0 {
             return Err(Error(format!(
                 "after the drain A reports {pending} pending"

@@ -85,7 +85,7 @@ pub fn run(opts: &Options, build: &Build, say: &dyn Fn(&str)) -> Result<Value, E
                 .push(load::verify_receipts(&ob, &msgs_b, opts.inflight, opts.verify_max).await?);
         }
         for (op, label) in [(&oa, "A"), (&ob, "B")] {
-            let q = setup::queue(op).await?;
+            let q = setup::queue_settled(op, 0, std::time::Duration::from_secs(15)).await?;
             if q != 0 {
                 return Err(Error(format!(
                     "node {label} still reports {q} messages without a receipt"

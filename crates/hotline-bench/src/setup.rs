@@ -320,6 +320,24 @@ pub async fn wait_link_up(op: &Operator, label: &str, deadline: Duration) -> Res
 }
 
 /// The link's `queue` (messages without a receipt) as node `op` reports it.
+/// The queue depth once it reads `want`, or the last reading after `within`. A node whose
+/// outbox is longer than its in-memory window counts the stored backlog every 5 s, so the
+/// figure can lag that long behind the store.
+pub async fn queue_settled(
+    op: &Operator,
+    want: u64,
+    within: std::time::Duration,
+) -> Result<u64, Error> {
+    let t0 = std::time::Instant::now();
+    loop {
+        let q = queue(op).await?;
+        if q == want || t0.elapsed() >= within {
+            return Ok(q);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 pub async fn queue(op: &Operator) -> Result<u64, Error> {
     let status = op
         .client
