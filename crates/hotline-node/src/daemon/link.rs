@@ -1079,8 +1079,8 @@ async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: En
                 },
             };
             match p.store.accept(arrival).await {
-                Some(Ok(outcome)) => match Some(outcome) {
-                    Some(AcceptOutcome::Inserted) => {
+                Some(Ok(outcome)) => match outcome {
+                    AcceptOutcome::Inserted => {
                         metrics::count(&p.metrics, "received", 1);
                         p.note(
                             "received",
@@ -1089,7 +1089,7 @@ async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: En
                         );
                         delivered
                     }
-                    Some(AcceptOutcome::Duplicate { receipt }) => {
+                    AcceptOutcome::Duplicate { receipt } => {
                         match Receipt::verify(&receipt, &identity_id(&p)) {
                             Ok(r) => r,
                             Err(e) => {
@@ -1098,7 +1098,7 @@ async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: En
                             }
                         }
                     }
-                    Some(AcceptOutcome::Conflict) | None => {
+                    AcceptOutcome::Conflict => {
                         let identity = p.identity.clone();
                         let subject = Subject::from(&envelope);
                         match p
