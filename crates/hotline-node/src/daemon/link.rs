@@ -116,7 +116,7 @@ pub struct LinkCtx {
     pub metrics: SharedMetrics,
     /// Our own mailbox (for spawned tasks to report back).
     pub tx: mpsc::UnboundedSender<LinkMsg>,
-    /// Envelopes pending at start-up: the first [`WINDOW`] of the outbox.
+    /// Envelopes pending at start-up: the first `window` of the outbox.
     pub pending: Vec<Envelope>,
     /// Receipts to re-send at start-up.
     pub pending_receipts: Vec<Receipt>,
@@ -132,8 +132,9 @@ pub struct LinkCtx {
     pub shared_keys: Arc<std::sync::Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
 }
 
-/// Default for the most outgoing items a link holds in memory (`[limits] outbox_window`). A longer outbox stays in the store and is paged
-/// in as receipts come back, so a backlog of any size costs bounded memory and start-up time.
+/// Default for the most outgoing items a link holds in memory (`[limits] outbox_window`). A
+/// longer outbox stays in the store and is paged in as receipts come back, so a backlog of any
+/// size costs bounded memory and start-up time.
 pub const WINDOW: usize = 4096;
 
 /// How often overdue messages are looked for.
@@ -918,7 +919,9 @@ fn request_page(ctx: &LinkCtx, session: &Session, window: usize) {
                 (p, full)
             }
             Some(Err(e)) => {
-                tracing::error!("cannot read the outbox backlog: {e}");
+                // Try again later, not at once: a failing store must not make the link spin.
+                tracing::error!("cannot read the outbox backlog (retrying in 1 s): {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 (Vec::new(), true)
             }
             None => return,

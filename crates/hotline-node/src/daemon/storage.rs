@@ -70,17 +70,25 @@ struct Group {
     receipt: Vec<(ReceiptRecord, Reply<()>)>,
     confirm: Vec<([u8; 32], Reply<()>)>,
     audit: Vec<(AuditEvent, Reply<()>)>,
-    len: usize,
 }
 
 impl Group {
+    /// Operations held.
+    fn len(&self) -> usize {
+        self.submit.len()
+            + self.attach.len()
+            + self.accept.len()
+            + self.receipt.len()
+            + self.confirm.len()
+            + self.audit.len()
+    }
+
     /// Whether the group holds audit rows and nothing else.
     fn only_audit(&self) -> bool {
-        self.len > 0 && self.len == self.audit.len()
+        !self.audit.is_empty() && self.len() == self.audit.len()
     }
 
     fn push(&mut self, op: Op) {
-        self.len += 1;
         match op {
             Op::Submit(s, r) => self.submit.push((s, r)),
             Op::Attach(a, r) => self.attach.push((a, r)),
@@ -93,10 +101,9 @@ impl Group {
 
     /// Writes every kind as one batch, all in one transaction, then answers the callers.
     fn commit(&mut self, store: &mut dyn Store) {
-        if self.len == 0 {
+        if self.len() == 0 {
             return;
         }
-        self.len = 0;
         let mut submit = std::mem::take(&mut self.submit);
         let mut attach = std::mem::take(&mut self.attach);
         let mut accept: Vec<(Arrival, Reply<AcceptOutcome>)> = std::mem::take(&mut self.accept)
@@ -230,7 +237,7 @@ impl StoreHandle {
                                 break 'outer;
                             }
                         }
-                        if group.len < MAX_GROUP {
+                        if group.len() < MAX_GROUP {
                             next = rx.try_recv().ok();
                             if next.is_none() && group.only_audit() {
                                 let left = linger_until
