@@ -222,27 +222,6 @@ fn delivers_both_ways_with_verified_receipts_and_survives_a_restart() {
         .build()
         .expect("rt");
     rt.block_on(async {
-        let start = |dir: PathBuf| async move {
-            let cfg = config::Config::load(&dir).expect("cfg");
-            let m = Material::load(&dir).expect("material");
-            let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
-            Node::start(cfg, m, Box::new(store), None)
-                .await
-                .expect("start")
-        };
-        let officer = |dir: &Path, name: &str| {
-            let m = Material::load(dir).expect("material");
-            let now = now_ms();
-            OfficerKey::generate(
-                &m.identity,
-                name,
-                Role::Officer,
-                now - 1000,
-                now + 3_600_000,
-                &mut rand_core::UnwrapErr(getrandom::SysRng),
-            )
-            .expect("officer")
-        };
         let (oa, ob) = (officer(&p.a, "Anna"), officer(&p.b, "Bruno"));
         let (ida, idb) = (
             Material::load(&p.a).expect("a").identity.id(),
@@ -311,6 +290,31 @@ fn delivers_both_ways_with_verified_receipts_and_survives_a_restart() {
         a.shutdown().await;
         b.shutdown().await;
     });
+}
+
+/// Starts the node in `dir` in this process, as `hotlined run` would.
+async fn start(dir: PathBuf) -> Node {
+    let cfg = config::Config::load(&dir).expect("cfg");
+    let m = Material::load(&dir).expect("material");
+    let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
+    Node::start(cfg, m, Box::new(store), None)
+        .await
+        .expect("start")
+}
+
+/// An officer of the node in `dir`, valid for an hour.
+fn officer(dir: &Path, name: &str) -> OfficerKey {
+    let m = Material::load(dir).expect("material");
+    let now = now_ms();
+    OfficerKey::generate(
+        &m.identity,
+        name,
+        Role::Officer,
+        now - 1000,
+        now + 3_600_000,
+        &mut rand_core::UnwrapErr(getrandom::SysRng),
+    )
+    .expect("officer")
 }
 
 async fn send(
@@ -515,25 +519,7 @@ fn a_backlog_longer_than_the_window_is_paged_in_and_delivered_exactly_once() {
         .build()
         .expect("rt");
     rt.block_on(async {
-        let start = |dir: PathBuf| async move {
-            let cfg = config::Config::load(&dir).expect("cfg");
-            let m = Material::load(&dir).expect("material");
-            let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
-            Node::start(cfg, m, Box::new(store), None)
-                .await
-                .expect("start")
-        };
-        let m = Material::load(&p.a).expect("material");
-        let now = now_ms();
-        let officer = OfficerKey::generate(
-            &m.identity,
-            "Anna",
-            Role::Officer,
-            now - 1000,
-            now + 3_600_000,
-            &mut rand_core::UnwrapErr(getrandom::SysRng),
-        )
-        .expect("officer");
+        let officer = officer(&p.a, "Anna");
         let idb = Material::load(&p.b).expect("b").identity.id();
         let a = start(p.a.clone()).await;
         let mut ids = Vec::new();
