@@ -573,21 +573,40 @@ impl Shared {
         tlp: Tlp,
         content: SignedContent,
     ) -> Result<(MessageId, u64), SubmitError> {
+        if !self.links.contains_key(&to) {
+            return Err(SubmitError::UnknownPeer(to.to_string()));
+        }
+        let me = self.id;
+        let bytes = Bytes::copy_from_slice(content.as_bytes());
+        let opened = self
+            .pool
+            .run(move || OpenedContent::parse(&bytes, &message_id, &me, &to, now_ms()))
+            .await
+            .ok_or_else(|| SubmitError::Store("worker pool stopped".into()))?
+            .map_err(|e| SubmitError::Content(e.to_string()))?;
+        self.submit_opened(to, message_id, precedence, tlp, opened)
+            .await
+    }
+
+    /// [`Shared::submit`] for content already checked with [`OpenedContent::parse`] against
+    /// this message id, this node and `to` (the operator API checks it to compare the
+    /// officer key with the caller's credential; checking it twice would cost one more strict
+    /// signature verification per message).
+    pub async fn submit_opened(
+        &self,
+        to: NodeId,
+        message_id: MessageId,
+        precedence: Precedence,
+        tlp: Tlp,
+        opened: OpenedContent,
+    ) -> Result<(MessageId, u64), SubmitError> {
         let link = self
             .links
             .get(&to)
             .ok_or_else(|| SubmitError::UnknownPeer(to.to_string()))?
             .clone();
-        let me = self.id;
         let now = now_ms();
-        let bytes = Bytes::copy_from_slice(content.as_bytes());
-        let b2 = bytes.clone();
-        let opened = self
-            .pool
-            .run(move || OpenedContent::parse(&b2, &message_id, &me, &to, now))
-            .await
-            .ok_or_else(|| SubmitError::Store("worker pool stopped".into()))?
-            .map_err(|e| SubmitError::Content(e.to_string()))?;
+        let bytes = opened.plaintext.clone();
         let keys = self
             .peer_keys
             .lock()

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use hotline_protocol::content::{OpenedContent, Precedence, SignedContent, Tlp};
+use hotline_protocol::content::{OpenedContent, Precedence, Tlp};
 use hotline_protocol::envelope::{Envelope, MessageId};
 use hotline_protocol::officer::{Credential, Role};
 use hotline_protocol::receipt::{Receipt, ReceiptBuild, Subject};
@@ -168,9 +168,10 @@ async fn handle(shared: &Arc<Shared>, op: &Operator, req: Option<Request>) -> Re
     // Revocation and validity are judged when each request is processed (SPEC.md §15.2.4),
     // not only when the connection was made.
     let key = op.record.officer_key;
+    // The operators table is never among the grouped writes: read it without waiting for them.
     let current = shared
         .store
-        .call(move |s| {
+        .read_committed(move |s| {
             s.operators()
                 .map(|ops| ops.into_iter().find(|o| o.officer_key == key))
         })
@@ -230,11 +231,10 @@ async fn send(shared: &Arc<Shared>, op: &Operator, s: wire::SendRequest) -> Repl
     let tlp = tlp(s.tlp)?;
     // The content must be signed by THIS operator: nobody sends in another officer's name.
     let content = s.content;
-    let c2 = content.clone();
     let me = shared.id;
     let opened = shared
         .pool
-        .run(move || OpenedContent::parse(&c2, &id, &me, &to, now_ms()))
+        .run(move || OpenedContent::parse(&content, &id, &me, &to, now_ms()))
         .await
         .ok_or((Code::Unavailable, "node shutting down".to_string()))?
         .map_err(|e| (Code::BadContent, format!("content refused: {e}")))?;
@@ -244,16 +244,7 @@ async fn send(shared: &Arc<Shared>, op: &Operator, s: wire::SendRequest) -> Repl
             "the content is signed by another officer's key than this credential's",
         );
     }
-    match shared
-        .submit(
-            to,
-            id,
-            precedence,
-            tlp,
-            SignedContent::from_bytes(content.to_vec()),
-        )
-        .await
-    {
+    match shared.submit_opened(to, id, precedence, tlp, opened).await {
         Ok((id, sequence)) => Ok(Response::Send(wire::SendResponse {
             message_id: id.to_vec().into(),
             sequence,
