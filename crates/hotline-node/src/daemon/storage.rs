@@ -45,6 +45,8 @@ enum Op {
 
 enum Msg {
     Job(Job),
+    /// A read that needs only committed rows: it does not wait for the queued group.
+    Read(Job),
     Op(Op),
     Stop,
 }
@@ -232,6 +234,7 @@ impl StoreHandle {
                                 group.commit(store.as_mut());
                                 job(store.as_mut());
                             }
+                            Msg::Read(job) => job(store.as_mut()),
                             Msg::Stop => {
                                 group.commit(store.as_mut());
                                 break 'outer;
@@ -266,6 +269,23 @@ impl StoreHandle {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Msg::Job(Box::new(move |s: &mut dyn Store| {
+                let _ = tx.send(f(s));
+            })))
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// Runs the read `f` against what is committed now, ahead of the writes queued for the
+    /// next group commit (which it does not see, and does not force out early: a per-request
+    /// check must not cost a commit). Only for reads of rows the grouped writes never touch;
+    /// `f` must not write.
+    pub async fn read_committed<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Store) -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Msg::Read(Box::new(move |s: &mut dyn Store| {
                 let _ = tx.send(f(s));
             })))
             .ok()?;
@@ -367,6 +387,57 @@ mod tests {
                 .collect();
             assert!(kinds.contains(&"alone".to_string()), "{kinds:?}");
             assert!(kinds.contains(&"then read".to_string()), "{kinds:?}");
+        });
+        h.stop();
+        join.join().expect("store thread ends");
+    }
+
+    /// A committed-state read runs ahead of the queued writes without committing them early,
+    /// and sees what was committed before.
+    #[test]
+    fn a_committed_read_does_not_wait_for_queued_writes() {
+        let store = SqliteStore::open_in_memory().expect("store");
+        let (h, join) = StoreHandle::start(Box::new(store)).expect("thread");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        let event = |kind: &str| AuditEvent {
+            time_ms: 1,
+            kind: kind.into(),
+            peer: None,
+            message_id: None,
+            detail: String::new(),
+        };
+        let kinds = |r: Option<crate::store::Result<Vec<AuditEvent>>>| -> Vec<String> {
+            r.expect("thread")
+                .expect("read")
+                .into_iter()
+                .map(|e| e.kind)
+                .collect()
+        };
+        rt.block_on(async {
+            h.audit(event("committed"))
+                .await
+                .expect("thread")
+                .expect("stored");
+            let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+            let held = h.call(move |_| {
+                let _ = release_rx.recv();
+            });
+            let queued = h.audit(event("queued"));
+            let read = h.read_committed(|s| s.recent_audit(10));
+            let release = async {
+                tokio::task::yield_now().await;
+                let _ = release_tx.send(());
+            };
+            let (_, q, r, ()) = tokio::join!(held, queued, read, release);
+            q.expect("thread").expect("stored");
+            let seen = kinds(r);
+            assert!(seen.contains(&"committed".to_string()), "{seen:?}");
+            assert!(!seen.contains(&"queued".to_string()), "{seen:?}");
+            // The queued write still committed (after its linger).
+            let after = kinds(h.call(|s| s.recent_audit(10)).await);
+            assert!(after.contains(&"queued".to_string()), "{after:?}");
         });
         h.stop();
         join.join().expect("store thread ends");
