@@ -1021,12 +1021,52 @@ fn hello_with_another_connections_exporter_is_refused() {
     });
 }
 
-/// SPEC.md §3.9 case 2: when the same dialer opens a new connection while its old one is
-/// still up at B (for example it restarted), the newer connection is kept and the older one
-/// is closed with DUPLICATE_CONNECTION.
+/// SPEC.md §3.9.1: a second connection made with A's TLS key while A's connection is UP and
+/// still answers is closed with DUPLICATE_CONNECTION before B sends any Hello on it, and the
+/// working connection stays. This is what someone holding only A's TLS key can do; before
+/// §3.9.1 it replaced the working connection and kept the link down.
 #[test]
+fn a_second_connection_while_the_first_still_answers_is_refused() {
+    block_on(async {
+        let w = World::start().await;
+        let old = w.link(&w.as_a()).await;
+        let env = w.seal(old.b_key(), random_id(), 1, "before");
+        let r = expect_receipt(old.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
 
-fn a_newer_connection_from_the_same_dialer_replaces_the_older() {
+        let raw = step(
+            "dial B with A's TLS key",
+            Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr),
+        )
+        .await
+        .expect("TLS with A's key succeeds");
+        // B holds it without a Hello; it may be read only after B decides.
+        let err = raw.closed().await;
+        assert_eq!(
+            app_close_code(&err),
+            Some(code(CloseCode::DuplicateConnection)),
+            "{err}"
+        );
+        assert!(
+            old.raw.conn.close_reason().is_none(),
+            "the working connection was closed: {:?}",
+            old.raw.conn.close_reason()
+        );
+        let env = w.seal(old.b_key(), random_id(), 2, "after");
+        let r = expect_receipt(old.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        w.wait_for_metric("hotline_link_up{peer=\"cert-a\"} 1")
+            .await;
+        drop(old);
+        w.stop().await;
+    });
+}
+
+/// SPEC.md §3.9 case 3 with §3.9.1: the same dialer's newer connection is held while its old
+/// one is probed; when the old one ends (as a stateless reset from a restarted peer ends it),
+/// the newer one is kept and completes its Hello.
+#[test]
+fn a_newer_connection_replaces_an_old_one_that_ends() {
     block_on(async {
         let w = World::start().await;
         let old = w.link(&w.as_a()).await;
@@ -1040,19 +1080,90 @@ fn a_newer_connection_from_the_same_dialer_replaces_the_older() {
         )
         .await
         .expect("TLS");
+        old.raw.conn.close(0u32.into(), b"restarted");
         let new = match raw.try_hello(&w.as_a(), &w.b_id).await {
             Ok(link) => link,
-            Err(e) => panic!("B refused the newer connection of the same dialer: {e}"),
+            Err(e) => panic!("B did not take the newer connection once the old one ended: {e}"),
         };
-        let err = old.raw.closed().await;
+        let env = w.seal(new.b_key(), random_id(), 2, "on the new connection");
+        let r = expect_receipt(new.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        drop(new);
+        drop(old);
+        w.stop().await;
+    });
+}
+
+/// SPEC.md §3.9.1: an old connection that stays silent after B's probe (its peer process is
+/// gone and sends no stateless reset) gives way to the newer connection after the wait, and
+/// B closes it with DUPLICATE_CONNECTION.
+#[test]
+fn a_newer_connection_replaces_a_silent_old_one() {
+    block_on(async {
+        let w = World::start().await;
+        // The old connection lives on its own thread and runtime; blocking that thread
+        // silences it completely (nothing reads its socket or answers), as a dead process.
+        let (cfg, d, b_addr, b_id) = (w.client_config(&w.a.tls, ALPN), w.as_a(), w.b_addr, w.b_id);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Envelope>();
+        // B runs on this test's runtime: the main side must await, never block.
+        let (seal_tx, seal_rx) = tokio::sync::oneshot::channel::<EncryptionKey>();
+        let (silence_tx, silence_rx) = tokio::sync::oneshot::channel::<()>();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<quinn::ConnectionError>();
+        let old_thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let raw = step("dial B", Raw::connect(cfg, b_addr))
+                    .await
+                    .expect("TLS");
+                let old = raw.hello(&d, &b_id).await;
+                let _ = seal_tx.send(old.b_key().clone());
+                let env = ready_rx.recv().expect("envelope");
+                let r = expect_receipt(old.send(env.bytes()).await, &b_id);
+                assert_eq!(r.kind(), &ReceiptKind::Delivered);
+                let _ = silence_tx.send(());
+                // Silent: this thread blocks, so the connection's driver never runs.
+                let _ = end_rx.recv();
+                // Awake again: B's close is waiting in the socket.
+                let _ = closed_tx.send(old.raw.closed().await);
+            });
+        });
+        let b_key = step("the old connection comes up", seal_rx)
+            .await
+            .expect("old connection up");
+        ready_tx
+            .send(w.seal(&b_key, random_id(), 1, "on the old connection"))
+            .expect("old thread");
+        step("the old connection is used", silence_rx)
+            .await
+            .expect("old connection used");
+
+        let raw = step(
+            "dial B",
+            Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr),
+        )
+        .await
+        .expect("TLS");
+        let new = match raw.try_hello(&w.as_a(), &w.b_id).await {
+            Ok(link) => link,
+            Err(e) => panic!("B did not take the newer connection after the silent wait: {e}"),
+        };
+        let env = w.seal(new.b_key(), random_id(), 2, "on the new connection");
+        let r = expect_receipt(new.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        end_tx.send(()).expect("old thread");
+        let err = step("B's close on the old connection", closed_rx)
+            .await
+            .expect("old thread");
         assert_eq!(
             app_close_code(&err),
             Some(code(CloseCode::DuplicateConnection)),
             "{err}"
         );
-        let env = w.seal(new.b_key(), random_id(), 2, "on the new connection");
-        let r = expect_receipt(new.send(env.bytes()).await, &w.b_id);
-        assert_eq!(r.kind(), &ReceiptKind::Delivered);
+        old_thread.join().expect("old thread");
         drop(new);
         w.stop().await;
     });

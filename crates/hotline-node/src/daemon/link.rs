@@ -201,6 +201,8 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut next_dial = tokio::time::Instant::now();
     let mut overdue: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
     let mut overdue_tick = tokio::time::interval(OVERDUE_CHECK);
+    // A connection the peer dialed while ours is UP, held until ours is shown dead (§3.9).
+    let mut candidate: Option<Candidate> = None;
 
     loop {
         let timeout = session.poll_timeout().map(deadline);
@@ -222,6 +224,9 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         if let Some(t) = dial_task.take() {
                             t.abort();
                         }
+                        if let Some(cand) = candidate.take() {
+                            cand.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), b"node shutting down");
+                        }
                         break;
                     }
                     LinkMsg::Incoming(c) => {
@@ -233,6 +238,26 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                                 // now rather than at the liveness window.
                                 session.probe(now);
                                 c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                continue;
+                            }
+                            // Cases 1 and 3 (not a dial race, which ids settle): only a peer
+                            // that lost our UP connection dials, but anyone holding just the
+                            // peer's TLS key can dial too. Keep ours until it is shown dead:
+                            // probe it and hold the new one.
+                            if session.is_up() && (!existing.dialed_by_us || settled(&session, now)) {
+                                // A newer dial replaces a held one; the wait goes on (§3.9.1).
+                                let (rx_at_probe, deadline) = match candidate.take() {
+                                    Some(older) => {
+                                        older.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                        (older.rx_at_probe, older.deadline)
+                                    }
+                                    None => {
+                                        session.probe(now);
+                                        (received_datagrams(&existing.conn), tokio::time::Instant::now() + CANDIDATE_WAIT)
+                                    }
+                                };
+                                candidate = Some(Candidate { conn: c, rx_at_probe, deadline });
+                                drain(&ctx, &mut session, &mut conn, &mut peer_keys);
                                 continue;
                             }
                             existing.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
@@ -305,6 +330,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 }
             }
             _ = sleep_until(timeout) => session.handle_timeout(now_ms()),
+            _ = tokio::time::sleep(CANDIDATE_TICK), if candidate.is_some() => {}
             _ = overdue_tick.tick() => {
                 check_overdue(&ctx, &session, &mut overdue, stored_pending.filter(|_| backlog));
                 if backlog {
@@ -324,6 +350,56 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                     let r = dial(ep, cfg, &addr).await;
                     let _ = tx.send(LinkMsg::Dialed(id, r));
                 }));
+            }
+        }
+        if let Some(cand) = candidate.take() {
+            let verdict = match &conn {
+                None => Verdict::Adopt,
+                Some(existing) => judge(
+                    cand.conn.close_reason().is_some(),
+                    existing.conn.close_reason().is_some(),
+                    received_datagrams(&existing.conn) > cand.rx_at_probe,
+                    tokio::time::Instant::now() >= cand.deadline,
+                ),
+            };
+            match verdict {
+                Verdict::Wait => candidate = Some(cand),
+                Verdict::Drop => {}
+                Verdict::Refuse => {
+                    tracing::warn!(
+                        peer = %ctx.alias,
+                        remote = %cand.conn.remote_address(),
+                        "refused a second connection with the peer's TLS key while the existing one still answers; if this repeats, the peer's TLS key may be in other hands"
+                    );
+                    audit(
+                        &ctx,
+                        "duplicate_refused",
+                        None,
+                        format!("from {}", cand.conn.remote_address()),
+                    );
+                    cand.conn.close(
+                        quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()),
+                        b"duplicate connection: the existing one answers",
+                    );
+                }
+                Verdict::Adopt => {
+                    if let Some(existing) = conn.take() {
+                        existing.conn.close(
+                            quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()),
+                            b"duplicate connection",
+                        );
+                        session.handle_disconnected(now_ms());
+                    }
+                    conn = Some(attach(
+                        &ctx,
+                        &mut session,
+                        cand.conn,
+                        next_conn_id,
+                        Side::Server,
+                        false,
+                    ));
+                    next_conn_id += 1;
+                }
             }
         }
         drain(&ctx, &mut session, &mut conn, &mut peer_keys);
@@ -359,6 +435,54 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
 const RACE_WINDOW_MS: u64 = 2_000;
 
 /// Whether the link has been UP for longer than a dial race could last.
+/// How long a connection the peer dials while ours is UP waits for ours to answer a probe
+/// (SPEC.md §3.9), and how often the wait is checked.
+const CANDIDATE_WAIT: Duration = Duration::from_secs(3);
+const CANDIDATE_TICK: Duration = Duration::from_millis(50);
+
+/// A connection the peer dialed while ours was UP: not yet attached to the session (no Hello
+/// sent on it), until ours is shown dead.
+struct Candidate {
+    conn: quinn::Connection,
+    /// UDP datagrams ours had received when it was probed.
+    rx_at_probe: u64,
+    deadline: tokio::time::Instant,
+}
+
+/// What to do with a [`Candidate`].
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Keep waiting.
+    Wait,
+    /// It ended by itself: forget it.
+    Drop,
+    /// Ours still answers: close the candidate with DUPLICATE_CONNECTION.
+    Refuse,
+    /// Ours is dead (it ended, or stayed silent for the whole wait): the candidate replaces it.
+    Adopt,
+}
+
+/// SPEC.md §3.9: a packet arriving on our connection after the probe shows the peer's side of
+/// it alive, so the new connection was not dialed by the peer's running process (a peer dials
+/// only when it has no connection); an ended or silent connection gives way.
+fn judge(candidate_ended: bool, ours_ended: bool, ours_answered: bool, waited: bool) -> Verdict {
+    if candidate_ended {
+        Verdict::Drop
+    } else if ours_ended {
+        Verdict::Adopt
+    } else if ours_answered {
+        Verdict::Refuse
+    } else if waited {
+        Verdict::Adopt
+    } else {
+        Verdict::Wait
+    }
+}
+
+fn received_datagrams(c: &quinn::Connection) -> u64 {
+    c.stats().udp_rx.datagrams
+}
+
 fn settled(session: &Session, now: UnixMillis) -> bool {
     session.is_up() && now.saturating_sub(session.status().since) >= RACE_WINDOW_MS
 }
@@ -1312,5 +1436,33 @@ async fn receive_async_receipt(p: Parts, conn_id: u64, stream: StreamId, bytes: 
             ));
         }
         _ => refuse(&p, conn_id, stream, CloseCode::InternalError),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Verdict, judge};
+
+    /// SPEC.md §3.9.1, every combination: a held connection that ended is forgotten; ours
+    /// ending or staying silent for the whole wait lets the new one in; any packet on ours
+    /// refuses the new one, even at the deadline.
+    #[test]
+    fn the_held_connection_verdicts() {
+        for ours_ended in [false, true] {
+            for answered in [false, true] {
+                for waited in [false, true] {
+                    assert_eq!(judge(true, ours_ended, answered, waited), Verdict::Drop);
+                }
+            }
+        }
+        for answered in [false, true] {
+            for waited in [false, true] {
+                assert_eq!(judge(false, true, answered, waited), Verdict::Adopt);
+            }
+        }
+        assert_eq!(judge(false, false, true, false), Verdict::Refuse);
+        assert_eq!(judge(false, false, true, true), Verdict::Refuse);
+        assert_eq!(judge(false, false, false, true), Verdict::Adopt);
+        assert_eq!(judge(false, false, false, false), Verdict::Wait);
     }
 }
