@@ -121,7 +121,50 @@ pub fn cases() -> Vec<Case> {
             ),
             |cx| Box::pin(timeout(cx)),
         ),
+        Case::new(
+            "duplicate-connection-while-up",
+            "§3.9.1",
+            format!(
+                "the second connection closed with {}; the first stays UP and delivers",
+                code_name(code(CloseCode::DuplicateConnection))
+            ),
+            |cx| Box::pin(duplicate_while_up(cx)),
+        ),
     ]
+}
+
+/// A second connection with the runner's TLS key while its first is UP and answering: what
+/// someone holding only a node's TLS key could try. The target must keep the first.
+async fn duplicate_while_up(cx: &Ctx) -> Outcome {
+    let first = tri!(peer::link(cx).await, "first connection");
+    let second = match Raw::connect(cx, tri!(cx.client_config())).await {
+        Ok(raw) => raw,
+        Err(e) => {
+            first.raw.close();
+            return Outcome::fail(format!("second connection: {}", e.describe()));
+        }
+    };
+    let closed = expect_close(&second, CloseCode::DuplicateConnection).await;
+    second.close();
+    if !closed.ok {
+        first.raw.close();
+        return Outcome::fail(format!("second connection: {}", closed.observed));
+    }
+    let (id, seq) = cx.alloc();
+    let env = tri!(cx.seal(id, seq, "hotline-conformance: after a duplicate connection"));
+    let answer = first.send_envelope(cx, env.bytes()).await;
+    let r = crate::suite::delivered(cx, &answer, &env);
+    first.raw.close();
+    match r {
+        Ok(_) => Outcome::pass(format!(
+            "{}; the first connection delivered",
+            closed.observed
+        )),
+        Err(e) => Outcome::fail(format!(
+            "{}, but the first connection no longer delivers: {e}",
+            closed.observed
+        )),
+    }
 }
 
 /// Dials with the node's configuration, writes `first(raw)` on the control stream, and expects
