@@ -354,22 +354,44 @@ mod tests {
         }
     }
 
-    /// Audit rows alone still commit (after the linger), and a read queued behind them sees
-    /// them at once.
-    #[test]
-    fn lingering_audit_rows_commit_and_a_read_sees_them() {
+    /// A store thread over a fresh in-memory database, and a runtime to await it on.
+    fn started() -> (
+        StoreHandle,
+        std::thread::JoinHandle<()>,
+        tokio::runtime::Runtime,
+    ) {
         let store = SqliteStore::open_in_memory().expect("store");
         let (h, join) = StoreHandle::start(Box::new(store)).expect("thread");
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("rt");
-        let event = |kind: &str| AuditEvent {
+        (h, join, rt)
+    }
+
+    fn event(kind: &str) -> AuditEvent {
+        AuditEvent {
             time_ms: 1,
             kind: kind.into(),
             peer: None,
             message_id: None,
             detail: String::new(),
-        };
+        }
+    }
+
+    /// The kinds of the audit rows a read returned.
+    fn kinds(r: Option<crate::store::Result<Vec<AuditEvent>>>) -> Vec<String> {
+        r.expect("thread")
+            .expect("read")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect()
+    }
+
+    /// Audit rows alone still commit (after the linger), and a read queued behind them sees
+    /// them at once.
+    #[test]
+    fn lingering_audit_rows_commit_and_a_read_sees_them() {
+        let (h, join, rt) = started();
         rt.block_on(async {
             h.audit(event("alone"))
                 .await
@@ -379,12 +401,7 @@ mod tests {
             let read = h.call(|s| s.recent_audit(10));
             let (a, r) = tokio::join!(audit, read);
             a.expect("thread").expect("stored");
-            let kinds: Vec<String> = r
-                .expect("thread")
-                .expect("read")
-                .into_iter()
-                .map(|e| e.kind)
-                .collect();
+            let kinds = kinds(r);
             assert!(kinds.contains(&"alone".to_string()), "{kinds:?}");
             assert!(kinds.contains(&"then read".to_string()), "{kinds:?}");
         });
@@ -396,25 +413,7 @@ mod tests {
     /// and sees what was committed before.
     #[test]
     fn a_committed_read_does_not_wait_for_queued_writes() {
-        let store = SqliteStore::open_in_memory().expect("store");
-        let (h, join) = StoreHandle::start(Box::new(store)).expect("thread");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("rt");
-        let event = |kind: &str| AuditEvent {
-            time_ms: 1,
-            kind: kind.into(),
-            peer: None,
-            message_id: None,
-            detail: String::new(),
-        };
-        let kinds = |r: Option<crate::store::Result<Vec<AuditEvent>>>| -> Vec<String> {
-            r.expect("thread")
-                .expect("read")
-                .into_iter()
-                .map(|e| e.kind)
-                .collect()
-        };
+        let (h, join, rt) = started();
         rt.block_on(async {
             h.audit(event("committed"))
                 .await
@@ -448,11 +447,7 @@ mod tests {
     /// before it.
     #[test]
     fn a_group_isolates_a_failing_item_and_closures_are_barriers() {
-        let store = SqliteStore::open_in_memory().expect("store");
-        let (h, join) = StoreHandle::start(Box::new(store)).expect("thread");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("rt");
+        let (h, join, rt) = started();
         rt.block_on(async {
             // Hold the thread so that the next operations queue up behind it.
             let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
