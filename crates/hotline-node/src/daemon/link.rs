@@ -434,9 +434,8 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
 /// that the peer lost ours, rather than a dial race (SPEC.md §3.9).
 const RACE_WINDOW_MS: u64 = 2_000;
 
-/// Whether the link has been UP for longer than a dial race could last.
 /// How long a connection the peer dials while ours is UP waits for ours to answer a probe
-/// (SPEC.md §3.9), and how often the wait is checked.
+/// (SPEC.md §3.9.1), and how often the wait is checked.
 const CANDIDATE_WAIT: Duration = Duration::from_secs(3);
 const CANDIDATE_TICK: Duration = Duration::from_millis(50);
 
@@ -462,7 +461,7 @@ enum Verdict {
     Adopt,
 }
 
-/// SPEC.md §3.9: a packet arriving on our connection after the probe shows the peer's side of
+/// SPEC.md §3.9.1: a packet arriving on our connection after the probe shows the peer's side of
 /// it alive, so the new connection was not dialed by the peer's running process (a peer dials
 /// only when it has no connection); an ended or silent connection gives way.
 fn judge(candidate_ended: bool, ours_ended: bool, ours_answered: bool, waited: bool) -> Verdict {
@@ -483,15 +482,16 @@ fn received_datagrams(c: &quinn::Connection) -> u64 {
     c.stats().udp_rx.datagrams
 }
 
+/// Whether the link has been UP for longer than a dial race could last.
 fn settled(session: &Session, now: UnixMillis) -> bool {
     session.is_up() && now.saturating_sub(session.status().since) >= RACE_WINDOW_MS
 }
 
 /// Duplicate connections (SPEC.md §3.9). A peer dials only when it has no connection, so a
 /// connection it dials while ours has been UP for a while means it lost ours: the new one is
-/// kept. Otherwise (a
-/// dial race) the one whose dialer has the larger identity key survives, and a new connection
-/// from the same dialer as the existing one replaces it.
+/// kept (once ours is shown dead, §3.9.1, which the caller sees to). Otherwise (a dial race)
+/// the one whose dialer has the larger identity key survives, and a new connection from the
+/// same dialer as the existing one replaces it (again after §3.9.1 when ours is UP).
 fn keep_new(
     existing: &Conn,
     existing_up: bool,
