@@ -1057,6 +1057,8 @@ fn a_second_connection_while_the_first_still_answers_is_refused() {
         assert_eq!(r.kind(), &ReceiptKind::Delivered);
         w.wait_for_metric("hotline_link_up{peer=\"cert-a\"} 1")
             .await;
+        w.wait_for_metric("hotline_handshake_failures_total{reason=\"duplicate_while_up\"} 1")
+            .await;
         drop(old);
         w.stop().await;
     });

@@ -371,6 +371,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         remote = %cand.conn.remote_address(),
                         "refused a second connection with the peer's TLS key while the existing one still answers; if this repeats, the peer's TLS key may be in other hands"
                     );
+                    metrics::handshake_failure(&ctx.metrics, "duplicate_while_up");
                     audit(
                         &ctx,
                         "duplicate_refused",
