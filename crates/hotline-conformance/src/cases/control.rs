@@ -9,7 +9,7 @@ use hotline_protocol::frame::{self, FrameType};
 use hotline_protocol::wire;
 use prost::Message;
 
-use super::{expect_close, tri};
+use super::{expect_close, expect_close_after, tri};
 use crate::ctx::Ctx;
 use crate::fate::{Ending, code, code_name};
 use crate::peer::{self, Behaviour, Link};
@@ -333,24 +333,12 @@ async fn liveness(cx: &Ctx) -> Outcome {
         peer::link_with(cx, Behaviour { heartbeats: false }).await,
         "no link"
     );
-    let t0 = Instant::now();
-    let ended = link.raw.ended(Duration::from_secs(25)).await;
-    let after = t0.elapsed();
-    link.raw.close();
-    match ended {
-        Some(Ending::App(c)) if c == code(CloseCode::LinkTimeout) => Outcome::check(
-            after >= Duration::from_secs(14),
-            format!(
-                "connection closed with {} after {:.1} s",
-                code_name(c),
-                after.as_secs_f64()
-            ),
-        ),
-        Some(other) => Outcome::fail(format!(
-            "{} after {:.1} s",
-            other.describe(),
-            after.as_secs_f64()
-        )),
-        None => Outcome::fail("the connection stayed open for 25 s without data from the runner"),
-    }
+    expect_close_after(
+        &link.raw,
+        CloseCode::LinkTimeout,
+        Duration::from_secs(14),
+        Duration::from_secs(25),
+        "without data from the runner",
+    )
+    .await
 }

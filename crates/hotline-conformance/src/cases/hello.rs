@@ -1,7 +1,7 @@
 //! The Hello exchange: channel binding, identity, negotiation, first-frame rules and the
 //! Hello timeout (SPEC.md §6).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hotline_node::material::now_ms;
@@ -12,9 +12,9 @@ use hotline_protocol::identity::{EncryptionKeypair, IdentityKey};
 use hotline_protocol::time::DAY;
 use prost::Message;
 
-use super::{expect_close, tri};
+use super::{expect_close, expect_close_after, tri};
 use crate::ctx::{Ctx, fill_random, rng};
-use crate::fate::{Ending, code, code_name};
+use crate::fate::{code, code_name};
 use crate::forge;
 use crate::peer::{self, Raw};
 use crate::suite::{Case, Outcome};
@@ -400,24 +400,12 @@ async fn timeout(cx: &Ctx) -> Outcome {
             .map_err(|e| e.describe()),
         "no connection"
     );
-    let t0 = Instant::now();
-    let ended = raw.ended(Duration::from_secs(16)).await;
-    let after = t0.elapsed();
-    raw.close();
-    match ended {
-        Some(Ending::App(c)) if c == code(CloseCode::HelloTimeout) => Outcome::check(
-            after >= Duration::from_millis(9_500),
-            format!(
-                "connection closed with {} after {:.1} s",
-                code_name(c),
-                after.as_secs_f64()
-            ),
-        ),
-        Some(other) => Outcome::fail(format!(
-            "{} after {:.1} s",
-            other.describe(),
-            after.as_secs_f64()
-        )),
-        None => Outcome::fail("the connection stayed open for 16 s without a Hello"),
-    }
+    expect_close_after(
+        &raw,
+        CloseCode::HelloTimeout,
+        Duration::from_millis(9_500),
+        Duration::from_secs(16),
+        "without a Hello",
+    )
+    .await
 }

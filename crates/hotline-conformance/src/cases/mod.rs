@@ -63,6 +63,40 @@ pub async fn expect_close(raw: &Raw, expected: CloseCode) -> Outcome {
     }
 }
 
+/// A timeout case: the connection must end with an application close carrying `expected`,
+/// no earlier than `at_least` and within `limit`; `silence` says what the runner withheld.
+pub async fn expect_close_after(
+    raw: &Raw,
+    expected: CloseCode,
+    at_least: Duration,
+    limit: Duration,
+    silence: &str,
+) -> Outcome {
+    let t0 = std::time::Instant::now();
+    let ended = raw.ended(limit).await;
+    let after = t0.elapsed();
+    raw.close();
+    match ended {
+        Some(Ending::App(c)) if c == code(expected) => Outcome::check(
+            after >= at_least,
+            format!(
+                "connection closed with {} after {:.1} s",
+                code_name(c),
+                after.as_secs_f64()
+            ),
+        ),
+        Some(other) => Outcome::fail(format!(
+            "{} after {:.1} s",
+            other.describe(),
+            after.as_secs_f64()
+        )),
+        None => Outcome::fail(format!(
+            "the connection stayed open for {} s {silence}",
+            limit.as_secs()
+        )),
+    }
+}
+
 /// The answer must be a reset of the stream with `expected`.
 pub fn expect_reset(answer: &Answer, expected: CloseCode) -> Outcome {
     match answer {

@@ -145,9 +145,10 @@ async fn signed_by_another(cx: &Ctx) -> Outcome {
     refused(cx, r.bytes(), CloseCode::BadReceipt).await
 }
 
-async fn bad_version(cx: &Ctx) -> Outcome {
+/// A receipt signed by the runner whose body `spoil` changed: BAD_RECEIPT.
+async fn spoiled(cx: &Ctx, spoil: impl FnOnce(&mut wire::ReceiptBody)) -> Outcome {
     let mut b = body(cx, &unknown_subject(cx));
-    b.version = 2;
+    spoil(&mut b);
     refused(
         cx,
         &forge::receipt(&cx.me.identity, &b),
@@ -156,15 +157,12 @@ async fn bad_version(cx: &Ctx) -> Outcome {
     .await
 }
 
+async fn bad_version(cx: &Ctx) -> Outcome {
+    spoiled(cx, |b| b.version = 2).await
+}
+
 async fn unknown_kind(cx: &Ctx) -> Outcome {
-    let mut b = body(cx, &unknown_subject(cx));
-    b.kind = 9;
-    refused(
-        cx,
-        &forge::receipt(&cx.me.identity, &b),
-        CloseCode::BadReceipt,
-    )
-    .await
+    spoiled(cx, |b| b.kind = 9).await
 }
 
 async fn garbage(cx: &Ctx) -> Outcome {
