@@ -102,16 +102,19 @@ async fn refused(cx: &Ctx, payload: &[u8], expected: CloseCode) -> Outcome {
     expect_reset(&answer, expected)
 }
 
+/// A DELIVERED receipt, correctly signed by the runner, about a message the target never sent.
+fn delivered_for_unknown(cx: &Ctx) -> Result<Receipt, String> {
+    Receipt::sign(
+        &cx.me.identity,
+        &unknown_subject(cx),
+        ReceiptBuild::Delivered,
+        now_ms(),
+    )
+    .map_err(|e| e.to_string())
+}
+
 async fn unknown_message(cx: &Ctx) -> Outcome {
-    let r = tri!(
-        Receipt::sign(
-            &cx.me.identity,
-            &unknown_subject(cx),
-            ReceiptBuild::Delivered,
-            now_ms()
-        )
-        .map_err(|e| e.to_string())
-    );
+    let r = tri!(delivered_for_unknown(cx));
     refused(cx, r.bytes(), CloseCode::UnknownMessage).await
 }
 
@@ -170,15 +173,7 @@ async fn garbage(cx: &Ctx) -> Outcome {
 }
 
 async fn non_canonical(cx: &Ctx) -> Outcome {
-    let r = tri!(
-        Receipt::sign(
-            &cx.me.identity,
-            &unknown_subject(cx),
-            ReceiptBuild::Delivered,
-            now_ms()
-        )
-        .map_err(|e| e.to_string())
-    );
+    let r = tri!(delivered_for_unknown(cx));
     refused(
         cx,
         &forge::with_unknown_field(r.bytes()),
