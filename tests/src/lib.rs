@@ -4,10 +4,11 @@
 //! partition) for network-fault tests between nodes on loopback; `netns` makes two Linux
 //! network namespaces joined by a veth pair and puts iptables faults between them; `check`
 //! is the exactly-once check of an exchange, read from both nodes' databases. `tests/` holds
-//! the cross-crate checks and those fault tests. End-to-end tests that need the `hotlined` or
-//! `hotline` binaries live in those crates (Cargo gives `CARGO_BIN_EXE_*` only there); the
-//! namespace tests run `hotline-fault-node` (`src/bin/`), which starts a node as `hotlined
-//! run` does.
+//! the cross-crate checks, those fault tests, the `hotline` CLI and demo against real nodes,
+//! and the conformance runner against a real node. Cargo gives `CARGO_BIN_EXE_*` only for a
+//! package's own binaries, so `src/bin/` has `hotline-e2e-client` and `hotline-e2e-daemon`
+//! (the `hotline` and `hotlined` commands, built from the same library entry points), and
+//! `hotline-fault-node`, which starts a node as `hotlined run` does for the namespace tests.
 #![forbid(unsafe_code)]
 
 pub mod check;

@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 
 use hotline_node::commands;
 use hotline_node::config;
-use hotline_node::material::Material;
 use hotline_protocol::NodeId;
 use hotline_protocol::envelope::MessageId;
 use hotline_tests::check;
 use hotline_tests::netns::{Counters, Pair};
+use hotline_transport::material::Material;
 
 /// The node process (this package's binary).
 const NODE_BIN: &str = env!("CARGO_BIN_EXE_hotline-fault-node");

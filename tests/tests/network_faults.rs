@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use hotline_node::commands;
 use hotline_node::config;
 use hotline_node::daemon::Node;
-use hotline_node::material::{Material, now_ms};
 use hotline_node::store::OutState;
 use hotline_node::store::sqlite::SqliteStore;
 use hotline_protocol::NodeId;
 use hotline_protocol::content::{Draft, Precedence, Tlp};
 use hotline_protocol::officer::{OfficerKey, Role};
 use hotline_tests::relay::{Faults, Relay, Stats};
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
 
 /// Messages each node sends the other per scenario.
 const PER_SCENARIO: usize = 50;

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hotline_node::material::now_ms;
-use hotline_node::tls::{self, NodeTlsKey, PeerTrust, TransportLimits};
 use hotline_protocol::content::{Draft, Precedence, SignedContent, Tlp};
 use hotline_protocol::envelope::{Envelope, SealParams};
 use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey};
 use hotline_protocol::officer::{OfficerKey, Role};
 use hotline_protocol::receipt::{Receipt, ReceiptBuild, Subject};
 use hotline_protocol::time::DAY;
+use hotline_transport::now_ms;
+use hotline_transport::tls::{self, NodeTlsKey, PeerTrust, TransportLimits};
 
 use crate::Error;
 

@@ -32,7 +32,7 @@ pub fn presign(op: &Operator, n: usize, size: usize) -> Result<Vec<Prepared>, Er
         .map_or(1, |c| c.get())
         .min(n.max(1));
     let text = "x".repeat(size);
-    let now = hotline_node::material::now_ms();
+    let now = hotline_transport::now_ms();
     let chunk = n.div_ceil(threads).max(1);
     let results: Vec<Result<Vec<Prepared>, Error>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)

@@ -4,9 +4,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use hotline_node::tls::{self, PeerTrust, TransportLimits};
 use hotline_protocol::CloseCode;
 use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
+use hotline_transport::tls::{self, PeerTrust, TransportLimits};
 use prost::Message;
 
 use crate::credential::Loaded;

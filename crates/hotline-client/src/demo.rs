@@ -1,26 +1,34 @@
 //! `hotline demo`: two real nodes on loopback, a FLASH message through the operator API, and
 //! both signed receipts verified, narrated step by step.
 //!
-//! Everything is the production path: `hotlined`'s init, peer pinning and operator
-//! credentials, the node daemon (QUIC with mutual TLS, SQLite stores, crypto workers) started
-//! in this process, and the same operator client the other commands use.
+//! The demo does what an administrator and two duty officers would do: it runs the `hotlined`
+//! program (`init`, `peer add`, `operator add`, then `run` as two daemon processes: QUIC with
+//! mutual TLS, SQLite stores), and talks to each node only through its operator API, with the
+//! same client and credential files the other commands use. `hotlined` is taken from
+//! `--hotlined`, else `$HOTLINED`, else beside this program (one `cargo build` makes both),
+//! else from `PATH`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hotline_node::config;
-use hotline_node::daemon::Node;
-use hotline_node::material::{Material, now_ms};
-use hotline_node::store::sqlite::SqliteStore;
-use hotline_node::{commands, operator};
+use hotline_protocol::NodeId;
 use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::content::Draft;
 use hotline_protocol::envelope::Envelope;
 use hotline_protocol::receipt::{Receipt, ReceiptKind};
 use hotline_protocol::wire;
+use hotline_transport::material::BUNDLE_FILE;
+use hotline_transport::now_ms;
 
 use crate::client::{self, Client};
 use crate::credential;
+
+/// The environment variable naming the `hotlined` program.
+pub const HOTLINED_ENV: &str = "HOTLINED";
+
+/// How long a node gets to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
 fn free_udp_port() -> Result<u16, String> {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -33,39 +41,218 @@ fn short(b: &[u8]) -> String {
     b.iter().take(8).map(|x| format!("{x:02x}")).collect()
 }
 
-/// Sets up both nodes: init, pin each other, one duty officer each.
-fn setup(root: &Path) -> Result<(String, String), String> {
-    let (a, b) = (root.join("cert-a"), root.join("cert-b"));
+/// Finds the `hotlined` program: `flag`, else `$HOTLINED`, else beside this executable, else
+/// on `PATH`.
+fn locate_hotlined(flag: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = flag.or_else(|| std::env::var_os(HOTLINED_ENV).map(PathBuf::from)) {
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("{}: no such program", p.display()))
+        };
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("hotlined")));
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("hotlined"))
+                .collect()
+        })
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            "the demo runs two `hotlined` daemons, and none was found beside this program or \
+             on PATH: build both with `cargo build --locked -p hotline-node -p hotline-client`, \
+             or give --hotlined FILE"
+                .to_owned()
+        })
+}
+
+/// Runs one `hotlined` administration command to completion; its output is shown on failure.
+fn admin(hotlined: &Path, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(hotlined)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", hotlined.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "`hotlined {}` failed ({}):\n{}{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// Sets up both nodes as their administrators would: init, pin each other, one duty officer
+/// each. Returns both listening addresses.
+fn setup(hotlined: &Path, a: &Path, b: &Path) -> Result<(String, String), String> {
     let a_addr = format!("127.0.0.1:{}", free_udp_port()?);
     let b_addr = format!("127.0.0.1:{}", free_udp_port()?);
-    commands::quietly(|| -> Result<(), hotline_node::commands::CommandError> {
-        commands::init(&a, "CERT-A", &a_addr)?;
-        commands::init(&b, "CERT-B", &b_addr)?;
-        commands::peer_add(&a, &b.join(config::BUNDLE_FILE), &b_addr, Some("cert-b"))?;
-        commands::peer_add(&b, &a.join(config::BUNDLE_FILE), &a_addr, Some("cert-a"))?;
-        operator::add(&a, "Anna Kowalska", "officer", &a.join("anna.credential"))?;
-        operator::add(&b, "Bruno Lefevre", "officer", &b.join("bruno.credential"))?;
-        Ok(())
-    })
-    .map_err(|e| e.0)?;
+    let (a_s, b_s) = (a.display().to_string(), b.display().to_string());
+    let (a_bundle, b_bundle) = (
+        a.join(BUNDLE_FILE).display().to_string(),
+        b.join(BUNDLE_FILE).display().to_string(),
+    );
+    let (anna, bruno) = (
+        a.join("anna.credential").display().to_string(),
+        b.join("bruno.credential").display().to_string(),
+    );
+    let steps: [&[&str]; 6] = [
+        &[
+            "init", "--dir", &a_s, "--name", "CERT-A", "--listen", &a_addr,
+        ],
+        &[
+            "init", "--dir", &b_s, "--name", "CERT-B", "--listen", &b_addr,
+        ],
+        &[
+            "peer",
+            "add",
+            "--dir",
+            &a_s,
+            &b_bundle,
+            "--address",
+            &b_addr,
+            "--name",
+            "cert-b",
+        ],
+        &[
+            "peer",
+            "add",
+            "--dir",
+            &b_s,
+            &a_bundle,
+            "--address",
+            &a_addr,
+            "--name",
+            "cert-a",
+        ],
+        &[
+            "operator",
+            "add",
+            "--dir",
+            &a_s,
+            "--name",
+            "Anna Kowalska",
+            "--role",
+            "officer",
+            "--out",
+            &anna,
+        ],
+        &[
+            "operator",
+            "add",
+            "--dir",
+            &b_s,
+            "--name",
+            "Bruno Lefevre",
+            "--role",
+            "officer",
+            "--out",
+            &bruno,
+        ],
+    ];
+    for args in steps {
+        admin(hotlined, args)?;
+    }
     Ok((a_addr, b_addr))
 }
 
-async fn start(dir: &Path) -> Result<Node, String> {
-    let cfg = config::Config::load(dir).map_err(|e| e.to_string())?;
-    let m = Material::load(dir).map_err(|e| e.to_string())?;
-    let store = SqliteStore::open(&dir.join(config::DB_FILE)).map_err(|e| e.to_string())?;
-    Node::start(cfg, m, Box::new(store), None)
-        .await
-        .map_err(|e| e.0)
+/// A `hotlined run` process; its log goes to `DIR/hotlined.log`. Stopped with SIGTERM.
+struct Daemon {
+    name: &'static str,
+    child: Child,
 }
 
-async fn connect(cred: &Path, addr: &str) -> Result<(Client, credential::Loaded), String> {
+impl Daemon {
+    fn start(hotlined: &Path, dir: &Path, name: &'static str) -> Result<Daemon, String> {
+        let log = std::fs::File::create(dir.join("hotlined.log"))
+            .map_err(|e| format!("cannot create {name}'s log: {e}"))?;
+        let child = Command::new(hotlined)
+            .arg("run")
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {name}'s hotlined: {e}"))?;
+        Ok(Daemon { name, child })
+    }
+
+    /// Fails if the daemon has exited.
+    fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!(
+                "{}'s hotlined exited ({status}); its log is hotlined.log in its directory \
+                 (--keep keeps it)",
+                self.name
+            )),
+            Err(e) => Err(format!("{}'s hotlined: {e}", self.name)),
+        }
+    }
+
+    /// SIGTERM (the daemon's orderly shutdown), then a kill after [`STOP_GRACE`].
+    fn stop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
+        }
+        // std can only SIGKILL a child, and calling libc's kill() would need unsafe code:
+        // kill(1) sends the SIGTERM that triggers the daemon's orderly shutdown.
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let t0 = Instant::now();
+        while sent.as_ref().is_ok_and(|s| s.success()) && t0.elapsed() < STOP_GRACE {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Connects to a node's operator API with `cred`, retrying while the daemon starts.
+async fn connect(
+    cred: &Path,
+    addr: &str,
+    daemon: &mut Daemon,
+) -> Result<(Client, credential::Loaded), String> {
     let loaded = credential::load(cred).map_err(|e| e.message)?;
-    let c = client::connect(&loaded, addr, Duration::from_secs(10))
-        .await
-        .map_err(|e| e.message)?;
-    Ok((c, loaded))
+    let t0 = Instant::now();
+    loop {
+        daemon.check_alive()?;
+        match client::connect(&loaded, addr, Duration::from_millis(500)).await {
+            Ok(c) => return Ok((c, loaded)),
+            Err(e) if t0.elapsed() > Duration::from_secs(30) => {
+                return Err(format!(
+                    "{}'s node did not answer: {}",
+                    daemon.name, e.message
+                ));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 async fn wait_for(
@@ -82,8 +269,18 @@ async fn wait_for(
     Ok(())
 }
 
-/// Runs the demo; any failed step or check is an error.
-pub async fn run(keep: bool) -> Result<(), String> {
+fn node_id(dir: &Path) -> Result<NodeId, String> {
+    let path = dir.join(BUNDLE_FILE);
+    let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    PeerBundle::from_armored(&raw)
+        .map(|b| b.identity())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs the demo with the `hotlined` of `hotlined` (see [`locate_hotlined`]); any failed step
+/// or check is an error.
+pub async fn run(keep: bool, hotlined: Option<PathBuf>) -> Result<(), String> {
+    let hotlined = locate_hotlined(hotlined)?;
     let tmp = tempfile::Builder::new()
         .prefix("hotline-demo-")
         .tempdir()
@@ -93,17 +290,28 @@ pub async fn run(keep: bool) -> Result<(), String> {
         "hotline demo: two national CERT nodes on loopback, in {}",
         root.display()
     );
-    let (a_addr, b_addr) = setup(&root)?;
     let (a_dir, b_dir) = (root.join("cert-a"), root.join("cert-b"));
-    let na = start(&a_dir).await?;
-    let nb = start(&b_dir).await?;
-    println!("\n1. Nodes created, bundles exchanged and pinned, one duty officer each");
-    println!("   CERT-A  {a_addr}  fingerprint {}", na.id.fingerprint());
-    println!("   CERT-B  {b_addr}  fingerprint {}", nb.id.fingerprint());
-
-    let result = exchange(&a_dir, &b_dir, &a_addr, &b_addr, &nb).await;
-    na.shutdown().await;
-    nb.shutdown().await;
+    let result = async {
+        let (a_addr, b_addr) = setup(&hotlined, &a_dir, &b_dir)?;
+        let (a_id, b_id) = (node_id(&a_dir)?, node_id(&b_dir)?);
+        let mut na = Daemon::start(&hotlined, &a_dir, "CERT-A")?;
+        let mut nb = Daemon::start(&hotlined, &b_dir, "CERT-B")?;
+        println!(
+            "\n1. Nodes created with `hotlined init`, bundles exchanged and pinned (`peer add`),"
+        );
+        println!(
+            "   one duty officer each (`operator add`), both daemons started (`hotlined run`)"
+        );
+        println!("   CERT-A  {a_addr}  fingerprint {}", a_id.fingerprint());
+        println!("   CERT-B  {b_addr}  fingerprint {}", b_id.fingerprint());
+        let anna = connect(&a_dir.join("anna.credential"), &a_addr, &mut na).await?;
+        let bruno = connect(&b_dir.join("bruno.credential"), &b_addr, &mut nb).await?;
+        let done = exchange(anna, bruno, &b_id).await;
+        na.stop();
+        nb.stop();
+        done
+    }
+    .await;
     if keep {
         let kept = tmp.keep();
         println!("\nKept {}", kept.display());
@@ -114,14 +322,10 @@ pub async fn run(keep: bool) -> Result<(), String> {
 }
 
 async fn exchange(
-    a_dir: &Path,
-    b_dir: &Path,
-    a_addr: &str,
-    b_addr: &str,
-    nb: &Node,
+    (anna, anna_cred): (Client, credential::Loaded),
+    (bruno, bruno_cred): (Client, credential::Loaded),
+    b_id: &NodeId,
 ) -> Result<(), String> {
-    let (anna, anna_cred) = connect(&a_dir.join("anna.credential"), a_addr).await?;
-    let (bruno, bruno_cred) = connect(&b_dir.join("bruno.credential"), b_addr).await?;
     wait_for("the link to come up", async || {
         Ok(anna
             .status(wire::StatusRequest {})
@@ -153,7 +357,7 @@ async fn exchange(
         ..Default::default()
     };
     let content = draft
-        .sign(&id, &nb.id, &anna_cred.officer, now_ms())
+        .sign(&id, b_id, &anna_cred.officer, now_ms())
         .map_err(|e| e.to_string())?;
     let sent = anna
         .send(wire::SendRequest {

@@ -1,12 +1,16 @@
-//! The operator client as a library: the connection to the operator's own node (SPEC.md
-//! §15.3–§15.4), the credential file and its checks (§15.2.2), the failures a caller reports,
-//! and the output helpers they need. The `hotline` command is built on it; so is
-//! `hotline-bench`, which drives a node through the operator API exactly as `hotline` does.
+//! The operator client as a library: the `hotline` command line ([`cli`]), the connection to
+//! the operator's own node (SPEC.md §15.3–§15.4), the credential file and its checks (§15.2.2),
+//! the failures a caller reports, and the output helpers they need. `hotline-bench` drives a
+//! node through the operator API with the same [`client`].
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod cli;
 pub mod client;
+mod commands;
 pub mod credential;
+mod demo;
 pub mod error;
 pub mod format;
 pub mod parse;
+mod verify;

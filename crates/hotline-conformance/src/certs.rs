@@ -42,7 +42,7 @@ impl Pki {
         let ca_pem = read(CA_CERT)?;
         let ca_key_pem = read(CA_KEY)?;
         let crl_pem = read(CA_CRL)?;
-        let ca_der = hotline_node::tls::certs_from_pem(ca_pem.as_bytes())
+        let ca_der = hotline_transport::tls::certs_from_pem(ca_pem.as_bytes())
             .map_err(|e| format!("--pki {CA_CERT}: {e}"))?
             .into_iter()
             .next()
@@ -55,7 +55,7 @@ impl Pki {
                 "--pki: {CA_KEY} is not the key of the certificate in {CA_CERT}"
             ));
         }
-        let crl_der = hotline_node::tls::crls_from_pem(crl_pem.as_bytes())
+        let crl_der = hotline_transport::tls::crls_from_pem(crl_pem.as_bytes())
             .map_err(|e| format!("--pki {CA_CRL}: {e}"))?
             .into_iter()
             .next()

@@ -7,14 +7,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hotline_node::material::{Material, now_ms};
-use hotline_node::tls::{self, NodeTlsKey, PeerTrust, TransportLimits};
 use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::content::{Draft, Precedence, Tlp};
 use hotline_protocol::envelope::{Envelope, MessageId, SealParams};
 use hotline_protocol::identity::{EncryptionKey, IdentityKey, NodeId};
 use hotline_protocol::officer::{OfficerKey, Role};
 use hotline_protocol::time::{DAY, MINUTE};
+use hotline_transport::material::{BUNDLE_FILE, Material, TLS_CERT_FILE};
+use hotline_transport::now_ms;
+use hotline_transport::tls::{self, NodeTlsKey, PeerTrust, TransportLimits};
 use quinn::crypto::rustls::QuicClientConfig;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
@@ -239,10 +240,7 @@ impl Ctx {
                         "--pki {}: {e}; in private CA mode the runner's own TLS certificate ({}) \
                          must come from that CA (hotlined init --tls-cert/--tls-key)",
                         pki.dir.display(),
-                        inputs
-                            .identity
-                            .join(hotline_node::config::TLS_CERT_FILE)
-                            .display()
+                        inputs.identity.join(TLS_CERT_FILE).display()
                     ))
                 })?;
                 Trust::Ca
@@ -448,12 +446,16 @@ async fn resolve(target: &str) -> Result<(String, SocketAddr), SetupError> {
 }
 
 fn load_me(dir: &Path) -> Result<Me, SetupError> {
-    let cfg = hotline_node::config::Config::load(dir).map_err(|e| {
-        SetupError(format!(
-            "--identity {}: {e} (it must be a node directory made by `hotlined init`)",
-            dir.display()
-        ))
-    })?;
+    let bundle_path = dir.join(BUNDLE_FILE);
+    let bundle = std::fs::read(&bundle_path)
+        .map_err(|e| e.to_string())
+        .and_then(|raw| PeerBundle::from_armored(&raw).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            SetupError(format!(
+                "--identity {}: {e} (it must be a node directory made by `hotlined init`)",
+                bundle_path.display()
+            ))
+        })?;
     let material = Material::load(dir)
         .map_err(|e| SetupError(format!("--identity {}: {e}", dir.display())))?;
     let (_, key_pem) = material.tls.to_pem();
@@ -475,7 +477,7 @@ fn load_me(dir: &Path) -> Result<Me, SetupError> {
         tls: material.tls.clone(),
         tls_key,
         officer,
-        name: cfg.name,
+        name: bundle.name().to_owned(),
     })
 }
 

@@ -5,13 +5,13 @@
 //! domain types refuse to build.
 
 use bytes::Bytes;
-use hotline_node::material::now_ms;
 use hotline_protocol::crypto::{HPKE_INFO, HpkeSender, Label, sha256};
 use hotline_protocol::envelope::MessageId;
 use hotline_protocol::hello::{Offer, Side};
 use hotline_protocol::identity::{EncryptionKey, IdentityKey, NodeId};
 use hotline_protocol::officer::OfficerKey;
 use hotline_protocol::wire;
+use hotline_transport::now_ms;
 use prost::Message;
 
 use crate::ctx::{Ctx, rng};

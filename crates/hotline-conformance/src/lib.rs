@@ -11,6 +11,7 @@
 
 pub mod cases;
 pub mod certs;
+pub mod cli;
 pub mod ctx;
 pub mod fate;
 pub mod forge;
@@ -18,3 +19,4 @@ pub mod peer;
 pub mod report;
 pub mod suite;
 pub mod tls12;
+mod vectors;

@@ -8,11 +8,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use hotline_node::material::now_ms;
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::frame::{self, Decoder, Frame, FrameType, StreamKind};
 use hotline_protocol::hello::{self, Offer, PeerHello, Side};
 use hotline_protocol::{EXPORTER_LABEL, wire};
+use hotline_transport::now_ms;
 use prost::Message;
 use tokio::task::JoinHandle;
 
@@ -52,7 +52,7 @@ impl Raw {
                 )));
             }
         };
-        let exporter = hotline_node::tls::exporter(&conn, EXPORTER_LABEL, b"");
+        let exporter = hotline_transport::tls::exporter(&conn, EXPORTER_LABEL, b"");
         Ok(Raw { conn, exporter })
     }
 

@@ -5,10 +5,11 @@ use std::path::Path;
 use hotline_protocol::bundle::PeerBundle;
 
 use crate::config::{self, Config};
-use crate::material::{Material, now_ms};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{PeerRecord, Store, TrustMode};
-use crate::tls::NodeTlsKey;
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
+use hotline_transport::tls::NodeTlsKey;
 
 /// A command failed; the message says what to do.
 #[derive(Debug)]
@@ -49,7 +50,7 @@ impl TlsImport<'_> {
                 self.key.display()
             ))
         })?;
-        crate::tls::check_validity(&tls.cert_der, now_ms()).map_err(|e| {
+        hotline_transport::tls::check_validity(&tls.cert_der, now_ms()).map_err(|e| {
             CommandError(format!(
                 "{}: {e}; import a certificate that is valid now",
                 self.cert.display()
@@ -137,7 +138,7 @@ pub fn init_with_tls(
         message_id: None,
         detail: format!("node {name} created"),
     }])?;
-    let bundle = material.bundle(&cfg, now)?;
+    let bundle = material.bundle(&cfg.name, &cfg.listen, now)?;
     std::fs::write(dir.join(config::BUNDLE_FILE), bundle.to_armored())?;
     say!("Created node {name} in {}", dir.display());
     say!("  identity     {}", material.identity.id());
@@ -320,7 +321,7 @@ pub fn check(dir: &Path) -> Vec<String> {
     if let Some(ca) = cfg.as_ref().and_then(|c| c.ca.as_ref()) {
         match ca.load() {
             Ok(roots) => problems.extend(
-                crate::tls::check_ca(&roots, now_ms())
+                hotline_transport::tls::check_ca(&roots, now_ms())
                     .into_iter()
                     .map(|p| format!("[ca] in {}: {p}", config::CONFIG_FILE)),
             ),
@@ -334,7 +335,7 @@ pub fn check(dir: &Path) -> Vec<String> {
                 "no encryption key is valid now; rotate it (a new key must be generated)".into(),
             );
         }
-        if let Err(e) = crate::tls::check_validity(&m.tls.cert_der, now) {
+        if let Err(e) = hotline_transport::tls::check_validity(&m.tls.cert_der, now) {
             problems.push(format!(
                 "{}: {e}",
                 dir.join(config::TLS_CERT_FILE).display()
@@ -348,7 +349,9 @@ pub fn check(dir: &Path) -> Vec<String> {
                 )),
                 Ok(b)
                     if Some(b.tls_spki_sha256())
-                        != crate::tls::spki_sha256(&m.tls.cert_der).ok().as_ref() =>
+                        != hotline_transport::tls::spki_sha256(&m.tls.cert_der)
+                            .ok()
+                            .as_ref() =>
                 {
                     problems.push(format!(
                         "{} pins another TLS key than {}; peers will refuse this node",

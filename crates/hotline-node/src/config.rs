@@ -8,16 +8,14 @@ use serde::{Deserialize, Serialize};
 pub const CONFIG_FILE: &str = "hotlined.toml";
 /// Name of the database file inside the node directory.
 pub const DB_FILE: &str = "hotline.db";
-/// Name of the peer bundle file handed to the other side.
-pub const BUNDLE_FILE: &str = "bundle";
-/// Identity key file.
-pub const IDENTITY_FILE: &str = "identity.key";
-/// Encryption key file.
-pub const ENCRYPTION_FILE: &str = "encryption.key";
-/// TLS certificate (PEM).
-pub const TLS_CERT_FILE: &str = "tls.pem";
-/// TLS private key (PEM).
-pub const TLS_KEY_FILE: &str = "tls.key";
+pub use hotline_transport::material::{
+    BUNDLE_FILE, ENCRYPTION_FILE, IDENTITY_FILE, TLS_CERT_FILE, TLS_KEY_FILE,
+};
+
+/// Default for the most outgoing items a link holds in memory (`[limits] outbox_window`). A
+/// longer outbox stays in the store and is paged in as receipts come back, so a backlog of any
+/// size costs bounded memory and start-up time.
+pub const DEFAULT_OUTBOX_WINDOW: usize = 4096;
 
 /// The configuration.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -53,7 +51,7 @@ pub struct CaConfig {
 
 impl CaConfig {
     /// Reads and parses the CA certificates and CRLs. The message names the file and what to do.
-    pub fn load(&self) -> Result<crate::tls::CaRoots, String> {
+    pub fn load(&self) -> Result<hotline_transport::tls::CaRoots, String> {
         let read = |path: &Path, what: &str| {
             std::fs::read(path).map_err(|e| {
                 format!(
@@ -63,16 +61,17 @@ impl CaConfig {
                 )
             })
         };
-        let roots = crate::tls::certs_from_pem(&read(&self.roots, "roots")?).map_err(|e| {
-            format!(
-                "[ca] roots {}: {e}; it must hold the CA certificate(s) in PEM",
-                self.roots.display()
-            )
-        })?;
+        let roots =
+            hotline_transport::tls::certs_from_pem(&read(&self.roots, "roots")?).map_err(|e| {
+                format!(
+                    "[ca] roots {}: {e}; it must hold the CA certificate(s) in PEM",
+                    self.roots.display()
+                )
+            })?;
         let mut crls = Vec::new();
         for path in &self.crls {
             crls.extend(
-                crate::tls::crls_from_pem(&read(path, "crls")?).map_err(|e| {
+                hotline_transport::tls::crls_from_pem(&read(path, "crls")?).map_err(|e| {
                     format!(
                         "[ca] crls {}: {e}; it must hold the CA's CRL in PEM (X509 CRL)",
                         path.display()
@@ -80,7 +79,7 @@ impl CaConfig {
                 })?,
             );
         }
-        Ok(crate::tls::CaRoots { roots, crls })
+        Ok(hotline_transport::tls::CaRoots { roots, crls })
     }
 }
 
@@ -101,7 +100,7 @@ pub struct Limits {
 }
 
 fn default_outbox_window() -> usize {
-    crate::daemon::link::WINDOW
+    DEFAULT_OUTBOX_WINDOW
 }
 
 impl Default for Limits {

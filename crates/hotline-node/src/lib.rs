@@ -1,12 +1,11 @@
-//! The hotline node daemon as a library: storage, TLS, configuration, key files and the link
-//! driver. The `hotlined` binary is a thin command-line layer over it.
+//! The hotline node daemon as a library: storage, configuration, the link driver and the
+//! operator API. The `hotlined` binary is a thin command-line layer over it; TLS, key files and
+//! credential files come from `hotline-transport`, below it.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
-pub mod keyfile;
-pub mod material;
 pub mod operator;
 pub mod store;
-pub mod tls;

@@ -1,56 +1,27 @@
 //! Operator credentials: `hotlined operator add | list | remove`.
 //!
-//! A credential file holds everything an operator's client needs, and is secret (mode 0600):
-//! the operator's own Ed25519 key (signs the messages and acknowledgements the operator makes,
-//! so receipts name the person and the node alone cannot forge them), the `OfficerCredential`
-//! the node signed over that key, name and role, a TLS client key and certificate for the
-//! operator API (pinned by the node), and how to reach and authenticate the node.
+//! The credential file's format lives in `hotline_transport::credential`, shared with the
+//! operator client.
 
 use std::path::Path;
 
 use bytes::Bytes;
 use hotline_protocol::officer::{Credential, Role};
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::commands::CommandError;
 use crate::config::{self, Config};
-use crate::keyfile;
-use crate::material::{Material, now_ms};
 use crate::say;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditEvent, OperatorRecord, Store};
-use crate::tls::{self, NodeTlsKey};
+use hotline_transport::credential::{self, CredentialFile};
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
+use hotline_transport::tls::{self, NodeTlsKey};
 
 /// How long a credential is valid.
 pub const CREDENTIAL_LIFETIME: u64 = 365 * hotline_protocol::time::DAY;
-
-/// The credential file (TOML).
-#[derive(Serialize, Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct CredentialFile {
-    /// Format version (1).
-    pub version: u32,
-    /// The operator's name.
-    pub name: String,
-    /// `officer` or `viewer`.
-    pub role: String,
-    /// The node's id, text form.
-    pub node: String,
-    /// Where the node listens (UDP).
-    pub node_address: String,
-    /// SHA-256 of the node's TLS SPKI, hex: the client pins the node with it.
-    pub node_tls_spki_sha256: String,
-    /// The operator's Ed25519 seed, base64. Secret.
-    pub officer_seed: String,
-    /// The `OfficerCredential` the node signed, base64.
-    pub credential: String,
-    /// The operator's TLS certificate, PEM.
-    pub tls_cert: String,
-    /// The operator's TLS private key, PEM. Secret.
-    pub tls_key: String,
-}
 
 fn role_of(s: &str) -> Result<Role, CommandError> {
     match s {
@@ -96,19 +67,17 @@ pub fn add(dir: &Path, name: &str, role: &str, out: &Path) -> Result<(), Command
     let cred_bytes = credential.to_wire().encode_to_vec();
     let node_pin = tls::spki_sha256(&material.tls.cert_der)?;
     let file = CredentialFile {
-        version: 1,
+        version: credential::VERSION,
         name: name.to_owned(),
         role: role.as_str().to_owned(),
         node: material.identity.id().to_string(),
         node_address: cfg.listen.clone(),
         node_tls_spki_sha256: node_pin.iter().map(|b| format!("{b:02x}")).collect(),
-        officer_seed: data_encoding::BASE64.encode(&*officer.dangerous_seed()),
+        officer_seed: Zeroizing::new(data_encoding::BASE64.encode(&*officer.dangerous_seed())),
         credential: data_encoding::BASE64.encode(&cred_bytes),
         tls_cert: tls_cert_pem,
-        tls_key: tls_key_pem.to_string(),
+        tls_key: tls_key_pem,
     };
-    let text =
-        Zeroizing::new(toml::to_string_pretty(&file).map_err(|e| CommandError(e.to_string()))?);
     let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
     store.add_operator(&OperatorRecord {
         name: name.to_owned(),
@@ -119,8 +88,8 @@ pub fn add(dir: &Path, name: &str, role: &str, out: &Path) -> Result<(), Command
         added_ms: now,
         revoked_ms: None,
     })?;
-    let header = "# hotline operator credential: secret, keep it mode 0600 and never share it.\n";
-    keyfile::write_new(out, format!("{header}{}", *text).as_bytes())?;
+    file.write_new(out)
+        .map_err(|e| CommandError(e.to_string()))?;
     store.audit(&[AuditEvent {
         time_ms: now,
         kind: "operator_added".into(),
@@ -181,25 +150,4 @@ pub fn remove(dir: &Path, name: &str) -> Result<(), CommandError> {
             dir.display()
         )))
     }
-}
-
-/// Reads and checks a credential file (for the operator client and the tests).
-pub fn load(path: &Path) -> Result<(CredentialFile, Credential), CommandError> {
-    let text = keyfile::read_secret(path)?;
-    let text = std::str::from_utf8(&text)
-        .map_err(|_| CommandError(format!("{} is not text", path.display())))?;
-    let file: CredentialFile =
-        toml::from_str(text).map_err(|e| CommandError(format!("{}: {e}", path.display())))?;
-    let node: hotline_protocol::NodeId = file
-        .node
-        .parse()
-        .map_err(|e| CommandError(format!("{}: node: {e}", path.display())))?;
-    let raw = data_encoding::BASE64
-        .decode(file.credential.as_bytes())
-        .map_err(|_| CommandError(format!("{}: credential is not base64", path.display())))?;
-    let wire = hotline_protocol::wire::OfficerCredential::decode(raw.as_slice())
-        .map_err(|_| CommandError(format!("{}: credential does not decode", path.display())))?;
-    let cred = Credential::verify(&wire, &node)
-        .map_err(|e| CommandError(format!("{}: {e}", path.display())))?;
-    Ok((file, cred))
 }

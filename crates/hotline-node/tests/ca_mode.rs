@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use hotline_node::commands::{self, TlsImport};
 use hotline_node::config;
 use hotline_node::daemon::Node;
-use hotline_node::material::Material;
 use hotline_node::store::sqlite::SqliteStore;
 use hotline_node::store::{Store, TrustMode};
+use hotline_transport::material::Material;
 
 fn pki(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -249,7 +249,7 @@ fn init_imports_the_certificate_and_the_bundle_pins_its_key() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    let imported = hotline_node::tls::NodeTlsKey::from_pem(
+    let imported = hotline_transport::tls::NodeTlsKey::from_pem(
         &std::fs::read(pki("node-a.pem")).expect("pem"),
         &std::fs::read(pki("node-a.key")).expect("key"),
     )
@@ -465,7 +465,7 @@ fn a_ca_certificate_for_another_key_than_the_bundle_pins_is_refused_both_ways() 
 
 #[test]
 fn mixed_verifiers_choose_the_checks_by_the_pinned_key() {
-    use hotline_node::tls::{self, CaRoots, NodeTlsKey, PeerTrust};
+    use hotline_transport::tls::{self, CaRoots, NodeTlsKey, PeerTrust};
     use rustls::pki_types::{ServerName, UnixTime};
     let key = |name: &str| {
         NodeTlsKey::from_pem(

@@ -43,7 +43,6 @@ use std::time::{Duration, Instant};
 use hotline_node::commands;
 use hotline_node::config;
 use hotline_node::daemon::Node;
-use hotline_node::material::{Material, now_ms};
 use hotline_node::store::sqlite::SqliteStore;
 use hotline_node::store::{OutState, Store};
 use hotline_protocol::NodeId;
@@ -51,6 +50,8 @@ use hotline_protocol::content::{Draft, Precedence, Tlp};
 use hotline_protocol::envelope::{Envelope, MessageId};
 use hotline_protocol::officer::{OfficerKey, Role};
 use hotline_protocol::receipt::{Receipt, ReceiptKind};
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
 
 /// The test, which each node process runs again (`--exact`), as the node.
 const TEST: &str = "sigkill_of_either_node_loses_and_duplicates_nothing";

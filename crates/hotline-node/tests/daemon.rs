@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use hotline_node::commands;
 use hotline_node::config;
 use hotline_node::daemon::Node;
-use hotline_node::material::{Material, now_ms};
 use hotline_node::store::OutState;
 use hotline_node::store::sqlite::SqliteStore;
 use hotline_protocol::content::{Draft, Precedence, Tlp};
 use hotline_protocol::officer::{OfficerKey, Role};
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
 
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -436,11 +437,12 @@ fn operator_add_issues_a_private_credential_the_node_signed() {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
-    let (file, cred) = hotline_node::operator::load(&out).expect("loads");
+    let loaded = hotline_transport::credential::load(&out).expect("loads");
+    let cred = loaded.credential;
     assert_eq!(cred.name(), "Alice Example");
     assert_eq!(cred.role(), hotline_protocol::officer::Role::Officer);
     assert_eq!(cred.node(), Material::load(&p.a).expect("a").identity.id());
-    assert_eq!(file.node_address, p.a_addr);
+    assert_eq!(loaded.node_address, p.a_addr);
     // Not issued by B: B's identity does not verify it.
     let raw = hotline_protocol::wire::OfficerCredential {
         body: cred.to_wire().body,

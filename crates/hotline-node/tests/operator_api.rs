@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 
 use hotline_node::config;
 use hotline_node::daemon::Node;
-use hotline_node::material::{Material, now_ms};
 use hotline_node::store::sqlite::SqliteStore;
-use hotline_node::tls::{self, NodeTlsKey, PeerTrust};
 use hotline_node::{commands, operator};
 use hotline_protocol::content::Draft;
 use hotline_protocol::officer::OfficerKey;
 use hotline_protocol::receipt::{Receipt, ReceiptKind};
 use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
+use hotline_transport::tls::{self, PeerTrust};
 use prost::Message;
 
 fn free_udp_port() -> u16 {
@@ -30,18 +31,11 @@ struct Client {
 
 impl Client {
     async fn connect(cred: &Path, addr: SocketAddr) -> Result<Client, String> {
-        let (file, credential) = operator::load(cred).map_err(|e| e.0)?;
-        let key = NodeTlsKey::from_pem(file.tls_cert.as_bytes(), file.tls_key.as_bytes())
-            .map_err(|e| e.to_string())?;
-        let pin: Vec<u8> = (0..32)
-            .map(|i| {
-                u8::from_str_radix(&file.node_tls_spki_sha256[2 * i..2 * i + 2], 16).expect("hex")
-            })
-            .collect();
+        let loaded = hotline_transport::credential::load(cred).map_err(|e| e.to_string())?;
         let cfg = tls::client_config(
-            &key,
+            &loaded.tls,
             &PeerTrust::Pinned {
-                spki_sha256: vec![pin.try_into().expect("32")],
+                spki_sha256: vec![loaded.node_pin],
             },
             hotline_protocol::OPERATOR_ALPN,
             &Default::default(),
@@ -55,12 +49,7 @@ impl Client {
             .map_err(|e| e.to_string())?
             .await
             .map_err(|e| e.to_string())?;
-        let seed: [u8; 32] = data_encoding::BASE64
-            .decode(file.officer_seed.as_bytes())
-            .expect("b64")
-            .try_into()
-            .expect("32");
-        let officer = OfficerKey::from_parts(&seed, credential).map_err(|e| e.to_string())?;
+        let officer = loaded.officer;
         Ok(Client { conn, officer })
     }
 

@@ -1,11 +1,11 @@
 //! Third-party reference vectors run through the protocol crate's own crypto entry points.
 //!
-//! The vectors live outside the repository, in `shared/vectors/` beside the repo root (see its
-//! README.md): Project Wycheproof (C2SP) for Ed25519, X25519 and ChaCha20-Poly1305, and RFC 9180
-//! Appendix A.2.1 for HPKE suite 1. Every case in every file used is run and counted; a case
+//! The vectors are committed under `vectors/third-party/` (its README.md gives source, version
+//! and licence of each file): Project Wycheproof (C2SP) for Ed25519, X25519 and
+//! ChaCha20-Poly1305, and RFC 9180 Appendix A.2.1 for HPKE suite 1. Every case in every file used is run and counted; a case
 //! the test does not know how to judge fails the test instead of being skipped.
 //!
-//! `wycheproof/hkdf_sha256_test.json` is deliberately not used: the protocol derives no keys
+//! Wycheproof's `hkdf_sha256_test.json` is deliberately not used (nor carried): the protocol derives no keys
 //! outside HPKE (SPEC.md §7.2), and `crate::crypto` exposes no HKDF entry point. HKDF-SHA256 is
 //! exercised end to end through HPKE by the RFC 9180 vector below (the key schedule and every
 //! exported value depend on it). Running the Wycheproof HKDF cases against the `hkdf` crate
@@ -17,13 +17,12 @@ use hotline_protocol::crypto::{self, HPKE_INFO, HpkeReceiver, HpkeSender, Secret
 use hotline_protocol::sim::TestRng;
 use serde::Deserialize;
 
-/// `shared/vectors/` beside the repository root.
+/// `vectors/third-party/` in the repository.
 fn vectors_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../vectors/third-party");
     assert!(
         dir.join("README.md").is_file(),
-        "reference vectors not found at {}: these tests read the third-party vectors from the \
-         `shared/vectors/` directory beside the repository root",
+        "reference vectors not found at {}: they are committed under vectors/third-party/",
         dir.display()
     );
     dir

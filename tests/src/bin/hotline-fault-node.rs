@@ -32,11 +32,12 @@ use std::time::Duration;
 
 use hotline_node::config;
 use hotline_node::daemon::Node;
-use hotline_node::material::{Material, now_ms};
 use hotline_node::store::sqlite::SqliteStore;
 use hotline_protocol::NodeId;
 use hotline_protocol::content::{Draft, Precedence, Tlp};
 use hotline_protocol::officer::{OfficerKey, Role};
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
 
 fn main() -> ExitCode {
     let Some(dir) = std::env::args_os().nth(1).map(PathBuf::from) else {

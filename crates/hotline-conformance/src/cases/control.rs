@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use hotline_node::material::now_ms;
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::frame::{self, FrameType};
 use hotline_protocol::wire;
+use hotline_transport::now_ms;
 use prost::Message;
 
 use super::{expect_close, expect_close_after, tri};

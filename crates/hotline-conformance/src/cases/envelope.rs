@@ -1,13 +1,13 @@
 //! Envelopes: every step of the opening procedure, replay and conflict (SPEC.md §7.6, §10.5).
 
 use bytes::Bytes;
-use hotline_node::material::now_ms;
 use hotline_protocol::codes::{CloseCode, RejectReason};
 use hotline_protocol::envelope::MessageId;
 use hotline_protocol::identity::{EncryptionKey, IdentityKey};
 use hotline_protocol::officer::{OfficerKey, Role};
 use hotline_protocol::time::{DAY, MAX_MESSAGE_AGE, MINUTE};
 use hotline_protocol::wire;
+use hotline_transport::now_ms;
 use prost::Message;
 
 use super::{Sent, expect_rejected, expect_reset, tri};

@@ -4,12 +4,12 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use hotline_node::material::now_ms;
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::frame::{self, FrameType};
 use hotline_protocol::hello::{self, Offer, Side};
 use hotline_protocol::identity::{EncryptionKeypair, IdentityKey};
 use hotline_protocol::time::DAY;
+use hotline_transport::now_ms;
 use prost::Message;
 
 use super::{expect_close, expect_close_after, tri};

@@ -4,13 +4,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hotline_node::material::now_ms;
 use hotline_protocol::codes::{CloseCode, RejectReason};
 use hotline_protocol::envelope::MessageId;
 use hotline_protocol::frame::{self, FrameType};
 use hotline_protocol::identity::IdentityKey;
 use hotline_protocol::receipt::ReceiptKind;
 use hotline_protocol::wire;
+use hotline_transport::now_ms;
 use prost::Message;
 
 use super::tri;

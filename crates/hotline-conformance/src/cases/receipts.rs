@@ -4,12 +4,12 @@
 //! not send; the order of the checks of §8.4 decides which refusal comes first.
 
 use bytes::Bytes;
-use hotline_node::material::now_ms;
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::frame::{self, FrameType};
 use hotline_protocol::identity::IdentityKey;
 use hotline_protocol::receipt::{Receipt, ReceiptBuild, Subject};
 use hotline_protocol::wire;
+use hotline_transport::now_ms;
 
 use super::{expect_reset, tri};
 use crate::ctx::{Ctx, random_id, rng};

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use hotline_node::material::now_ms;
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::frame::{self, FrameType};
+use hotline_transport::now_ms;
 
 use super::{expect_reset, tri};
 use crate::ctx::Ctx;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use hotline_node::tls;
 use hotline_protocol::ALPN;
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::frame::{self, FrameType};
+use hotline_transport::tls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};

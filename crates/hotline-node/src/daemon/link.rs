@@ -23,8 +23,8 @@ use tokio::task::JoinHandle;
 use super::metrics::{self, SharedMetrics};
 use super::pool::CryptoPool;
 use super::storage::StoreHandle;
-use crate::material::now_ms;
 use crate::store::{AcceptOutcome, Arrival, AuditEvent, ReceiptRecord};
+use hotline_transport::now_ms;
 
 /// Most bytes read from one message stream: an envelope frame plus slack.
 const MAX_STREAM_READ: usize =
@@ -131,11 +131,6 @@ pub struct LinkCtx {
     /// The peer's current encryption keys, shared with the submit path (updated from Hello).
     pub shared_keys: Arc<std::sync::Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
 }
-
-/// Default for the most outgoing items a link holds in memory (`[limits] outbox_window`). A
-/// longer outbox stays in the store and is paged in as receipts come back, so a backlog of any
-/// size costs bounded memory and start-up time.
-pub const WINDOW: usize = 4096;
 
 /// How often overdue messages are looked for.
 const OVERDUE_CHECK: Duration = Duration::from_secs(5);
@@ -576,8 +571,8 @@ fn attach(
     side: Side,
     dialed_by_us: bool,
 ) -> Conn {
-    let exporter = crate::tls::exporter(&conn, hotline_protocol::EXPORTER_LABEL, b"");
-    let group = crate::tls::negotiated_group(&conn);
+    let exporter = hotline_transport::tls::exporter(&conn, hotline_protocol::EXPORTER_LABEL, b"");
+    let group = hotline_transport::tls::negotiated_group(&conn);
     tracing::info!(peer = %ctx.alias, remote = %conn.remote_address(), group = group.as_deref().unwrap_or("unknown"), "connected");
     session.handle_connected(now_ms(), side, exporter);
     let (control_tx, control_rx) = mpsc::unbounded_channel::<(Bytes, bool)>();

@@ -25,10 +25,11 @@ use tokio::sync::mpsc;
 
 use crate::commands::CommandError;
 use crate::config::{self, Config};
-use crate::material::{Material, now_ms};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{AuditEvent, Store, Submission};
-use crate::tls::{self, PeerTrust};
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
+use hotline_transport::tls::{self, PeerTrust};
 use link::{LinkCtx, LinkMsg};
 use metrics::SharedMetrics;
 use pool::CryptoPool;
@@ -323,7 +324,7 @@ impl Node {
         .map_err(|e| CommandError(format!("cannot listen on {listen}: {e}")))?;
         let local_addr = endpoint.local_addr()?;
         let own_bundle = material
-            .bundle(&cfg, now)
+            .bundle(&cfg.name, &cfg.listen, now)
             .map(|b| b.bytes().clone())
             .map_err(|e| CommandError(format!("cannot make this node's bundle: {e}")))?;
         let mut material = material;

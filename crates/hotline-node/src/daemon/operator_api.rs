@@ -15,8 +15,8 @@ use hotline_protocol::{NodeId, wire::OperatorErrorCode as Code};
 use prost::Message;
 
 use super::Shared;
-use crate::material::now_ms;
 use crate::store::{OperatorRecord, ReceiptRecord};
+use hotline_transport::now_ms;
 
 /// Largest request (SPEC.md §15.4): a Send carries at most a 1 MiB content. An authenticated
 /// operator may open many streams, so this bounds what each can make the node buffer.

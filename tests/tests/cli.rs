@@ -2,7 +2,8 @@
 //! operator API over real QUIC and TLS, exit statuses, `--json`, and offline `verify`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod cli_common;
+use cli_common as common;
 
 use std::path::Path;
 
@@ -105,7 +106,7 @@ fn a_missing_or_insecure_credential_exits_3() {
 #[test]
 fn the_credential_comes_from_the_environment_or_the_default_path() {
     let s = setup();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-e2e-client"))
         .arg("whoami")
         .env("HOTLINE_CREDENTIAL", &s.officer)
         .output()
@@ -114,7 +115,7 @@ fn the_credential_comes_from_the_environment_or_the_default_path() {
     let cfg = s._tmp.path().join("xdg");
     std::fs::create_dir_all(cfg.join("hotline")).unwrap();
     std::fs::copy(&s.officer, cfg.join("hotline/credential")).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-e2e-client"))
         .arg("whoami")
         .env_remove("HOTLINE_CREDENTIAL")
         .env("XDG_CONFIG_HOME", &cfg)
@@ -346,7 +347,7 @@ fn a_credential_of_another_node_is_refused_with_3() {
     let s = setup();
     // Issued by node B, but pointed at node A (A's address and TLS pin): A does not know it.
     let foreign = s.b.credential("Mallory", "officer");
-    let pin = hotline_node::tls::spki_sha256(&s.a.material().tls.cert_der).unwrap();
+    let pin = hotline_transport::tls::spki_sha256(&s.a.material().tls.cert_der).unwrap();
     let hex: String = pin.iter().map(|b| format!("{b:02x}")).collect();
     common::set_field(&foreign, "node_tls_spki_sha256", &hex);
     common::set_field(&foreign, "node_address", &s.mock.addr.to_string());
@@ -726,7 +727,7 @@ mod real_nodes {
         // Bruno's credential (issued by B), pointed at A with A's TLS pin.
         let foreign = t.tmp.path().join("foreign");
         std::fs::copy(&t.bruno, &foreign).unwrap();
-        let pin = hotline_node::tls::spki_sha256(&t.a.material().tls.cert_der).unwrap();
+        let pin = hotline_transport::tls::spki_sha256(&t.a.material().tls.cert_der).unwrap();
         let hex: String = pin.iter().map(|b| format!("{b:02x}")).collect();
         common::set_field(&foreign, "node_tls_spki_sha256", &hex);
         let o = hotline(
@@ -764,7 +765,7 @@ mod real_nodes {
     fn watch_prints_events_live_and_stops_on_ctrl_c() {
         use std::io::BufRead;
         let t = two();
-        let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+        let mut watch = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-e2e-client"))
             .args(["watch", "--json", "--credential", &t.vera])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use hotline_node::tls::{self, NodeTlsKey, PeerTrust, TransportLimits};
-use hotline_node::{commands, config, material::Material, operator};
+use hotline_node::{commands, config, operator};
 use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::content::OpenedContent;
 use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
 use hotline_protocol::{NodeId, OPERATOR_ALPN};
+use hotline_transport::material::Material;
+use hotline_transport::tls::{self, NodeTlsKey, PeerTrust, TransportLimits};
 use prost::Message;
 
 pub fn free_udp_port() -> u16 {
@@ -55,7 +56,7 @@ impl NodeDir {
 
 /// Runs `hotline ARGS` with `stdin` (none: /dev/null) and no credential from the environment.
 pub fn hotline(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotline"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotline-e2e-client"));
     cmd.args(args)
         .env_remove("HOTLINE_CREDENTIAL")
         .env("HOME", "/nonexistent")
@@ -190,7 +191,7 @@ fn answer(cfg: &MockConfig, st: &Mutex<MockState>, req: Option<Request>) -> Resp
         address: "127.0.0.1:9".into(),
         trust: "pinned".into(),
     };
-    let now = hotline_node::material::now_ms();
+    let now = hotline_transport::now_ms();
     match req {
         Some(Request::Whoami(_)) => Response::Whoami(wire::WhoAmIResponse {
             name: "Olga".into(),
@@ -284,9 +285,9 @@ fn summary(s: &wire::SendRequest, seq: u64) -> wire::MessageSummary {
 
 /// Reads a credential file's operator TLS pin.
 pub fn operator_pin(credential: &Path) -> [u8; 32] {
-    let (file, _) = operator::load(credential).unwrap();
-    NodeTlsKey::from_pem(file.tls_cert.as_bytes(), file.tls_key.as_bytes())
+    hotline_transport::credential::load(credential)
         .unwrap()
+        .tls
         .spki_sha256()
 }
 

@@ -1,10 +1,8 @@
-//! The runner against real targets.
-//!
-//! - A real node (`hotline_node::daemon::Node`, in-process on its own thread and runtime, as
-//!   `hotlined run` runs it) set up the way `.ci/conformance` sets it up: private CA mode for
-//!   the runner with the committed test PKI. Every case must pass, run after run.
-//! - A deliberately broken target that answers every envelope with DELIVERED: the cases that
-//!   must catch it fail, in the library and through the binary's JSON and exit status.
+//! The runner against a deliberately broken target that answers every envelope with DELIVERED:
+//! the cases that must catch it fail, in the library and through the binary's JSON and exit
+//! status. The target is hand-made from the transport layer and the protocol crate, so these
+//! tests need nothing of the node daemon; the runner against a real `hotlined` is
+//! `tests/tests/conformance.rs` of the workspace's `hotline-tests`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,13 +12,6 @@ use std::time::Duration;
 use hotline_conformance::cases;
 use hotline_conformance::ctx::{Ctx, Inputs, Sequencer};
 use hotline_conformance::suite::{self, CaseResult};
-use hotline_node::commands::{self, TlsImport};
-use hotline_node::config;
-use hotline_node::daemon::Node;
-use hotline_node::material::{Material, now_ms};
-use hotline_node::store::TrustMode;
-use hotline_node::store::sqlite::SqliteStore;
-use hotline_node::tls::{self, PeerTrust, TransportLimits};
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::envelope::Envelope;
 use hotline_protocol::frame::{self, Decoder, FrameType, StreamKind};
@@ -28,16 +19,10 @@ use hotline_protocol::hello::{self, Offer, Side};
 use hotline_protocol::identity::{EncryptionKey, IdentityKey, NodeId};
 use hotline_protocol::receipt::{Receipt, ReceiptBuild, Subject};
 use hotline_protocol::{ALPN, EXPORTER_LABEL, wire};
+use hotline_transport::material::{BUNDLE_FILE, Material};
+use hotline_transport::now_ms;
+use hotline_transport::tls::{self, PeerTrust, TransportLimits};
 use prost::Message;
-
-/// Cases the node fails today, each a disagreement with SPEC.md reported with the case. The
-/// test requires every other case to pass and each of these to still fail, so the list can
-/// only shrink: when the node is fixed, the entry must go.
-const KNOWN_TARGET_BUGS: &[(&str, &str)] = &[];
-
-fn pki() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../certs/test-pki")
-}
 
 fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")
@@ -46,46 +31,7 @@ fn free_udp_port() -> u16 {
         .expect("port")
 }
 
-/// `hotlined init` in `dir`, with the test PKI's `cert` imported when given.
-fn init(dir: &Path, name: &str, cert: Option<&str>) -> String {
-    let addr = format!("127.0.0.1:{}", free_udp_port());
-    let files = cert.map(|c| {
-        (
-            pki().join(format!("{c}.pem")),
-            pki().join(format!("{c}.key")),
-        )
-    });
-    let tls = files.as_ref().map(|(cert, key)| TlsImport { cert, key });
-    commands::quietly(|| commands::init_with_tls(dir, name, &addr, tls)).expect("init");
-    addr
-}
-
-/// The CI set-up: a target (node-b's certificate) trusting the test CA, and the runner's
-/// identity (node-a's certificate, issued by that CA) added to it in private CA mode.
-fn ci_setup(root: &Path) -> (PathBuf, PathBuf) {
-    let (target, runner) = (root.join("target"), root.join("runner"));
-    init(&target, "CERT-TARGET", Some("node-b"));
-    let runner_addr = init(&runner, "CONFORMANCE", Some("node-a"));
-    let mut cfg = config::Config::load(&target).expect("config");
-    cfg.ca = Some(config::CaConfig {
-        roots: pki().join("ca.pem"),
-        crls: vec![pki().join("ca.crl.pem")],
-    });
-    std::fs::write(target.join(config::CONFIG_FILE), cfg.to_toml()).expect("write config");
-    commands::quietly(|| {
-        commands::peer_add_with_trust(
-            &target,
-            &runner.join(config::BUNDLE_FILE),
-            &runner_addr,
-            Some("runner"),
-            TrustMode::Ca,
-        )
-    })
-    .expect("peer add");
-    (target, runner)
-}
-
-/// A node running on its own thread and runtime, as `hotlined run` runs it.
+/// A target running on its own thread and runtime.
 struct Running {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -93,21 +39,6 @@ struct Running {
 }
 
 impl Running {
-    fn node(dir: &Path) -> Running {
-        let dir = dir.to_owned();
-        Self::spawn(move |ready, stop| async move {
-            let cfg = config::Config::load(&dir).expect("config");
-            let material = Material::load(&dir).expect("material");
-            let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
-            let node = Node::start(cfg, material, Box::new(store), None)
-                .await
-                .expect("node starts");
-            let _ = ready.send(node.local_addr);
-            let _ = stop.await;
-            node.shutdown().await;
-        })
-    }
-
     fn spawn<F: std::future::Future<Output = ()> + 'static>(
         f: impl FnOnce(std::sync::mpsc::Sender<SocketAddr>, tokio::sync::oneshot::Receiver<()>) -> F
         + Send
@@ -147,7 +78,7 @@ impl Drop for Running {
 fn inputs(addr: SocketAddr, target: &Path, runner: &Path, pki: Option<PathBuf>) -> Inputs {
     Inputs {
         target: addr.to_string(),
-        target_bundle: target.join(config::BUNDLE_FILE),
+        target_bundle: target.join(BUNDLE_FILE),
         identity: runner.to_owned(),
         pki,
         step: Duration::from_secs(10),
@@ -181,58 +112,6 @@ fn run(inputs: &Inputs, only: &[&str]) -> (Vec<CaseResult>, u64) {
         cx.endpoint.close(quinn::VarInt::from_u32(0), b"done");
         (results, start)
     })
-}
-
-#[test]
-fn every_case_passes_against_hotlined_as_ci_sets_it_up_and_again_on_a_second_run() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (target_dir, runner_dir) = ci_setup(tmp.path());
-    let target = Running::node(&target_dir);
-    let inputs = inputs(target.addr, &target_dir, &runner_dir, Some(pki()));
-
-    let (results, start) = run(&inputs, &[]);
-    assert_eq!(
-        start, 0,
-        "a fresh target has received nothing from the runner"
-    );
-    assert!(results.len() >= 40, "only {} cases", results.len());
-    let mut unexpected = Vec::new();
-    for r in &results {
-        let known = KNOWN_TARGET_BUGS.iter().find(|(n, _)| *n == r.name);
-        match (r.passed, known) {
-            (true, None) => {}
-            (false, Some(_)) if r.still_serving => {}
-            (true, Some((n, why))) => unexpected.push(format!(
-                "{n} passes now: remove it from KNOWN_TARGET_BUGS ({why})"
-            )),
-            (false, _) => unexpected.push(format!(
-                "{} ({}): expected {}; observed {}; after: {}",
-                r.name, r.spec_section, r.expected, r.observed, r.still_serving_observed
-            )),
-        }
-    }
-    for (name, _) in KNOWN_TARGET_BUGS {
-        assert!(
-            results.iter().any(|r| r.name == *name),
-            "KNOWN_TARGET_BUGS names {name}, which is no case"
-        );
-    }
-    assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
-
-    // A second run against the same target continues the sequence numbers where the first
-    // left them, and passes again.
-    let again = [
-        "envelope-valid-delivered",
-        "envelope-replay-same-bytes",
-        "heartbeat-claims-unseen-sequence",
-        "sequence-received-through",
-    ];
-    let (second, start2) = run(&inputs, &again);
-    assert!(start2 > results.len() as u64, "continued after {start2}");
-    assert_eq!(second.len(), again.len());
-    for r in &second {
-        assert!(r.passed, "second run: {r:?}");
-    }
 }
 
 // ---- a broken target --------------------------------------------------------------------
@@ -391,11 +270,23 @@ async fn answer_delivered(
     }
 }
 
+/// A node directory as `hotlined init` leaves it, as far as the runner reads it: key files and
+/// the node's own bundle (the daemon's configuration and store are not needed here).
+fn identity_dir(dir: &Path, name: &str) {
+    std::fs::create_dir_all(dir).expect("dir");
+    let now = now_ms();
+    let material = Material::create(dir, name, now).expect("keys");
+    let bundle = material
+        .bundle(name, &format!("127.0.0.1:{}", free_udp_port()), now)
+        .expect("bundle");
+    std::fs::write(dir.join(BUNDLE_FILE), bundle.to_armored()).expect("bundle file");
+}
+
 /// The broken target's directory (for its keys and bundle) and the runner's, pinned mode.
 fn broken_setup(root: &Path) -> (PathBuf, PathBuf) {
     let (target, runner) = (root.join("broken"), root.join("runner"));
-    init(&target, "CERT-BROKEN", None);
-    init(&runner, "CONFORMANCE", None);
+    identity_dir(&target, "CERT-BROKEN");
+    identity_dir(&runner, "CONFORMANCE");
     (target, runner)
 }
 
@@ -443,7 +334,7 @@ fn the_binary_reports_a_failed_case_in_json_and_its_exit_status() {
     let out = std::process::Command::new(bin)
         .args(["run", "--json", "--target", &target.addr.to_string()])
         .arg("--target-bundle")
-        .arg(target_dir.join(config::BUNDLE_FILE))
+        .arg(target_dir.join(BUNDLE_FILE))
         .arg("--identity")
         .arg(&runner_dir)
         .args([
@@ -486,7 +377,7 @@ fn the_binary_reports_a_failed_case_in_json_and_its_exit_status() {
         .args(["run", "--step-timeout", "1"])
         .args(["--target", &format!("127.0.0.1:{}", free_udp_port())])
         .arg("--target-bundle")
-        .arg(target_dir.join(config::BUNDLE_FILE))
+        .arg(target_dir.join(BUNDLE_FILE))
         .arg("--identity")
         .arg(&runner_dir)
         .output()

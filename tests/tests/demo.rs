@@ -1,11 +1,14 @@
-//! `hotline demo`, run as a user runs it (README.md's first command).
+//! `hotline demo`, run as a user runs it (README.md's first command), with this build's
+//! `hotlined`.
 
 use std::process::Command;
 
 #[test]
 fn demo_exits_zero_after_verifying_both_receipts_and_cleans_up() {
-    let out = Command::new(env!("CARGO_BIN_EXE_hotline"))
+    let out = Command::new(env!("CARGO_BIN_EXE_hotline-e2e-client"))
         .arg("demo")
+        .arg("--hotlined")
+        .arg(env!("CARGO_BIN_EXE_hotline-e2e-daemon"))
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotline_node::tls::{self, NodeTlsKey, PeerTrust, TransportLimits};
 use hotline_protocol::{ALPN, EXPORTER_LABEL};
+use hotline_transport::tls::{self, NodeTlsKey, PeerTrust, TransportLimits};
 use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
 use rustls::NamedGroup;
 use rustls::crypto::CryptoProvider;

@@ -11,9 +11,19 @@ use hotline_protocol::time::{DAY, UnixMillis};
 use hotline_protocol::wire;
 use prost::Message;
 
-use crate::config::{self, Config};
 use crate::keyfile::{self, KeyFileError};
 use crate::tls::NodeTlsKey;
+
+/// Identity key file, inside the node directory.
+pub const IDENTITY_FILE: &str = "identity.key";
+/// Encryption key file.
+pub const ENCRYPTION_FILE: &str = "encryption.key";
+/// TLS certificate (PEM).
+pub const TLS_CERT_FILE: &str = "tls.pem";
+/// TLS private key (PEM).
+pub const TLS_KEY_FILE: &str = "tls.key";
+/// The node's own peer bundle, the file handed to the other side.
+pub const BUNDLE_FILE: &str = "bundle";
 
 /// How long a new encryption key is valid.
 pub const ENCRYPTION_KEY_LIFETIME: u64 = 365 * DAY;
@@ -36,14 +46,6 @@ impl core::fmt::Debug for Material {
     }
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> UnixMillis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Material {
     /// Generates new material and writes it into `dir` (which must not hold keys yet).
     pub fn create(dir: &Path, name: &str, now: UnixMillis) -> Result<Material, KeyFileError> {
@@ -59,12 +61,7 @@ impl Material {
         tls: Option<NodeTlsKey>,
     ) -> Result<Material, KeyFileError> {
         let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
-        for f in [
-            config::IDENTITY_FILE,
-            config::ENCRYPTION_FILE,
-            config::TLS_KEY_FILE,
-            config::TLS_CERT_FILE,
-        ] {
+        for f in [IDENTITY_FILE, ENCRYPTION_FILE, TLS_KEY_FILE, TLS_CERT_FILE] {
             if dir.join(f).exists() {
                 return Err(KeyFileError::Exists(dir.join(f)));
             }
@@ -80,28 +77,26 @@ impl Material {
             Some(tls) => tls,
             None => NodeTlsKey::generate(name, now, now + TLS_LIFETIME).map_err(|e| {
                 KeyFileError::Invalid {
-                    path: dir.join(config::TLS_KEY_FILE),
+                    path: dir.join(TLS_KEY_FILE),
                     kind: "TLS key",
                     msg: e.to_string(),
                 }
             })?,
         };
         keyfile::write_new(
-            &dir.join(config::IDENTITY_FILE),
+            &dir.join(IDENTITY_FILE),
             keyfile::encode("identity key", &[&*identity.dangerous_seed()]).as_bytes(),
         )?;
         let cert = enc.certificate.to_wire().encode_to_vec();
         keyfile::write_new(
-            &dir.join(config::ENCRYPTION_FILE),
+            &dir.join(ENCRYPTION_FILE),
             keyfile::encode("encryption key", &[&*enc.secret.dangerous_bytes(), &cert]).as_bytes(),
         )?;
         let (cert_pem, key_pem) = tls.to_pem();
-        keyfile::write_new(&dir.join(config::TLS_KEY_FILE), key_pem.as_bytes())?;
-        std::fs::write(dir.join(config::TLS_CERT_FILE), cert_pem).map_err(|err| {
-            KeyFileError::Io {
-                path: dir.join(config::TLS_CERT_FILE),
-                err,
-            }
+        keyfile::write_new(&dir.join(TLS_KEY_FILE), key_pem.as_bytes())?;
+        std::fs::write(dir.join(TLS_CERT_FILE), cert_pem).map_err(|err| KeyFileError::Io {
+            path: dir.join(TLS_CERT_FILE),
+            err,
         })?;
         Ok(Material {
             identity: Arc::new(identity),
@@ -112,7 +107,7 @@ impl Material {
 
     /// Loads material from `dir`, refusing key files others can read.
     pub fn load(dir: &Path) -> Result<Material, KeyFileError> {
-        let path = dir.join(config::IDENTITY_FILE);
+        let path = dir.join(IDENTITY_FILE);
         let text = keyfile::read_secret(&path)?;
         let parts = keyfile::decode(&path, "identity key", &text, 1)?;
         let seed: [u8; 32] = parts[0]
@@ -129,7 +124,7 @@ impl Material {
             msg: "not a valid Ed25519 identity".into(),
         })?;
 
-        let path = dir.join(config::ENCRYPTION_FILE);
+        let path = dir.join(ENCRYPTION_FILE);
         let text = keyfile::read_secret(&path)?;
         let parts = keyfile::decode(&path, "encryption key", &text, 2)?;
         let invalid = |msg: &str| KeyFileError::Invalid {
@@ -151,9 +146,9 @@ impl Material {
             return Err(invalid("certificate does not match the secret key"));
         }
 
-        let key_path = dir.join(config::TLS_KEY_FILE);
+        let key_path = dir.join(TLS_KEY_FILE);
         let key_pem = keyfile::read_secret(&key_path)?;
-        let cert_path = dir.join(config::TLS_CERT_FILE);
+        let cert_path = dir.join(TLS_CERT_FILE);
         let cert_pem = std::fs::read(&cert_path).map_err(|err| KeyFileError::Io {
             path: cert_path.clone(),
             err,
@@ -181,18 +176,19 @@ impl Material {
             .collect()
     }
 
-    /// This node's peer bundle.
+    /// This node's peer bundle, naming the node `name` that listens at `listen`.
     pub fn bundle(
         &self,
-        cfg: &Config,
+        name: &str,
+        listen: &str,
         now: UnixMillis,
     ) -> Result<PeerBundle, hotline_protocol::bundle::BundleError> {
         PeerBundle::create(
             &self.identity,
-            &cfg.name,
+            name,
             crate::tls::spki_sha256(&self.tls.cert_der).unwrap_or([0; 32]),
             &self.certificates(),
-            std::slice::from_ref(&cfg.listen),
+            &[listen.to_owned()],
             now,
         )
     }

@@ -1,0 +1,204 @@
+//! The `hotline-conformance` command line: the interop conformance runner (`run`) and the
+//! test-vector checker (`vectors`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::ctx::{Ctx, Inputs, Trust};
+use crate::{cases, report, suite, vectors};
+use clap::{Parser, Subcommand};
+
+/// Exit status when a case failed.
+const EXIT_FAILED: u8 = 1;
+/// Exit status when the run could not start: bad arguments or inputs, target unreachable.
+const EXIT_SETUP: u8 = 2;
+
+/// Interop conformance for hotline nodes: hostile and valid traffic against a node (`run`),
+/// and the committed test vectors (`vectors`).
+#[derive(Parser, Debug)]
+#[command(name = "hotline-conformance", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the conformance cases against a running node.
+    ///
+    /// Exit status: 0 every case passed, 1 a case failed, 2 the run could not start.
+    Run {
+        /// The node under test, HOST:PORT (UDP).
+        #[arg(long, required_unless_present = "list")]
+        target: Option<String>,
+        /// The target's peer bundle file (its identity, encryption keys and TLS pin).
+        #[arg(long, required_unless_present = "list")]
+        target_bundle: Option<PathBuf>,
+        /// A node directory made by `hotlined init` whose bundle the target has pinned as a
+        /// peer: the runner dials as that node.
+        #[arg(long, required_unless_present = "list")]
+        identity: Option<PathBuf>,
+        /// The private CA the target trusts for the runner (ca.pem, ca.key, ca.crl.pem, as in
+        /// certs/test-pki): the target is in private CA mode for the runner. Without it,
+        /// pinned mode, and the revocation case fails as not run.
+        #[arg(long)]
+        pki: Option<PathBuf>,
+        /// Print the results as JSON on stdout (the table then goes to stderr).
+        #[arg(long)]
+        json: bool,
+        /// Run only these cases (repeatable).
+        #[arg(long = "case", value_name = "NAME")]
+        only: Vec<String>,
+        /// List the cases (for the trust mode that --pki selects) and exit.
+        #[arg(long)]
+        list: bool,
+        /// Seconds the target gets for one step (a handshake, an answer) before silence
+        /// counts as no answer.
+        #[arg(long, default_value_t = 10)]
+        step_timeout: u64,
+    },
+    /// Check another implementation's outputs for the committed test vectors.
+    Vectors {
+        /// The directory with the other implementation's results files.
+        dir: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Write this implementation's own results into DIR instead of checking it.
+        #[arg(long)]
+        emit: bool,
+    },
+}
+
+/// Runs `hotline-conformance` with the process's arguments; the exit status to return.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Vectors { dir, json, emit } => {
+            vectors::run_args(&vectors::VectorsArgs { dir, json, emit })
+        }
+        Command::Run {
+            target,
+            target_bundle,
+            identity,
+            pki,
+            json,
+            only,
+            list,
+            step_timeout,
+        } => {
+            let trust = if pki.is_some() {
+                Trust::Ca
+            } else {
+                Trust::Pinned
+            };
+            let mut all = cases::all(trust);
+            if !only.is_empty() {
+                let unknown: Vec<&String> = only
+                    .iter()
+                    .filter(|n| !all.iter().any(|c| c.name == n.as_str()))
+                    .collect();
+                if !unknown.is_empty() {
+                    eprintln!(
+                        "hotline-conformance: no case named {unknown:?}; `run --list` shows them"
+                    );
+                    return ExitCode::from(EXIT_SETUP);
+                }
+                all.retain(|c| only.iter().any(|n| n == c.name));
+            }
+            if list {
+                print!("{}", report::list(&all));
+                return ExitCode::SUCCESS;
+            }
+            let (Some(target), Some(target_bundle), Some(identity)) =
+                (target, target_bundle, identity)
+            else {
+                eprintln!(
+                    "hotline-conformance: --target, --target-bundle and --identity are required"
+                );
+                return ExitCode::from(EXIT_SETUP);
+            };
+            let inputs = Inputs {
+                target,
+                target_bundle,
+                identity,
+                pki,
+                step: Duration::from_secs(step_timeout.max(1)),
+            };
+            run(&inputs, &all, json)
+        }
+    }
+}
+
+fn run(inputs: &Inputs, cases: &[suite::Case], json: bool) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hotline-conformance: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_SETUP);
+        }
+    };
+    rt.block_on(async {
+        let t0 = Instant::now();
+        let cx = match Ctx::load(inputs).await {
+            Ok(cx) => cx,
+            Err(e) => {
+                eprintln!("hotline-conformance: {e}");
+                return ExitCode::from(EXIT_SETUP);
+            }
+        };
+        let received_through = match suite::probe(&cx).await {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("hotline-conformance: {e}");
+                return ExitCode::from(EXIT_SETUP);
+            }
+        };
+        if let Ok(mut s) = cx.seq.lock() {
+            *s = crate::ctx::Sequencer::starting_after(received_through);
+        }
+        eprintln!(
+            "hotline-conformance: {} cases against {} ({}) at {}, as {} ({} mode); sequence \
+             numbers continue after {received_through}",
+            cases.len(),
+            cx.target.name,
+            cx.target.id.fingerprint(),
+            cx.target.addr,
+            cx.me.name,
+            match cx.trust {
+                Trust::Pinned => "pinned",
+                Trust::Ca => "private CA",
+            }
+        );
+        let total = cases.len();
+        let results = suite::run(&cx, cases, |i, r| {
+            eprintln!(
+                "[{:>3}/{total}] {} {} ({:.1} s)",
+                i + 1,
+                if r.passed { "PASS" } else { "FAIL" },
+                r.name,
+                r.duration_ms as f64 / 1000.0
+            );
+        })
+        .await;
+        cx.endpoint.close(quinn::VarInt::from_u32(0), b"run done");
+        let table = report::table(&results, t0.elapsed());
+        if json {
+            eprint!("{table}");
+            println!("{}", report::json(&results));
+        } else {
+            print!("{table}");
+        }
+        // Let the last CONNECTION_CLOSE frames leave before the process ends.
+        let _ = tokio::time::timeout(Duration::from_secs(2), cx.endpoint.wait_idle()).await;
+        if results.iter().all(|r| r.passed) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_FAILED)
+        }
+    })
+}

@@ -1,0 +1,19 @@
+//! The transport layer of hotline, between the sans-IO protocol crate and the programs on top
+//! (the node daemon, the operator client, the conformance runner and the bench).
+//!
+//! It owns what more than one of them needs and what the protocol crate must not do (I/O):
+//! - [`tls`]: the one rustls crypto provider, QUIC/TLS endpoint configuration, the pinned and
+//!   private-CA peer verifiers, the certificate profile (SPEC.md §3);
+//! - [`keyfile`]: secret key files (mode 0600, zeroized in memory);
+//! - [`material`]: a node directory's key material (identity, encryption and TLS keys);
+//! - [`credential`]: the operator credential file (SPEC.md §15.2.2);
+//! - [`now_ms`]: the wall clock, for signed timestamps.
+#![forbid(unsafe_code)]
+
+pub mod credential;
+pub mod keyfile;
+pub mod material;
+mod time;
+pub mod tls;
+
+pub use time::now_ms;
