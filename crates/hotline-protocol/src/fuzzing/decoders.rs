@@ -1,0 +1,239 @@
+//! Fuzz entry points for the frame decoder and the signed wire objects (envelope, receipt, Hello).
+
+use bytes::Bytes;
+
+use super::fixture::fixture;
+use crate::crypto;
+use crate::envelope::{Envelope, MAX_ENVELOPE_LEN, ParseError};
+use crate::frame::{
+    Decoder, Frame, FrameError, FrameType, HEADER_LEN, MAX_CONTROL_LEN, StreamKind,
+};
+use crate::hello::{self, Offer, Side};
+use crate::receipt::{self, Receipt, ReceiptKind};
+use crate::sim::EPOCH;
+
+// ----- frame decoder -------------------------------------------------------------------
+
+/// Incremental frame decoding.
+///
+/// The first byte picks the stream kind (bit 0: control or message) and the chunk size
+/// (bits 1–7: 0 feeds everything at once, `n` feeds `n` bytes at a time); the rest is the
+/// stream. Checks that chunking never changes the result (the frames and the error equal
+/// those of a one-shot reference parser), that every frame is within its type's limit and
+/// belongs on the stream, that nothing comes out after an error, and that the decoder never
+/// holds more than one capped frame's worth of bytes once drained.
+pub fn frame_decoder(data: &[u8]) {
+    let Some((&mode, stream)) = data.split_first() else {
+        return;
+    };
+    let kind = if mode & 1 == 0 {
+        StreamKind::Control
+    } else {
+        StreamKind::Message
+    };
+    let kind_max = match kind {
+        StreamKind::Control => MAX_CONTROL_LEN,
+        StreamKind::Message => MAX_ENVELOPE_LEN,
+    };
+    let chunk = match usize::from(mode >> 1) {
+        0 => stream.len().max(1),
+        n => n,
+    };
+
+    let mut d = Decoder::new(kind);
+    let mut frames = Vec::new();
+    let mut error = None;
+    for piece in stream.chunks(chunk) {
+        d.push(piece);
+        loop {
+            match d.next_frame() {
+                Ok(Some(f)) => {
+                    assert!(error.is_none(), "a frame came out after an error");
+                    assert!(
+                        f.payload.len() <= f.ty.max_len(),
+                        "frame over its type's limit"
+                    );
+                    assert_eq!(
+                        f.ty.is_control(),
+                        kind == StreamKind::Control,
+                        "frame on the wrong stream"
+                    );
+                    frames.push(f);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    assert!(error.is_none(), "a second error after the first");
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        if error.is_some() {
+            assert_eq!(d.buffered(), 0, "a failed decoder still buffers input");
+        } else {
+            assert!(
+                d.buffered() < kind_max,
+                "decoder buffers more than one capped frame"
+            );
+        }
+    }
+    let finished = d.finish();
+    let outcome = match error {
+        Some(e) => {
+            assert_eq!(
+                finished,
+                Ok(()),
+                "finish after an error reports another one"
+            );
+            Err(e)
+        }
+        None => finished,
+    };
+    assert_eq!(d.next_frame(), Ok(None), "a frame came out after finish");
+    let (want_frames, want_outcome) = reference_decode(kind, stream);
+    assert_eq!(frames, want_frames, "chunking changed the frames");
+    assert_eq!(outcome, want_outcome, "chunking changed the outcome");
+}
+
+/// A one-shot parser of a whole stream, written straight from SPEC.md §5.1, to compare the
+/// incremental decoder against.
+fn reference_decode(kind: StreamKind, mut rest: &[u8]) -> (Vec<Frame>, Result<(), FrameError>) {
+    let mut frames = Vec::new();
+    loop {
+        let Some((header, body)) = rest.split_first_chunk::<HEADER_LEN>() else {
+            let end = if rest.is_empty() {
+                Ok(())
+            } else {
+                Err(FrameError::Truncated)
+            };
+            return (frames, end);
+        };
+        let Some(ty) = FrameType::from_byte(header[0]) else {
+            return (frames, Err(FrameError::UnknownType(header[0])));
+        };
+        if ty.is_control() != (kind == StreamKind::Control) {
+            return (frames, Err(FrameError::WrongStream(ty)));
+        }
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > ty.max_len() {
+            return (
+                frames,
+                Err(FrameError::TooLarge {
+                    ty,
+                    len: len as u64,
+                    max: ty.max_len(),
+                }),
+            );
+        }
+        if body.len() < len {
+            return (frames, Err(FrameError::Truncated));
+        }
+        let (payload, tail) = body.split_at(len);
+        frames.push(Frame {
+            ty,
+            payload: Bytes::copy_from_slice(payload),
+        });
+        rest = tail;
+    }
+}
+
+// ----- signed objects -----------------------------------------------------------------
+
+/// Envelope parsing and opening (SPEC.md §7.6), as the fixed node "me" on the link to the
+/// fixed peer, at the fixture's time.
+///
+/// Checks that a parsed envelope keeps its exact bytes and digest, and that an envelope
+/// that opens was sent by the peer, to me, with content signed by one of the peer's officers.
+pub fn envelope_open(data: &[u8]) {
+    let Some(fx) = fixture() else { return };
+    let envelope = match Envelope::parse(Bytes::copy_from_slice(data)) {
+        Ok(e) => e,
+        Err(ParseError::Unreadable | ParseError::Malformed { .. }) => return,
+    };
+    assert_eq!(
+        envelope.bytes().as_ref(),
+        data,
+        "parse changed the envelope bytes"
+    );
+    assert_eq!(
+        envelope.sha256(),
+        &crypto::sha256(data),
+        "digest is not of the bytes received"
+    );
+    let me = fx.me.id();
+    if let Ok(content) = envelope.open(&me, &fx.peer, &fx.me_keys, EPOCH) {
+        assert_eq!(
+            envelope.header().sender,
+            fx.peer,
+            "opened an envelope not from the peer"
+        );
+        assert_eq!(
+            envelope.header().recipient,
+            me,
+            "opened an envelope not for me"
+        );
+        assert_eq!(
+            content.officer.node(),
+            fx.peer,
+            "officer credential not issued by the sender"
+        );
+    }
+}
+
+/// Receipt verification (SPEC.md §8.4) of receipts signed by the fixed peer, then matching
+/// against the envelopes the fixture sent it. Also parses the input as a ReceiptStored.
+///
+/// Checks that a verified receipt names the expected signer and keeps its exact bytes, that
+/// an officer acknowledgement was issued by the receiver, and that a ReceiptStored that parses
+/// is in canonical form.
+pub fn receipt_verify(data: &[u8]) {
+    let Some(fx) = fixture() else { return };
+    if let Some(sha) = receipt::parse_stored_ack(data) {
+        assert_eq!(
+            receipt::stored_ack(&sha),
+            data,
+            "a non-canonical ReceiptStored parsed"
+        );
+    }
+    let Ok(r) = Receipt::verify(data, &fx.peer) else {
+        return;
+    };
+    assert_eq!(
+        r.receiver(),
+        fx.peer,
+        "receipt signer is not the expected receiver"
+    );
+    assert_eq!(r.bytes().as_ref(), data, "verify changed the receipt bytes");
+    if let ReceiptKind::Acknowledged { officer, .. } = r.kind() {
+        assert_eq!(
+            officer.node(),
+            fx.peer,
+            "acknowledging officer not issued by the receiver"
+        );
+    }
+    for e in &fx.outbound {
+        if r.answers(e) {
+            assert_eq!(r.message_id(), e.message_id());
+        }
+    }
+}
+
+/// Hello verification (SPEC.md §6.3) of a Hello from the fixed peer as QUIC client, on a
+/// connection with the fixed exporter value, against the default offer.
+///
+/// Checks that a Hello that verifies names the pinned peer, negotiates what we offered, and
+/// carries only encryption keys owned by the peer.
+pub fn hello_verify(data: &[u8]) {
+    let Some(fx) = fixture() else { return };
+    let ours = Offer::default();
+    if let Ok(h) = hello::verify(data, &fx.peer, Side::Client, &fx.exporter, &ours) {
+        assert_eq!(h.identity, fx.peer, "Hello verified for another identity");
+        assert!(ours.versions.contains(&h.version) && h.offer.versions.contains(&h.version));
+        assert!(ours.suites.contains(&h.suite) && h.offer.suites.contains(&h.suite));
+        assert!(
+            h.encryption_keys.iter().all(|k| k.owner() == fx.peer),
+            "a key not owned by the peer"
+        );
+    }
+}

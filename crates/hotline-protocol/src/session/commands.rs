@@ -1,0 +1,181 @@
+//! The application's commands: queueing items, answering the peer's streams, closing; and
+//! sending queued items as stream credit allows.
+
+use prost::Message;
+
+use super::outgoing::Item;
+use super::streams::Incoming;
+use super::timers::Timer;
+use super::{Event, ItemKey, LinkState, Session, StreamId, Transmit};
+use crate::codes::{CloseCode, RejectReason};
+use crate::envelope::{Envelope, MessageId};
+use crate::frame::{self, FrameType};
+use crate::receipt::{self, Receipt, ReceiptKind};
+use crate::time::UnixMillis;
+use crate::wire;
+
+impl Session {
+    // ----- commands ------------------------------------------------------------------
+
+    /// Sends a heartbeat now (if the link is up), e.g. to find out at once whether a
+    /// connection is still alive when the peer seems to have reconnected.
+    pub fn probe(&mut self, now: UnixMillis) {
+        if self.state == LinkState::Up {
+            self.send_heartbeat(now);
+        }
+    }
+
+    /// Queues an envelope (already durably in the outbox). Sent when the link is up, in
+    /// precedence order; kept until [`Session::receipt_verified`] says a valid receipt came.
+    pub fn send_envelope(&mut self, now: UnixMillis, envelope: Envelope) {
+        self.outgoing.push(Item::Envelope(envelope));
+        self.pump(now);
+    }
+
+    /// Queues an asynchronous receipt (ACKNOWLEDGED, already durably stored), kept until the
+    /// peer answers ReceiptStored.
+    pub fn send_receipt(&mut self, now: UnixMillis, receipt: Receipt) {
+        self.outgoing.push(Item::Receipt(receipt));
+        self.pump(now);
+    }
+
+    /// Answers an [`Event::Envelope`] or [`Event::MalformedEnvelope`] with its (durably
+    /// stored, where DELIVERED) receipt, and finishes the stream.
+    pub fn respond(&mut self, now: UnixMillis, stream: StreamId, receipt: &Receipt) {
+        let Some(Incoming::Awaiting { envelope }) = self.incoming.remove(&stream) else {
+            return;
+        };
+        self.finish_in(stream);
+        let _ = now;
+        if let Some((id, seq)) = envelope
+            && receipt.message_id() == &id
+            && counts_as_received(receipt.kind())
+        {
+            self.mark_received(seq);
+        }
+        if receipt.kind().is_delivery() {
+            self.dedup.record(receipt);
+        }
+        if self.state == LinkState::Up {
+            self.transmits.push_back(Transmit::Data {
+                stream,
+                data: frame::encode(FrameType::Receipt, receipt.bytes()),
+                fin: true,
+            });
+        }
+    }
+
+    /// Answers an [`Event::AsyncReceipt`]: the receipt is stored.
+    pub fn respond_stored(&mut self, stream: StreamId, receipt_sha256: &[u8; 32]) {
+        self.finish_in(stream);
+        if self.incoming.remove(&stream).is_some() && self.state == LinkState::Up {
+            self.transmits.push_back(Transmit::Data {
+                stream,
+                data: frame::encode(
+                    FrameType::ReceiptStored,
+                    &receipt::stored_ack(receipt_sha256),
+                ),
+                fin: true,
+            });
+        }
+    }
+
+    /// Refuses an incoming stream with `code` (e.g. UNKNOWN_MESSAGE, BAD_RECEIPT,
+    /// RATE_LIMITED, INTERNAL_ERROR).
+    pub fn refuse(&mut self, stream: StreamId, code: CloseCode) {
+        self.finish_in(stream);
+        if self.incoming.remove(&stream).is_some() && self.state == LinkState::Up {
+            self.transmits
+                .push_back(Transmit::ResetStream { stream, code });
+        }
+    }
+
+    /// Reports the application's verdict on an [`Event::Receipt`]: `valid` means the receipt
+    /// verified, answers the envelope and is durably stored; the envelope is then done
+    /// (DELIVERED, ACKNOWLEDGED or REJECTED). Otherwise it is sent again after a backoff.
+    pub fn receipt_verified(&mut self, now: UnixMillis, message_id: &MessageId, valid: bool) {
+        let key = ItemKey::Envelope(*message_id);
+        if valid {
+            self.outgoing.complete(key);
+        } else {
+            self.outgoing.retry(key, now, false);
+            self.events.push_back(Event::Retransmit { key });
+        }
+        self.arm_retransmit();
+        self.pump(now);
+    }
+
+    /// Closes the connection with `code` (e.g. SHUTDOWN, DUPLICATE_CONNECTION).
+    pub fn close(&mut self, now: UnixMillis, code: CloseCode, reason: &str) {
+        let _ = now;
+        if matches!(self.state, LinkState::Up | LinkState::Handshaking) {
+            let close = wire::Close {
+                code: code.code(),
+                reason: reason.to_owned(),
+            }
+            .encode_to_vec();
+            self.transmits.push_back(Transmit::Data {
+                stream: StreamId::Control,
+                data: frame::encode(FrameType::Close, &close),
+                fin: true,
+            });
+            self.fail(code, reason);
+        }
+    }
+
+    // ----- internals -----------------------------------------------------------------
+
+    /// Sends queued items while the link is up and stream credit remains.
+    pub(super) fn pump(&mut self, now: UnixMillis) {
+        if self.state != LinkState::Up {
+            return;
+        }
+        while self.outgoing.in_flight() < self.max_outgoing {
+            let Some(key) = self.outgoing.next_ready() else {
+                break;
+            };
+            let n = self.next_out;
+            self.next_out += 1;
+            let Some(item) =
+                self.outgoing
+                    .start(key, n, now.saturating_add(self.config.receipt_timeout))
+            else {
+                break;
+            };
+            let (ty, bytes) = match &item {
+                Item::Envelope(e) => {
+                    self.last_sent = self.last_sent.max(e.header().sequence);
+                    (FrameType::Envelope, e.bytes())
+                }
+                Item::Receipt(r) => (FrameType::Receipt, r.bytes()),
+            };
+            self.transmits.push_back(Transmit::Data {
+                stream: StreamId::Out(n),
+                data: frame::encode(ty, bytes),
+                fin: true,
+            });
+        }
+        self.arm_retransmit();
+    }
+
+    pub(super) fn arm_retransmit(&mut self) {
+        self.timers
+            .set_opt(Timer::Retransmit, self.outgoing.next_deadline());
+    }
+}
+
+/// Whether a receipt we send means the envelope's sequence number was really received:
+/// only when the sender's signature verified, so the sequence can be trusted.
+fn counts_as_received(kind: &ReceiptKind) -> bool {
+    match kind {
+        ReceiptKind::Delivered | ReceiptKind::Acknowledged { .. } => true,
+        ReceiptKind::Rejected { reason, .. } => !matches!(
+            reason,
+            RejectReason::Malformed
+                | RejectReason::UnsupportedVersion
+                | RejectReason::UnknownSender
+                | RejectReason::WrongRecipient
+                | RejectReason::BadSignature
+        ),
+    }
+}

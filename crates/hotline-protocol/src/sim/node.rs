@@ -1,0 +1,264 @@
+//! One simulated node: a session plus the storage, crypto and receipts a node driver adds.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::TestRng;
+use crate::codes::{CloseCode, RejectReason};
+use crate::content::{Draft, OpenedContent, Precedence, Tlp};
+use crate::envelope::{Envelope, MessageId, SealParams};
+use crate::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
+use crate::officer::OfficerKey;
+use crate::receipt::{Receipt, ReceiptBuild, ReceiptKind, Subject};
+use crate::session::{Event, Session};
+use crate::time::UnixMillis;
+
+/// A message this node accepted into its inbox.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// What it said.
+    pub content: OpenedContent,
+    /// The DELIVERED receipt sent.
+    pub receipt: Receipt,
+}
+
+/// One simulated node: a session plus the storage and crypto a node driver adds.
+pub struct SimNode {
+    /// Identity.
+    pub identity: Arc<IdentityKey>,
+    /// Encryption keys held.
+    pub keys: Vec<EncryptionKeypair>,
+    /// A duty officer of this node.
+    pub officer: OfficerKey,
+    /// The link state machine.
+    pub session: Session,
+    /// The peer's identity.
+    pub peer: NodeId,
+    /// The peer's encryption key certificates.
+    pub peer_keys: Vec<EncryptionKey>,
+    /// Accepted messages, by id.
+    pub inbox: BTreeMap<MessageId, Accepted>,
+    /// Every acceptance, in order (a duplicate would show twice).
+    pub accept_log: Vec<MessageId>,
+    /// Every envelope sent, by id.
+    pub outbox: BTreeMap<MessageId, Envelope>,
+    /// Verified receipts for our envelopes: the latest of each kind.
+    pub receipts: BTreeMap<MessageId, Vec<Receipt>>,
+    /// Asynchronous receipts the peer confirmed storing.
+    pub stored_confirmed: Vec<[u8; 32]>,
+    /// Every event seen, for assertions.
+    pub events: Vec<Event>,
+    /// Next sequence number to assign.
+    pub next_sequence: u64,
+}
+
+impl core::fmt::Debug for SimNode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SimNode({})", self.identity.id())
+    }
+}
+
+impl SimNode {
+    /// Seals a message to the peer, puts it in the outbox and queues it.
+    pub fn send(
+        &mut self,
+        now: UnixMillis,
+        rng: &mut TestRng,
+        subject: &str,
+        precedence: Precedence,
+    ) -> MessageId {
+        let seq = self.next_sequence;
+        self.next_sequence += 1;
+        self.send_with_sequence(now, rng, subject, precedence, seq)
+    }
+
+    /// Like [`SimNode::send`] with an explicit sequence number (to simulate a lost one).
+    pub fn send_with_sequence(
+        &mut self,
+        now: UnixMillis,
+        rng: &mut TestRng,
+        subject: &str,
+        precedence: Precedence,
+        sequence: u64,
+    ) -> MessageId {
+        let envelope = self.seal(now, rng, subject, precedence, sequence);
+        let id = *envelope.message_id();
+        self.outbox.insert(id, envelope.clone());
+        self.session.send_envelope(now, envelope);
+        id
+    }
+
+    /// Seals without sending.
+    pub fn seal(
+        &self,
+        now: UnixMillis,
+        rng: &mut TestRng,
+        subject: &str,
+        precedence: Precedence,
+        sequence: u64,
+    ) -> Envelope {
+        let message_id = rng.id16();
+        let draft = Draft {
+            subject: subject.into(),
+            text: format!("body of {subject}"),
+            ..Default::default()
+        };
+        let content = draft
+            .sign(&message_id, &self.peer, &self.officer, now)
+            .expect("officer valid");
+        let key = EncryptionKey::select(&self.peer_keys, now).expect("peer key valid");
+        Envelope::seal(
+            &self.identity,
+            &SealParams {
+                recipient: self.peer,
+                recipient_key: key,
+                message_id,
+                sequence,
+                created: now,
+                precedence,
+                tlp: Tlp::Amber,
+            },
+            &content,
+            rng,
+        )
+        .expect("seal")
+    }
+
+    /// The officer acknowledges an accepted message: an ACKNOWLEDGED receipt goes back.
+    pub fn acknowledge(&mut self, now: UnixMillis, id: &MessageId, note: &str) -> Receipt {
+        let acc = self.inbox.get(id).expect("accepted");
+        let ack = self
+            .officer
+            .acknowledge(id, acc.envelope.sha256(), now, note)
+            .expect("officer");
+        let r = Receipt::sign(
+            &self.identity,
+            &Subject::from(&acc.envelope),
+            ReceiptBuild::Acknowledged(&ack),
+            now,
+        )
+        .expect("sign");
+        self.session.send_receipt(now, r.clone());
+        r
+    }
+
+    /// Whether every outbox message has a verified delivery receipt.
+    pub fn all_delivered(&self) -> bool {
+        self.outbox.keys().all(|id| {
+            self.receipts
+                .get(id)
+                .is_some_and(|rs| rs.iter().any(|r| r.kind().is_delivery()))
+        })
+    }
+
+    fn reject(
+        &self,
+        subject: &Subject,
+        reason: RejectReason,
+        detail: &str,
+        now: UnixMillis,
+    ) -> Receipt {
+        Receipt::sign(
+            &self.identity,
+            subject,
+            ReceiptBuild::Rejected(reason, detail),
+            now,
+        )
+        .expect("sign")
+    }
+
+    /// What `hotlined` does with each event, done inline.
+    pub(super) fn handle_event(&mut self, now: UnixMillis, ev: Event) {
+        match &ev {
+            Event::Envelope { stream, envelope } => {
+                let id = *envelope.message_id();
+                let receipt = if let Some(prev) = self.inbox.get(&id) {
+                    if prev.envelope.sha256() == envelope.sha256() {
+                        prev.receipt.clone()
+                    } else {
+                        self.reject(
+                            &Subject::from(envelope),
+                            RejectReason::Conflict,
+                            "id reused",
+                            now,
+                        )
+                    }
+                } else {
+                    match envelope.open(&self.identity.id(), &self.peer, &self.keys, now) {
+                        Ok(content) => {
+                            let r = Receipt::sign(
+                                &self.identity,
+                                &Subject::from(envelope),
+                                ReceiptBuild::Delivered,
+                                now,
+                            )
+                            .expect("sign");
+                            self.inbox.insert(
+                                id,
+                                Accepted {
+                                    envelope: envelope.clone(),
+                                    content,
+                                    receipt: r.clone(),
+                                },
+                            );
+                            self.accept_log.push(id);
+                            r
+                        }
+                        Err(rej) => {
+                            self.reject(&Subject::from(envelope), rej.reason, rej.detail, now)
+                        }
+                    }
+                };
+                self.session.respond(now, *stream, &receipt);
+            }
+            Event::MalformedEnvelope {
+                stream,
+                subject,
+                detail,
+            } => {
+                let r = self.reject(subject, RejectReason::Malformed, detail, now);
+                self.session.respond(now, *stream, &r);
+            }
+            Event::Receipt { envelope, receipt } => {
+                let ok = match Receipt::verify(receipt, &self.peer) {
+                    Ok(r) if r.answers(envelope) => {
+                        self.receipts.entry(*r.message_id()).or_default().push(r);
+                        true
+                    }
+                    _ => false,
+                };
+                self.session
+                    .receipt_verified(now, envelope.message_id(), ok);
+            }
+            Event::AsyncReceipt { stream, receipt } => match Receipt::verify(receipt, &self.peer) {
+                Ok(r) => match self.outbox.get(r.message_id()) {
+                    Some(e) if r.answers(e) => {
+                        let sha = *r.sha256();
+                        self.receipts.entry(*r.message_id()).or_default().push(r);
+                        self.session.respond_stored(*stream, &sha);
+                    }
+                    _ => self.session.refuse(*stream, CloseCode::UnknownMessage),
+                },
+                Err(e) => self.session.refuse(*stream, e.code()),
+            },
+            Event::ReceiptStored { receipt_sha256 } => self.stored_confirmed.push(*receipt_sha256),
+            _ => {}
+        }
+        self.events.push(ev);
+    }
+}
+
+/// Returns every receipt kind name for a message at `node`, for assertions.
+pub fn receipt_kinds(node: &SimNode, id: &MessageId) -> Vec<&'static str> {
+    node.receipts
+        .get(id)
+        .map(|rs| rs.iter().map(|r| r.kind().as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `kind` is REJECTED with `reason`.
+pub fn is_rejected_with(kind: &ReceiptKind, reason: RejectReason) -> bool {
+    matches!(kind, ReceiptKind::Rejected { reason: r, .. } if *r == reason)
+}
