@@ -231,6 +231,37 @@ fn sends_a_signed_message_with_the_body_from_stdin() {
     assert_eq!(v[0]["message_id"], id);
 }
 
+/// A failed producer in a pipe gives an empty text: it must not become an empty FLASH.
+#[test]
+fn an_empty_text_from_a_pipe_is_refused_unless_allowed() {
+    let s = setup();
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "send",
+            "--credential",
+            &s.officer,
+            "--to",
+            "cert-b",
+            "--precedence",
+            "flash",
+            "--subject",
+            "Urgent",
+        ];
+        args.extend_from_slice(extra);
+        hotline(&args, Some(""))
+    };
+    let o = send(&[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--allow-empty"), "{}", text(&o));
+    assert!(
+        s.mock.state.lock().unwrap().sent.is_empty(),
+        "nothing is sent"
+    );
+    let o = send(&["--allow-empty"]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(s.mock.state.lock().unwrap().sent.len(), 1);
+}
+
 #[test]
 fn send_with_json_and_body_flag_defaults_to_amber() {
     let s = setup();

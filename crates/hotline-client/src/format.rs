@@ -2,29 +2,22 @@
 //!
 //! Everything shown here that came from the node or the peer (subjects, names, notes, details)
 //! passes through [`clean`] first: a peer must not be able to write terminal escape sequences
-//! onto the duty officer's screen.
+//! onto the duty officer's screen, nor reorder or hide text with invisible format characters.
 
 use std::io::{IsTerminal, Write};
 
 use hotline_protocol::wire;
 use serde_json::{Value, json};
 
-/// Removes control characters (terminal escapes) from one-line text from elsewhere.
+/// Neutralises control characters (terminal escapes) and invisible format characters (bidi
+/// overrides and isolates, zero-width characters, ...) in one-line text from elsewhere.
 pub fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
+    hotline_transport::display::line(s)
 }
 
 /// Like [`clean`], but keeps line breaks and tabs (a message body).
 pub fn clean_text(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '\n' | '\t' => c,
-            c if c.is_control() => '\u{fffd}',
-            c => c,
-        })
-        .collect()
+    hotline_transport::display::text(s)
 }
 
 /// Lower-case hex.
@@ -555,6 +548,22 @@ mod tests {
         let t = messages_table(&Style::plain(), true, &[summary(1, "evil\x1b]0;pwned\x07")]);
         assert!(!t.contains('\x1b') && !t.contains('\x07'), "{t:?}");
         assert_eq!(clean_text("a\nb\tc\x1b"), "a\nb\tc\u{fffd}");
+    }
+
+    #[test]
+    fn peer_text_cannot_reorder_or_hide_text_on_screen() {
+        // "Report_<RLO>fdp.exe" shows as "Report_exe.pdf" on a terminal that honours bidi.
+        let subject = "Report_\u{202E}fdp.exe and \u{2066}isolated\u{2069} zero\u{200B}width";
+        let t = messages_table(&Style::plain(), true, &[summary(1, subject)]);
+        for c in ['\u{202E}', '\u{2066}', '\u{2069}', '\u{200B}'] {
+            assert!(
+                !t.contains(c),
+                "U+{:04X} reached the screen: {t:?}",
+                c as u32
+            );
+        }
+        assert!(t.contains("Report_\u{fffd}fdp.exe"), "{t:?}");
+        assert_eq!(clean_text("line\u{202E}\nnext"), "line\u{fffd}\nnext");
     }
 
     #[test]

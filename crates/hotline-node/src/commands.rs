@@ -219,11 +219,14 @@ pub fn peer_add_with_trust(
         detail: format!("{alias} at {address}, trust {}", trust.as_str()),
     }])?;
     match trust {
-        TrustMode::Pinned => say!("Pinned peer {alias} ({}) at {address}", bundle.name()),
+        TrustMode::Pinned => say!(
+            "Pinned peer {alias} ({}) at {address}",
+            hotline_transport::display::line(bundle.name())
+        ),
         TrustMode::Ca => say!(
             "Added peer {alias} ({}) at {address}: its certificate must come from the private \
              CA and carry the key its bundle pins",
-            bundle.name()
+            hotline_transport::display::line(bundle.name())
         ),
     }
     say!("  identity     {}", bundle.identity());
@@ -272,8 +275,9 @@ pub fn peer_list(dir: &Path) -> Result<(), CommandError> {
         );
     }
     for p in peers {
+        // The name is the peer's own text: shown neutralised (no escapes, no bidi tricks).
         let name = PeerBundle::from_bytes(&p.bundle)
-            .map(|b| b.name().to_owned())
+            .map(|b| hotline_transport::display::line(b.name()))
             .unwrap_or_else(|e| format!("(bundle invalid: {e})"));
         say!(
             "{:<16} {:<24} {:<6} {}  {}",

@@ -126,7 +126,11 @@ pub fn list(dir: &Path) -> Result<(), CommandError> {
         } else {
             "active"
         };
-        say!("{:<32} {:<8} {state}", o.name, o.role);
+        say!(
+            "{:<32} {:<8} {state}",
+            hotline_transport::display::line(&o.name),
+            o.role
+        );
     }
     Ok(())
 }

@@ -7,10 +7,12 @@
 //! - [`keyfile`]: secret key files (mode 0600, zeroized in memory);
 //! - [`material`]: a node directory's key material (identity, encryption and TLS keys);
 //! - [`credential`]: the operator credential file (SPEC.md §15.2.2);
+//! - [`display`]: text from the peer or other operators made safe to show on a terminal;
 //! - [`now_ms`]: the wall clock, for signed timestamps.
 #![forbid(unsafe_code)]
 
 pub mod credential;
+pub mod display;
 pub mod keyfile;
 pub mod material;
 mod time;

@@ -37,6 +37,10 @@ pub struct SendArgs {
     /// Read the message text from FILE
     #[arg(long, value_name = "FILE")]
     body_file: Option<PathBuf>,
+    /// Send even if the text is empty or only white space (refused otherwise: a command that
+    /// failed before the pipe must not send an empty FLASH)
+    #[arg(long)]
+    allow_empty: bool,
     /// clear, green, amber, amber+strict or red
     #[arg(long, default_value = "amber", value_parser = parse::tlp)]
     tlp: Tlp,
@@ -78,10 +82,28 @@ pub struct SendArgs {
 const NO_BODY: &str = "no message text: give --body TEXT or --body-file FILE, or pipe it in (echo TEXT | hotline send …)";
 
 /// The message text: `--body`, `--body-file`, or standard input when it is not a terminal.
+/// Empty or white-space-only text is refused unless `--allow-empty`.
 fn body(args: &SendArgs) -> Result<String> {
+    let (text, from) = read_body(args)?;
+    if text.trim().is_empty() && !args.allow_empty {
+        return Err(Failure::usage(format!(
+            "the message text from {from} is empty{}; nothing was sent (give --allow-empty to \
+             send an empty text on purpose)",
+            if from == "standard input" {
+                " (did the command before the pipe fail?)"
+            } else {
+                ""
+            }
+        )));
+    }
+    Ok(text)
+}
+
+/// The message text and where it came from.
+fn read_body(args: &SendArgs) -> Result<(String, String)> {
     let limit = MAX_ENVELOPE_LEN as u64;
     let (text, from) = if let Some(b) = &args.body {
-        return Ok(b.clone());
+        return Ok((b.clone(), "--body".to_owned()));
     } else if let Some(f) = &args.body_file {
         let mut buf = Vec::new();
         std::fs::File::open(f)
@@ -108,8 +130,9 @@ fn body(args: &SendArgs) -> Result<String> {
             "the text from {from} is over 1 MiB, too large for one message"
         )));
     }
-    String::from_utf8(text)
-        .map_err(|_| Failure::usage(format!("the text from {from} is not UTF-8")))
+    let text = String::from_utf8(text)
+        .map_err(|_| Failure::usage(format!("the text from {from} is not UTF-8")))?;
+    Ok((text, from))
 }
 
 fn draft(args: &SendArgs, text: String) -> Result<Draft> {
@@ -352,6 +375,24 @@ mod tests {
         ];
         v.extend_from_slice(extra);
         T::try_parse_from(v).expect("parses").args
+    }
+
+    #[test]
+    fn an_empty_or_blank_text_is_refused_unless_allowed() {
+        for text in ["", " \n\t\n"] {
+            let e = body(&args(&["--body", text])).unwrap_err();
+            assert_eq!(e.exit, Exit::Usage);
+            assert!(e.message.contains("--allow-empty"), "{}", e.message);
+            assert_eq!(
+                body(&args(&["--body", text, "--allow-empty"])).unwrap(),
+                text
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("empty");
+        std::fs::write(&f, "").unwrap();
+        let e = body(&args(&["--body-file", f.to_str().unwrap()])).unwrap_err();
+        assert!(e.message.contains("is empty"), "{}", e.message);
     }
 
     #[test]
