@@ -2,6 +2,8 @@
 
 mod control;
 mod envelope;
+mod envelope_content;
+mod envelope_replay;
 mod hello;
 mod limits;
 mod receipts;
@@ -27,6 +29,8 @@ pub fn all(trust: Trust) -> Vec<Case> {
     cases.extend(control::cases());
     cases.extend(streams::cases());
     cases.extend(envelope::cases());
+    cases.extend(envelope_content::cases());
+    cases.extend(envelope_replay::cases());
     cases.extend(receipts::cases());
     cases.extend(limits::cases());
     cases

@@ -1,0 +1,208 @@
+//! [`SqliteStore`] reads for the operator: listing messages, one message with its receipts,
+//! and export.
+//!
+//! Bodies of [`Store`](crate::store::Store) methods; each one's documentation stays on the
+//! `impl Store for SqliteStore` in the parent module.
+
+use bytes::Bytes;
+use hotline_protocol::NodeId;
+use hotline_protocol::envelope::MessageId;
+use rusqlite::params;
+
+use super::super::{ExportItem, InboxRow, MessageRow, Result, StoreError, StoredMessage};
+use super::SqliteStore;
+use super::convert::{int, message_id, node_id, peer_seq_back, precedence_back, uint};
+
+/// One row of `inbox` or `outbox` in the column order the listing queries select.
+fn message_row(r: &rusqlite::Row<'_>, incoming: bool) -> Result<MessageRow> {
+    Ok(MessageRow {
+        message_id: message_id(&r.get::<_, Vec<u8>>(0)?)?,
+        peer: node_id(&r.get::<_, Vec<u8>>(1)?)?,
+        incoming,
+        sequence: if incoming {
+            peer_seq_back(r.get(2)?)
+        } else {
+            uint(r.get(2)?, "sequence")?
+        },
+        precedence: precedence_back(r.get(3)?)?,
+        tlp: r.get(4)?,
+        created_ms: uint(r.get(5)?, "created_ms")?,
+        received_ms: uint(r.get(6)?, "received_ms")?,
+        subject: r.get(7)?,
+        officer: r.get(8)?,
+        state: r.get(9)?,
+    })
+}
+
+impl SqliteStore {
+    /// Receipt bytes for a message from `receipts_in` or `receipts_out`, oldest first.
+    fn receipts_of(&mut self, table: &str, id: &MessageId) -> Result<Vec<Bytes>> {
+        let sql = match table {
+            "receipts_in" => {
+                "SELECT bytes FROM receipts_in WHERE message_id = ?1 ORDER BY stored_ms, rowid"
+            }
+            _ => "SELECT bytes FROM receipts_out WHERE message_id = ?1 ORDER BY stored_ms, rowid",
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([&id[..]], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| r.map(Bytes::from).map_err(StoreError::from))
+            .collect()
+    }
+}
+
+impl SqliteStore {
+    pub(super) fn inbox(&mut self, limit: usize) -> Result<Vec<InboxRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT i.message_id, i.peer, i.sequence, i.precedence, i.tlp, i.created_ms, \
+                    i.received_ms, i.subject, i.officer, \
+                    EXISTS (SELECT 1 FROM receipts_out AS r \
+                            WHERE r.message_id = i.message_id AND r.kind = 'ACKNOWLEDGED') \
+             FROM inbox AS i ORDER BY i.received_ms DESC, i.id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_and_then([limit], |r| -> Result<InboxRow> {
+            Ok(InboxRow {
+                message_id: message_id(&r.get::<_, Vec<u8>>(0)?)?,
+                peer: node_id(&r.get::<_, Vec<u8>>(1)?)?,
+                sequence: peer_seq_back(r.get(2)?),
+                precedence: precedence_back(r.get(3)?)?,
+                tlp: r.get(4)?,
+                created_ms: uint(r.get(5)?, "created_ms")?,
+                received_ms: uint(r.get(6)?, "received_ms")?,
+                subject: r.get(7)?,
+                officer: r.get(8)?,
+                acknowledged: r.get(9)?,
+            })
+        })?;
+        rows.collect()
+    }
+
+    pub(super) fn messages(
+        &mut self,
+        incoming: bool,
+        peer: Option<NodeId>,
+        limit: usize,
+    ) -> Result<Vec<MessageRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let peer_blob: Option<Vec<u8>> = peer.map(|p| p.as_bytes().to_vec());
+        let sql = if incoming {
+            "SELECT i.message_id, i.peer, i.sequence, i.precedence, i.tlp, i.created_ms, i.received_ms, \
+                    i.subject, i.officer, \
+                    CASE WHEN EXISTS (SELECT 1 FROM receipts_out AS r WHERE r.message_id = i.message_id \
+                                      AND r.kind = 'ACKNOWLEDGED') THEN 'acknowledged' ELSE 'received' END \
+             FROM inbox AS i WHERE (?1 IS NULL OR i.peer = ?1) \
+             ORDER BY i.created_ms DESC, i.id DESC LIMIT ?2"
+        } else {
+            "SELECT o.message_id, o.peer, o.sequence, o.precedence, o.tlp, o.created_ms, 0, \
+                    o.subject, o.officer, o.state \
+             FROM outbox AS o WHERE (?1 IS NULL OR o.peer = ?1) \
+             ORDER BY o.created_ms DESC, o.sequence DESC LIMIT ?2"
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_and_then(params![peer_blob, limit], |r| message_row(r, incoming))?;
+        rows.collect()
+    }
+
+    pub(super) fn message(&mut self, id: &MessageId) -> Result<Option<StoredMessage>> {
+        let inbox = self
+            .conn
+            .prepare_cached(
+                "SELECT i.message_id, i.peer, i.sequence, i.precedence, i.tlp, i.created_ms, i.received_ms, \
+                        i.subject, i.officer, \
+                        CASE WHEN EXISTS (SELECT 1 FROM receipts_out AS r WHERE r.message_id = i.message_id \
+                                          AND r.kind = 'ACKNOWLEDGED') THEN 'acknowledged' ELSE 'received' END, \
+                        i.envelope, i.content \
+                 FROM inbox AS i WHERE i.message_id = ?1",
+            )?
+            .query_and_then([&id[..]], |r| -> Result<(MessageRow, Vec<u8>, Vec<u8>)> {
+                Ok((message_row(r, true)?, r.get(10)?, r.get(11)?))
+            })?
+            .next()
+            .transpose()?;
+        let (row, envelope, content, table) = match inbox {
+            Some((row, e, c)) => (row, e, c, "receipts_out"),
+            None => {
+                let outbox = self
+                    .conn
+                    .prepare_cached(
+                        "SELECT o.message_id, o.peer, o.sequence, o.precedence, o.tlp, o.created_ms, 0, \
+                                o.subject, o.officer, o.state, o.envelope, o.content \
+                         FROM outbox AS o WHERE o.message_id = ?1",
+                    )?
+                    .query_and_then([&id[..]], |r| -> Result<(MessageRow, Option<Vec<u8>>, Vec<u8>)> {
+                        Ok((message_row(r, false)?, r.get(10)?, r.get(11)?))
+                    })?
+                    .next()
+                    .transpose()?;
+                match outbox {
+                    Some((row, e, c)) => (row, e.unwrap_or_default(), c, "receipts_in"),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let receipts = self.receipts_of(table, id)?;
+        Ok(Some(StoredMessage {
+            row,
+            envelope: Bytes::from(envelope),
+            content: Bytes::from(content),
+            receipts,
+        }))
+    }
+
+    pub(super) fn export(
+        &mut self,
+        peer: Option<NodeId>,
+        since: hotline_protocol::time::UnixMillis,
+    ) -> Result<Vec<ExportItem>> {
+        let since = int(since, "since")?;
+        let peer_blob: Option<Vec<u8>> = peer.map(|p| p.as_bytes().to_vec());
+        // (created_ms, incoming, message_id, peer, envelope)
+        type Found = (i64, bool, Vec<u8>, Vec<u8>, Vec<u8>);
+        let mut found: Vec<Found> = Vec::new();
+        for (incoming, sql) in [
+            (
+                true,
+                "SELECT created_ms, message_id, peer, envelope FROM inbox WHERE (?1 IS NULL OR peer = ?1) AND created_ms >= ?2",
+            ),
+            (
+                false,
+                "SELECT created_ms, message_id, peer, envelope FROM outbox \
+                 WHERE envelope IS NOT NULL AND (?1 IS NULL OR peer = ?1) AND created_ms >= ?2",
+            ),
+        ] {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![peer_blob, since], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    incoming,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })?;
+            for row in rows {
+                found.push(row?);
+            }
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+        let mut items = Vec::with_capacity(found.len());
+        for (_, incoming, mid, peer, envelope) in found {
+            let id = message_id(&mid)?;
+            let receipts = self.receipts_of(
+                if incoming {
+                    "receipts_out"
+                } else {
+                    "receipts_in"
+                },
+                &id,
+            )?;
+            items.push(ExportItem {
+                peer: node_id(&peer)?,
+                incoming,
+                envelope: Bytes::from(envelope),
+                receipts,
+            });
+        }
+        Ok(items)
+    }
+}
