@@ -1,0 +1,121 @@
+//! Making a connection: dialing the peer with backoff, and wiring a fresh connection (dialed or
+//! accepted) to the session, whose Hello is bound to the TLS exporter.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hotline_protocol::hello::Side;
+use hotline_protocol::session::{Session, StreamId};
+use tokio::sync::mpsc;
+
+use super::streams::{read_stream, write_control};
+use super::{Conn, Input, LinkCtx, LinkMsg};
+use hotline_transport::now_ms;
+
+pub(super) async fn dial(
+    ep: quinn::Endpoint,
+    cfg: quinn::ClientConfig,
+    addr: &str,
+) -> Result<quinn::Connection, String> {
+    let sock = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{addr} resolves to nothing"))?;
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_matches(['[', ']']);
+    let connecting = ep
+        .connect_with(cfg, sock, host)
+        .map_err(|e| e.to_string())?;
+    let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+/// Capped exponential backoff with full jitter: base 250 ms, cap 30 s (SPEC.md §3.10).
+#[derive(Default)]
+pub(super) struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub(super) fn next(&mut self) -> Duration {
+        let cap = 250u64.saturating_mul(1 << self.attempt.min(7)).min(30_000);
+        self.attempt = self.attempt.saturating_add(1);
+        let mut b = [0u8; 8];
+        let _ = getrandom::fill(&mut b);
+        Duration::from_millis(u64::from_le_bytes(b) % cap.max(1) + 50)
+    }
+}
+
+/// Wires a fresh connection to the session.
+pub(super) fn attach(
+    ctx: &LinkCtx,
+    session: &mut Session,
+    conn: quinn::Connection,
+    id: u64,
+    side: Side,
+    dialed_by_us: bool,
+) -> Conn {
+    let exporter = hotline_transport::tls::exporter(&conn, hotline_protocol::EXPORTER_LABEL, b"");
+    let group = hotline_transport::tls::negotiated_group(&conn);
+    tracing::info!(peer = %ctx.alias, remote = %conn.remote_address(), group = group.as_deref().unwrap_or("unknown"), "connected");
+    session.handle_connected(now_ms(), side, exporter);
+    let (control_tx, control_rx) = mpsc::unbounded_channel::<(Bytes, bool)>();
+    let mut tasks = Vec::new();
+    let tx = ctx.tx.clone();
+    let c2 = conn.clone();
+    // The control stream: the dialer opens it; the listener's first accepted stream is it.
+    // Then every further stream the peer opens is a message stream.
+    tasks.push(tokio::spawn(async move {
+        let streams = if side == Side::Client {
+            c2.open_bi().await
+        } else {
+            c2.accept_bi().await
+        };
+        let (send, recv) = match streams {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = tx.send(LinkMsg::Input(id, Input::Closed(e.to_string())));
+                return;
+            }
+        };
+        tokio::spawn(write_control(send, control_rx));
+        tokio::spawn(read_stream(
+            recv,
+            tx.clone(),
+            id,
+            StreamId::Control,
+            usize::MAX,
+        ));
+        let mut n = 0u64;
+        loop {
+            match c2.accept_bi().await {
+                Ok((send, recv)) => {
+                    n += 1;
+                    let _ = tx.send(LinkMsg::Input(id, Input::Opened { n, send, recv }));
+                }
+                Err(e) => {
+                    let _ = tx.send(LinkMsg::Input(id, Input::Closed(e.to_string())));
+                    return;
+                }
+            }
+        }
+    }));
+    Conn {
+        id,
+        conn,
+        control_tx,
+        in_send: HashMap::new(),
+        tasks,
+        out_tasks: HashMap::new(),
+        in_readers: HashMap::new(),
+        dialed_by_us,
+        group,
+    }
+}

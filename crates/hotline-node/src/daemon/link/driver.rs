@@ -1,0 +1,333 @@
+//! The link task's loop: one `select!` over the mailbox, the session's timer, the dial and the
+//! overdue tick, then the session's outputs drained after each turn.
+
+use std::time::Duration;
+
+use hotline_protocol::codes::CloseCode;
+use hotline_protocol::envelope::{Envelope, MessageId};
+use hotline_protocol::hello::Side;
+use hotline_protocol::identity::EncryptionKey;
+use hotline_protocol::session::Session;
+use hotline_protocol::time::UnixMillis;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::connect::{Backoff, attach, dial};
+use super::duplicate::{
+    CANDIDATE_TICK, CANDIDATE_WAIT, Candidate, Verdict, judge, keep_new, received_datagrams,
+    settled,
+};
+use super::events::{audit, event};
+use super::outbox::{check_overdue, request_page, request_summary};
+use super::streams::{on_input, transmit};
+use super::{Conn, Done, LinkCtx, LinkMsg};
+use crate::daemon::metrics;
+use hotline_transport::now_ms;
+
+/// How often overdue messages are looked for.
+const OVERDUE_CHECK: Duration = Duration::from_secs(5);
+
+/// Runs the link until shutdown.
+pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
+    let peer = ctx.bundle.identity();
+    let mut session = Session::new(
+        ctx.session.clone(),
+        ctx.identity.clone(),
+        ctx.keys.iter().map(|k| k.certificate.clone()).collect(),
+        peer,
+    );
+    session.restore(&ctx.restore.0, ctx.restore.1);
+    let now = now_ms();
+    for e in std::mem::take(&mut ctx_pending(&ctx)) {
+        session.send_envelope(now, e);
+    }
+    for r in ctx.pending_receipts.iter().cloned() {
+        session.send_receipt(now, r);
+    }
+    metrics::peer(&ctx.metrics, &ctx.alias, |m| {
+        m.queue = session.pending() as u64
+    });
+    // Backlog paging: whether the store may hold pending envelopes the session does not,
+    // whether a page is being read, and whether an envelope was left to the store meanwhile.
+    let window = ctx.window;
+    let mut backlog = ctx.pending.len() >= window;
+    let mut refilling = false;
+    let mut left_during_refill = false;
+    let mut stored_pending: Option<crate::store::PendingSummary> = None;
+    let mut peer_keys: Vec<EncryptionKey> = ctx.bundle.encryption_keys().to_vec();
+    let mut conn: Option<Conn> = None;
+    let mut next_conn_id = 1u64;
+    let mut backoff = Backoff::default();
+    let mut dialing = false;
+    let mut dial_task: Option<JoinHandle<()>> = None;
+    let mut next_dial = tokio::time::Instant::now();
+    let mut overdue: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
+    let mut overdue_tick = tokio::time::interval(OVERDUE_CHECK);
+    // A connection the peer dialed while ours is UP, held until ours is shown dead (§3.9).
+    let mut candidate: Option<Candidate> = None;
+
+    loop {
+        let timeout = session.poll_timeout().map(deadline);
+        let dial_due = conn.is_none() && !dialing;
+        let had_conn = conn.is_some();
+        tokio::select! {
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                let now = now_ms();
+                match msg {
+                    LinkMsg::Shutdown => {
+                        session.close(now, CloseCode::Shutdown, "node shutting down");
+                        drain(&ctx, &mut session, &mut conn, &mut peer_keys);
+                        if let Some(c) = &conn {
+                            c.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), b"node shutting down");
+                        }
+                        // A dial under way holds the endpoint (and its UDP port) for up to its
+                        // handshake timeout: stop it.
+                        if let Some(t) = dial_task.take() {
+                            t.abort();
+                        }
+                        if let Some(cand) = candidate.take() {
+                            cand.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), b"node shutting down");
+                        }
+                        break;
+                    }
+                    LinkMsg::Incoming(c) => {
+                        // The peer dialed this one.
+                        if let Some(existing) = &conn {
+                            if !keep_new(existing, settled(&session, now), false, &peer, &ctx.identity.id()) {
+                                // The peer may have restarted and left our connection dead:
+                                // probe it, so a stateless reset from its new process ends it
+                                // now rather than at the liveness window.
+                                session.probe(now);
+                                c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                continue;
+                            }
+                            // Cases 1 and 3 (not a dial race, which ids settle): only a peer
+                            // that lost our UP connection dials, but anyone holding just the
+                            // peer's TLS key can dial too. Keep ours until it is shown dead:
+                            // probe it and hold the new one.
+                            if session.is_up() && (!existing.dialed_by_us || settled(&session, now)) {
+                                // A newer dial replaces a held one; the wait goes on (§3.9.1).
+                                let (rx_at_probe, deadline) = match candidate.take() {
+                                    Some(older) => {
+                                        older.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                        (older.rx_at_probe, older.deadline)
+                                    }
+                                    None => {
+                                        session.probe(now);
+                                        (received_datagrams(&existing.conn), tokio::time::Instant::now() + CANDIDATE_WAIT)
+                                    }
+                                };
+                                candidate = Some(Candidate { conn: c, rx_at_probe, deadline });
+                                drain(&ctx, &mut session, &mut conn, &mut peer_keys);
+                                continue;
+                            }
+                            existing.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                            session.handle_disconnected(now);
+                        }
+                        conn = Some(attach(&ctx, &mut session, c, next_conn_id, Side::Server, false));
+                        next_conn_id += 1;
+                    }
+                    LinkMsg::Dialed(_, result) => {
+                        dialing = false;
+                        match result {
+                            Ok(c) => {
+                                if let Some(existing) = &conn {
+                                    if !keep_new(existing, settled(&session, now), true, &peer, &ctx.identity.id()) {
+                                        c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                        continue;
+                                    }
+                                    existing.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                    session.handle_disconnected(now);
+                                }
+                                conn = Some(attach(&ctx, &mut session, c, next_conn_id, Side::Client, true));
+                                next_conn_id += 1;
+                            }
+                            Err(e) => {
+                                tracing::debug!(peer = %ctx.alias, "dial failed: {e}");
+                                next_dial = tokio::time::Instant::now() + backoff.next();
+                            }
+                        }
+                    }
+                    LinkMsg::Input(id, input) => {
+                        if conn.as_ref().is_some_and(|c| c.id == id) {
+                            on_input(&ctx, &mut session, &mut conn, input, now);
+                        }
+                    }
+                    LinkMsg::Done(id, done) => {
+                        // Verdicts on receipts hold across connections; answers on streams do not.
+                        match done {
+                            Done::ReceiptVerdict { id: mid, valid } => session.receipt_verified(now, &mid, valid),
+                            other if conn.as_ref().is_some_and(|c| c.id == id) => match other {
+                                Done::Respond { stream, receipt } => session.respond(now, stream, &receipt),
+                                Done::Stored { stream, sha256 } => session.respond_stored(stream, &sha256),
+                                Done::Refuse { stream, code } => session.refuse(stream, code),
+                                Done::ReceiptVerdict { .. } => {}
+                            },
+                            _ => {}
+                        }
+                    }
+                    LinkMsg::Send(e) => {
+                        if backlog || session.pending() >= window {
+                            // Durable in the store already: it is paged in with the backlog,
+                            // in outbox order (FLASH first).
+                            backlog = true;
+                            left_during_refill |= refilling;
+                        } else {
+                            session.send_envelope(now, *e);
+                        }
+                    }
+                    LinkMsg::Refill(page, full) => {
+                        refilling = false;
+                        backlog = full || std::mem::take(&mut left_during_refill);
+                        for b in page {
+                            match Envelope::parse(b) {
+                                Ok(e) => session.send_envelope(now, e),
+                                Err(e) => tracing::error!(peer = %ctx.alias, "a stored envelope does not parse: {e}"),
+                            }
+                        }
+                    }
+                    LinkMsg::Summary(s) => stored_pending = Some(s),
+                    LinkMsg::SendReceipt(r) => session.send_receipt(now, *r),
+                }
+            }
+            _ = sleep_until(timeout) => session.handle_timeout(now_ms()),
+            _ = tokio::time::sleep(CANDIDATE_TICK), if candidate.is_some() => {}
+            _ = overdue_tick.tick() => {
+                check_overdue(&ctx, &session, &mut overdue, stored_pending.filter(|_| backlog));
+                if backlog {
+                    request_summary(&ctx);
+                } else {
+                    stored_pending = None;
+                }
+            }
+            _ = tokio::time::sleep_until(next_dial), if dial_due => {
+                dialing = true;
+                let ep = ctx.endpoint.clone();
+                let cfg = ctx.client_config.clone();
+                let addr = ctx.address.clone();
+                let tx = ctx.tx.clone();
+                let id = next_conn_id;
+                dial_task = Some(tokio::spawn(async move {
+                    let r = dial(ep, cfg, &addr).await;
+                    let _ = tx.send(LinkMsg::Dialed(id, r));
+                }));
+            }
+        }
+        if let Some(cand) = candidate.take() {
+            let verdict = match &conn {
+                None => Verdict::Adopt,
+                Some(existing) => judge(
+                    cand.conn.close_reason().is_some(),
+                    existing.conn.close_reason().is_some(),
+                    received_datagrams(&existing.conn) > cand.rx_at_probe,
+                    tokio::time::Instant::now() >= cand.deadline,
+                ),
+            };
+            match verdict {
+                Verdict::Wait => candidate = Some(cand),
+                Verdict::Drop => {}
+                Verdict::Refuse => {
+                    tracing::warn!(
+                        peer = %ctx.alias,
+                        remote = %cand.conn.remote_address(),
+                        "refused a second connection with the peer's TLS key while the existing one still answers; if this repeats, the peer's TLS key may be in other hands"
+                    );
+                    metrics::handshake_failure(&ctx.metrics, "duplicate_while_up");
+                    audit(
+                        &ctx,
+                        "duplicate_refused",
+                        None,
+                        format!("from {}", cand.conn.remote_address()),
+                    );
+                    cand.conn.close(
+                        quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()),
+                        b"duplicate connection: the existing one answers",
+                    );
+                }
+                Verdict::Adopt => {
+                    if let Some(existing) = conn.take() {
+                        existing.conn.close(
+                            quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()),
+                            b"duplicate connection",
+                        );
+                        session.handle_disconnected(now_ms());
+                    }
+                    conn = Some(attach(
+                        &ctx,
+                        &mut session,
+                        cand.conn,
+                        next_conn_id,
+                        Side::Server,
+                        false,
+                    ));
+                    next_conn_id += 1;
+                }
+            }
+        }
+        drain(&ctx, &mut session, &mut conn, &mut peer_keys);
+        if backlog && !refilling && session.pending() <= window / 2 {
+            refilling = true;
+            request_page(&ctx, &session, window);
+        }
+        // Whatever ended the connection (peer close, Hello refused, liveness), redial only after
+        // a backoff, so a peer that keeps failing is not hammered with handshakes.
+        if had_conn && conn.is_none() {
+            next_dial = tokio::time::Instant::now() + backoff.next();
+        }
+        if session.is_up() {
+            backoff = Backoff::default();
+        }
+        metrics::peer(&ctx.metrics, &ctx.alias, |m| {
+            m.up = session.is_up();
+            m.queue = match stored_pending {
+                Some(s) if backlog => s.count.max(session.pending() as u64),
+                _ => session.pending() as u64,
+            };
+            m.rtt_ms = session.rtt();
+            let st = session.status();
+            m.gaps = st.gaps.iter().map(|(a, b)| b - a + 1).sum();
+            m.since_ms = st.since;
+            m.last_received_ms = st.last_received.unwrap_or(0);
+        });
+    }
+}
+
+fn ctx_pending(ctx: &LinkCtx) -> Vec<Envelope> {
+    ctx.pending.clone()
+}
+
+fn deadline(at: UnixMillis) -> tokio::time::Instant {
+    let now = now_ms();
+    tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now))
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Performs every transmit and handles every event the session has.
+fn drain(
+    ctx: &LinkCtx,
+    session: &mut Session,
+    conn: &mut Option<Conn>,
+    peer_keys: &mut Vec<EncryptionKey>,
+) {
+    loop {
+        let mut progressed = false;
+        while let Some(t) = session.poll_transmit() {
+            progressed = true;
+            transmit(ctx, conn, t);
+        }
+        while let Some(ev) = session.poll_event() {
+            progressed = true;
+            event(ctx, session, conn, peer_keys, ev);
+        }
+        if !progressed {
+            break;
+        }
+    }
+}

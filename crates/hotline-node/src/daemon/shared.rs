@@ -1,0 +1,198 @@
+//! What the node's tasks share, and the views of it the operator API answers with: aliases,
+//! peers, link status, message summaries and operator events.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use hotline_protocol::bundle::PeerBundle;
+use hotline_protocol::content::{Precedence, Tlp};
+use hotline_protocol::envelope::MessageId;
+use hotline_protocol::identity::{EncryptionKey, NodeId};
+use tokio::sync::mpsc;
+
+use super::link::LinkMsg;
+use super::metrics::SharedMetrics;
+use super::pool::CryptoPool;
+use super::storage::StoreHandle;
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
+
+/// What the node's tasks share: the links, the store, the workers, the metrics, and what the
+/// operator API needs to answer.
+pub struct Shared {
+    /// This node's identity.
+    pub id: NodeId,
+    /// This node's name.
+    pub name: String,
+    /// The identity key (signs receipts).
+    pub identity: Arc<hotline_protocol::identity::IdentityKey>,
+    pub(super) material: Arc<Material>,
+    /// This node's peer bundle bytes.
+    pub own_bundle: Bytes,
+    pub(super) peers: Vec<(crate::store::PeerRecord, PeerBundle)>,
+    pub(super) links: HashMap<NodeId, mpsc::UnboundedSender<LinkMsg>>,
+    pub(super) peer_keys: Arc<Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
+    /// The store thread.
+    pub store: StoreHandle,
+    /// The crypto workers.
+    pub pool: CryptoPool,
+    /// Metrics.
+    pub metrics: SharedMetrics,
+    /// Events for operators watching (`hotline watch`).
+    pub events: tokio::sync::broadcast::Sender<hotline_protocol::wire::OperatorEvent>,
+    pub(super) deadlines: crate::config::Deadlines,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shared({})", self.id)
+    }
+}
+
+impl Shared {
+    /// Announces an event to watching operators (and nobody else: the audit trail is separate).
+    pub fn event(
+        &self,
+        kind: &str,
+        peer: Option<NodeId>,
+        message_id: Option<MessageId>,
+        detail: String,
+    ) {
+        let _ = self.events.send(hotline_protocol::wire::OperatorEvent {
+            time_ms: now_ms(),
+            kind: kind.to_owned(),
+            peer: peer.map(|p| self.alias(&p)).unwrap_or_default(),
+            message_id: message_id.map(|m| m.to_vec().into()).unwrap_or_default(),
+            detail,
+        });
+    }
+
+    /// The alias of a peer (its id text if unknown).
+    pub fn alias(&self, id: &NodeId) -> String {
+        self.peers
+            .iter()
+            .find(|(p, _)| p.identity == *id)
+            .map(|(p, _)| p.alias.clone())
+            .unwrap_or_else(|| id.to_string())
+    }
+
+    /// A peer named by alias or node id text.
+    pub fn resolve_peer(&self, name: &str) -> Option<NodeId> {
+        let by_alias = self
+            .peers
+            .iter()
+            .find(|(p, _)| p.alias == name)
+            .map(|(p, _)| p.identity);
+        by_alias.or_else(|| {
+            name.parse::<NodeId>()
+                .ok()
+                .filter(|id| self.links.contains_key(id))
+        })
+    }
+
+    /// A peer's bundle bytes (empty if unknown).
+    pub fn peer_bundle(&self, id: &NodeId) -> Bytes {
+        self.peers
+            .iter()
+            .find(|(p, _)| p.identity == *id)
+            .map(|(_, b)| b.bytes().clone())
+            .unwrap_or_default()
+    }
+
+    /// Queues an asynchronous receipt (already stored) to a peer.
+    pub fn send_receipt(&self, peer: NodeId, receipt: hotline_protocol::receipt::Receipt) {
+        if let Some(tx) = self.links.get(&peer) {
+            let _ = tx.send(LinkMsg::SendReceipt(Box::new(receipt)));
+        }
+    }
+
+    /// The operator API's view of the pinned peers.
+    pub fn peer_infos(&self) -> Vec<hotline_protocol::wire::PeerInfo> {
+        self.peers
+            .iter()
+            .map(|(p, b)| hotline_protocol::wire::PeerInfo {
+                alias: p.alias.clone(),
+                node: p.identity.to_string(),
+                fingerprint: p.identity.fingerprint(),
+                name: b.name().to_owned(),
+                address: p.address.clone(),
+                trust: p.trust.as_str().to_owned(),
+            })
+            .collect()
+    }
+
+    /// Per-link status for the operator API.
+    pub fn status(&self) -> hotline_protocol::wire::StatusResponse {
+        let m = self.metrics.lock().ok();
+        let links = self
+            .peers
+            .iter()
+            .map(|(p, _)| {
+                let pm = m
+                    .as_ref()
+                    .and_then(|g| g.peers.get(&p.alias).cloned())
+                    .unwrap_or_default();
+                hotline_protocol::wire::LinkStatus {
+                    peer: p.alias.clone(),
+                    node: p.identity.to_string(),
+                    up: pm.up,
+                    since_ms: pm.since_ms,
+                    rtt_ms: pm.rtt_ms.unwrap_or(0),
+                    last_received_ms: pm.last_received_ms,
+                    queue: pm.queue,
+                    overdue: pm.overdue,
+                    gaps: pm.gaps,
+                    group: pm.group.unwrap_or_default(),
+                    oldest_pending_ms: pm.oldest_pending_ms,
+                }
+            })
+            .collect();
+        hotline_protocol::wire::StatusResponse {
+            node: self.id.to_string(),
+            name: self.name.clone(),
+            links,
+        }
+    }
+
+    /// The operator API's summary of a stored message.
+    pub fn summary(&self, m: &crate::store::MessageRow) -> hotline_protocol::wire::MessageSummary {
+        use hotline_protocol::wire;
+        let precedence = match m.precedence {
+            Precedence::Flash => wire::Precedence::Flash,
+            Precedence::Immediate => wire::Precedence::Immediate,
+            Precedence::Priority => wire::Precedence::Priority,
+            Precedence::Routine => wire::Precedence::Routine,
+        };
+        let tlp = match m.tlp.parse::<Tlp>() {
+            Ok(Tlp::Clear) => wire::Tlp::Clear,
+            Ok(Tlp::Green) => wire::Tlp::Green,
+            Ok(Tlp::Amber) => wire::Tlp::Amber,
+            Ok(Tlp::AmberStrict) => wire::Tlp::AmberStrict,
+            Ok(Tlp::Red) => wire::Tlp::Red,
+            Err(_) => wire::Tlp::Unspecified,
+        };
+        let pending = matches!(m.state.as_str(), "pending" | "unsealed");
+        let overdue = !m.incoming
+            && pending
+            && now_ms().saturating_sub(m.created_ms) > self.deadlines.for_precedence(m.precedence);
+        wire::MessageSummary {
+            message_id: m.message_id.to_vec().into(),
+            peer: self.alias(&m.peer),
+            incoming: m.incoming,
+            sequence: m.sequence,
+            precedence: precedence as i32,
+            tlp: tlp as i32,
+            created_ms: m.created_ms,
+            received_ms: m.received_ms,
+            subject: m.subject.clone(),
+            officer: m.officer.clone(),
+            state: if m.state == "unsealed" {
+                "pending".into()
+            } else {
+                m.state.clone()
+            },
+            overdue,
+        }
+    }
+}
