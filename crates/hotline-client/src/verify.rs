@@ -76,6 +76,9 @@ pub struct ReceiptReport {
     pub valid: bool,
     /// What failed.
     pub error: Option<String>,
+    /// Something valid but suspicious a reader should know (an acknowledgement dated before
+    /// the message was created).
+    pub warning: Option<String>,
 }
 
 /// Checks receipt bytes as signed by `receiver` (§8.4 steps 1–5) and, if `envelope` is given,
@@ -128,7 +131,17 @@ pub fn check_receipt(
                 "the receipt does not name this envelope (message id, SHA-256, sender or sequence differ)".into(),
             );
         }
-        Some(_) => {}
+        Some(env) => {
+            if let Some(ack) = rep.ack_time_ms
+                && ack < env.header().created
+            {
+                rep.warning = Some(format!(
+                    "acknowledged {} s before the message was created: the acknowledging \
+                     officer's clock, or the sender's, was wrong",
+                    (env.header().created - ack).div_ceil(1000)
+                ));
+            }
+        }
         None => {
             rep.valid = false;
             rep.error = Some("not matched: the envelope it answers is not valid".into());

@@ -273,3 +273,26 @@ fn show_answer_with_altered_content_or_envelope_fails() {
     let (r, _) = check_message(&f.show, &[0; 16], EPOCH);
     assert!(!r.valid, "another message id");
 }
+
+/// An acknowledgement dated before the message was created is valid (every signature holds)
+/// but flagged: one of the two clocks was wrong, and a reader of the evidence must know.
+#[test]
+fn flags_an_acknowledgement_dated_before_the_message() {
+    let mut p = Pair::new(12, Config::default());
+    p.connect();
+    p.run_for(100);
+    let now = p.now;
+    let id =
+        p.a.send(now, &mut p.rng, "Phishing wave", Precedence::Flash);
+    p.run_for(1_000);
+    let early = p.b.acknowledge(now - 60_000, &id, "before it existed");
+    let on_time = p.b.acknowledge(p.now, &id, "on time");
+    let env = p.a.outbox[&id].clone();
+    let b = p.b.identity.id();
+    let r = check_receipt(early.bytes(), &b, Some(&env));
+    assert!(r.valid, "{r:?}");
+    let w = r.warning.expect("flagged");
+    assert!(w.contains("60 s before the message was created"), "{w}");
+    let r = check_receipt(on_time.bytes(), &b, Some(&env));
+    assert!(r.valid && r.warning.is_none(), "{r:?}");
+}

@@ -904,6 +904,65 @@ fn same_id_different_bytes_is_rejected_as_conflict() {
     });
 }
 
+/// One id space per node: a peer that echoes the id of a message we sent it, in its own
+/// valid envelope, is refused with CONFLICT, and our message is still the one Show finds.
+#[test]
+fn an_envelope_reusing_the_id_of_a_message_we_sent_is_rejected_as_conflict() {
+    block_on(async {
+        let w = World::start().await;
+        let link = w.link(&w.as_a()).await;
+        // B sends A a message (A is the raw peer here; whether it reads it does not matter).
+        let bm = Material::load(&w.b_dir).expect("b material");
+        let now = now_ms();
+        let b_officer = OfficerKey::generate(
+            &bm.identity,
+            "Bruno",
+            Role::Officer,
+            now - 60_000,
+            now + DAY,
+            &mut rng(),
+        )
+        .expect("officer");
+        let id = random_id();
+        let a_id = w.a.identity.id();
+        let draft = Draft {
+            subject: "ours".into(),
+            text: "sent by B".into(),
+            ..Default::default()
+        };
+        let content = draft.sign(&id, &a_id, &b_officer, now).expect("sign");
+        w.b.submit(a_id, id, Precedence::Routine, Tlp::Green, content)
+            .await
+            .expect("B stores its message");
+        // A answers with an envelope of its own under that id.
+        let echo = w.seal(link.b_key(), id, 1, "an echo of B's id");
+        let r = expect_receipt(link.send(echo.bytes()).await, &w.b_id);
+        assert!(
+            matches!(
+                r.kind(),
+                ReceiptKind::Rejected {
+                    reason: RejectReason::Conflict,
+                    ..
+                }
+            ),
+            "{:?}",
+            r.kind()
+        );
+        assert!(w.inbox().await.is_empty(), "nothing stored in B's inbox");
+        let shown =
+            w.b.with_store(move |s| s.message(&id))
+                .await
+                .expect("store")
+                .expect("ok")
+                .expect("found");
+        assert!(!shown.row.incoming, "Show finds B's own message");
+        assert_eq!(shown.row.subject, "ours");
+        w.hang_up(link).await;
+        w.assert_still_serving(2).await;
+        w.stop().await;
+    });
+}
+
 // ---- 6, 7. Hello: stolen TLS key, forged and relayed Hellos ------------------------------
 
 #[test]

@@ -1,90 +1,16 @@
 //! The operator API (SPEC.md §15) against two running nodes, with a bare client.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::{Client, error_code, free_udp_port, start};
 use hotline_node::config;
-use hotline_node::daemon::Node;
-use hotline_node::store::sqlite::SqliteStore;
 use hotline_node::{commands, operator};
 use hotline_protocol::content::Draft;
-use hotline_protocol::officer::OfficerKey;
 use hotline_protocol::receipt::{Receipt, ReceiptKind};
 use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
-use hotline_transport::material::Material;
 use hotline_transport::now_ms;
-use hotline_transport::tls::{self, PeerTrust};
-use prost::Message;
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
-
-struct Client {
-    conn: quinn::Connection,
-    officer: OfficerKey,
-}
-
-impl Client {
-    async fn connect(cred: &Path, addr: SocketAddr) -> Result<Client, String> {
-        let loaded = hotline_transport::credential::load(cred).map_err(|e| e.to_string())?;
-        let cfg = tls::client_config(
-            &loaded.tls,
-            &PeerTrust::Pinned {
-                spki_sha256: vec![loaded.node_pin],
-            },
-            hotline_protocol::OPERATOR_ALPN,
-            &Default::default(),
-        )
-        .map_err(|e| e.to_string())?;
-        let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr"))
-            .map_err(|e| e.to_string())?;
-        ep.set_default_client_config(cfg);
-        let conn = ep
-            .connect(addr, "localhost")
-            .map_err(|e| e.to_string())?
-            .await
-            .map_err(|e| e.to_string())?;
-        let officer = loaded.officer;
-        Ok(Client { conn, officer })
-    }
-
-    async fn call(&self, req: Request) -> Result<Response, String> {
-        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| e.to_string())?;
-        let body = wire::OperatorRequest { request: Some(req) }.encode_to_vec();
-        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        send.write_all(&frame).await.map_err(|e| e.to_string())?;
-        let _ = send.finish();
-        let data = recv
-            .read_to_end(32 * 1024 * 1024)
-            .await
-            .map_err(|e| e.to_string())?;
-        let len = u32::from_be_bytes(data[..4].try_into().expect("len")) as usize;
-        let resp = wire::OperatorResponse::decode(&data[4..4 + len]).map_err(|e| e.to_string())?;
-        resp.response.ok_or_else(|| "empty response".into())
-    }
-}
-
-fn error_code(r: &Response) -> Option<wire::OperatorErrorCode> {
-    match r {
-        Response::Error(e) => wire::OperatorErrorCode::try_from(e.code).ok(),
-        _ => None,
-    }
-}
-
-async fn start(dir: PathBuf) -> Node {
-    let cfg = config::Config::load(&dir).expect("cfg");
-    let m = Material::load(&dir).expect("material");
-    let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
-    Node::start(cfg, m, Box::new(store), None)
-        .await
-        .expect("start")
-}
 
 #[test]
 fn send_list_ack_show_and_export_through_the_operator_api() {

@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hotline_node::store::sqlite::{SCHEMA_VERSION, SqliteStore};
 use hotline_node::store::{
-    AcceptOutcome, Arrival, AuditEvent, OutState, PeerRecord, ReceiptRecord, Store, StoreError,
-    Submission,
+    AcceptOutcome, Arrival, AuditEvent, OutState, OwnReceiptOutcome, PeerRecord, ReceiptRecord,
+    Store, StoreError, Submission, SubmitOutcome,
 };
 use hotline_protocol::NodeId;
 use hotline_protocol::content::Precedence;
@@ -46,6 +46,17 @@ fn submission(n: u32, peer: NodeId, precedence: Precedence) -> Submission {
         subject: format!("subject {n}"),
         officer: "duty officer".into(),
     }
+}
+
+/// The sequences of submissions that were all stored as new messages.
+fn seqs(outcomes: Vec<SubmitOutcome>) -> Vec<u64> {
+    outcomes
+        .into_iter()
+        .map(|o| match o {
+            SubmitOutcome::Stored(n) => n,
+            other => panic!("expected a stored message, got {other:?}"),
+        })
+        .collect()
 }
 
 fn routine(ns: impl IntoIterator<Item = u32>, peer: NodeId) -> Vec<Submission> {
@@ -188,40 +199,84 @@ fn submit_assigns_contiguous_sequences_per_peer_across_batches_and_reopen() {
 
     let mut batch = routine(1..=3, a);
     batch.insert(1, submission(10, b, Precedence::Flash));
-    assert_eq!(s.submit(&batch).unwrap(), vec![1, 1, 2, 3]);
-    assert_eq!(s.submit(&routine(4..=5, a)).unwrap(), vec![4, 5]);
-    assert_eq!(s.submit(&[]).unwrap(), Vec::<u64>::new());
+    assert_eq!(seqs(s.submit(&batch).unwrap()), vec![1, 1, 2, 3]);
+    assert_eq!(seqs(s.submit(&routine(4..=5, a)).unwrap()), vec![4, 5]);
+    assert_eq!(seqs(s.submit(&[]).unwrap()), Vec::<u64>::new());
     drop(s);
 
     let mut s = SqliteStore::open(&path).unwrap();
     assert_eq!(s.last_sequence(&a).unwrap(), 5);
     assert_eq!(s.last_sequence(&b).unwrap(), 1);
-    assert_eq!(s.submit(&routine(11..=12, b)).unwrap(), vec![2, 3]);
-    assert_eq!(s.submit(&routine([6], a)).unwrap(), vec![6]);
+    assert_eq!(seqs(s.submit(&routine(11..=12, b)).unwrap()), vec![2, 3]);
+    assert_eq!(seqs(s.submit(&routine([6], a)).unwrap()), vec![6]);
     assert_eq!(s.last_sequence(&node(3)).unwrap(), 0);
 }
 
 #[test]
-fn submit_with_a_duplicate_id_stores_nothing_of_the_batch() {
+fn a_message_id_is_used_once_per_node_and_a_repeated_submission_gets_its_first_answer() {
     let (_dir, path, mut s) = temp_store();
-    let a = node(1);
-    s.submit(&routine([1], a)).unwrap();
+    let (a, b) = (node(1), node(2));
+    assert_eq!(seqs(s.submit(&routine([1], a)).unwrap()), vec![1]);
 
-    // Against a stored id: the new messages before it in the batch are rolled back too.
-    match s.submit(&routine([2, 3, 1, 4], a)) {
-        Err(StoreError::Conflict(m)) => assert!(m.contains("already exists"), "{m}"),
-        other => panic!("expected Conflict, got {other:?}"),
-    }
-    // Twice inside one batch.
-    assert!(matches!(
-        s.submit(&routine([5, 6, 5], a)),
-        Err(StoreError::Conflict(_))
-    ));
-    assert_eq!(count(&path, "outbox"), 1);
-    assert_eq!(s.last_sequence(&a).unwrap(), 1);
-    assert_eq!(s.out_state(&mid(2)).unwrap(), None);
-    // The sequence numbers of the failed batches were not used up.
-    assert_eq!(s.submit(&routine([2], a)).unwrap(), vec![2]);
+    // The same message again (a client retrying after a lost answer): its first sequence.
+    // Another message under a used id (other content, precedence or peer): refused. Neither
+    // writes anything or uses up a sequence, and the rest of the batch is stored.
+    let mut other_content = submission(1, a, Precedence::Routine);
+    other_content.content = Bytes::from_static(b"something else");
+    let batch = vec![
+        submission(2, a, Precedence::Routine),
+        submission(1, a, Precedence::Routine),
+        other_content,
+        submission(1, a, Precedence::Flash),
+        submission(1, b, Precedence::Routine),
+        submission(3, a, Precedence::Routine),
+        submission(3, a, Precedence::Routine),
+    ];
+    assert_eq!(
+        s.submit(&batch).unwrap(),
+        vec![
+            SubmitOutcome::Stored(2),
+            SubmitOutcome::Repeated(1),
+            SubmitOutcome::IdInUse,
+            SubmitOutcome::IdInUse,
+            SubmitOutcome::IdInUse,
+            SubmitOutcome::Stored(3),
+            SubmitOutcome::Repeated(3),
+        ]
+    );
+    assert_eq!(count(&path, "outbox"), 3);
+    assert_eq!(s.last_sequence(&a).unwrap(), 3);
+    assert_eq!(s.last_sequence(&b).unwrap(), 0);
+
+    // The id of a received message cannot be used for a sent one, and the peer cannot use
+    // the id of one we sent: it would shadow ours in Show, Receipts and `send --wait`.
+    assert_eq!(
+        s.accept(&[arrival(9, b, 1, "theirs")]).unwrap(),
+        vec![AcceptOutcome::Inserted]
+    );
+    assert_eq!(
+        s.submit(&routine([9], a)).unwrap(),
+        vec![SubmitOutcome::IdInUse]
+    );
+    assert_eq!(
+        s.accept(&[arrival(1, b, 2, "echo of our id")]).unwrap(),
+        vec![AcceptOutcome::Conflict]
+    );
+    assert_eq!(count(&path, "inbox"), 1);
+    let shown = s.message(&mid(1)).unwrap().expect("ours");
+    assert!(!shown.row.incoming, "Show finds the message we sent");
+    assert_eq!(s.last_sequence(&a).unwrap(), 3, "no sequence used up");
+
+    // The schema refuses such rows too, whatever the code above it does.
+    let conn = raw(&path);
+    let inserted = conn.execute(
+        "INSERT INTO inbox (message_id, peer, sequence, precedence, tlp, created_ms, \
+         received_ms, envelope, envelope_sha256, content, subject, officer, delivered_receipt) \
+         VALUES (?1, ?2, 5, 3, 'green', 1, 1, x'00', ?3, x'00', 's', 'o', ?3)",
+        rusqlite::params![&mid(2)[..], &b.as_bytes()[..], &[7u8; 32][..]],
+    );
+    assert!(inserted.is_err(), "the inbox refused a sent message's id");
+    assert!(s.check().unwrap().is_empty(), "{:?}", s.check().unwrap());
 }
 
 #[test]
@@ -694,6 +749,42 @@ fn own_receipts_stay_unconfirmed_until_the_peer_confirms_them() {
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
 }
 
+/// Two officers acknowledging one message at once: the second gets the first receipt, and
+/// the database holds (and will send the peer) only one.
+#[test]
+fn a_message_gets_at_most_one_acknowledged_receipt() {
+    let (_dir, path, mut s) = temp_store();
+    let a = node(1);
+    s.accept(&[arrival(1, a, 1, "one")]).unwrap();
+    let first = receipt(mid(1), a, "ACKNOWLEDGED", "first officer");
+    let second = receipt(mid(1), a, "ACKNOWLEDGED", "second officer");
+    assert_eq!(
+        s.store_own_receipt(&first).unwrap(),
+        OwnReceiptOutcome::Stored
+    );
+    assert_eq!(
+        s.store_own_receipt(&second).unwrap(),
+        OwnReceiptOutcome::AlreadyAcknowledged(first.bytes.clone())
+    );
+    // The same bytes again are not a second acknowledgement.
+    assert_eq!(
+        s.store_own_receipt(&first).unwrap(),
+        OwnReceiptOutcome::Stored
+    );
+    assert_eq!(
+        s.unconfirmed_receipts(&a).unwrap(),
+        vec![first.bytes.clone()]
+    );
+    // The schema refuses a second one too.
+    let conn = raw(&path);
+    let inserted = conn.execute(
+        "INSERT INTO receipts_out (sha256, message_id, peer, kind, bytes, stored_ms, confirmed) \
+         VALUES (?1, ?2, ?3, 'ACKNOWLEDGED', x'00', 1, 0)",
+        rusqlite::params![&second.sha256[..], &mid(1)[..], &a.as_bytes()[..]],
+    );
+    assert!(inserted.is_err(), "a second ACKNOWLEDGED was stored");
+}
+
 // ----- audit -----
 
 #[test]
@@ -877,7 +968,10 @@ fn a_database_of_a_newer_hotlined_is_refused_untouched() {
 #[test]
 fn open_in_memory_gives_a_working_store() {
     let mut s = SqliteStore::open_in_memory().unwrap();
-    assert_eq!(s.submit(&routine(1..=2, node(1))).unwrap(), vec![1, 2]);
+    assert_eq!(
+        seqs(s.submit(&routine(1..=2, node(1))).unwrap()),
+        vec![1, 2]
+    );
     assert!(s.check().unwrap().is_empty());
 }
 
@@ -920,7 +1014,9 @@ fn crash_child_process() {
         let arrivals: Vec<Arrival> = (0..k)
             .map(|i| {
                 in_seq += 1;
-                let mut a = arrival(batch * 1000 + i, node(9), in_seq, &format!("{batch}.{i}"));
+                // Received messages have ids of their own: one id space per node.
+                let id = (batch * 1000 + i) | 0x8000_0000;
+                let mut a = arrival(id, node(9), in_seq, &format!("{batch}.{i}"));
                 a.subject = format!("{batch}/{k}");
                 a
             })
@@ -1081,21 +1177,28 @@ fn a_group_commits_its_writes_together_and_a_failing_write_rolls_back_alone() {
     let mut results = Vec::new();
     s.group(&mut |st| {
         results.push(st.submit(&routine([1, 2], a)).map(|v| v.len()));
-        // A duplicate id: this write fails and rolls back alone.
-        results.push(st.submit(&routine([2, 3], a)).map(|v| v.len()));
+        // Message 1's envelope, then one for a message that does not exist: this write fails
+        // and rolls back alone, message 1's envelope with it.
+        results.push(
+            st.attach_envelopes(&[
+                (mid(1), Bytes::from_static(b"e1"), sha256(b"e1")),
+                (mid(99), Bytes::from_static(b"e"), sha256(b"e")),
+            ])
+            .map(|()| 0),
+        );
         results.push(st.submit(&routine([4], a)).map(|v| v.len()));
     })
     .unwrap();
     assert!(matches!(results[0], Ok(2)), "{results:?}");
     assert!(
-        matches!(results[1], Err(StoreError::Conflict(_))),
+        matches!(results[1], Err(StoreError::Database(_))),
         "{results:?}"
     );
     assert!(matches!(results[2], Ok(1)), "{results:?}");
     drop(s);
-    // Durable: a fresh connection sees messages 1, 2 and 4 (sequences 1..=3), not 3.
+    // Durable: a fresh connection sees messages 1, 2 and 4, and message 1 still unsealed.
     assert_eq!(count(&path, "outbox"), 3);
     let mut s = SqliteStore::open(&path).unwrap();
     assert_eq!(s.last_sequence(&a).unwrap(), 3);
-    assert_eq!(s.out_state(&mid(3)).unwrap(), None);
+    assert_eq!(s.out_state(&mid(1)).unwrap(), Some(OutState::Unsealed));
 }

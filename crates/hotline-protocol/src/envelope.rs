@@ -22,6 +22,13 @@ use crate::wire;
 pub const MESSAGE_ID_LEN: usize = 16;
 /// Largest encoded envelope (the frame payload limit for envelopes).
 pub const MAX_ENVELOPE_LEN: usize = 1024 * 1024;
+/// The most bytes sealing adds to a content, with room to spare: the header with every field
+/// at its largest (about 170 bytes), the HPKE tag (16), the signature (64) and the protobuf
+/// framing of the envelope's three fields (a few bytes each).
+pub const MAX_SEAL_OVERHEAD: usize = 512;
+/// The largest content that always fits in one envelope: a node refuses a larger one when an
+/// officer submits it (SPEC.md §15.5.1), so an accepted message can always be sealed.
+pub const MAX_CONTENT_LEN: usize = MAX_ENVELOPE_LEN - MAX_SEAL_OVERHEAD;
 
 /// A 16-byte random message id.
 pub type MessageId = [u8; MESSAGE_ID_LEN];
@@ -451,4 +458,43 @@ pub(crate) fn verify_envelope_signature(
 ) -> bool {
     let (len, digest) = signed_parts(header, ciphertext);
     sender.verify(Label::Envelope, &[&len, header, &digest], signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::TestRng;
+
+    /// A content of [`MAX_CONTENT_LEN`] bytes seals even with every header field at its
+    /// largest, and the real overhead stays under [`MAX_SEAL_OVERHEAD`].
+    #[test]
+    fn the_largest_accepted_content_always_fits_in_an_envelope() {
+        let mut rng = TestRng::new(7);
+        let sender = IdentityKey::generate(&mut rng);
+        let recipient = IdentityKey::generate(&mut rng);
+        let key = EncryptionKeypair::generate(&recipient, 0, u64::MAX, &mut rng);
+        let content = SignedContent::from_bytes(vec![0xa5; MAX_CONTENT_LEN]);
+        let params = SealParams {
+            recipient: recipient.id(),
+            recipient_key: &key.certificate,
+            message_id: [0xff; MESSAGE_ID_LEN],
+            sequence: u64::MAX,
+            created: u64::MAX - 1,
+            precedence: Precedence::Routine,
+            tlp: Tlp::AmberStrict,
+        };
+        let env = Envelope::seal(&sender, &params, &content, &mut rng).expect("fits");
+        let overhead = env.bytes().len() - MAX_CONTENT_LEN;
+        assert!(overhead <= MAX_SEAL_OVERHEAD, "overhead {overhead}");
+        assert!(
+            overhead >= 250,
+            "the bound is meant to be close: {overhead}"
+        );
+        // And just over the envelope limit, sealing refuses.
+        let too_big = SignedContent::from_bytes(vec![0; MAX_ENVELOPE_LEN]);
+        assert!(matches!(
+            Envelope::seal(&sender, &params, &too_big, &mut rng),
+            Err(SealError::TooLarge)
+        ));
+    }
 }

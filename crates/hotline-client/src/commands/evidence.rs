@@ -221,6 +221,9 @@ pub fn report_text(style: &Style, file: &Path, r: &Report) -> String {
             if let Some(e) = &rc.error {
                 out.push_str(&format!("  {}", style.paint(e, Colour::Red)));
             }
+            if let Some(w) = &rc.warning {
+                out.push_str(&format!("  {}", style.paint(w, Colour::Yellow)));
+            }
             out.push('\n');
         }
         out.push_str(&format!("  status        {}\n", it.status));

@@ -99,6 +99,9 @@ fn receipt_line(style: &Style, r: &ReceiptReport) -> String {
     if let Some(e) = &r.error {
         s.push_str(&format!("\n      {}", style.paint(e, Colour::Red)));
     }
+    if let Some(w) = &r.warning {
+        s.push_str(&format!("\n      {}", style.paint(w, Colour::Yellow)));
+    }
     s
 }
 

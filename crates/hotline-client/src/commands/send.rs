@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hotline_protocol::NodeId;
 use hotline_protocol::content::{ContentError, Draft, Incident, Indicator, Precedence, Tlp};
-use hotline_protocol::envelope::MAX_ENVELOPE_LEN;
+use hotline_protocol::envelope::{MAX_CONTENT_LEN, MAX_ENVELOPE_LEN};
 use hotline_protocol::wire;
 use serde_json::json;
 
@@ -196,6 +196,13 @@ pub async fn run(ctx: &Ctx, args: SendArgs) -> Result<()> {
         ),
         e => Failure::usage(format!("cannot build the message: {e}")),
     })?;
+    if content.as_bytes().len() > MAX_CONTENT_LEN {
+        return Err(Failure::usage(format!(
+            "the signed message is {} bytes; at most {MAX_CONTENT_LEN} fit in one envelope \
+             (shorten the text or the indicators); nothing was sent",
+            content.as_bytes().len()
+        )));
+    }
     let resp = client
         .send(wire::SendRequest {
             to: peer.alias.clone(),

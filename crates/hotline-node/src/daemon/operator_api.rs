@@ -15,12 +15,16 @@ use hotline_protocol::{NodeId, wire::OperatorErrorCode as Code};
 use prost::Message;
 
 use super::Shared;
-use crate::store::{OperatorRecord, ReceiptRecord};
+use crate::store::{OperatorRecord, OwnReceiptOutcome, ReceiptRecord};
 use hotline_transport::now_ms;
 
 /// Largest request (SPEC.md §15.4): a Send carries at most a 1 MiB content. An authenticated
 /// operator may open many streams, so this bounds what each can make the node buffer.
 pub const MAX_REQUEST: usize = 2 * 1024 * 1024;
+
+/// How far an acknowledgement's `time_ms` may be from the node's clock (SPEC.md §15.5.4
+/// step 8): 5 minutes.
+pub const ACK_TIME_WINDOW: u64 = 5 * 60 * 1000;
 
 /// An authenticated operator connection.
 pub struct Operator {
@@ -294,6 +298,19 @@ async fn ack(shared: &Arc<Shared>, op: &Operator, a: wire::AckRequest) -> Reply 
             "the acknowledgement carries another operator's credential",
         );
     }
+    // Step 8 (SPEC.md §15.5.4): the officer's time is the time the evidence will show.
+    let now = now_ms();
+    if ackw.time_ms.abs_diff(now) > ACK_TIME_WINDOW {
+        return err(
+            Code::BadContent,
+            format!(
+                "the acknowledgement is dated {} s from this node's clock (at most {} s allowed); \
+                 check the clock of the computer you acknowledge from",
+                (i128::from(ackw.time_ms) - i128::from(now)) / 1000,
+                ACK_TIME_WINDOW / 1000
+            ),
+        );
+    }
     let envelope = Envelope::parse(msg.envelope.clone()).map_err(|_| {
         (
             Code::Unavailable,
@@ -323,8 +340,13 @@ async fn ack(shared: &Arc<Shared>, op: &Operator, a: wire::AckRequest) -> Reply 
         sha256: *receipt.sha256(),
         stored_ms: now_ms(),
     };
+    // The store checks and writes in one transaction: of two officers acknowledging at once,
+    // the second gets the first one's receipt, and only one is ever queued to the peer.
     match shared.store.call(move |s| s.store_own_receipt(&rec)).await {
-        Some(Ok(())) => {}
+        Some(Ok(OwnReceiptOutcome::Stored)) => {}
+        Some(Ok(OwnReceiptOutcome::AlreadyAcknowledged(first))) => {
+            return Ok(Response::Ack(wire::AckResponse { receipt: first }));
+        }
         Some(Err(e)) => return err(Code::Unavailable, format!("not stored: {e}")),
         None => return err(Code::Unavailable, "node shutting down"),
     }

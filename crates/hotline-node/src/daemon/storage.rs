@@ -17,7 +17,9 @@ use bytes::Bytes;
 use hotline_protocol::envelope::MessageId;
 use tokio::sync::oneshot;
 
-use crate::store::{AcceptOutcome, Arrival, AuditEvent, ReceiptRecord, Store, Submission};
+use crate::store::{
+    AcceptOutcome, Arrival, AuditEvent, ReceiptRecord, Store, Submission, SubmitOutcome,
+};
 
 type Job = Box<dyn FnOnce(&mut dyn Store) + Send>;
 type Reply<T> = oneshot::Sender<crate::store::Result<T>>;
@@ -35,7 +37,7 @@ pub const AUDIT_LINGER: std::time::Duration = std::time::Duration::from_millis(2
 pub type Attachment = (MessageId, Bytes, [u8; 32]);
 
 enum Op {
-    Submit(Submission, Reply<u64>),
+    Submit(Submission, Reply<SubmitOutcome>),
     Attach(Attachment, Reply<()>),
     Accept(Box<Arrival>, Reply<AcceptOutcome>),
     Receipt(ReceiptRecord, Reply<()>),
@@ -66,7 +68,7 @@ impl std::fmt::Debug for StoreHandle {
 /// Operations gathered for one group, per kind, in arrival order.
 #[derive(Default)]
 struct Group {
-    submit: Vec<(Submission, Reply<u64>)>,
+    submit: Vec<(Submission, Reply<SubmitOutcome>)>,
     attach: Vec<(Attachment, Reply<()>)>,
     accept: Vec<(Box<Arrival>, Reply<AcceptOutcome>)>,
     receipt: Vec<(ReceiptRecord, Reply<()>)>,
@@ -298,8 +300,8 @@ impl StoreHandle {
         rx.await.ok()
     }
 
-    /// Stores a new outgoing message (group-committed); its sequence number.
-    pub async fn submit(&self, s: Submission) -> Option<crate::store::Result<u64>> {
+    /// Stores a new outgoing message (group-committed): its sequence number, or why not.
+    pub async fn submit(&self, s: Submission) -> Option<crate::store::Result<SubmitOutcome>> {
         self.op(|r| Op::Submit(s, r)).await
     }
 
@@ -442,8 +444,9 @@ mod tests {
         join.join().expect("store thread ends");
     }
 
-    /// Operations queued together commit as one group; a failing item (a duplicate id) gets
-    /// its own error and does not fail its neighbours; a closure sees everything queued
+    /// Operations queued together commit as one group; a failing item (an envelope for a
+    /// message that does not exist) gets its own error and does not fail its neighbours; a
+    /// repeated submission gets its first sequence back; a closure sees everything queued
     /// before it.
     #[test]
     fn a_group_isolates_a_failing_item_and_closures_are_barriers() {
@@ -456,19 +459,34 @@ mod tests {
             });
             let ops = async {
                 let a = h.submit(submission(1, 7));
-                let dup = h.submit(submission(1, 7));
+                let again = h.submit(submission(1, 7));
+                let bad = h.attach(([9; 16], bytes::Bytes::from_static(b"x"), [0; 32]));
                 let b = h.submit(submission(2, 7));
                 let count = h.call(|s| s.last_sequence(&node(7)));
-                tokio::join!(a, dup, b, count)
+                tokio::join!(a, again, bad, b, count)
             };
             let release = async {
                 tokio::task::yield_now().await;
                 let _ = release_tx.send(());
             };
-            let (_, (a, dup, b, count), ()) = tokio::join!(held, ops, release);
-            assert_eq!(a.expect("thread").expect("stored"), 1);
-            assert!(dup.expect("thread").is_err(), "the duplicate id is refused");
-            assert_eq!(b.expect("thread").expect("stored"), 2);
+            let (_, (a, again, bad, b, count), ()) = tokio::join!(held, ops, release);
+            assert_eq!(
+                a.expect("thread").expect("stored"),
+                SubmitOutcome::Stored(1)
+            );
+            assert_eq!(
+                again.expect("thread").expect("answered"),
+                SubmitOutcome::Repeated(1),
+                "the same message again gets its first answer"
+            );
+            assert!(
+                bad.expect("thread").is_err(),
+                "no such message to attach to"
+            );
+            assert_eq!(
+                b.expect("thread").expect("stored"),
+                SubmitOutcome::Stored(2)
+            );
             assert_eq!(count.expect("thread").expect("read"), 2);
         });
         h.stop();

@@ -3,13 +3,13 @@
 
 use bytes::Bytes;
 use hotline_protocol::content::{OpenedContent, Precedence, SignedContent, Tlp};
-use hotline_protocol::envelope::{Envelope, MessageId, SealParams};
+use hotline_protocol::envelope::{Envelope, MAX_CONTENT_LEN, MessageId, SealParams};
 use hotline_protocol::identity::{EncryptionKey, NodeId};
 
 use super::Shared;
 use super::link::LinkMsg;
 use super::metrics;
-use crate::store::Submission;
+use crate::store::{Submission, SubmitOutcome};
 use hotline_transport::material::Material;
 use hotline_transport::now_ms;
 
@@ -26,6 +26,18 @@ pub enum SubmitError {
     /// The peer has no encryption key valid now.
     #[error("the peer has no encryption key valid now; ask them for a new bundle")]
     NoPeerKey,
+    /// The content is too large to be sealed into one envelope.
+    #[error(
+        "the signed content is {0} bytes; at most {max} fit in one envelope (shorten the text)",
+        max = MAX_CONTENT_LEN
+    )]
+    TooLarge(usize),
+    /// The message id is used by another message of this node (sent or received).
+    #[error(
+        "message id {0} is already used by another message of this node; send the message again \
+         under a new id"
+    )]
+    IdInUse(String),
     /// Storage failed: the message was not accepted.
     #[error("not accepted, storage failed: {0}")]
     Store(String),
@@ -39,6 +51,8 @@ impl SubmitError {
             SubmitError::UnknownPeer(_) => C::UnknownPeer,
             SubmitError::Content(_) => C::BadContent,
             SubmitError::NoPeerKey => C::BadRequest,
+            SubmitError::TooLarge(_) => C::BadContent,
+            SubmitError::IdInUse(_) => C::BadRequest,
             SubmitError::Store(_) => C::Unavailable,
         }
     }
@@ -89,6 +103,11 @@ impl Shared {
             .clone();
         let now = now_ms();
         let bytes = opened.plaintext.clone();
+        // Checked before anything is stored: an accepted message can always be sealed, so no
+        // sequence number is used up by a message that can never be sent.
+        if bytes.len() > MAX_CONTENT_LEN {
+            return Err(SubmitError::TooLarge(bytes.len()));
+        }
         let keys = self
             .peer_keys
             .lock()
@@ -109,7 +128,15 @@ impl Shared {
         };
         let s2 = submission.clone();
         let seq = match self.store.submit(s2).await {
-            Some(Ok(seq)) => seq,
+            Some(Ok(SubmitOutcome::Stored(seq))) => seq,
+            // The same message submitted again (a client that retried): the first answer. It
+            // is sealed and queued already, or will be at restart.
+            Some(Ok(SubmitOutcome::Repeated(seq))) => return Ok((message_id, seq)),
+            Some(Ok(SubmitOutcome::IdInUse)) => {
+                return Err(SubmitError::IdInUse(
+                    data_encoding::HEXLOWER.encode(&message_id),
+                ));
+            }
             Some(Err(e)) => return Err(SubmitError::Store(e.to_string())),
             None => return Err(SubmitError::Store("store stopped".into())),
         };

@@ -149,6 +149,39 @@ pub struct Submission {
     pub officer: String,
 }
 
+/// What [`Store::submit`] did with one submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Stored as a new message with this sequence number.
+    Stored(u64),
+    /// The same message (same id, peer, precedence, TLP and content bytes) was submitted
+    /// before, with this sequence: nothing was written; the first answer stands.
+    Repeated(u64),
+    /// The id is already used by another message of this node, sent or received (one id
+    /// space per node): nothing was written.
+    IdInUse,
+}
+
+impl SubmitOutcome {
+    /// The sequence of a message stored now or before; `None` if the id is in use.
+    pub fn sequence(self) -> Option<u64> {
+        match self {
+            SubmitOutcome::Stored(n) | SubmitOutcome::Repeated(n) => Some(n),
+            SubmitOutcome::IdInUse => None,
+        }
+    }
+}
+
+/// What [`Store::store_own_receipt`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OwnReceiptOutcome {
+    /// Stored (or the same bytes were stored before).
+    Stored,
+    /// The message already has an ACKNOWLEDGED receipt (at most one per message): these are
+    /// its bytes; nothing was written.
+    AlreadyAcknowledged(Bytes),
+}
+
 /// A submission as stored, with the sequence the store assigned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredSubmission {
@@ -359,9 +392,11 @@ pub trait Store: Send + 'static {
 
     // ----- sending -----
     /// Stores new messages, assigning each the next sequence number of its peer (max stored
-    /// sequence for that peer + 1, in batch order), in one transaction. Returns the sequences
-    /// in batch order. `Conflict` if a message id exists already (then nothing is stored).
-    fn submit(&mut self, batch: &[Submission]) -> Result<Vec<u64>>;
+    /// sequence for that peer + 1, in batch order), in one transaction. Returns one outcome per
+    /// submission, in batch order: a message id is used once per node, sent or received, so a
+    /// repeated submission of the same message gets its first sequence back and any other
+    /// reuse of an id is refused; neither writes anything nor uses up a sequence.
+    fn submit(&mut self, batch: &[Submission]) -> Result<Vec<SubmitOutcome>>;
     /// Attaches sealed envelope bytes to submitted messages (state Unsealed → Pending).
     fn attach_envelopes(&mut self, batch: &[(MessageId, Bytes, [u8; 32])]) -> Result<()>;
     /// Messages stored but not sealed (found after a crash), in sequence order.
@@ -400,7 +435,8 @@ pub trait Store: Send + 'static {
     // ----- receiving -----
     /// Stores arrivals with their receipts, each insert-if-absent by message id, in one
     /// transaction. Returns one outcome per arrival, in order. Two arrivals with the same id in
-    /// one batch: the second gets Duplicate or Conflict against the first.
+    /// one batch: the second gets Duplicate or Conflict against the first. An arrival whose id
+    /// is the id of a message this node sent is a Conflict (one id space per node).
     fn accept(&mut self, batch: &[Arrival]) -> Result<Vec<AcceptOutcome>>;
     /// The DELIVERED receipt and envelope SHA-256 stored for an id we received, if any.
     fn received(&mut self, message_id: &MessageId) -> Result<Option<([u8; 32], Bytes)>>;
@@ -410,8 +446,9 @@ pub trait Store: Send + 'static {
     /// The inbox, newest first, at most `limit` rows.
     fn inbox(&mut self, limit: usize) -> Result<Vec<InboxRow>>;
     /// Stores a receipt we made asynchronously (ACKNOWLEDGED) for a message we received; it
-    /// stays "unconfirmed" until [`Store::confirm_receipt`].
-    fn store_own_receipt(&mut self, receipt: &ReceiptRecord) -> Result<()>;
+    /// stays "unconfirmed" until [`Store::confirm_receipt`]. A message has at most one
+    /// ACKNOWLEDGED receipt: if it has one already, that one is returned and nothing is written.
+    fn store_own_receipt(&mut self, receipt: &ReceiptRecord) -> Result<OwnReceiptOutcome>;
     /// Our asynchronous receipts to `peer` not yet confirmed stored by the peer.
     fn unconfirmed_receipts(&mut self, peer: &NodeId) -> Result<Vec<Bytes>>;
     /// The peer confirmed storing our receipt with this SHA-256.
@@ -426,7 +463,9 @@ pub trait Store: Send + 'static {
         peer: Option<NodeId>,
         limit: usize,
     ) -> Result<Vec<MessageRow>>;
-    /// One message (looked up in both directions) with its envelope, content and receipts.
+    /// One message with its envelope, content and receipts. Ids are unique across both
+    /// directions; in a database written before that rule, a sent message is found before a
+    /// received one with the same id (the peer chose the latter's id).
     fn message(&mut self, message_id: &MessageId) -> Result<Option<StoredMessage>>;
     /// Every sealed message, both directions, optionally for one peer and created at or after
     /// `since`, oldest first, with all receipts held.

@@ -9,7 +9,7 @@ use hotline_protocol::NodeId;
 use hotline_protocol::envelope::MessageId;
 use rusqlite::{OptionalExtension, params};
 
-use super::super::{AcceptOutcome, Arrival, ReceiptRecord, Result, StoreError};
+use super::super::{AcceptOutcome, Arrival, OwnReceiptOutcome, ReceiptRecord, Result, StoreError};
 use super::SqliteStore;
 use super::convert::{
     digest, hex, int, peer_seq, peer_seq_back, precedence, push_range, state_for_kind,
@@ -21,6 +21,7 @@ impl SqliteStore {
         let mut outcomes = Vec::with_capacity(batch.len());
         {
             let mut existing = tx.prepare_cached(RECEIVED)?;
+            let mut sent = tx.prepare_cached("SELECT 1 FROM outbox WHERE message_id = ?1")?;
             let mut receipt = tx.prepare_cached(
                 "INSERT INTO receipts_out (sha256, message_id, peer, kind, bytes, stored_ms, \
                  confirmed) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
@@ -50,6 +51,12 @@ impl SqliteStore {
                     } else {
                         AcceptOutcome::Conflict
                     });
+                    continue;
+                }
+                // One id space per node: the id of a message we sent is not the peer's to use
+                // (it would shadow ours in Show, Receipts and `send --wait`).
+                if sent.exists([&a.message_id[..]])? {
+                    outcomes.push(AcceptOutcome::Conflict);
                     continue;
                 }
                 let r = &a.receipt;
@@ -130,7 +137,10 @@ impl SqliteStore {
         Ok(out)
     }
 
-    pub(super) fn store_own_receipt(&mut self, receipt: &ReceiptRecord) -> Result<()> {
+    pub(super) fn store_own_receipt(
+        &mut self,
+        receipt: &ReceiptRecord,
+    ) -> Result<OwnReceiptOutcome> {
         state_for_kind(&receipt.kind)?;
         let stored_ms = int(receipt.stored_ms, "stored_ms")?;
         let tx = self.write()?;
@@ -143,6 +153,22 @@ impl SqliteStore {
                     "no received message has id {}; a receipt is made only for one",
                     hex(&receipt.message_id)
                 )));
+            }
+            // At most one ACKNOWLEDGED per message (the schema refuses a second one too): two
+            // officers acknowledging at once both get the first receipt.
+            if receipt.kind == "ACKNOWLEDGED" {
+                let first: Option<Vec<u8>> = tx
+                    .prepare_cached(
+                        "SELECT bytes FROM receipts_out WHERE message_id = ?1 \
+                         AND kind = 'ACKNOWLEDGED' ORDER BY rowid LIMIT 1",
+                    )?
+                    .query_row([&receipt.message_id[..]], |r| r.get(0))
+                    .optional()?;
+                if let Some(first) = first
+                    && first != receipt.bytes[..]
+                {
+                    return Ok(OwnReceiptOutcome::AlreadyAcknowledged(Bytes::from(first)));
+                }
             }
             tx.prepare_cached(
                 "INSERT INTO receipts_out (sha256, message_id, peer, kind, bytes, stored_ms, \
@@ -158,7 +184,7 @@ impl SqliteStore {
             ])?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(OwnReceiptOutcome::Stored)
     }
 
     pub(super) fn unconfirmed_receipts(&mut self, peer: &NodeId) -> Result<Vec<Bytes>> {

@@ -38,8 +38,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{
     AcceptOutcome, Arrival, AuditEvent, ExportItem, InboxRow, MessageRow, OperatorRecord, OutState,
-    PeerRecord, PendingSummary, ReceiptRecord, Result, Store, StoreError, StoredMessage,
-    StoredSubmission, Submission,
+    OwnReceiptOutcome, PeerRecord, PendingSummary, ReceiptRecord, Result, Store, StoreError,
+    StoredMessage, StoredSubmission, Submission, SubmitOutcome,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -204,7 +204,7 @@ impl Store for SqliteStore {
         SqliteStore::remove_peer(self, alias)
     }
 
-    fn submit(&mut self, batch: &[Submission]) -> Result<Vec<u64>> {
+    fn submit(&mut self, batch: &[Submission]) -> Result<Vec<SubmitOutcome>> {
         SqliteStore::submit(self, batch)
     }
 
@@ -310,7 +310,7 @@ impl Store for SqliteStore {
 
     /// The message must be in the inbox (else `Database`: a caller bug). Storing the same
     /// receipt bytes again is a no-op.
-    fn store_own_receipt(&mut self, receipt: &ReceiptRecord) -> Result<()> {
+    fn store_own_receipt(&mut self, receipt: &ReceiptRecord) -> Result<OwnReceiptOutcome> {
         SqliteStore::store_own_receipt(self, receipt)
     }
 

@@ -13,6 +13,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::super::{
     OutState, PendingSummary, ReceiptRecord, Result, StoreError, StoredSubmission, Submission,
+    SubmitOutcome,
 };
 use super::SqliteStore;
 use super::convert::{
@@ -20,18 +21,49 @@ use super::convert::{
     state_for_kind, uint,
 };
 
+/// The fields of a sent message that say whether a submission repeats it: peer, precedence,
+/// TLP, content, and its sequence.
+type SentRow = (Vec<u8>, i64, String, Vec<u8>, i64);
+
 impl SqliteStore {
-    pub(super) fn submit(&mut self, batch: &[Submission]) -> Result<Vec<u64>> {
+    pub(super) fn submit(&mut self, batch: &[Submission]) -> Result<Vec<SubmitOutcome>> {
         let tx = self.write()?;
         let mut next: HashMap<NodeId, u64> = HashMap::new();
-        let mut sequences = Vec::with_capacity(batch.len());
+        let mut outcomes = Vec::with_capacity(batch.len());
         {
             let mut last = tx.prepare_cached(LAST_SEQUENCE)?;
+            let mut sent = tx.prepare_cached(
+                "SELECT peer, precedence, tlp, content, sequence FROM outbox WHERE message_id = ?1",
+            )?;
+            let mut received = tx.prepare_cached("SELECT 1 FROM inbox WHERE message_id = ?1")?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO outbox (message_id, peer, sequence, precedence, tlp, created_ms, \
                  content, subject, officer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for s in batch {
+                // One id space per node: an id already sent or received is never used again.
+                // The same message submitted again (a client retrying) gets its first answer.
+                let before: Option<SentRow> = sent
+                    .query_row([&s.message_id[..]], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .optional()?;
+                if let Some((peer, prec, tlp, content, seq)) = before {
+                    let same = peer == s.peer.as_bytes()[..]
+                        && prec == precedence(s.precedence)
+                        && tlp == s.tlp
+                        && content == s.content[..];
+                    outcomes.push(if same {
+                        SubmitOutcome::Repeated(uint(seq, "sequence")?)
+                    } else {
+                        SubmitOutcome::IdInUse
+                    });
+                    continue;
+                }
+                if received.exists([&s.message_id[..]])? {
+                    outcomes.push(SubmitOutcome::IdInUse);
+                    continue;
+                }
                 let prev = match next.get(&s.peer) {
                     Some(&n) => n,
                     None => uint(
@@ -64,11 +96,11 @@ impl SqliteStore {
                         }
                     })?;
                 next.insert(s.peer, seq);
-                sequences.push(seq);
+                outcomes.push(SubmitOutcome::Stored(seq));
             }
         }
         tx.commit()?;
-        Ok(sequences)
+        Ok(outcomes)
     }
 
     pub(super) fn attach_envelopes(

@@ -104,38 +104,44 @@ impl SqliteStore {
     }
 
     pub(super) fn message(&mut self, id: &MessageId) -> Result<Option<StoredMessage>> {
-        let inbox = self
+        // Sent messages first: ids are unique across both directions now, but a database
+        // written before may hold a received message that reused the id of one we sent (the
+        // peer chose it), and that one must not shadow ours.
+        let outbox = self
             .conn
             .prepare_cached(
-                "SELECT i.message_id, i.peer, i.sequence, i.precedence, i.tlp, i.created_ms, i.received_ms, \
-                        i.subject, i.officer, \
-                        CASE WHEN EXISTS (SELECT 1 FROM receipts_out AS r WHERE r.message_id = i.message_id \
-                                          AND r.kind = 'ACKNOWLEDGED') THEN 'acknowledged' ELSE 'received' END, \
-                        i.envelope, i.content \
-                 FROM inbox AS i WHERE i.message_id = ?1",
+                "SELECT o.message_id, o.peer, o.sequence, o.precedence, o.tlp, o.created_ms, 0, \
+                        o.subject, o.officer, o.state, o.envelope, o.content \
+                 FROM outbox AS o WHERE o.message_id = ?1",
             )?
-            .query_and_then([&id[..]], |r| -> Result<(MessageRow, Vec<u8>, Vec<u8>)> {
-                Ok((message_row(r, true)?, r.get(10)?, r.get(11)?))
-            })?
+            .query_and_then(
+                [&id[..]],
+                |r| -> Result<(MessageRow, Option<Vec<u8>>, Vec<u8>)> {
+                    Ok((message_row(r, false)?, r.get(10)?, r.get(11)?))
+                },
+            )?
             .next()
             .transpose()?;
-        let (row, envelope, content, table) = match inbox {
-            Some((row, e, c)) => (row, e, c, "receipts_out"),
+        let (row, envelope, content, table) = match outbox {
+            Some((row, e, c)) => (row, e.unwrap_or_default(), c, "receipts_in"),
             None => {
-                let outbox = self
+                let inbox = self
                     .conn
                     .prepare_cached(
-                        "SELECT o.message_id, o.peer, o.sequence, o.precedence, o.tlp, o.created_ms, 0, \
-                                o.subject, o.officer, o.state, o.envelope, o.content \
-                         FROM outbox AS o WHERE o.message_id = ?1",
+                        "SELECT i.message_id, i.peer, i.sequence, i.precedence, i.tlp, i.created_ms, i.received_ms, \
+                                i.subject, i.officer, \
+                                CASE WHEN EXISTS (SELECT 1 FROM receipts_out AS r WHERE r.message_id = i.message_id \
+                                                  AND r.kind = 'ACKNOWLEDGED') THEN 'acknowledged' ELSE 'received' END, \
+                                i.envelope, i.content \
+                         FROM inbox AS i WHERE i.message_id = ?1",
                     )?
-                    .query_and_then([&id[..]], |r| -> Result<(MessageRow, Option<Vec<u8>>, Vec<u8>)> {
-                        Ok((message_row(r, false)?, r.get(10)?, r.get(11)?))
+                    .query_and_then([&id[..]], |r| -> Result<(MessageRow, Vec<u8>, Vec<u8>)> {
+                        Ok((message_row(r, true)?, r.get(10)?, r.get(11)?))
                     })?
                     .next()
                     .transpose()?;
-                match outbox {
-                    Some((row, e, c)) => (row, e.unwrap_or_default(), c, "receipts_in"),
+                match inbox {
+                    Some((row, e, c)) => (row, e, c, "receipts_out"),
                     None => return Ok(None),
                 }
             }

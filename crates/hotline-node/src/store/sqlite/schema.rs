@@ -20,10 +20,30 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 5: one message id space per node, and at most one ACKNOWLEDGED receipt per message.
+/// The code checks both first (a peer reusing one of our ids gets REJECTED CONFLICT, an
+/// operator BAD_REQUEST, a second acknowledgement the first receipt); these triggers make the
+/// database refuse a row that breaks either rule. Triggers rather than unique indexes: a
+/// database written before may already hold such rows (evidence is never deleted), and
+/// `hotlined check` reports them.
+const V5: &str = r"
+CREATE TRIGGER outbox_id_not_received BEFORE INSERT ON outbox
+WHEN EXISTS (SELECT 1 FROM inbox WHERE message_id = NEW.message_id)
+BEGIN SELECT RAISE(ABORT, 'message id already used by a received message'); END;
+CREATE TRIGGER inbox_id_not_sent BEFORE INSERT ON inbox
+WHEN EXISTS (SELECT 1 FROM outbox WHERE message_id = NEW.message_id)
+BEGIN SELECT RAISE(ABORT, 'message id already used by a sent message'); END;
+CREATE TRIGGER receipts_out_one_acknowledged BEFORE INSERT ON receipts_out
+WHEN NEW.kind = 'ACKNOWLEDGED' AND EXISTS (
+    SELECT 1 FROM receipts_out WHERE message_id = NEW.message_id AND kind = 'ACKNOWLEDGED'
+        AND sha256 <> NEW.sha256)
+BEGIN SELECT RAISE(ABORT, 'the message already has an ACKNOWLEDGED receipt'); END;
+";
 
 /// Version 4: the age of pending messages per peer and precedence, as a covering index, so
 /// status and overdue counts over a large backlog read the index alone.
@@ -285,6 +305,30 @@ pub(crate) fn check(conn: &Connection) -> Result<Vec<String>> {
             problems.push(format!(
                 "outgoing sequences to peer {} have holes: {count} messages, highest sequence {max}",
                 super::convert::hex(&peer)
+            ));
+        }
+        // Rows from before version 5's rules (kept: evidence is never deleted).
+        let mut stmt = conn.prepare(
+            "SELECT hex(message_id) FROM inbox WHERE message_id IN (SELECT message_id FROM outbox)",
+        )?;
+        for id in stmt.query_map([], |r| r.get::<_, String>(0))? {
+            problems.push(format!(
+                "received message {} reuses the id of a message this node sent (stored before \
+                 hotlined refused that); `hotline show` shows the sent one",
+                id?.to_lowercase()
+            ));
+        }
+        let mut stmt = conn.prepare(
+            "SELECT hex(message_id), count(*) FROM receipts_out WHERE kind = 'ACKNOWLEDGED' \
+             GROUP BY message_id HAVING count(*) > 1",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (id, n) = row?;
+            problems.push(format!(
+                "received message {} has {n} ACKNOWLEDGED receipts (made before hotlined \
+                 allowed only one); the peer holds them all",
+                id.to_lowercase()
             ));
         }
     }

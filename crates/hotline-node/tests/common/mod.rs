@@ -1,0 +1,112 @@
+//! Shared by the operator API tests: a bare operator client (QUIC, pinned TLS, u32be
+//! framing) and node set-up, so the tests speak SPEC.md §15 without the `hotline` client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use hotline_node::config;
+use hotline_node::daemon::Node;
+use hotline_node::store::sqlite::SqliteStore;
+use hotline_node::{commands, operator};
+use hotline_protocol::officer::OfficerKey;
+use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
+use hotline_transport::material::Material;
+use hotline_transport::tls::{self, PeerTrust};
+use prost::Message;
+
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+pub struct Client {
+    pub conn: quinn::Connection,
+    pub officer: OfficerKey,
+}
+
+impl Client {
+    pub async fn connect(cred: &Path, addr: SocketAddr) -> Result<Client, String> {
+        let loaded = hotline_transport::credential::load(cred).map_err(|e| e.to_string())?;
+        let cfg = tls::client_config(
+            &loaded.tls,
+            &PeerTrust::Pinned {
+                spki_sha256: vec![loaded.node_pin],
+            },
+            hotline_protocol::OPERATOR_ALPN,
+            &Default::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr"))
+            .map_err(|e| e.to_string())?;
+        ep.set_default_client_config(cfg);
+        let conn = ep
+            .connect(addr, "localhost")
+            .map_err(|e| e.to_string())?
+            .await
+            .map_err(|e| e.to_string())?;
+        let officer = loaded.officer;
+        Ok(Client { conn, officer })
+    }
+
+    pub async fn call(&self, req: Request) -> Result<Response, String> {
+        let (mut send, mut recv) = self.conn.open_bi().await.map_err(|e| e.to_string())?;
+        let body = wire::OperatorRequest { request: Some(req) }.encode_to_vec();
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        send.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        let data = recv
+            .read_to_end(32 * 1024 * 1024)
+            .await
+            .map_err(|e| e.to_string())?;
+        let len = u32::from_be_bytes(data[..4].try_into().expect("len")) as usize;
+        let resp = wire::OperatorResponse::decode(&data[4..4 + len]).map_err(|e| e.to_string())?;
+        resp.response.ok_or_else(|| "empty response".into())
+    }
+}
+
+pub fn error_code(r: &Response) -> Option<wire::OperatorErrorCode> {
+    match r {
+        Response::Error(e) => wire::OperatorErrorCode::try_from(e.code).ok(),
+        _ => None,
+    }
+}
+
+pub async fn start(dir: PathBuf) -> Node {
+    let cfg = config::Config::load(&dir).expect("cfg");
+    let m = Material::load(&dir).expect("material");
+    let store = SqliteStore::open(&dir.join(config::DB_FILE)).expect("db");
+    Node::start(cfg, m, Box::new(store), None)
+        .await
+        .expect("start")
+}
+
+/// Two node directories, A and B, pinned to each other, with the given operators on each:
+/// `(node, name, role, file name)`. Returns A's and B's directories.
+pub fn two_nodes(root: &Path, operators: &[(char, &str, &str, &str)]) -> (PathBuf, PathBuf) {
+    let (a, b) = (root.join("a"), root.join("b"));
+    let (a_addr, b_addr) = (
+        format!("127.0.0.1:{}", free_udp_port()),
+        format!("127.0.0.1:{}", free_udp_port()),
+    );
+    commands::init(&a, "CERT-A", &a_addr).expect("init a");
+    commands::init(&b, "CERT-B", &b_addr).expect("init b");
+    commands::peer_add(&a, &b.join(config::BUNDLE_FILE), &b_addr, Some("cert-b")).expect("pin b");
+    commands::peer_add(&b, &a.join(config::BUNDLE_FILE), &a_addr, Some("cert-a")).expect("pin a");
+    for (node, name, role, file) in operators {
+        let dir = if *node == 'a' { &a } else { &b };
+        operator::add(dir, name, role, &dir.join(file)).expect("operator");
+    }
+    (a, b)
+}
+
+/// A current-thread runtime, as `hotlined run` uses.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt")
+}
