@@ -91,6 +91,20 @@ enum PeerCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Replace a peer's bundle (same node: new keys) and/or its address.
+    Update {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The peer's alias.
+        alias: String,
+        /// The peer's new bundle file (it must name the same node).
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Where to reach it now, HOST:PORT.
+        #[arg(long)]
+        address: Option<String>,
+    },
     /// Unpin a peer.
     Remove {
         /// The node directory.
@@ -185,6 +199,15 @@ pub fn main() -> ExitCode {
         Command::Peer {
             command: PeerCommand::Remove { dir, alias },
         } => commands::peer_remove(&dir, &alias),
+        Command::Peer {
+            command:
+                PeerCommand::Update {
+                    dir,
+                    alias,
+                    bundle,
+                    address,
+                },
+        } => commands::peer_update(&dir, &alias, bundle.as_deref(), address.as_deref()),
         Command::Operator {
             command:
                 OperatorCommand::Add {

@@ -234,7 +234,81 @@ pub fn peer_add_with_trust(
         "  fingerprint  {}   <- compare with the other side by phone",
         bundle.identity().fingerprint()
     );
-    say!("Restart `hotlined run` for the new peer to take effect.");
+    crate::notify::apply_to_running_node(dir);
+    Ok(())
+}
+
+/// `hotlined peer update NAME [--bundle FILE] [--address HOST:PORT]`: a new bundle from the
+/// same node (new encryption keys, a new TLS key) and/or a new address. The old bundle stays in
+/// the bundle history, for evidence of the messages exchanged under it.
+pub fn peer_update(
+    dir: &Path,
+    alias: &str,
+    bundle_file: Option<&Path>,
+    address: Option<&str>,
+) -> Result<(), CommandError> {
+    if bundle_file.is_none() && address.is_none() {
+        return Err(CommandError(
+            "nothing to update: give --bundle FILE, --address HOST:PORT, or both".into(),
+        ));
+    }
+    if let Some(a) = address {
+        address_check(a)?;
+    }
+    let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
+    let current = store
+        .peers()?
+        .into_iter()
+        .find(|p| p.alias == alias)
+        .ok_or_else(|| {
+            CommandError(format!(
+                "no peer with alias {alias:?}; `hotlined peer list --dir {}` shows them",
+                dir.display()
+            ))
+        })?;
+    let bundle = match bundle_file {
+        Some(f) => {
+            let text = std::fs::read(f)
+                .map_err(|e| CommandError(format!("cannot read {}: {e}", f.display())))?;
+            let b = PeerBundle::from_armored(&text)
+                .map_err(|e| CommandError(format!("{}: {e}", f.display())))?;
+            if b.identity() != current.identity {
+                return Err(CommandError(format!(
+                    "{} is the bundle of node {} ({}), not of peer {alias} ({}); a bundle \
+                     update keeps the node. To pin another node, use `hotlined peer add`",
+                    f.display(),
+                    b.identity().fingerprint(),
+                    hotline_transport::display::line(b.name()),
+                    current.identity.fingerprint()
+                )));
+            }
+            Some(b)
+        }
+        None => None,
+    };
+    let now = now_ms();
+    store.update_peer(alias, bundle.as_ref().map(|b| b.bytes()), address, now)?;
+    let mut what = Vec::new();
+    if let Some(b) = &bundle {
+        what.push(format!(
+            "bundle {} with {} encryption key(s)",
+            hotline_transport::display::line(b.name()),
+            b.encryption_keys().len()
+        ));
+    }
+    if let Some(a) = address {
+        what.push(format!("address {a}"));
+    }
+    let what = what.join(", ");
+    store.audit(&[crate::store::AuditEvent {
+        time_ms: now,
+        kind: "peer_updated".into(),
+        peer: Some(current.identity),
+        message_id: None,
+        detail: format!("{alias}: {what}"),
+    }])?;
+    say!("Updated peer {alias}: {what}.");
+    crate::notify::apply_to_running_node(dir);
     Ok(())
 }
 
@@ -294,8 +368,21 @@ pub fn peer_list(dir: &Path) -> Result<(), CommandError> {
 /// `hotlined peer remove`.
 pub fn peer_remove(dir: &Path, alias: &str) -> Result<(), CommandError> {
     let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
+    let identity = store
+        .peers()?
+        .into_iter()
+        .find(|p| p.alias == alias)
+        .map(|p| p.identity);
     if store.remove_peer(alias)? {
-        say!("Removed peer {alias}. Its messages stay in the store.");
+        store.audit(&[crate::store::AuditEvent {
+            time_ms: now_ms(),
+            kind: "peer_removed".into(),
+            peer: identity,
+            message_id: None,
+            detail: alias.to_owned(),
+        }])?;
+        say!("Removed peer {alias}. Its messages and bundles stay in the store, as evidence.");
+        crate::notify::apply_to_running_node(dir);
         Ok(())
     } else {
         Err(CommandError(format!(
@@ -305,9 +392,38 @@ pub fn peer_remove(dir: &Path, alias: &str) -> Result<(), CommandError> {
     }
 }
 
+/// The node directory and the database files (`hotline.db`, `-wal`, `-shm`: messages in clear,
+/// officers' names, receipts) must be readable by the node's user only: one problem per file
+/// that is not, with the command that fixes it.
+pub fn private_file_problems(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut problems = Vec::new();
+    let db = dir.join(config::DB_FILE);
+    let files = [
+        (dir.to_owned(), 0o700),
+        (db.clone(), 0o600),
+        (db.with_extension("db-wal"), 0o600),
+        (db.with_extension("db-shm"), 0o600),
+    ];
+    for (path, fix) in files {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue; // a missing WAL or SHM file is fine; a missing directory fails elsewhere
+        };
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            problems.push(format!(
+                "{} is readable or writable by others (mode {mode:o}); fix it with: chmod {fix:o} {}",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    problems
+}
+
 /// `hotlined check`: every problem found, each with what to do. Returns the problems.
 pub fn check(dir: &Path) -> Vec<String> {
-    let mut problems = Vec::new();
+    let mut problems = private_file_problems(dir);
     let cfg = match Config::load(dir) {
         Ok(c) => Some(c),
         Err(e) => {

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 /// Name of the configuration file inside the node directory.
 pub const CONFIG_FILE: &str = "hotlined.toml";
+/// The running node's control socket inside the node directory (see `daemon::control`).
+pub const CONTROL_SOCKET: &str = "control.sock";
 /// Name of the database file inside the node directory.
 pub const DB_FILE: &str = "hotline.db";
 pub use hotline_transport::material::{

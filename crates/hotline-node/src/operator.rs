@@ -107,6 +107,7 @@ pub fn add(dir: &Path, name: &str, role: &str, out: &Path) -> Result<(), Command
         out.display()
     );
     say!("Give the file to {name} only (it holds their signing key); it is valid for one year.");
+    crate::notify::apply_to_running_node(dir);
     Ok(())
 }
 
@@ -147,6 +148,7 @@ pub fn remove(dir: &Path, name: &str) -> Result<(), CommandError> {
             detail: name.to_owned(),
         }])?;
         say!("Revoked the credential of {name}.");
+        crate::notify::apply_to_running_node(dir);
         Ok(())
     } else {
         Err(CommandError(format!(

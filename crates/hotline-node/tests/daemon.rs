@@ -618,3 +618,111 @@ fn a_backlog_longer_than_the_window_is_paged_in_and_delivered_exactly_once() {
         b.shutdown().await;
     });
 }
+
+/// The database is created mode 0600 (it holds messages in clear), with its WAL and
+/// shared-memory files; `run` refuses, and `check` reports, a database or node directory others
+/// can read, saying how to fix it (issue 12 item 9).
+#[test]
+fn the_database_is_private_and_run_refuses_it_exposed() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = two_nodes();
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    let db = p.a.join(config::DB_FILE);
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&p.a), 0o700);
+    let mut a = run(&p.a, free_tcp_port());
+    let wal = db.with_extension("db-wal");
+    let t0 = Instant::now();
+    while !wal.exists() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(mode(&wal), 0o600);
+    assert_eq!(mode(&db.with_extension("db-shm")), 0o600);
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(a.0.id().to_string())
+        .status();
+    let _ = a.0.wait();
+
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = hotlined()
+        .args(["run", "--dir"])
+        .arg(&p.a)
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "run started with an exposed database"
+    );
+    assert!(err.contains("chmod 600"), "{err}");
+    let out = hotlined()
+        .args(["check", "--dir"])
+        .arg(&p.a)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("chmod 600"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The real binary: `operator add` and `peer remove` on a running `hotlined` are applied at
+/// once (the command says so), and SIGHUP re-reads instead of killing the daemon (issue 12
+/// item 2; administrators send HUP to reload).
+#[test]
+fn admin_commands_reach_the_running_daemon_and_sighup_reloads() {
+    let p = two_nodes();
+    let ma = free_tcp_port();
+    let mut a = run(&p.a, ma);
+    assert!(
+        wait_for(
+            ma,
+            "hotline_handshake_failures_total",
+            Duration::from_secs(20)
+        )
+        .is_some()
+            || scrape(ma).is_some(),
+        "A does not serve metrics"
+    );
+    let out = hotlined()
+        .args(["operator", "add", "--dir"])
+        .arg(&p.a)
+        .args(["--name", "Olga", "--role", "officer", "--out"])
+        .arg(p.a.join("olga.cred"))
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("applied the change at once"), "{text}");
+    let _ = Command::new("kill")
+        .arg("-HUP")
+        .arg(a.0.id().to_string())
+        .status();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        a.0.try_wait().expect("status").is_none(),
+        "SIGHUP killed hotlined"
+    );
+    let out = hotlined()
+        .args(["peer", "remove", "--dir"])
+        .arg(&p.a)
+        .arg("cert-b")
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("closed: cert-b"), "{text}");
+    assert!(
+        !scrape(ma).unwrap_or_default().contains("peer=\"cert-b\""),
+        "the removed peer is still reported"
+    );
+    let _ = &p.b_addr;
+}

@@ -162,8 +162,11 @@ fn a_credential_issued_by_another_node_is_refused() {
     });
 }
 
+/// `hotlined operator add` and `operator remove` on a running node take effect at once: the
+/// commands tell the node through its control socket (issue 12: a new credential used to be
+/// refused for up to ~6 s, and a revoked viewer's Watch kept streaming).
 #[test]
-fn operators_added_or_revoked_while_the_node_runs_take_effect() {
+fn operators_added_or_revoked_while_the_node_runs_take_effect_at_once() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let (a_addr, b_addr) = (
@@ -173,13 +176,21 @@ fn operators_added_or_revoked_while_the_node_runs_take_effect() {
     commands::init(&a, "CERT-A", &a_addr).expect("init a");
     commands::init(&b, "CERT-B", &b_addr).expect("init b");
     commands::peer_add(&a, &b.join(config::BUNDLE_FILE), &b_addr, Some("cert-b")).expect("pin b");
+    operator::add(&a, "Vera Viewer", "viewer", &a.join("vera.cred")).expect("vera");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
     rt.block_on(async {
-        let na = start(a.clone()).await;
-        // Issued after start: usable within a few seconds, without a restart.
+        let mut na = start(a.clone()).await;
+        na.serve_control(&a.join(config::CONTROL_SOCKET))
+            .expect("control socket");
+        let vera = Client::connect(&a.join("vera.cred"), na.local_addr)
+            .await
+            .expect("vera connects");
+        let mut watch = vera.watch().await.expect("watch");
+
+        // Issued after start: usable at once, without a restart.
         let dir = a.clone();
         tokio::task::spawn_blocking(move || {
             operator::add(&dir, "Late Officer", "officer", &dir.join("late.cred"))
@@ -187,30 +198,73 @@ fn operators_added_or_revoked_while_the_node_runs_take_effect() {
         .await
         .expect("join")
         .expect("issue");
-        let t0 = Instant::now();
-        let late = loop {
-            if let Ok(c) = Client::connect(&a.join("late.cred"), na.local_addr).await
-                && c.call(Request::Whoami(Default::default())).await.is_ok()
-            {
-                break c;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "a new operator could not connect"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        // Revoked while connected: the next request is refused.
+        let late = Client::connect(&a.join("late.cred"), na.local_addr)
+            .await
+            .expect("the new operator connects at once");
+        let who = late
+            .call(Request::Whoami(Default::default()))
+            .await
+            .expect("whoami");
+        assert!(matches!(who, Response::Whoami(_)), "{who:?}");
+
+        // Vera's open Watch sees events while she is an operator.
         let dir = a.clone();
         tokio::task::spawn_blocking(move || operator::remove(&dir, "Late Officer"))
             .await
             .expect("join")
             .expect("revoke");
-        let r = late
-            .call(Request::Whoami(Default::default()))
+        // Revoked while connected: the node closes the connection at once.
+        let closed = tokio::time::timeout(Duration::from_secs(1), late.conn.closed()).await;
+        assert!(
+            closed.is_ok(),
+            "the revoked operator's connection stays open"
+        );
+        assert!(
+            late.call(Request::Whoami(Default::default()))
+                .await
+                .is_err()
+        );
+        // Vera's Watch told her of both changes.
+        for _ in 0..2 {
+            let ev = watch.next(Duration::from_secs(5)).await.expect("an event");
+            assert!(
+                matches!(&ev, Response::Event(e) if e.kind == "reloaded"),
+                "{ev:?}"
+            );
+        }
+
+        // Revoking the viewer ends her Watch with FORBIDDEN, and her connection.
+        let dir = a.clone();
+        tokio::task::spawn_blocking(move || operator::remove(&dir, "Vera Viewer"))
             .await
-            .expect("answer");
-        assert_eq!(error_code(&r), Some(wire::OperatorErrorCode::Forbidden));
+            .expect("join")
+            .expect("revoke");
+        let t0 = Instant::now();
+        let end = loop {
+            match watch.next(Duration::from_secs(1)).await {
+                Some(Response::Event(_)) => continue,
+                other => break other,
+            }
+        };
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "the Watch went on for {:?}",
+            t0.elapsed()
+        );
+        assert!(
+            matches!(&end, Some(r) if error_code(r) == Some(wire::OperatorErrorCode::Forbidden))
+                || end.is_none(),
+            "{end:?}"
+        );
+        let closed = tokio::time::timeout(Duration::from_secs(1), vera.conn.closed()).await;
+        assert!(closed.is_ok(), "the revoked viewer's connection stays open");
+        // And a new connection with her credential is refused.
+        let again = Client::connect(&a.join("vera.cred"), na.local_addr).await;
+        let refused = match again {
+            Err(_) => true,
+            Ok(c) => c.call(Request::Whoami(Default::default())).await.is_err(),
+        };
+        assert!(refused, "a revoked credential connected");
         na.shutdown().await;
     });
 }

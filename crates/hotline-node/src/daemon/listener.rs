@@ -1,81 +1,16 @@
 //! The QUIC listener: each accepted connection routed by its ALPN and pinned key to a peer's link
-//! or the operator API, and the operator pins reloaded while the node runs.
+//! or the operator API, by the peers and operators the node has now (see `registry`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use prost::Message;
-use tokio::sync::mpsc;
 
 use super::link::LinkMsg;
 use super::{Shared, metrics, operator_api};
-use hotline_transport::tls::{self, PeerTrust};
+use hotline_transport::tls;
 
-/// Watches the operator table: an operator added or revoked with `hotlined operator` while the
-/// node runs can connect (or no longer can) within a few seconds, without a restart. Existing
-/// connections are re-checked per request.
-pub(super) async fn reload_operator_pins(
-    endpoint: quinn::Endpoint,
-    shared: Arc<Shared>,
-    tls_key: tls::NodeTlsKey,
-    peer_pins: Vec<[u8; 32]>,
-    ca: Option<(tls::CaRoots, Vec<[u8; 32]>)>,
-    limits: tls::TransportLimits,
-) {
-    let active = |ops: Vec<crate::store::OperatorRecord>| -> std::collections::BTreeSet<[u8; 32]> {
-        ops.into_iter()
-            .filter(|o| o.revoked_ms.is_none())
-            .map(|o| o.tls_spki_sha256)
-            .collect()
-    };
-    let mut current = match shared.store.call(|s| s.operators()).await {
-        Some(Ok(ops)) => active(ops),
-        _ => return,
-    };
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3));
-    loop {
-        tick.tick().await;
-        let ops = match shared.store.call(|s| s.operators()).await {
-            Some(Ok(ops)) => active(ops),
-            Some(Err(e)) => {
-                tracing::warn!("cannot read operators: {e}");
-                continue;
-            }
-            None => return,
-        };
-        if ops == current {
-            continue;
-        }
-        let mut pinned = peer_pins.clone();
-        pinned.extend(ops.iter().copied());
-        let trust = PeerTrust::Mixed {
-            pinned,
-            ca: ca.clone(),
-        };
-        match tls::server_config(
-            &tls_key,
-            &trust,
-            &[hotline_protocol::ALPN, hotline_protocol::OPERATOR_ALPN],
-            &limits,
-        ) {
-            Ok(cfg) => {
-                endpoint.set_server_config(Some(cfg));
-                tracing::info!(operators = ops.len(), "operator credentials reloaded");
-                current = ops;
-            }
-            Err(e) => tracing::warn!("cannot rebuild the server configuration: {e}"),
-        }
-    }
-}
-
-pub(super) async fn accept_loop(
-    endpoint: quinn::Endpoint,
-    by_spki: HashMap<[u8; 32], (String, mpsc::UnboundedSender<LinkMsg>)>,
-    shared: Arc<Shared>,
-) {
-    let by_spki = Arc::new(by_spki);
+pub(super) async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
-        let by_spki = by_spki.clone();
         let shared = shared.clone();
         tokio::spawn(async move {
             let metrics = &shared.metrics;
@@ -111,15 +46,14 @@ pub(super) async fn accept_loop(
                 let Some(spki) = spki else {
                     return refuse("unknown_certificate", b"no certificate");
                 };
-                let found = shared
-                    .store
-                    .call(move |s| {
-                        s.operators()
-                            .map(|ops| ops.into_iter().find(|o| o.tls_spki_sha256 == spki))
-                    })
-                    .await;
+                let found = shared.registry.read().ok().and_then(|r| {
+                    r.operators
+                        .iter()
+                        .find(|o| o.tls_spki_sha256 == spki)
+                        .cloned()
+                });
                 match found {
-                    Some(Ok(Some(record))) if record.revoked_ms.is_none() => {
+                    Some(record) if record.revoked_ms.is_none() => {
                         let credential = hotline_protocol::wire::OfficerCredential::decode(
                             record.credential.clone(),
                         )
@@ -138,15 +72,17 @@ pub(super) async fn accept_loop(
                             None => refuse("other", b"stored operator credential invalid"),
                         }
                     }
-                    Some(Ok(Some(_))) => refuse("revoked", b"operator credential revoked"),
-                    _ => refuse(
+                    // The TLS pins hold only active operators; a key revoked between the
+                    // handshake and now lands here.
+                    Some(_) => refuse("revoked", b"operator credential revoked"),
+                    None => refuse(
                         "unknown_certificate",
                         b"not an operator credential of this node",
                     ),
                 }
                 return;
             }
-            match spki.and_then(|s| by_spki.get(&s)) {
+            match spki.and_then(|s| shared.link_by_spki(&s)) {
                 Some((alias, tx)) => {
                     tracing::debug!(%remote, peer = %alias, "accepted connection");
                     let _ = tx.send(LinkMsg::Incoming(conn));

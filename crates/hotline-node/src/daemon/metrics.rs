@@ -57,6 +57,13 @@ pub fn peer(m: &SharedMetrics, alias: &str, f: impl FnOnce(&mut PeerMetrics)) {
     }
 }
 
+/// Forgets a peer that was removed (its gauges would otherwise report it forever).
+pub fn forget_peer(m: &SharedMetrics, alias: &str) {
+    if let Ok(mut g) = m.lock() {
+        g.peers.remove(alias);
+    }
+}
+
 /// Counts a failed handshake.
 pub fn handshake_failure(m: &SharedMetrics, reason: &str) {
     if let Ok(mut g) = m.lock() {

@@ -13,7 +13,9 @@ pub mod operator_api;
 pub mod pool;
 pub mod storage;
 
+mod control;
 mod listener;
+mod registry;
 mod run;
 mod shared;
 mod submit;
@@ -23,10 +25,9 @@ use std::sync::{Arc, Mutex};
 
 use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::content::{Precedence, SignedContent, Tlp};
-use hotline_protocol::envelope::{Envelope, MessageId};
+use hotline_protocol::envelope::MessageId;
 use hotline_protocol::identity::{EncryptionKey, NodeId};
 use hotline_protocol::session::Config as SessionConfig;
-use tokio::sync::mpsc;
 
 use crate::commands::CommandError;
 use crate::config::{self, Config};
@@ -34,13 +35,14 @@ use crate::store::{AuditEvent, Store};
 use hotline_transport::material::Material;
 use hotline_transport::now_ms;
 use hotline_transport::tls::{self, PeerTrust};
-use link::{LinkCtx, LinkMsg};
-use listener::{accept_loop, reload_operator_pins};
+use listener::accept_loop;
 use metrics::SharedMetrics;
 use pool::CryptoPool;
+use registry::LinkEnv;
 use storage::StoreHandle;
 use submit::seal;
 
+pub use registry::ReloadReport;
 pub use run::{init_logging, run};
 pub use shared::Shared;
 pub use submit::SubmitError;
@@ -55,8 +57,7 @@ pub struct Node {
     pub metrics_addr: Option<std::net::SocketAddr>,
     shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
-    link_tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// Accept loop, operator-pin reloader, metrics server: stopped at shutdown, so the UDP
+    /// Accept loop, control socket, metrics server: stopped at shutdown, so the UDP
     /// port and the store are released when `shutdown` returns.
     background: Vec<tokio::task::JoinHandle<()>>,
     store_thread: Option<std::thread::JoinHandle<()>>,
@@ -117,9 +118,9 @@ impl Node {
             store.attach_envelopes(&sealed)?;
         }
 
-        use crate::store::TrustMode;
         // Trust (SPEC.md §3.6): every peer is known by its bundle's SPKI pin; a peer in private
-        // CA mode must in addition present a certificate the CA of `[ca]` vouches for.
+        // CA mode must in addition present a certificate the CA of `[ca]` vouches for. The
+        // pins are applied by the first reload below, like every later change.
         let ca = match &cfg.ca {
             Some(c) => Some(c.load().map_err(CommandError)?),
             None => None,
@@ -129,56 +130,24 @@ impl Node {
                 tracing::warn!("[ca]: {problem}");
             }
         }
-        let mut pinned = Vec::new();
-        let mut ca_pinned = Vec::new();
-        // Operators' TLS keys are pinned too; the ALPN decides which role a key may play
-        // (SPEC.md §15.3): accept_loop refuses an operator key on hotline/1 and the reverse.
-        for op in store.operators()? {
-            if op.revoked_ms.is_none() {
-                pinned.push(op.tls_spki_sha256);
+        for (p, _) in &bundles {
+            if p.trust == crate::store::TrustMode::Ca && ca.is_none() {
+                return Err(CommandError(format!(
+                    "peer {} is trusted through a private CA (--trust ca) but {} has no \
+                     [ca] section; add one (see `hotlined check`)",
+                    p.alias,
+                    config::CONFIG_FILE
+                )));
             }
         }
-        for (p, b) in &bundles {
-            match p.trust {
-                TrustMode::Pinned => pinned.push(*b.tls_spki_sha256()),
-                TrustMode::Ca if ca.is_some() => ca_pinned.push(*b.tls_spki_sha256()),
-                TrustMode::Ca => {
-                    return Err(CommandError(format!(
-                        "peer {} is trusted through a private CA (--trust ca) but {} has no \
-                         [ca] section; add one (see `hotlined check`)",
-                        p.alias,
-                        config::CONFIG_FILE
-                    )));
-                }
-            }
-        }
-        let peer_trust = |mode: TrustMode, pin: [u8; 32]| match (mode, &ca) {
-            (TrustMode::Ca, Some(ca)) => PeerTrust::Mixed {
-                pinned: Vec::new(),
-                ca: Some((ca.clone(), vec![pin])),
-            },
-            _ => PeerTrust::Pinned {
-                spki_sha256: vec![pin],
-            },
-        };
-        // One listener for every peer: a client certificate is accepted for a pinned peer's
-        // key, or for a CA peer's key with the full private CA validation.
-        let peer_pins = pinned.clone();
-        let ca_part = ca
-            .clone()
-            .filter(|_| !ca_pinned.is_empty())
-            .map(|ca| (ca, ca_pinned));
-        let trust = PeerTrust::Mixed {
-            pinned,
-            ca: ca_part.clone(),
-        };
         let limits = tls::TransportLimits {
             max_inflight: cfg.limits.max_inflight,
             ..Default::default()
         };
+        // Until the first reload has installed the pins, nobody's certificate is accepted.
         let server_config = tls::server_config(
             &material.tls,
-            &trust,
+            &PeerTrust::Nobody,
             &[hotline_protocol::ALPN, hotline_protocol::OPERATOR_ALPN],
             &limits,
         )?;
@@ -233,27 +202,6 @@ impl Node {
         let keys = Arc::new(std::mem::take(&mut material.encryption));
         let material = Arc::new(material);
 
-        let mut pending = Vec::new();
-        for (p, b) in &bundles {
-            // Only a window of the backlog is held in memory; the link pages in the rest.
-            let envs: Vec<Envelope> = store
-                .pending_window(&p.identity, &Default::default(), cfg.limits.outbox_window)?
-                .into_iter()
-                .filter_map(|b| Envelope::parse(b).ok())
-                .collect();
-            let receipts = store
-                .unconfirmed_receipts(&p.identity)?
-                .into_iter()
-                .filter_map(|r| {
-                    hotline_protocol::receipt::Receipt::verify(&r, &material.identity.id()).ok()
-                })
-                .collect::<Vec<_>>();
-            let restore = (
-                store.received_sequences(&p.identity)?,
-                store.last_sequence(&p.identity)?,
-            );
-            pending.push((p.clone(), b.clone(), envs, receipts, restore));
-        }
         store.audit(&[AuditEvent {
             time_ms: now,
             kind: "started".into(),
@@ -262,89 +210,51 @@ impl Node {
             detail: format!("listening on {local_addr}"),
         }])?;
         let (store, store_thread) = StoreHandle::start(store)?;
-
-        let mut links = HashMap::new();
-        let mut link_tasks = Vec::new();
         let (events, _) = tokio::sync::broadcast::channel(1024);
-        let peer_keys = Arc::new(Mutex::new(peer_keys));
-        let mut by_spki: HashMap<[u8; 32], (String, mpsc::UnboundedSender<LinkMsg>)> =
-            HashMap::new();
-        for (p, b, envs, receipts, restore) in pending {
-            // Private CA mode: the dialed host must be a subjectAltName of the peer's certificate.
-            let client_config = tls::client_config(
-                &material.tls,
-                &peer_trust(p.trust, *b.tls_spki_sha256()),
-                hotline_protocol::ALPN,
-                &limits,
-            )?;
-            let (tx, rx) = mpsc::unbounded_channel();
-            let session = SessionConfig {
-                offer: hotline_protocol::hello::Offer {
-                    max_inflight: cfg.limits.max_inflight,
-                    ..Default::default()
-                },
-                // The store is the authority on duplicates; the session's window only saves a
-                // store lookup for a recent replay. A small one keeps memory flat under load
-                // (a receipt held there costs about 1.7 KB).
-                dedup_capacity: 4096,
-                rate_per_s: cfg.limits.rate_per_s,
-                burst: cfg.limits.burst,
+        let session = SessionConfig {
+            offer: hotline_protocol::hello::Offer {
+                max_inflight: cfg.limits.max_inflight,
                 ..Default::default()
-            };
-            metrics::peer(&metrics, &p.alias, |m| m.up = false);
-            let ctx = LinkCtx {
-                identity: material.identity.clone(),
-                keys: keys.clone(),
-                alias: p.alias.clone(),
-                bundle: b.clone(),
-                address: p.address.clone(),
-                endpoint: endpoint.clone(),
-                client_config,
-                session,
-                pool: pool.clone(),
-                store: store.clone(),
-                metrics: metrics.clone(),
-                tx: tx.clone(),
-                pending: envs,
-                pending_receipts: receipts,
-                restore,
-                window: cfg.limits.outbox_window,
-                deadlines: cfg.deadlines.clone(),
-                events: events.clone(),
-                shared_keys: peer_keys.clone(),
-            };
-            by_spki.insert(*b.tls_spki_sha256(), (p.alias.clone(), tx.clone()));
-            links.insert(p.identity, tx);
-            link_tasks.push(tokio::spawn(link::run(ctx, rx)));
-        }
+            },
+            // The store is the authority on duplicates; the session's window only saves a
+            // store lookup for a recent replay. A small one keeps memory flat under load
+            // (a receipt held there costs about 1.7 KB).
+            dedup_capacity: 4096,
+            rate_per_s: cfg.limits.rate_per_s,
+            burst: cfg.limits.burst,
+            ..Default::default()
+        };
         let shared = Arc::new(Shared {
             id: material.identity.id(),
             name: cfg.name.clone(),
             identity: material.identity.clone(),
-            material: material.clone(),
             own_bundle,
-            peers: bundles,
-            links,
-            peer_keys,
+            registry: Default::default(),
+            changes: tokio::sync::watch::Sender::new(0),
+            reloading: tokio::sync::Mutex::new(()),
+            env: LinkEnv {
+                material: material.clone(),
+                keys,
+                limits,
+                ca,
+                session,
+                window: cfg.limits.outbox_window,
+                deadlines: cfg.deadlines.clone(),
+            },
+            endpoint: Mutex::new(Some(endpoint.clone())),
+            peer_keys: Arc::new(Mutex::new(peer_keys)),
             store,
             pool,
             metrics,
             events,
             deadlines: cfg.deadlines.clone(),
         });
-        let mut background = vec![tokio::spawn(accept_loop(
-            endpoint.clone(),
-            by_spki,
-            shared.clone(),
-        ))];
-        background.push(tokio::spawn(reload_operator_pins(
-            endpoint.clone(),
-            shared.clone(),
-            material.tls.clone(),
-            peer_pins,
-            ca_part,
-            limits,
-        )));
+        // The peers' links and the TLS pins, exactly as every later change is applied.
+        let report = shared.reload().await.map_err(CommandError)?;
+        for problem in &report.problems {
+            tracing::warn!("{problem}");
+        }
+        let mut background = vec![tokio::spawn(accept_loop(endpoint.clone(), shared.clone()))];
         let metrics = shared.metrics.clone();
 
         let metrics_addr = match metrics_addr {
@@ -358,14 +268,14 @@ impl Node {
             }
             None => None,
         };
-        tracing::info!(id = %shared.id, %local_addr, peers = shared.links.len(), "node running");
+        let peers = shared.registry.read().map(|r| r.peers.len()).unwrap_or(0);
+        tracing::info!(id = %shared.id, %local_addr, peers, "node running");
         Ok(Node {
             id: shared.id,
             local_addr,
             metrics_addr,
             shared,
             endpoint,
-            link_tasks,
             background,
             store_thread: Some(store_thread),
         })
@@ -396,6 +306,20 @@ impl Node {
             .unwrap_or_default()
     }
 
+    /// Re-reads the peers and operators from the store and applies them at once (what
+    /// `hotlined peer …` and `hotlined operator …` trigger through the control socket).
+    pub async fn reload(&self) -> Result<String, String> {
+        self.shared.reload().await.map(|r| r.to_string())
+    }
+
+    /// Serves the control socket at `path` (SPEC-free, local only): `hotlined` commands that
+    /// change the node's tables ask the running node to reload through it.
+    pub fn serve_control(&mut self, path: &std::path::Path) -> Result<(), CommandError> {
+        let task = control::serve(path, self.shared.clone())?;
+        self.background.push(task);
+        Ok(())
+    }
+
     /// Whether the link to `peer` is up.
     pub fn link_up(&self, alias: &str) -> bool {
         self.shared
@@ -415,12 +339,9 @@ impl Node {
 
     /// Closes every link with SHUTDOWN, lets queued storage finish, and stops.
     pub async fn shutdown(mut self) {
-        for tx in self.shared.links.values() {
-            let _ = tx.send(LinkMsg::Shutdown);
-        }
-        for t in self.link_tasks.drain(..) {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
-        }
+        self.shared
+            .close_links(std::time::Duration::from_secs(2))
+            .await;
         for t in self.background.drain(..) {
             t.abort();
             let _ = t.await;

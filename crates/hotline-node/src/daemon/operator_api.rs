@@ -40,15 +40,63 @@ fn err<T>(code: Code, msg: impl Into<String>) -> Result<T, (Code, String)> {
     Err((code, msg.into()))
 }
 
-/// Serves one operator connection until it closes.
+/// Serves one operator connection until it closes, or until its credential is revoked or
+/// expires: then the node closes it (SPEC.md §15.2.4), at once on a revocation (the reload
+/// that applies it wakes every connection) and at the end of the credential's validity.
 pub async fn serve(shared: Arc<Shared>, conn: quinn::Connection, op: Operator) {
-    tracing::info!(operator = %op.record.name, remote = %conn.remote_address(), "operator connected");
+    tracing::debug!(operator = %op.record.name, remote = %conn.remote_address(), "operator connected");
     let op = Arc::new(op);
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        let shared = shared.clone();
-        let op = op.clone();
-        tokio::spawn(async move { handle_stream(shared, op, send, recv).await });
+    let mut changes = shared.changes.subscribe();
+    let expiry = until(op.credential.not_after());
+    loop {
+        tokio::select! {
+            stream = conn.accept_bi() => {
+                let Ok((send, recv)) = stream else { return };
+                let shared = shared.clone();
+                let op = op.clone();
+                tokio::spawn(async move { handle_stream(shared, op, send, recv).await });
+            }
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if let Err(why) = authorized(&shared, &op) {
+                    tracing::info!(operator = %op.record.name, "closing the operator's connection: {why}");
+                    conn.close(quinn::VarInt::from_u32(hotline_protocol::CloseCode::NoError.code()), why.as_bytes());
+                    return;
+                }
+            }
+            () = tokio::time::sleep(expiry) => {
+                conn.close(
+                    quinn::VarInt::from_u32(hotline_protocol::CloseCode::NoError.code()),
+                    b"operator credential expired; ask the node administrator for a new one",
+                );
+                return;
+            }
+        }
     }
+}
+
+/// How long until wall-clock time `t` (zero if past).
+fn until(t: hotline_protocol::time::UnixMillis) -> std::time::Duration {
+    std::time::Duration::from_millis(t.saturating_sub(now_ms()))
+}
+
+/// Whether `op` may act now, by the operators as the node last applied them: known, not
+/// revoked, credential valid now. (Requests also re-read the operator table, §15.2.4.)
+fn authorized(shared: &Shared, op: &Operator) -> Result<(), &'static str> {
+    let active = shared
+        .registry
+        .read()
+        .map(|r| r.operator_active(&op.record.officer_key))
+        .unwrap_or(false);
+    if !active {
+        return Err("operator credential revoked; ask the node administrator for a new one");
+    }
+    if !op.credential.valid_at(now_ms()) {
+        return Err("operator credential expired; ask the node administrator for a new one");
+    }
+    Ok(())
 }
 
 async fn read_frame(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, hotline_protocol::CloseCode> {
@@ -99,7 +147,19 @@ async fn handle_stream(
         return;
     };
     if let Some(Request::Watch(_)) = req.request {
-        return watch(shared, send).await;
+        // Watch is authorized like every request (§15.5), and again before each event.
+        return match check_request(&shared, &op).await {
+            Ok(()) => watch(shared, op, send).await,
+            Err((code, message)) => {
+                let resp = Response::Error(wire::OperatorError {
+                    code: code as i32,
+                    message,
+                });
+                if write_frame(&mut send, resp).await {
+                    let _ = send.finish();
+                }
+            }
+        };
     }
     let reply = handle(&shared, &op, req.request).await;
     let resp = reply.unwrap_or_else(|(code, message)| {
@@ -113,27 +173,65 @@ async fn handle_stream(
     }
 }
 
-async fn watch(shared: Arc<Shared>, mut send: quinn::SendStream) {
+/// How often an open Watch re-checks its credential when no event comes.
+const WATCH_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Streams events until the client goes away, the node stops, or the credential is revoked or
+/// expires: then an `OperatorError` FORBIDDEN and FIN (§15.5.8). The credential is checked
+/// before every event, on every reload, and every [`WATCH_RECHECK`].
+async fn watch(shared: Arc<Shared>, op: Arc<Operator>, mut send: quinn::SendStream) {
     let mut rx = shared.events.subscribe();
+    let mut changes = shared.changes.subscribe();
+    let mut tick = tokio::time::interval(WATCH_RECHECK);
+    let forbidden = |why: &str| {
+        Response::Error(wire::OperatorError {
+            code: Code::Forbidden as i32,
+            message: why.to_owned(),
+        })
+    };
     loop {
-        match rx.recv().await {
-            Ok(ev) => {
-                if !write_frame(&mut send, Response::Event(ev)).await {
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            _ = changes.changed() => {
+                if let Err(why) = authorized(&shared, &op) {
+                    if write_frame(&mut send, forbidden(why)).await {
+                        let _ = send.finish();
+                    }
                     return;
                 }
+                continue;
             }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                let ev = wire::OperatorEvent {
-                    time_ms: now_ms(),
-                    kind: "lagged".into(),
-                    detail: format!("{n} events dropped"),
-                    ..Default::default()
-                };
-                if !write_frame(&mut send, Response::Event(ev)).await {
+            _ = tick.tick() => {
+                if let Err(why) = authorized(&shared, &op) {
+                    if write_frame(&mut send, forbidden(why)).await {
+                        let _ = send.finish();
+                    }
                     return;
                 }
+                continue;
             }
-            Err(_) => return,
+        };
+        if let Err(why) = authorized(&shared, &op) {
+            if write_frame(&mut send, forbidden(why)).await {
+                let _ = send.finish();
+            }
+            return;
+        }
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => wire::OperatorEvent {
+                time_ms: now_ms(),
+                kind: "lagged".into(),
+                detail: format!("{n} events dropped"),
+                ..Default::default()
+            },
+            Err(_) => {
+                let _ = send.finish();
+                return;
+            }
+        };
+        if !write_frame(&mut send, Response::Event(ev)).await {
+            return;
         }
     }
 }
@@ -168,7 +266,9 @@ fn message_id(b: &[u8]) -> Result<MessageId, (Code, String)> {
     })
 }
 
-async fn handle(shared: &Arc<Shared>, op: &Operator, req: Option<Request>) -> Reply {
+/// The checks of every request (SPEC.md §15.5): the credential is not revoked (by the
+/// operator table as stored now, §15.2.4) and is valid now.
+async fn check_request(shared: &Arc<Shared>, op: &Operator) -> Result<(), (Code, String)> {
     // Revocation and validity are judged when each request is processed (SPEC.md §15.2.4),
     // not only when the connection was made.
     let key = op.record.officer_key;
@@ -197,6 +297,11 @@ async fn handle(shared: &Arc<Shared>, op: &Operator, req: Option<Request>) -> Re
             "this credential has expired; ask the node administrator for a new one",
         );
     }
+    Ok(())
+}
+
+async fn handle(shared: &Arc<Shared>, op: &Operator, req: Option<Request>) -> Reply {
+    check_request(shared, op).await?;
     match req {
         None => err(
             Code::BadRequest,

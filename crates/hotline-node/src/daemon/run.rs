@@ -22,8 +22,13 @@ pub fn init_logging(json: bool) {
     };
 }
 
-/// Runs the node in `dir` until SIGTERM or SIGINT.
+/// Runs the node in `dir` until SIGTERM or SIGINT; SIGHUP (and the control socket) re-read
+/// the peers and operators.
 pub fn run(dir: &Path, metrics_addr: Option<&str>) -> Result<(), CommandError> {
+    let exposed = crate::commands::private_file_problems(dir);
+    if !exposed.is_empty() {
+        return Err(CommandError(exposed.join("\n")));
+    }
     let cfg = Config::load(dir)?;
     let material = Material::load(dir)?;
     let store = SqliteStore::open(&dir.join(config::DB_FILE))?;
@@ -31,24 +36,36 @@ pub fn run(dir: &Path, metrics_addr: Option<&str>) -> Result<(), CommandError> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let node = Node::start(cfg, material, Box::new(store), metrics_addr).await?;
-        wait_for_signal().await;
+        let mut node = Node::start(cfg, material, Box::new(store), metrics_addr).await?;
+        node.serve_control(&dir.join(config::CONTROL_SOCKET))?;
+        wait_for_signal(&node).await;
         tracing::info!("shutting down");
         node.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+/// Waits for SIGTERM or SIGINT; applies a reload for every SIGHUP meanwhile (administrators
+/// send HUP to reload, as with Postfix or Suricata: it must not kill the node).
+async fn wait_for_signal(node: &Node) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
     };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: re-reading peers and operators");
+                if let Err(e) = node.reload().await {
+                    tracing::error!("reload failed: {e}");
+                }
+            }
+        }
     }
 }

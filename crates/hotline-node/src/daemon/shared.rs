@@ -2,20 +2,17 @@
 //! peers, link status, message summaries and operator events.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use bytes::Bytes;
-use hotline_protocol::bundle::PeerBundle;
-use hotline_protocol::content::{Precedence, Tlp};
-use hotline_protocol::envelope::MessageId;
-use hotline_protocol::identity::{EncryptionKey, NodeId};
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::link::LinkMsg;
 use super::metrics::SharedMetrics;
 use super::pool::CryptoPool;
+use super::registry::{LinkEnv, Registry};
 use super::storage::StoreHandle;
-use hotline_transport::material::Material;
+use bytes::Bytes;
+use hotline_protocol::content::{Precedence, Tlp};
+use hotline_protocol::envelope::MessageId;
+use hotline_protocol::identity::{EncryptionKey, NodeId};
 use hotline_transport::now_ms;
 
 /// What the node's tasks share: the links, the store, the workers, the metrics, and what the
@@ -27,11 +24,20 @@ pub struct Shared {
     pub name: String,
     /// The identity key (signs receipts).
     pub identity: Arc<hotline_protocol::identity::IdentityKey>,
-    pub(super) material: Arc<Material>,
     /// This node's peer bundle bytes.
     pub own_bundle: Bytes,
-    pub(super) peers: Vec<(crate::store::PeerRecord, PeerBundle)>,
-    pub(super) links: HashMap<NodeId, mpsc::UnboundedSender<LinkMsg>>,
+    /// Peers and operators as the administrator set them (changed by [`Shared::reload`]).
+    /// Never held across an await.
+    pub(super) registry: RwLock<Registry>,
+    /// Bumped by every reload: operator connections and Watch streams re-check then.
+    pub(super) changes: tokio::sync::watch::Sender<u64>,
+    /// One reload at a time.
+    pub(super) reloading: tokio::sync::Mutex<()>,
+    /// What links are made with.
+    pub(super) env: LinkEnv,
+    /// The QUIC endpoint (links dial from it; reloads replace its server configuration).
+    /// Taken at shutdown, so that no task holding `Shared` keeps the UDP port open.
+    pub(super) endpoint: Mutex<Option<quinn::Endpoint>>,
     pub(super) peer_keys: Arc<Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
     /// The store thread.
     pub store: StoreHandle,
@@ -70,72 +76,103 @@ impl Shared {
 
     /// The alias of a peer (its id text if unknown).
     pub fn alias(&self, id: &NodeId) -> String {
-        self.peers
-            .iter()
-            .find(|(p, _)| p.identity == *id)
-            .map(|(p, _)| p.alias.clone())
+        self.registry
+            .read()
+            .ok()
+            .and_then(|r| r.peer(id).map(|l| l.record.alias.clone()))
             .unwrap_or_else(|| id.to_string())
     }
 
-    /// A peer named by alias or node id text.
+    /// A pinned peer named by alias or node id text.
     pub fn resolve_peer(&self, name: &str) -> Option<NodeId> {
-        let by_alias = self
+        let reg = self.registry.read().ok()?;
+        let by_alias = reg
             .peers
             .iter()
-            .find(|(p, _)| p.alias == name)
-            .map(|(p, _)| p.identity);
+            .find(|l| l.record.alias == name)
+            .map(|l| l.record.identity);
         by_alias.or_else(|| {
             name.parse::<NodeId>()
                 .ok()
-                .filter(|id| self.links.contains_key(id))
+                .filter(|id| reg.peer(id).is_some())
         })
     }
 
-    /// A peer's bundle bytes (empty if unknown).
+    /// A peer's current bundle bytes; for a peer no longer pinned, the last bundle it had
+    /// (empty if none was ever installed).
     pub fn peer_bundle(&self, id: &NodeId) -> Bytes {
-        self.peers
+        let Ok(reg) = self.registry.read() else {
+            return Bytes::new();
+        };
+        if let Some(l) = reg.peer(id) {
+            return l.bundle.bytes().clone();
+        }
+        reg.bundles
             .iter()
-            .find(|(p, _)| p.identity == *id)
-            .map(|(_, b)| b.bytes().clone())
+            .rev()
+            .find(|b| b.identity == *id)
+            .map(|b| b.bundle.clone())
             .unwrap_or_default()
+    }
+
+    /// The QUIC endpoint, unless the node is shutting down.
+    pub(super) fn endpoint(&self) -> Option<quinn::Endpoint> {
+        self.endpoint.lock().ok()?.clone()
+    }
+
+    /// The link channel of a pinned peer.
+    pub(super) fn link(&self, id: &NodeId) -> Option<tokio::sync::mpsc::UnboundedSender<LinkMsg>> {
+        self.registry.read().ok()?.peer(id).map(|l| l.tx.clone())
     }
 
     /// Queues an asynchronous receipt (already stored) to a peer.
     pub fn send_receipt(&self, peer: NodeId, receipt: hotline_protocol::receipt::Receipt) {
-        if let Some(tx) = self.links.get(&peer) {
+        if let Some(tx) = self.link(&peer) {
             let _ = tx.send(LinkMsg::SendReceipt(Box::new(receipt)));
         }
     }
 
     /// The operator API's view of the pinned peers.
     pub fn peer_infos(&self) -> Vec<hotline_protocol::wire::PeerInfo> {
-        self.peers
+        let Ok(reg) = self.registry.read() else {
+            return Vec::new();
+        };
+        reg.peers
             .iter()
-            .map(|(p, b)| hotline_protocol::wire::PeerInfo {
-                alias: p.alias.clone(),
-                node: p.identity.to_string(),
-                fingerprint: p.identity.fingerprint(),
-                name: b.name().to_owned(),
-                address: p.address.clone(),
-                trust: p.trust.as_str().to_owned(),
+            .map(|l| hotline_protocol::wire::PeerInfo {
+                alias: l.record.alias.clone(),
+                node: l.record.identity.to_string(),
+                fingerprint: l.record.identity.fingerprint(),
+                name: l.bundle.name().to_owned(),
+                address: l.record.address.clone(),
+                trust: l.record.trust.as_str().to_owned(),
             })
             .collect()
     }
 
     /// Per-link status for the operator API.
     pub fn status(&self) -> hotline_protocol::wire::StatusResponse {
+        let peers: Vec<(String, NodeId)> = self
+            .registry
+            .read()
+            .map(|r| {
+                r.peers
+                    .iter()
+                    .map(|l| (l.record.alias.clone(), l.record.identity))
+                    .collect()
+            })
+            .unwrap_or_default();
         let m = self.metrics.lock().ok();
-        let links = self
-            .peers
+        let links = peers
             .iter()
-            .map(|(p, _)| {
+            .map(|(alias, identity)| {
                 let pm = m
                     .as_ref()
-                    .and_then(|g| g.peers.get(&p.alias).cloned())
+                    .and_then(|g| g.peers.get(alias).cloned())
                     .unwrap_or_default();
                 hotline_protocol::wire::LinkStatus {
-                    peer: p.alias.clone(),
-                    node: p.identity.to_string(),
+                    peer: alias.clone(),
+                    node: identity.to_string(),
                     up: pm.up,
                     since_ms: pm.since_ms,
                     rtt_ms: pm.rtt_ms.unwrap_or(0),

@@ -69,7 +69,7 @@ impl Shared {
         tlp: Tlp,
         content: SignedContent,
     ) -> Result<(MessageId, u64), SubmitError> {
-        if !self.links.contains_key(&to) {
+        if self.link(&to).is_none() {
             return Err(SubmitError::UnknownPeer(to.to_string()));
         }
         let me = self.id;
@@ -97,10 +97,8 @@ impl Shared {
         opened: OpenedContent,
     ) -> Result<(MessageId, u64), SubmitError> {
         let link = self
-            .links
-            .get(&to)
-            .ok_or_else(|| SubmitError::UnknownPeer(to.to_string()))?
-            .clone();
+            .link(&to)
+            .ok_or_else(|| SubmitError::UnknownPeer(to.to_string()))?;
         let now = now_ms();
         let bytes = opened.plaintext.clone();
         // Checked before anything is stored: an accepted message can always be sealed, so no
@@ -142,7 +140,7 @@ impl Shared {
         };
         metrics::count(&self.metrics, "accepted", 1);
         // Durable from here on: seal and queue. A crash now is recovered at start-up.
-        let material = self.material.clone();
+        let material = self.env.material.clone();
         let sealed = self
             .pool
             .run(move || {

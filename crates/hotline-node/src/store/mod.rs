@@ -64,6 +64,17 @@ pub struct PeerRecord {
     pub trust: TrustMode,
 }
 
+/// A peer bundle as it was installed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstalledBundle {
+    /// The node it is the bundle of.
+    pub identity: NodeId,
+    /// The exact bundle bytes.
+    pub bundle: Bytes,
+    /// When it was installed.
+    pub installed_ms: UnixMillis,
+}
+
 /// How a peer's TLS certificate is authenticated (SPEC.md §3.6). Either way the certificate's
 /// key must be the one the peer's bundle pins: that is how a connection is mapped to a peer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -372,8 +383,22 @@ pub trait Store: Send + 'static {
     fn peers(&mut self) -> Result<Vec<PeerRecord>>;
     /// Pins a peer; `Conflict` if the alias or the identity is already pinned.
     fn add_peer(&mut self, peer: &PeerRecord) -> Result<()>;
-    /// Unpins a peer by alias; false if there was none. Its messages stay.
+    /// Unpins a peer by alias; false if there was none. Its messages stay, and so do the
+    /// bundles it ever had (evidence of its messages needs them).
     fn remove_peer(&mut self, alias: &str) -> Result<bool>;
+    /// Replaces a pinned peer's bundle and/or address; false if there is no such peer. The
+    /// new bundle must name the same node (`Conflict` otherwise); the old one stays in the
+    /// bundle history.
+    fn update_peer(
+        &mut self,
+        alias: &str,
+        bundle: Option<&Bytes>,
+        address: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<bool>;
+    /// Every peer bundle ever installed (by `add_peer` or `update_peer`), oldest first: the
+    /// node id, the exact bundle bytes, and when it was installed.
+    fn bundle_history(&mut self) -> Result<Vec<InstalledBundle>>;
 
     // ----- operators -----
     /// Every operator credential issued, revoked ones included, ordered by name.

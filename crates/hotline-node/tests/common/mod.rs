@@ -68,6 +68,45 @@ impl Client {
     }
 }
 
+/// An open Watch stream (SPEC.md §15.5.8).
+pub struct Watch {
+    recv: quinn::RecvStream,
+    _send: quinn::SendStream,
+}
+
+impl Watch {
+    /// The next response within `limit`; `None` at the end of the stream, on a reset, or when
+    /// nothing comes in time.
+    pub async fn next(&mut self, limit: std::time::Duration) -> Option<Response> {
+        let read = async {
+            let mut len = [0u8; 4];
+            self.recv.read_exact(&mut len).await.ok()?;
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            self.recv.read_exact(&mut body).await.ok()?;
+            wire::OperatorResponse::decode(body.as_slice())
+                .ok()?
+                .response
+        };
+        tokio::time::timeout(limit, read).await.ok().flatten()
+    }
+}
+
+impl Client {
+    /// Opens a Watch stream.
+    pub async fn watch(&self) -> Result<Watch, String> {
+        let (mut send, recv) = self.conn.open_bi().await.map_err(|e| e.to_string())?;
+        let body = wire::OperatorRequest {
+            request: Some(Request::Watch(Default::default())),
+        }
+        .encode_to_vec();
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        send.write_all(&frame).await.map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        Ok(Watch { recv, _send: send })
+    }
+}
+
 pub fn error_code(r: &Response) -> Option<wire::OperatorErrorCode> {
     match r {
         Response::Error(e) => wire::OperatorErrorCode::try_from(e.code).ok(),

@@ -48,6 +48,10 @@ pub enum PeerTrust {
         /// The private CA, and the `tls_spki_sha256` of the peers in private CA mode.
         ca: Option<(CaRoots, Vec<[u8; 32]>)>,
     },
+    /// Refuse every certificate: the listener of a node that has no peer and no operator (yet,
+    /// or any more). Said explicitly, so that an empty pin list elsewhere stays a
+    /// configuration error ([`TlsError::NoPins`]).
+    Nobody,
 }
 
 /// A private CA's trust anchors and revocation lists (SPEC.md §3.6.2).
@@ -167,6 +171,8 @@ impl PeerTrust {
             Self::Pinned { spki_sha256 } => Ok(Some(spki_sha256)),
             Self::PrivateCa { crls, .. } if crls.is_empty() => Err(TlsError::NoCrl),
             Self::PrivateCa { .. } | Self::Mixed { .. } => Ok(None),
+            // A pinned verifier with no pin refuses every certificate, as not pinned.
+            Self::Nobody => Ok(Some(&[])),
         }
     }
 

@@ -75,11 +75,11 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 let Some(msg) = msg else { break };
                 let now = now_ms();
                 match msg {
-                    LinkMsg::Shutdown => {
-                        session.close(now, CloseCode::Shutdown, "node shutting down");
+                    LinkMsg::Shutdown(why) => {
+                        session.close(now, CloseCode::Shutdown, why);
                         drain(&ctx, &mut session, &mut conn, &mut peer_keys);
                         if let Some(c) = &conn {
-                            c.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), b"node shutting down");
+                            c.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), why.as_bytes());
                         }
                         // A dial under way holds the endpoint (and its UDP port) for up to its
                         // handshake timeout: stop it.
@@ -87,7 +87,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                             t.abort();
                         }
                         if let Some(cand) = candidate.take() {
-                            cand.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), b"node shutting down");
+                            cand.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), why.as_bytes());
                         }
                         break;
                     }

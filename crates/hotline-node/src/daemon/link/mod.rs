@@ -55,8 +55,9 @@ pub enum LinkMsg {
     Refill(Vec<Bytes>, bool),
     /// Counts of the whole outbox, for status while a backlog is paged.
     Summary(crate::store::PendingSummary),
-    /// Shut down: close the connection with SHUTDOWN and stop.
-    Shutdown,
+    /// Shut down: close the connection with SHUTDOWN and this reason, and stop (node shutdown,
+    /// or the peer removed or updated by the administrator).
+    Shutdown(&'static str),
 }
 
 /// Transport input.

@@ -6,7 +6,9 @@
 use bytes::Bytes;
 use rusqlite::{OptionalExtension, params};
 
-use super::super::{AuditEvent, OperatorRecord, PeerRecord, Result, StoreError};
+use hotline_protocol::time::UnixMillis;
+
+use super::super::{AuditEvent, InstalledBundle, OperatorRecord, PeerRecord, Result, StoreError};
 use super::SqliteStore;
 use super::convert::{int, message_id, node_id, uint};
 
@@ -68,9 +70,63 @@ impl SqliteStore {
                 added_ms,
                 peer.trust.as_str()
             ])?;
+            tx.prepare_cached(INSTALL_BUNDLE)?.execute(params![
+                &peer.identity.as_bytes()[..],
+                &peer.bundle[..],
+                added_ms
+            ])?;
         }
         tx.commit()?;
         Ok(())
+    }
+
+    pub(super) fn update_peer(
+        &mut self,
+        alias: &str,
+        bundle: Option<&Bytes>,
+        address: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        let now = int(now, "now")?;
+        let tx = self.write()?;
+        {
+            let identity: Option<Vec<u8>> = tx
+                .prepare_cached("SELECT identity FROM peers WHERE alias = ?1")?
+                .query_row([alias], |r| r.get(0))
+                .optional()?;
+            let Some(identity) = identity else {
+                return Ok(false);
+            };
+            if let Some(bundle) = bundle {
+                tx.prepare_cached("UPDATE peers SET bundle = ?2 WHERE alias = ?1")?
+                    .execute(params![alias, &bundle[..]])?;
+                tx.prepare_cached(INSTALL_BUNDLE)?.execute(params![
+                    &identity[..],
+                    &bundle[..],
+                    now
+                ])?;
+            }
+            if let Some(address) = address {
+                tx.prepare_cached("UPDATE peers SET address = ?2 WHERE alias = ?1")?
+                    .execute(params![alias, address])?;
+            }
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub(super) fn bundle_history(&mut self) -> Result<Vec<InstalledBundle>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT identity, bundle, installed_ms FROM peer_bundles ORDER BY installed_ms, rowid",
+        )?;
+        let rows = stmt.query_and_then([], |r| -> Result<InstalledBundle> {
+            Ok(InstalledBundle {
+                identity: node_id(&r.get::<_, Vec<u8>>(0)?)?,
+                bundle: Bytes::from(r.get::<_, Vec<u8>>(1)?),
+                installed_ms: uint(r.get(2)?, "installed_ms")?,
+            })
+        })?;
+        rows.collect()
     }
 
     pub(super) fn operators(&mut self) -> Result<Vec<OperatorRecord>> {
@@ -192,3 +248,7 @@ impl SqliteStore {
         rows.collect()
     }
 }
+
+/// Records a bundle in the history (once per node and bundle).
+const INSTALL_BUNDLE: &str = "INSERT INTO peer_bundles (identity, bundle, installed_ms) \
+     VALUES (?1, ?2, ?3) ON CONFLICT (identity, bundle) DO NOTHING";

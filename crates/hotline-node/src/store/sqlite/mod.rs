@@ -37,9 +37,9 @@ use hotline_protocol::envelope::MessageId;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{
-    AcceptOutcome, Arrival, AuditEvent, ExportItem, InboxRow, MessageRow, OperatorRecord, OutState,
-    OwnReceiptOutcome, PeerRecord, PendingSummary, ReceiptRecord, Result, Store, StoreError,
-    StoredMessage, StoredSubmission, Submission, SubmitOutcome,
+    AcceptOutcome, Arrival, AuditEvent, ExportItem, InboxRow, InstalledBundle, MessageRow,
+    OperatorRecord, OutState, OwnReceiptOutcome, PeerRecord, PendingSummary, ReceiptRecord, Result,
+    Store, StoreError, StoredMessage, StoredSubmission, Submission, SubmitOutcome,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -96,6 +96,23 @@ impl SqliteStore {
             StoreError::Database(m) => StoreError::Database(format!("{}: {m}", path.display())),
             other => other,
         };
+        // A new database file is created mode 0600 (it holds messages in clear); SQLite gives
+        // its WAL and shared-memory files the mode of the database file.
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(StoreError::Database(format!("{}: {e}", path.display())));
+                }
+            }
+        }
         let conn = Connection::open(path).map_err(|e| in_file(e.into()))?;
         Self::init(conn, true).map_err(in_file)
     }
@@ -202,6 +219,20 @@ impl Store for SqliteStore {
 
     fn remove_peer(&mut self, alias: &str) -> Result<bool> {
         SqliteStore::remove_peer(self, alias)
+    }
+
+    fn update_peer(
+        &mut self,
+        alias: &str,
+        bundle: Option<&Bytes>,
+        address: Option<&str>,
+        now: hotline_protocol::time::UnixMillis,
+    ) -> Result<bool> {
+        SqliteStore::update_peer(self, alias, bundle, address, now)
+    }
+
+    fn bundle_history(&mut self) -> Result<Vec<InstalledBundle>> {
+        SqliteStore::bundle_history(self)
     }
 
     fn submit(&mut self, batch: &[Submission]) -> Result<Vec<SubmitOutcome>> {

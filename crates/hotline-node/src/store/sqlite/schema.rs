@@ -20,10 +20,23 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 6: every peer bundle ever installed, kept when a peer is removed or its bundle
+/// replaced: evidence of the messages exchanged under a bundle needs that bundle.
+const V6: &str = r"
+CREATE TABLE IF NOT EXISTS peer_bundles (
+    identity      BLOB    NOT NULL CHECK (length(identity) = 32),
+    bundle        BLOB    NOT NULL,
+    installed_ms  INTEGER NOT NULL,
+    UNIQUE (identity, bundle)
+) STRICT;
+INSERT OR IGNORE INTO peer_bundles (identity, bundle, installed_ms)
+    SELECT identity, bundle, added_ms FROM peers;
+";
 
 /// Version 5: one message id space per node, and at most one ACKNOWLEDGED receipt per message.
 /// The code checks both first (a peer reusing one of our ids gets REJECTED CONFLICT, an
@@ -32,13 +45,13 @@ pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 /// database written before may already hold such rows (evidence is never deleted), and
 /// `hotlined check` reports them.
 const V5: &str = r"
-CREATE TRIGGER outbox_id_not_received BEFORE INSERT ON outbox
+CREATE TRIGGER IF NOT EXISTS outbox_id_not_received BEFORE INSERT ON outbox
 WHEN EXISTS (SELECT 1 FROM inbox WHERE message_id = NEW.message_id)
 BEGIN SELECT RAISE(ABORT, 'message id already used by a received message'); END;
-CREATE TRIGGER inbox_id_not_sent BEFORE INSERT ON inbox
+CREATE TRIGGER IF NOT EXISTS inbox_id_not_sent BEFORE INSERT ON inbox
 WHEN EXISTS (SELECT 1 FROM outbox WHERE message_id = NEW.message_id)
 BEGIN SELECT RAISE(ABORT, 'message id already used by a sent message'); END;
-CREATE TRIGGER receipts_out_one_acknowledged BEFORE INSERT ON receipts_out
+CREATE TRIGGER IF NOT EXISTS receipts_out_one_acknowledged BEFORE INSERT ON receipts_out
 WHEN NEW.kind = 'ACKNOWLEDGED' AND EXISTS (
     SELECT 1 FROM receipts_out WHERE message_id = NEW.message_id AND kind = 'ACKNOWLEDGED'
         AND sha256 <> NEW.sha256)
