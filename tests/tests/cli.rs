@@ -324,9 +324,10 @@ fn send_errors_have_distinct_exit_statuses() {
         32,
         "the id is printed before waiting"
     );
-    // No body and stdin not a terminal but empty: an empty text is a valid message.
-    let o = hotline(
-        &[
+    // No body and stdin not a terminal but empty: refused unless --allow-empty (a command
+    // that failed before the pipe must not send an empty FLASH).
+    let empty = |extra: &[&str]| {
+        let mut args = vec![
             "send",
             "--credential",
             &s.officer,
@@ -336,9 +337,13 @@ fn send_errors_have_distinct_exit_statuses() {
             "flash",
             "--subject",
             "s",
-        ],
-        None,
-    );
+        ];
+        args.extend_from_slice(extra);
+        hotline(&args, None)
+    };
+    let o = empty(&[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    let o = empty(&["--allow-empty"]);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
 }
 
