@@ -11,6 +11,7 @@ mod commands;
 pub mod credential;
 mod demo;
 pub mod error;
+pub mod evidence_file;
 pub mod format;
 pub mod parse;
 mod verify;

@@ -12,21 +12,10 @@ use hotline_protocol::crypto::{self, Label};
 use hotline_protocol::envelope::{Envelope, MAX_ENVELOPE_LEN, ParseError};
 use hotline_protocol::receipt::{Receipt, ReceiptKind};
 use hotline_protocol::{NodeId, wire};
-use prost::Message;
 use serde::Serialize;
 
+use crate::evidence_file::{Field, FileError, Reader};
 use crate::format::{clean, clean_text, hex};
-
-/// Largest evidence file accepted (the operator API's frame limit, §15.4).
-pub const MAX_EVIDENCE_LEN: usize = 16 * 1024 * 1024;
-
-/// Decodes `bytes` as `M` and requires that they are its canonical encoding (SPEC.md §5.3):
-/// re-encoding gives the same bytes. Unknown fields, fields out of order, default values
-/// written out and non-minimal varints all fail.
-pub fn canonical<M: Message + Default>(bytes: &[u8]) -> Option<M> {
-    let msg = M::decode(bytes).ok()?;
-    (msg.encoded_len() == bytes.len() && msg.encode_to_vec() == bytes).then_some(msg)
-}
 
 /// A node as a bundle names it. Bundles are self-signed: compare `node` with a node id
 /// obtained independently before trusting whose node this is.
@@ -239,8 +228,10 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EvidenceError {
-    /// Larger than 16 MiB.
+    /// A part (a bundle, an item) larger than any part of an evidence file can be.
     TooLarge(usize),
+    /// The file could not be read.
+    Io(String),
     /// Not an `EvidenceBundle` at all.
     Undecodable,
     /// Decodes, but not canonically: it was altered or not written by a hotline client.
@@ -256,7 +247,8 @@ pub enum EvidenceError {
 impl std::fmt::Display for EvidenceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EvidenceError::TooLarge(n) => write!(f, "{n} bytes: larger than the 16 MiB limit of an evidence file"),
+            EvidenceError::TooLarge(n) => write!(f, "it holds a part of {n} bytes, larger than any part of an evidence file can be (16 MiB for an item)"),
+            EvidenceError::Io(e) => write!(f, "cannot read it: {e}"),
             EvidenceError::Undecodable => f.write_str(
                 "not a hotline evidence bundle: it does not decode (truncated, altered, or another kind of file; `hotline export` writes one)",
             ),
@@ -270,25 +262,49 @@ impl std::fmt::Display for EvidenceError {
     }
 }
 
-/// Verifies an evidence file (SPEC.md §15.7.2). `Err` for steps 1–2 (the whole file invalid);
-/// otherwise a report per item, with `valid` the overall result.
+/// Verifies an evidence file held in memory (SPEC.md §15.7.2); see [`verify_evidence_from`].
+#[cfg(test)]
 pub fn verify_evidence(bytes: &[u8]) -> Result<Report, EvidenceError> {
-    if bytes.len() > MAX_EVIDENCE_LEN {
-        return Err(EvidenceError::TooLarge(bytes.len()));
+    verify_evidence_from(bytes)
+}
+
+/// Verifies an evidence file read from `r` (SPEC.md §15.7.2), one item at a time: a file of
+/// any size takes the memory of its largest item. `Err` for steps 1–2 (the whole file
+/// invalid); otherwise a report per item, with `valid` the overall result.
+pub fn verify_evidence_from(r: impl std::io::BufRead) -> Result<Report, EvidenceError> {
+    let file_error = |e: FileError| match e {
+        FileError::Undecodable => EvidenceError::Undecodable,
+        FileError::NotCanonical => EvidenceError::NotCanonical,
+        FileError::TooLarge(n) => EvidenceError::TooLarge(n),
+        FileError::Io(e) => EvidenceError::Io(e),
+    };
+    let mut reader = Reader::new(r);
+    // Step 1: structure, read up to the first item.
+    let (mut version, mut created_ms, mut exporter, mut peer_bytes) =
+        (0, 0, Vec::new(), Vec::new());
+    let mut first_item = None;
+    while let Some(field) = reader.next_field().map_err(file_error)? {
+        match field {
+            Field::Version(v) => version = v,
+            Field::CreatedMs(c) => created_ms = c,
+            Field::Exporter(b) => exporter = b,
+            Field::PeerBundle(b) => peer_bytes.push(b),
+            Field::Item(i) => {
+                first_item = Some(i);
+                break;
+            }
+        }
     }
-    // Step 1: structure.
-    if wire::EvidenceBundle::decode(bytes).is_err() {
-        return Err(EvidenceError::Undecodable);
-    }
-    let eb: wire::EvidenceBundle = canonical(bytes).ok_or(EvidenceError::NotCanonical)?;
-    if eb.version != 1 {
-        return Err(EvidenceError::Version(eb.version));
+    if version != 1 {
+        return Err(EvidenceError::Version(
+            u32::try_from(version).unwrap_or(u32::MAX),
+        ));
     }
     // Step 2: bundles, pairwise different identities.
-    let exporter = PeerBundle::from_bytes(&eb.exporter_bundle)
+    let exporter = PeerBundle::from_bytes(&exporter)
         .map_err(|e| EvidenceError::Bundle(format!("exporter: {e}")))?;
     let mut peers = Vec::new();
-    for (i, b) in eb.peer_bundles.iter().enumerate() {
+    for (i, b) in peer_bytes.iter().enumerate() {
         peers.push(
             PeerBundle::from_bytes(b)
                 .map_err(|e| EvidenceError::Bundle(format!("peer {}: {e}", i + 1)))?,
@@ -305,36 +321,42 @@ pub fn verify_evidence(bytes: &[u8]) -> Result<Report, EvidenceError> {
     let x = exporter.identity();
     let y: Vec<NodeId> = peers.iter().map(PeerBundle::identity).collect();
 
-    // Step 3: each item.
-    let mut keys: Vec<Option<(NodeId, [u8; 16])>> = Vec::new();
-    let mut items: Vec<ItemReport> = eb
-        .items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let (rep, key) = check_item(i + 1, item, &x, &y);
-            keys.push(key);
-            rep
-        })
-        .collect();
-    // Step 4: no two items with the same sender and message id.
-    for i in 0..items.len() {
-        let Some(k) = keys[i] else { continue };
-        if keys
-            .iter()
-            .enumerate()
-            .any(|(j, o)| j != i && *o == Some(k))
-        {
-            let it = &mut items[i];
-            it.errors
-                .push("another item has an envelope with the same sender and message id".into());
-            it.envelope_valid = false;
-            it.valid = false;
+    // Steps 3 and 4: each item, and no two items with the same sender and message id.
+    let mut items: Vec<ItemReport> = Vec::new();
+    let mut seen: std::collections::HashMap<(NodeId, [u8; 16]), usize> =
+        std::collections::HashMap::new();
+    let mut next = first_item;
+    while let Some(item) = next {
+        let (rep, key) = check_item(items.len() + 1, &item, &x, &y);
+        items.push(rep);
+        if let Some(k) = key {
+            let here = items.len() - 1;
+            if let Some(&there) = seen.get(&k) {
+                for i in [there, here] {
+                    let it = &mut items[i];
+                    if !it.errors.iter().any(|e| e.starts_with("another item has")) {
+                        it.errors.push(
+                            "another item has an envelope with the same sender and message id"
+                                .into(),
+                        );
+                    }
+                    it.envelope_valid = false;
+                    it.valid = false;
+                }
+            } else {
+                seen.insert(k, here);
+            }
         }
+        next = match reader.next_field().map_err(file_error)? {
+            Some(Field::Item(i)) => Some(i),
+            // The reader keeps the field order: nothing but items comes after an item.
+            Some(_) => return Err(EvidenceError::NotCanonical),
+            None => None,
+        };
     }
     Ok(Report {
         valid: items.iter().all(|i| i.valid),
-        created_ms: eb.created_ms,
+        created_ms,
         exporter: Party::of(&exporter),
         peers: peers.iter().map(Party::of).collect(),
         items,

@@ -5,6 +5,7 @@ use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::content::Precedence;
 use hotline_protocol::session::Config;
 use hotline_protocol::sim::{EPOCH, Pair, SimNode};
+use prost::Message;
 
 struct Fixture {
     /// A's evidence: an outgoing message (DELIVERED + ACKNOWLEDGED by B) and an incoming one

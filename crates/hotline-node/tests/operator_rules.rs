@@ -357,3 +357,121 @@ fn an_acknowledgement_dated_far_from_now_is_refused() {
         nb.shutdown().await;
     });
 }
+
+/// Export and List answer in pages within the 16 MiB limit (issue 12 item 4: 18 messages of
+/// 0.9 MiB used to make an export of 16.8 MB that the client refused). The pages' items, in
+/// order, are every message once; the first page alone carries the bundles.
+#[test]
+fn export_and_list_answer_in_pages_within_the_limit() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = two_nodes(tmp.path(), &[('a', "Anna", "officer", "anna.cred")]);
+    runtime().block_on(async {
+        let (na, nb) = (start(a.clone()).await, start(b.clone()).await);
+        let anna = Client::connect(&a.join("anna.cred"), na.local_addr)
+            .await
+            .expect("anna");
+        let b_id = peer_id(&anna).await;
+        let mut ids = Vec::new();
+        for n in 0..18 {
+            let mut big = draft(&format!("capture part {n}"));
+            big.text = "p".repeat(900 * 1024);
+            let id = random_id();
+            let r = anna
+                .call(Request::Send(send_request(
+                    &anna, id, "cert-b", &b_id, &big,
+                )))
+                .await
+                .expect("send");
+            assert!(matches!(r, Response::Send(_)), "{r:?}");
+            ids.push(id);
+        }
+        for &id in &ids {
+            wait_state(&anna, id, |s| s == "delivered").await;
+        }
+        let mut cursor = bytes::Bytes::new();
+        let mut pages = Vec::new();
+        loop {
+            let r = anna
+                .call(Request::Export(wire::ExportRequest {
+                    cursor: cursor.clone(),
+                    ..Default::default()
+                }))
+                .await
+                .expect("an answer within the limit");
+            let Response::Export(e) = r else {
+                panic!("{r:?}")
+            };
+            let bundle = e.bundle.expect("bundle");
+            assert!(prost::Message::encoded_len(&bundle) < 16 * 1024 * 1024);
+            pages.push(bundle);
+            if e.next_cursor.is_empty() {
+                break;
+            }
+            cursor = e.next_cursor;
+        }
+        assert!(pages.len() >= 2, "{} pages", pages.len());
+        assert_eq!(pages[0].version, 1);
+        assert_eq!(pages[0].peer_bundles.len(), 1);
+        assert!(
+            pages[1..]
+                .iter()
+                .all(|p| p.peer_bundles.is_empty() && p.version == 0)
+        );
+        let exported: Vec<[u8; 16]> = pages
+            .iter()
+            .flat_map(|p| &p.items)
+            .map(|i| {
+                *hotline_protocol::envelope::Envelope::parse(i.envelope.clone())
+                    .expect("env")
+                    .message_id()
+            })
+            .collect();
+        let mut want = ids.clone();
+        want.sort();
+        let mut got = exported.clone();
+        got.sort();
+        assert_eq!(got, want, "every message exactly once");
+
+        // List pages by the same kind of cursor: 18 messages in pages of 5.
+        let mut seen = Vec::new();
+        let mut cursor = bytes::Bytes::new();
+        loop {
+            let r = anna
+                .call(Request::List(wire::ListRequest {
+                    limit: 5,
+                    cursor: cursor.clone(),
+                    ..Default::default()
+                }))
+                .await
+                .expect("list");
+            let Response::List(l) = r else {
+                panic!("{r:?}")
+            };
+            assert!(l.messages.len() <= 5);
+            seen.extend(l.messages.iter().map(|m| m.message_id.clone()));
+            if l.next_cursor.is_empty() {
+                break;
+            }
+            cursor = l.next_cursor;
+        }
+        assert_eq!(seen.len(), 18);
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 18, "no message twice");
+        // A cursor the node did not make is refused.
+        let r = anna
+            .call(Request::Export(wire::ExportRequest {
+                cursor: bytes::Bytes::from_static(b"forged"),
+                ..Default::default()
+            }))
+            .await
+            .expect("answer");
+        assert_eq!(
+            error_code(&r),
+            Some(wire::OperatorErrorCode::BadRequest),
+            "{r:?}"
+        );
+        na.shutdown().await;
+        nb.shutdown().await;
+    });
+}

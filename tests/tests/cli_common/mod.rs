@@ -241,7 +241,10 @@ fn answer(cfg: &MockConfig, st: &Mutex<MockState>, req: Option<Request>) -> Resp
             } else {
                 st.sent.iter().map(|(s, q)| summary(s, *q)).collect()
             };
-            Response::List(wire::ListResponse { messages })
+            Response::List(wire::ListResponse {
+                messages,
+                next_cursor: Default::default(),
+            })
         }
         Some(Request::Show(r)) => {
             let st = st.lock().unwrap();

@@ -1,18 +1,87 @@
 //! `export` (evidence bundle from the node to a file) and `verify` (that file, offline).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use hotline_protocol::wire;
-use prost::Message;
 
 use super::{Ctx, now_ms};
 use crate::error::{Exit, Failure, Result};
+use crate::evidence_file::Writer;
 use crate::format::{Colour, Style, emit, emit_json, second};
 use crate::parse;
-use crate::verify::{self, MAX_EVIDENCE_LEN, Report};
+use crate::verify::{self, Report};
+
+/// Fetches every page of an export into `path` (created mode 0644: it holds no secret,
+/// §15.5.7): items, receipts and bytes written.
+async fn write_pages(
+    client: &crate::client::Client,
+    path: &Path,
+    peer: String,
+    since_ms: u64,
+) -> Result<(usize, usize, u64)> {
+    let io = |e: std::io::Error| Failure::general(format!("cannot write {}: {e}", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(io)?;
+    let mut writer: Option<Writer<std::io::BufWriter<std::fs::File>>> = None;
+    let (mut items, mut receipts) = (0, 0);
+    let mut cursor = bytes::Bytes::new();
+    loop {
+        let resp = client
+            .export(wire::ExportRequest {
+                peer: peer.clone(),
+                since_ms,
+                cursor: cursor.clone(),
+            })
+            .await?;
+        let mut page = resp
+            .bundle
+            .ok_or_else(|| Failure::general("the node's export answer holds no evidence bundle"))?;
+        let page_items = std::mem::take(&mut page.items);
+        let w = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(
+                Writer::start(
+                    std::io::BufWriter::new(file.try_clone().map_err(io)?),
+                    &page,
+                )
+                .map_err(io)?,
+            ),
+        };
+        for item in page_items {
+            items += 1;
+            receipts += item.receipts.len();
+            w.item(item).map_err(io)?;
+        }
+        if resp.next_cursor.is_empty() {
+            break;
+        }
+        if resp.next_cursor == cursor {
+            return Err(Failure::general(
+                "the node answered the same export page twice",
+            ));
+        }
+        cursor = resp.next_cursor;
+    }
+    let Some(w) = writer else {
+        return Err(Failure::general(
+            "the node's export answer holds no evidence bundle",
+        ));
+    };
+    let bytes = w.written();
+    w.into_inner()
+        .into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)?;
+    Ok((items, receipts, bytes))
+}
 
 /// `export`.
 pub async fn export(
@@ -33,38 +102,38 @@ pub async fn export(
         )));
     }
     let (_cred, client) = ctx.open().await?;
-    let resp = client
-        .export(wire::ExportRequest {
-            peer: peer.unwrap_or_default(),
-            since_ms,
-        })
-        .await?;
-    client.close().await;
-    let bundle = resp
-        .bundle
-        .ok_or_else(|| Failure::general("the node's export answer holds no evidence bundle"))?;
-    // prost writes fields in order, without defaults: the canonical form (§15.7.1).
-    let bytes = bundle.encode_to_vec();
-    // The file holds no secret (§15.5.7): world-readable is fine.
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).mode(0o644);
-    if force {
-        opts.create(true).truncate(true);
-    } else {
-        opts.create_new(true);
-    }
-    opts.open(out)
-        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-        .map_err(|e| Failure::general(format!("cannot write {}: {e}", out.display())))?;
-    let receipts: usize = bundle.items.iter().map(|i| i.receipts.len()).sum();
-    emit(&format!(
-        "Wrote {}: {} message(s), {} receipt(s), {} bytes.\n",
-        out.display(),
-        bundle.items.len(),
-        receipts,
-        bytes.len()
+    // Pages are written as they come (constant memory for an export of any size) to a partial
+    // file beside OUT, renamed to OUT once complete and synced.
+    let partial = out.with_file_name(format!(
+        "{}.partial",
+        out.file_name()
+            .map_or("evidence".into(), |n| n.to_string_lossy())
     ));
-    match verify::verify_evidence(&bytes) {
+    let written = write_pages(&client, &partial, peer.unwrap_or_default(), since_ms).await;
+    client.close().await;
+    let (items, receipts, bytes) = match written {
+        Ok(counts) => counts,
+        Err(f) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(f);
+        }
+    };
+    if !force && out.exists() {
+        let _ = std::fs::remove_file(&partial);
+        return Err(Failure::usage(format!(
+            "{} appeared while exporting; choose another --out, or add --force",
+            out.display()
+        )));
+    }
+    std::fs::rename(&partial, out)
+        .map_err(|e| Failure::general(format!("cannot write {}: {e}", out.display())))?;
+    emit(&format!(
+        "Wrote {}: {items} message(s), {receipts} receipt(s), {bytes} bytes.\n",
+        out.display(),
+    ));
+    let file = std::fs::File::open(out)
+        .map_err(|e| Failure::general(format!("cannot read {}: {e}", out.display())))?;
+    match verify::verify_evidence_from(std::io::BufReader::new(file)) {
         Ok(r) if r.valid => {
             emit(&format!(
                 "It verifies. Anyone can check it offline with: hotline verify {}\n",
@@ -90,21 +159,10 @@ pub async fn export(
 
 /// `verify`: no node, no credential (§15.7).
 pub fn verify(ctx: &Ctx, file: &Path, json: bool) -> Result<()> {
-    let len = std::fs::metadata(file)
-        .map_err(|e| Failure::general(format!("cannot read {}: {e}", file.display())))?
-        .len();
-    if len > MAX_EVIDENCE_LEN as u64 {
-        return Err(Failure::new(
-            Exit::Verification,
-            format!(
-                "{}: {len} bytes, over the 16 MiB limit of an evidence file",
-                file.display()
-            ),
-        ));
-    }
-    let bytes = std::fs::read(file)
+    let f = std::fs::File::open(file)
         .map_err(|e| Failure::general(format!("cannot read {}: {e}", file.display())))?;
-    let report = match verify::verify_evidence(&bytes) {
+    // One item at a time: a file of any size verifies in the memory of its largest item.
+    let report = match verify::verify_evidence_from(std::io::BufReader::new(f)) {
         Ok(r) => r,
         Err(e) => {
             if json {

@@ -26,6 +26,7 @@ pub async fn list(
             unacknowledged_only: unacknowledged,
             peer: peer.unwrap_or_default(),
             limit,
+            cursor: Default::default(),
         })
         .await?
         .messages;

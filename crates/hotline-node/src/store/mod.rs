@@ -363,9 +363,38 @@ pub struct StoredMessage {
     pub receipts: Vec<Bytes>,
 }
 
+/// Where a page of a listing or an export ends: the `created_ms`, direction and id of its last
+/// message. The next page starts after it, in the listing's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// The message's `created_ms`.
+    pub created_ms: UnixMillis,
+    /// Whether this node received it.
+    pub incoming: bool,
+    /// Its id.
+    pub message_id: MessageId,
+}
+
+/// Which messages [`Store::messages`] lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Received (true) or sent (false).
+    pub incoming: bool,
+    /// Only this peer's; all if `None`.
+    pub peer: Option<NodeId>,
+    /// Received only: only those without an ACKNOWLEDGED receipt of ours.
+    pub unacknowledged_only: bool,
+    /// Only messages older than this one (newest-first order); from the newest if `None`.
+    pub before: Option<Position>,
+    /// At most this many.
+    pub limit: usize,
+}
+
 /// An item of an evidence export.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportItem {
+    /// Where it is in the export's order (its cursor).
+    pub position: Position,
     /// The other node.
     pub peer: NodeId,
     /// Whether this node received it.
@@ -480,21 +509,24 @@ pub trait Store: Send + 'static {
     fn confirm_receipt(&mut self, sha256: &[u8; 32]) -> Result<()>;
 
     // ----- operator views -----
-    /// Messages received (`incoming`) or sent, optionally for one peer, the `limit` newest
-    /// (by created_ms), newest first.
-    fn messages(
-        &mut self,
-        incoming: bool,
-        peer: Option<NodeId>,
-        limit: usize,
-    ) -> Result<Vec<MessageRow>>;
+    /// Messages received or sent as `q` selects, newest first (by created_ms, then id).
+    fn messages(&mut self, q: &ListQuery) -> Result<Vec<MessageRow>>;
     /// One message with its envelope, content and receipts. Ids are unique across both
     /// directions; in a database written before that rule, a sent message is found before a
     /// received one with the same id (the peer chose the latter's id).
     fn message(&mut self, message_id: &MessageId) -> Result<Option<StoredMessage>>;
-    /// Every sealed message, both directions, optionally for one peer and created at or after
-    /// `since`, oldest first, with all receipts held.
-    fn export(&mut self, peer: Option<NodeId>, since: UnixMillis) -> Result<Vec<ExportItem>>;
+    /// Up to `limit` sealed messages, both directions, optionally for one peer, created at or
+    /// after `since`, after `after` in the export order (oldest first: created_ms, direction,
+    /// id), each with every receipt held.
+    fn export_page(
+        &mut self,
+        peer: Option<NodeId>,
+        since: UnixMillis,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<ExportItem>>;
+    /// The peers of the messages a whole export selects (each once).
+    fn export_peers(&mut self, peer: Option<NodeId>, since: UnixMillis) -> Result<Vec<NodeId>>;
 
     // ----- audit -----
     /// Appends events to the audit trail.

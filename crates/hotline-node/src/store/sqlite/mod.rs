@@ -37,9 +37,10 @@ use hotline_protocol::envelope::MessageId;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{
-    AcceptOutcome, Arrival, AuditEvent, ExportItem, InboxRow, InstalledBundle, MessageRow,
-    OperatorRecord, OutState, OwnReceiptOutcome, PeerRecord, PendingSummary, ReceiptRecord, Result,
-    Store, StoreError, StoredMessage, StoredSubmission, Submission, SubmitOutcome,
+    AcceptOutcome, Arrival, AuditEvent, ExportItem, InboxRow, InstalledBundle, ListQuery,
+    MessageRow, OperatorRecord, OutState, OwnReceiptOutcome, PeerRecord, PendingSummary, Position,
+    ReceiptRecord, Result, Store, StoreError, StoredMessage, StoredSubmission, Submission,
+    SubmitOutcome,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -318,25 +319,30 @@ impl Store for SqliteStore {
         SqliteStore::inbox(self, limit)
     }
 
-    fn messages(
-        &mut self,
-        incoming: bool,
-        peer: Option<NodeId>,
-        limit: usize,
-    ) -> Result<Vec<MessageRow>> {
-        SqliteStore::messages(self, incoming, peer, limit)
+    fn messages(&mut self, q: &ListQuery) -> Result<Vec<MessageRow>> {
+        SqliteStore::messages(self, q)
     }
 
     fn message(&mut self, id: &MessageId) -> Result<Option<StoredMessage>> {
         SqliteStore::message(self, id)
     }
 
-    fn export(
+    fn export_page(
         &mut self,
         peer: Option<NodeId>,
         since: hotline_protocol::time::UnixMillis,
+        after: Option<Position>,
+        limit: usize,
     ) -> Result<Vec<ExportItem>> {
-        SqliteStore::export(self, peer, since)
+        SqliteStore::export_page(self, peer, since, after, limit)
+    }
+
+    fn export_peers(
+        &mut self,
+        peer: Option<NodeId>,
+        since: hotline_protocol::time::UnixMillis,
+    ) -> Result<Vec<NodeId>> {
+        SqliteStore::export_peers(self, peer, since)
     }
 
     /// The message must be in the inbox (else `Database`: a caller bug). Storing the same

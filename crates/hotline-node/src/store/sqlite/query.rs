@@ -9,7 +9,9 @@ use hotline_protocol::NodeId;
 use hotline_protocol::envelope::MessageId;
 use rusqlite::params;
 
-use super::super::{ExportItem, InboxRow, MessageRow, Result, StoreError, StoredMessage};
+use super::super::{
+    ExportItem, InboxRow, ListQuery, MessageRow, Position, Result, StoreError, StoredMessage,
+};
 use super::SqliteStore;
 use super::convert::{int, message_id, node_id, peer_seq_back, precedence_back, uint};
 
@@ -77,29 +79,45 @@ impl SqliteStore {
         rows.collect()
     }
 
-    pub(super) fn messages(
-        &mut self,
-        incoming: bool,
-        peer: Option<NodeId>,
-        limit: usize,
-    ) -> Result<Vec<MessageRow>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let peer_blob: Option<Vec<u8>> = peer.map(|p| p.as_bytes().to_vec());
-        let sql = if incoming {
+    pub(super) fn messages(&mut self, q: &ListQuery) -> Result<Vec<MessageRow>> {
+        let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+        let peer_blob: Option<Vec<u8>> = q.peer.map(|p| p.as_bytes().to_vec());
+        let (before_ms, before_id) = match q.before {
+            Some(p) => (
+                Some(int(p.created_ms, "created_ms")?),
+                p.message_id.to_vec(),
+            ),
+            None => (None, Vec::new()),
+        };
+        // Newest first; a page starts after the previous page's last (oldest) message.
+        let sql = if q.incoming {
             "SELECT i.message_id, i.peer, i.sequence, i.precedence, i.tlp, i.created_ms, i.received_ms, \
                     i.subject, i.officer, \
                     CASE WHEN EXISTS (SELECT 1 FROM receipts_out AS r WHERE r.message_id = i.message_id \
                                       AND r.kind = 'ACKNOWLEDGED') THEN 'acknowledged' ELSE 'received' END \
              FROM inbox AS i WHERE (?1 IS NULL OR i.peer = ?1) \
-             ORDER BY i.created_ms DESC, i.id DESC LIMIT ?2"
+               AND (?3 = 0 OR NOT EXISTS (SELECT 1 FROM receipts_out AS r \
+                                          WHERE r.message_id = i.message_id AND r.kind = 'ACKNOWLEDGED')) \
+               AND (?4 IS NULL OR i.created_ms < ?4 OR (i.created_ms = ?4 AND i.message_id < ?5)) \
+             ORDER BY i.created_ms DESC, i.message_id DESC LIMIT ?2"
         } else {
             "SELECT o.message_id, o.peer, o.sequence, o.precedence, o.tlp, o.created_ms, 0, \
                     o.subject, o.officer, o.state \
-             FROM outbox AS o WHERE (?1 IS NULL OR o.peer = ?1) \
-             ORDER BY o.created_ms DESC, o.sequence DESC LIMIT ?2"
+             FROM outbox AS o WHERE (?1 IS NULL OR o.peer = ?1) AND ?3 = ?3 \
+               AND (?4 IS NULL OR o.created_ms < ?4 OR (o.created_ms = ?4 AND o.message_id < ?5)) \
+             ORDER BY o.created_ms DESC, o.message_id DESC LIMIT ?2"
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_and_then(params![peer_blob, limit], |r| message_row(r, incoming))?;
+        let rows = stmt.query_and_then(
+            params![
+                peer_blob,
+                limit,
+                q.unacknowledged_only,
+                before_ms,
+                before_id
+            ],
+            |r| message_row(r, q.incoming),
+        )?;
         rows.collect()
     }
 
@@ -155,45 +173,55 @@ impl SqliteStore {
         }))
     }
 
-    pub(super) fn export(
+    pub(super) fn export_page(
         &mut self,
         peer: Option<NodeId>,
         since: hotline_protocol::time::UnixMillis,
+        after: Option<Position>,
+        limit: usize,
     ) -> Result<Vec<ExportItem>> {
         let since = int(since, "since")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let peer_blob: Option<Vec<u8>> = peer.map(|p| p.as_bytes().to_vec());
-        // (created_ms, incoming, message_id, peer, envelope)
-        type Found = (i64, bool, Vec<u8>, Vec<u8>, Vec<u8>);
-        let mut found: Vec<Found> = Vec::new();
-        for (incoming, sql) in [
-            (
-                true,
-                "SELECT created_ms, message_id, peer, envelope FROM inbox WHERE (?1 IS NULL OR peer = ?1) AND created_ms >= ?2",
+        let (after_ms, after_in, after_id) = match after {
+            Some(p) => (
+                Some(int(p.created_ms, "created_ms")?),
+                i64::from(p.incoming),
+                p.message_id.to_vec(),
             ),
-            (
-                false,
-                "SELECT created_ms, message_id, peer, envelope FROM outbox \
-                 WHERE envelope IS NOT NULL AND (?1 IS NULL OR peer = ?1) AND created_ms >= ?2",
-            ),
-        ] {
-            let mut stmt = self.conn.prepare_cached(sql)?;
-            let rows = stmt.query_map(params![peer_blob, since], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    incoming,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, Vec<u8>>(3)?,
-                ))
-            })?;
-            for row in rows {
-                found.push(row?);
-            }
-        }
-        found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
-        let mut items = Vec::with_capacity(found.len());
-        for (_, incoming, mid, peer, envelope) in found {
+            None => (None, 0, Vec::new()),
+        };
+        // The keys of the page first (the envelopes are read one by one after): oldest first.
+        let keys: Vec<(i64, bool, Vec<u8>, Vec<u8>)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT created_ms, incoming, message_id, peer FROM ( \
+                     SELECT created_ms, 1 AS incoming, message_id, peer FROM inbox \
+                      WHERE (?1 IS NULL OR peer = ?1) AND created_ms >= ?2 \
+                     UNION ALL \
+                     SELECT created_ms, 0 AS incoming, message_id, peer FROM outbox \
+                      WHERE envelope IS NOT NULL AND (?1 IS NULL OR peer = ?1) AND created_ms >= ?2) \
+                 WHERE ?3 IS NULL OR created_ms > ?3 \
+                    OR (created_ms = ?3 AND (incoming > ?4 OR (incoming = ?4 AND message_id > ?5))) \
+                 ORDER BY created_ms, incoming, message_id LIMIT ?6",
+            )?;
+            let rows = stmt.query_map(
+                params![peer_blob, since, after_ms, after_in, after_id, limit],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        let mut items = Vec::with_capacity(keys.len());
+        for (created_ms, incoming, mid, peer) in keys {
             let id = message_id(&mid)?;
+            let sql = if incoming {
+                "SELECT envelope FROM inbox WHERE message_id = ?1"
+            } else {
+                "SELECT envelope FROM outbox WHERE message_id = ?1"
+            };
+            let envelope: Vec<u8> = self
+                .conn
+                .prepare_cached(sql)?
+                .query_row([&id[..]], |r| r.get(0))?;
             let receipts = self.receipts_of(
                 if incoming {
                     "receipts_out"
@@ -203,6 +231,11 @@ impl SqliteStore {
                 &id,
             )?;
             items.push(ExportItem {
+                position: Position {
+                    created_ms: uint(created_ms, "created_ms")?,
+                    incoming,
+                    message_id: id,
+                },
                 peer: node_id(&peer)?,
                 incoming,
                 envelope: Bytes::from(envelope),
@@ -210,5 +243,25 @@ impl SqliteStore {
             });
         }
         Ok(items)
+    }
+
+    pub(super) fn export_peers(
+        &mut self,
+        peer: Option<NodeId>,
+        since: hotline_protocol::time::UnixMillis,
+    ) -> Result<Vec<NodeId>> {
+        let since = int(since, "since")?;
+        let peer_blob: Option<Vec<u8>> = peer.map(|p| p.as_bytes().to_vec());
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT peer FROM inbox WHERE (?1 IS NULL OR peer = ?1) AND created_ms >= ?2 \
+             UNION \
+             SELECT peer FROM outbox WHERE envelope IS NOT NULL AND (?1 IS NULL OR peer = ?1) \
+               AND created_ms >= ?2 \
+             ORDER BY 1",
+        )?;
+        let rows = stmt.query_and_then(params![peer_blob, since], |r| {
+            node_id(&r.get::<_, Vec<u8>>(0)?)
+        })?;
+        rows.collect()
     }
 }

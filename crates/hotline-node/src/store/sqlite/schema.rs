@@ -20,10 +20,17 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 7: listings and exports page by `created_ms` and id (SPEC.md §15.5.2, §15.5.7):
+/// indexes so that a page reads what it returns, not the whole table.
+const V7: &str = r"
+CREATE INDEX IF NOT EXISTS inbox_created ON inbox (created_ms, message_id);
+CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_ms, message_id);
+";
 
 /// Version 6: every peer bundle ever installed, kept when a peer is removed or its bundle
 /// replaced: evidence of the messages exchanged under a bundle needs that bundle.

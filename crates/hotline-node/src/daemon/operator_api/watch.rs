@@ -1,0 +1,74 @@
+//! Watch (SPEC.md §15.5.8): the node's events streamed to an operator, for as long as the
+//! operator's credential holds.
+
+use std::sync::Arc;
+
+use hotline_protocol::wire::OperatorErrorCode as Code;
+use hotline_protocol::wire::{self, operator_response::Response};
+
+use super::super::Shared;
+use super::{Operator, authorized, write_frame};
+use hotline_transport::now_ms;
+
+/// How often an open Watch re-checks its credential when no event comes.
+const WATCH_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Streams events until the client goes away, the node stops, or the credential is revoked or
+/// expires: then an `OperatorError` FORBIDDEN and FIN (§15.5.8). The credential is checked
+/// before every event, on every reload, and every [`WATCH_RECHECK`].
+pub(super) async fn watch(shared: Arc<Shared>, op: Arc<Operator>, mut send: quinn::SendStream) {
+    let mut rx = shared.events.subscribe();
+    let mut changes = shared.changes.subscribe();
+    let mut tick = tokio::time::interval(WATCH_RECHECK);
+    let forbidden = |why: &str| {
+        Response::Error(wire::OperatorError {
+            code: Code::Forbidden as i32,
+            message: why.to_owned(),
+        })
+    };
+    loop {
+        let ev = tokio::select! {
+            ev = rx.recv() => ev,
+            _ = changes.changed() => {
+                if let Err(why) = authorized(&shared, &op) {
+                    if write_frame(&mut send, forbidden(why)).await {
+                        let _ = send.finish();
+                    }
+                    return;
+                }
+                continue;
+            }
+            _ = tick.tick() => {
+                if let Err(why) = authorized(&shared, &op) {
+                    if write_frame(&mut send, forbidden(why)).await {
+                        let _ = send.finish();
+                    }
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Err(why) = authorized(&shared, &op) {
+            if write_frame(&mut send, forbidden(why)).await {
+                let _ = send.finish();
+            }
+            return;
+        }
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => wire::OperatorEvent {
+                time_ms: now_ms(),
+                kind: "lagged".into(),
+                detail: format!("{n} events dropped"),
+                ..Default::default()
+            },
+            Err(_) => {
+                let _ = send.finish();
+                return;
+            }
+        };
+        if !write_frame(&mut send, Response::Event(ev)).await {
+            return;
+        }
+    }
+}
