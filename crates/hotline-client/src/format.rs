@@ -341,6 +341,7 @@ pub fn status_json(s: &wire::StatusResponse) -> Value {
             "gaps": l.gaps,
             "group": l.group,
             "oldest_pending_ms": l.oldest_pending_ms,
+            "unsealed": l.unsealed,
         })).collect::<Vec<_>>(),
     })
 }
@@ -401,6 +402,18 @@ pub fn status_text(style: &Style, s: &wire::StatusResponse) -> String {
         ],
         rows,
     ));
+    for l in s.links.iter().filter(|l| l.unsealed > 0) {
+        out.push_str(&style.paint(
+            &format!(
+                "\n{} message(s) to {} accepted but NOT SENT: they cannot be sealed (no valid \
+                 encryption key of the peer, or the officer's credential expired); ask the peer for \
+                 a new bundle (`hotlined peer update`), or look for them with `hotline outbox`.\n",
+                l.unsealed,
+                clean(&l.peer)
+            ),
+            Colour::Red,
+        ));
+    }
     out
 }
 

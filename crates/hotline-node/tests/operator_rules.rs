@@ -475,3 +475,64 @@ fn export_and_list_answer_in_pages_within_the_limit() {
         nb.shutdown().await;
     });
 }
+
+/// A message accepted but impossible to seal (here: created before the peer's key was valid)
+/// is not silent: status and metrics count it (issue 12 item 7).
+#[test]
+fn an_unsealable_message_is_counted_in_status_and_metrics() {
+    use hotline_node::store::{Store, Submission};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = two_nodes(tmp.path(), &[('a', "Anna", "officer", "anna.cred")]);
+    let b_id = hotline_protocol::bundle::PeerBundle::from_armored(
+        &std::fs::read(b.join(hotline_node::config::BUNDLE_FILE)).expect("bundle"),
+    )
+    .expect("parses")
+    .identity();
+    {
+        let mut s =
+            hotline_node::store::sqlite::SqliteStore::open(&a.join(hotline_node::config::DB_FILE))
+                .expect("db");
+        s.submit(&[Submission {
+            message_id: random_id(),
+            peer: b_id,
+            precedence: hotline_protocol::content::Precedence::Flash,
+            tlp: "amber".into(),
+            created_ms: 1_000, // 1970: no key of B is valid then
+            content: bytes::Bytes::from_static(b"content"),
+            subject: "stuck".into(),
+            officer: "Anna".into(),
+        }])
+        .expect("stored");
+    }
+    runtime().block_on(async {
+        let na = start(a.clone()).await;
+        let anna = Client::connect(&a.join("anna.cred"), na.local_addr)
+            .await
+            .expect("anna");
+        let t0 = Instant::now();
+        loop {
+            let r = anna
+                .call(Request::Status(Default::default()))
+                .await
+                .expect("status");
+            let Response::Status(s) = r else {
+                panic!("{r:?}")
+            };
+            if s.links[0].unsealed == 1 {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "status never counted it: {s:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(
+            na.metrics_text()
+                .contains("hotline_unsealed_messages{peer=\"cert-b\"} 1"),
+            "{}",
+            na.metrics_text()
+        );
+        na.shutdown().await;
+    });
+}

@@ -27,6 +27,8 @@ pub struct PeerMetrics {
     pub last_received_ms: u64,
     /// created_ms of the oldest message still waiting for a receipt (0: none).
     pub oldest_pending_ms: u64,
+    /// Messages accepted but not sealed: never sent until resolved or cancelled.
+    pub unsealed: u64,
 }
 
 /// All metrics.
@@ -132,6 +134,11 @@ pub fn render(m: &Metrics) -> String {
             "hotline_sequence_gaps",
             "Sequence numbers the peer sent that have not arrived.",
             |p| p.gaps,
+        ),
+        (
+            "hotline_unsealed_messages",
+            "Messages accepted but not sealed (no valid encryption key of the peer, or the officer's credential expired): never sent until that is resolved.",
+            |p| p.unsealed,
         ),
         (
             "hotline_oldest_undelivered_timestamp_seconds",

@@ -182,6 +182,7 @@ impl Shared {
                     gaps: pm.gaps,
                     group: pm.group.unwrap_or_default(),
                     oldest_pending_ms: pm.oldest_pending_ms,
+                    unsealed: pm.unsealed,
                 }
             })
             .collect();

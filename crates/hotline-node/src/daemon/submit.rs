@@ -165,9 +165,13 @@ impl Shared {
                     );
                 }
             }
-            Err(e) => tracing::error!(
-                "cannot seal an accepted message: {e}; it will be sealed again at restart"
-            ),
+            Err(e) => {
+                tracing::error!(
+                    "cannot seal an accepted message: {e}; it is tried again at restart"
+                );
+                // SPEC.md §15.5.1: the node reports it (status and metrics count it too).
+                self.event("cannot_seal", Some(to), Some(message_id), e);
+            }
         }
         self.event(
             "submitted",

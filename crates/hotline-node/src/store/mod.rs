@@ -137,6 +137,9 @@ pub struct PendingSummary {
     pub oldest_ms: UnixMillis,
     /// Those past their precedence's delivery deadline.
     pub overdue: u64,
+    /// Those accepted but not sealed (no valid key of the peer, or the officer's credential
+    /// expired): never sent until that is resolved.
+    pub unsealed: u64,
 }
 
 /// A new outgoing message, before it is sealed.

@@ -187,7 +187,10 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                             }
                         }
                     }
-                    LinkMsg::Summary(s) => stored_pending = Some(s),
+                    LinkMsg::Summary(s) => {
+                        metrics::peer(&ctx.metrics, &ctx.alias, |m| m.unsealed = s.unsealed);
+                        stored_pending = Some(s);
+                    }
                     LinkMsg::SendReceipt(r) => session.send_receipt(now, *r),
                 }
             }
@@ -195,11 +198,9 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
             _ = tokio::time::sleep(CANDIDATE_TICK), if candidate.is_some() => {}
             _ = overdue_tick.tick() => {
                 check_overdue(&ctx, &session, &mut overdue, stored_pending.filter(|_| backlog));
-                if backlog {
-                    request_summary(&ctx);
-                } else {
-                    stored_pending = None;
-                }
+                // Every tick: the whole outbox's counts (one indexed query), for the overdue
+                // count while a backlog is paged, and the unsealed count always.
+                request_summary(&ctx);
             }
             _ = tokio::time::sleep_until(next_dial), if dial_due => {
                 dialing = true;

@@ -224,6 +224,9 @@ impl SqliteStore {
                 )?;
             let oldest = uint(oldest.unwrap_or(0), "created_ms")?;
             total.count += uint(count, "count")?;
+            if state == "unsealed" {
+                total.unsealed = uint(count, "count")?;
+            }
             total.overdue += uint(overdue.unwrap_or(0), "count")?;
             if oldest != 0 && (total.oldest_ms == 0 || oldest < total.oldest_ms) {
                 total.oldest_ms = oldest;
