@@ -51,8 +51,9 @@ pub fn apply_to_running_node(dir: &Path) {
     match reload(dir) {
         Applied::Yes(summary) => say!("The running node applied the change at once ({summary})."),
         Applied::NotRunning => say!(
-            "No node is running in {}; the change takes effect when `hotlined run` starts.",
-            dir.display()
+            "No node answered on {}: the change takes effect when `hotlined run` starts (if a \
+             node does run there without its control socket, send it SIGHUP: kill -HUP PID).",
+            dir.join(config::CONTROL_SOCKET).display()
         ),
         Applied::Failed(why) => say!(
             "The running node did not apply the change: {why}. It is stored, and takes effect \

@@ -37,7 +37,22 @@ pub fn run(dir: &Path, metrics_addr: Option<&str>) -> Result<(), CommandError> {
         .build()?;
     rt.block_on(async move {
         let mut node = Node::start(cfg, material, Box::new(store), metrics_addr).await?;
-        node.serve_control(&dir.join(config::CONTROL_SOCKET))?;
+        // Without the control socket the node still runs: changes then apply on SIGHUP.
+        // Another node answering on it is the one case that stops the start.
+        let socket = dir.join(config::CONTROL_SOCKET);
+        if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            return Err(CommandError(format!(
+                "another hotlined is running with {} (its control socket answers); stop it first",
+                dir.display()
+            )));
+        }
+        if let Err(e) = node.serve_control(&socket) {
+            tracing::warn!(
+                "{}; `hotlined peer` and `operator` commands cannot reach this node, send it \
+                 SIGHUP after each change instead",
+                e.0
+            );
+        }
         wait_for_signal(&node).await;
         tracing::info!("shutting down");
         node.shutdown().await;

@@ -55,7 +55,8 @@ pub async fn serve(shared: Arc<Shared>, conn: quinn::Connection, op: Operator) {
     tracing::debug!(operator = %op.record.name, remote = %conn.remote_address(), "operator connected");
     let op = Arc::new(op);
     let mut changes = shared.changes.subscribe();
-    let expiry = until(op.credential.not_after());
+    let expiry = tokio::time::sleep(until(op.credential.not_after()));
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
             stream = conn.accept_bi() => {
@@ -74,7 +75,7 @@ pub async fn serve(shared: Arc<Shared>, conn: quinn::Connection, op: Operator) {
                     return;
                 }
             }
-            () = tokio::time::sleep(expiry) => {
+            () = &mut expiry => {
                 conn.close(
                     quinn::VarInt::from_u32(hotline_protocol::CloseCode::NoError.code()),
                     b"operator credential expired; ask the node administrator for a new one",
