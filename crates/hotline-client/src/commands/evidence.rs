@@ -22,13 +22,6 @@ async fn write_pages(
     since_ms: u64,
 ) -> Result<(usize, usize, u64)> {
     let io = |e: std::io::Error| Failure::general(format!("cannot write {}: {e}", path.display()));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(path)
-        .map_err(io)?;
     let mut writer: Option<Writer<std::io::BufWriter<std::fs::File>>> = None;
     let (mut items, mut receipts) = (0, 0);
     let mut cursor = bytes::Bytes::new();
@@ -46,13 +39,17 @@ async fn write_pages(
         let page_items = std::mem::take(&mut page.items);
         let w = match &mut writer {
             Some(w) => w,
-            None => writer.insert(
-                Writer::start(
-                    std::io::BufWriter::new(file.try_clone().map_err(io)?),
-                    &page,
-                )
-                .map_err(io)?,
-            ),
+            // The first page: its bundle starts the file.
+            None => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o644)
+                    .open(path)
+                    .map_err(io)?;
+                writer.insert(Writer::start(std::io::BufWriter::new(file), &page).map_err(io)?)
+            }
         };
         for item in page_items {
             items += 1;

@@ -20,40 +20,30 @@ pub(super) async fn watch(shared: Arc<Shared>, op: Arc<Operator>, mut send: quin
     let mut rx = shared.events.subscribe();
     let mut changes = shared.changes.subscribe();
     let mut tick = tokio::time::interval(WATCH_RECHECK);
-    let forbidden = |why: &str| {
-        Response::Error(wire::OperatorError {
-            code: Code::Forbidden as i32,
-            message: why.to_owned(),
-        })
-    };
     loop {
+        // Every wake-up checks the credential once: before an event is sent, on a reload, and
+        // on the tick.
         let ev = tokio::select! {
-            ev = rx.recv() => ev,
-            _ = changes.changed() => {
-                if let Err(why) = authorized(&shared, &op) {
-                    if write_frame(&mut send, forbidden(why)).await {
-                        let _ = send.finish();
-                    }
-                    return;
+            ev = rx.recv() => Some(ev),
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return; // the node is gone
                 }
-                continue;
+                None
             }
-            _ = tick.tick() => {
-                if let Err(why) = authorized(&shared, &op) {
-                    if write_frame(&mut send, forbidden(why)).await {
-                        let _ = send.finish();
-                    }
-                    return;
-                }
-                continue;
-            }
+            _ = tick.tick() => None,
         };
         if let Err(why) = authorized(&shared, &op) {
-            if write_frame(&mut send, forbidden(why)).await {
+            let forbidden = Response::Error(wire::OperatorError {
+                code: Code::Forbidden as i32,
+                message: why.to_owned(),
+            });
+            if write_frame(&mut send, forbidden).await {
                 let _ = send.finish();
             }
             return;
         }
+        let Some(ev) = ev else { continue };
         let ev = match ev {
             Ok(ev) => ev,
             Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => wire::OperatorEvent {
