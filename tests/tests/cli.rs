@@ -676,6 +676,11 @@ mod real_nodes {
         assert_eq!(v["content"]["text"], "Block evil.example at once.\n");
         assert_eq!(v["verification"]["valid"], true);
 
+        // A delivered message cannot be cancelled any more, and the node says why.
+        let o = hotline(&["cancel", &id[..8], "--credential", &t.olga], None);
+        assert_eq!(code(&o), Some(1), "{}", text(&o));
+        assert!(text(&o).contains("too late to cancel"), "{}", text(&o));
+
         // A viewer can neither acknowledge nor send.
         let o = hotline(&["ack", &id, "--credential", &t.vera], None);
         assert_eq!(code(&o), Some(5), "{}", text(&o));

@@ -89,6 +89,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Withdraw a message you (or another officer here) sent that has not left the node yet:
+    /// it is never sent, and the audit trail records who cancelled it. Refused once the
+    /// message may have reached the peer.
+    Cancel {
+        /// Message id (32 hex digits, or a unique prefix)
+        id: String,
+        /// Machine-readable output
+        #[arg(long)]
+        json: bool,
+    },
     /// List a message's receipts with their signers, verified.
     Receipts {
         /// Message id (32 hex digits, or a unique prefix)
@@ -209,6 +219,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Show { id, json } => rt()?.block_on(messages::show(&ctx, &id, json)),
         Command::Ack { id, note, json } => rt()?.block_on(messages::ack(&ctx, &id, &note, json)),
+        Command::Cancel { id, json } => rt()?.block_on(messages::cancel(&ctx, &id, json)),
         Command::Receipts { id, json } => rt()?.block_on(messages::receipts(&ctx, &id, json)),
         Command::Status { json } => rt()?.block_on(node::status(&ctx, json)),
         Command::Watch { json } => rt()?.block_on(node::watch(&ctx, json)),

@@ -182,6 +182,7 @@ fn name_of(req: &Request) -> &'static str {
         Request::Export(_) => "export",
         Request::Watch(_) => "watch",
         Request::Whoami(_) => "whoami",
+        Request::Cancel(_) => "cancel",
     }
 }
 
@@ -285,6 +286,7 @@ impl Client {
                 | ("peers", Response::Peers(_))
                 | ("export", Response::Export(_))
                 | ("whoami", Response::Whoami(_))
+                | ("cancel", Response::Cancel(_))
         );
         if !matches {
             return Err(Failure::general(format!(
@@ -353,6 +355,7 @@ typed! {
     peers: Peers(wire::PeersRequest) -> Peers(wire::PeersResponse);
     export: Export(wire::ExportRequest) -> Export(wire::ExportResponse);
     whoami: Whoami(wire::WhoAmIRequest) -> Whoami(wire::WhoAmIResponse);
+    cancel: Cancel(wire::CancelRequest) -> Cancel(wire::CancelResponse);
 }
 
 #[cfg(test)]

@@ -301,7 +301,7 @@ pub fn messages_table(style: &Style, incoming: bool, msgs: &[wire::MessageSummar
             }
             let state_colour = match m.state.as_str() {
                 _ if m.overdue => Some(Colour::Red),
-                "rejected" => Some(Colour::Red),
+                "rejected" | "cancelled" => Some(Colour::Red),
                 "received" | "pending" => Some(Colour::Bold),
                 "acknowledged" => Some(Colour::Green),
                 _ => None,

@@ -6,81 +6,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, error_code, runtime, start, two_nodes};
-use hotline_protocol::NodeId;
-use hotline_protocol::content::Draft;
+use common::{
+    Client, draft, error_code, peer_id, random_id, runtime, send_request, show, start, two_nodes,
+    wait_state,
+};
 use hotline_protocol::envelope::MAX_CONTENT_LEN;
 use hotline_protocol::receipt::{Receipt, ReceiptKind};
 use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
 use hotline_transport::now_ms;
-
-fn random_id() -> [u8; 16] {
-    let mut id = [0u8; 16];
-    getrandom::fill(&mut id).expect("rng");
-    id
-}
-
-/// A Send request for `draft`, signed by `officer` for `to_id` (alias `to`).
-fn send_request(
-    c: &Client,
-    id: [u8; 16],
-    to: &str,
-    to_id: &NodeId,
-    draft: &Draft,
-) -> wire::SendRequest {
-    let content = draft.sign(&id, to_id, &c.officer, now_ms()).expect("sign");
-    wire::SendRequest {
-        to: to.into(),
-        message_id: id.to_vec().into(),
-        precedence: wire::Precedence::Flash as i32,
-        tlp: wire::Tlp::Amber as i32,
-        content: content.as_bytes().to_vec().into(),
-    }
-}
-
-fn draft(subject: &str) -> Draft {
-    Draft {
-        subject: subject.into(),
-        text: "text".into(),
-        ..Default::default()
-    }
-}
-
-async fn peer_id(c: &Client) -> NodeId {
-    match c
-        .call(Request::Peers(Default::default()))
-        .await
-        .expect("peers")
-    {
-        Response::Peers(p) => p.peers[0].node.parse().expect("id"),
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn show(c: &Client, id: [u8; 16]) -> Response {
-    c.call(Request::Show(wire::ShowRequest {
-        message_id: id.to_vec().into(),
-    }))
-    .await
-    .expect("show")
-}
-
-/// Waits until `c` shows message `id` in a state `done` accepts.
-async fn wait_state(c: &Client, id: [u8; 16], done: impl Fn(&str) -> bool) -> wire::ShowResponse {
-    let t0 = Instant::now();
-    loop {
-        if let Response::Show(s) = show(c, id).await
-            && s.summary.as_ref().is_some_and(|m| done(&m.state))
-        {
-            return s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "message never reached the state"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[test]
 fn a_repeated_send_gets_its_first_answer_and_a_used_id_is_refused() {

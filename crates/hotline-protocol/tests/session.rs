@@ -515,3 +515,43 @@ fn a_restarted_receiver_restored_from_its_store_reports_no_false_gap() {
             .any(|e| matches!(e, Event::GapDetected { missing } if missing == &vec![(1, 5)]))
     );
 }
+
+#[test]
+fn a_queued_envelope_is_withdrawn_and_never_sent_but_one_that_left_is_kept() {
+    use hotline_protocol::session::Withdrawal;
+    let mut p = Pair::new(
+        21,
+        Config {
+            max_outgoing: 1,
+            ..Config::default()
+        },
+    );
+    let now = p.now;
+    let first = p.a.send(now, &mut p.rng, "first", Precedence::Routine);
+    let second = p.a.send(now, &mut p.rng, "second", Precedence::Routine);
+    // Link down: nothing was written yet, so both could be withdrawn.
+    assert_eq!(
+        p.a.session.withdraw_envelope(&second),
+        Withdrawal::Withdrawn
+    );
+    assert_eq!(p.a.session.withdraw_envelope(&second), Withdrawal::NotHeld);
+    p.latency = 200;
+    p.connect();
+    while !p.a.session.is_up() {
+        p.run_for(1);
+    }
+    // The first envelope is on its stream now (one in flight at most): it may have left.
+    assert_eq!(
+        p.a.session.withdraw_envelope(&first),
+        Withdrawal::MayHaveLeft
+    );
+    p.run_for(60_000);
+    assert_eq!(
+        p.b.accept_log,
+        vec![first],
+        "the withdrawn envelope was sent"
+    );
+    assert_eq!(p.a.session.pending(), 0);
+    // After it was sent and answered, the session no longer holds it.
+    assert_eq!(p.a.session.withdraw_envelope(&first), Withdrawal::NotHeld);
+}

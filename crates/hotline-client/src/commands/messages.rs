@@ -430,3 +430,35 @@ pub async fn ack(ctx: &Ctx, id: &str, note: &str, json: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// `cancel`.
+pub async fn cancel(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
+    let cred = ctx.load()?;
+    require_officer(&cred, "cancelling")?;
+    let client = ctx.connect(&cred).await?;
+    let id = resolve_id(&client, id).await?;
+    let resp = client
+        .cancel(wire::CancelRequest {
+            message_id: id.to_vec().into(),
+        })
+        .await?;
+    client.close().await;
+    if json {
+        emit_json(&json!({
+            "message_id": hex(&id),
+            "sequence": resp.sequence,
+            "cancelled_by": clean(&resp.cancelled_by),
+            "cancelled_ms": resp.cancelled_ms,
+        }));
+    } else {
+        emit(&format!(
+            "{}  cancelled by {} at {}: it will never be sent (the peer will see sequence {} \
+             missing)\n",
+            hex(&id),
+            clean(&resp.cancelled_by),
+            crate::format::second(resp.cancelled_ms),
+            resp.sequence
+        ));
+    }
+    Ok(())
+}

@@ -291,6 +291,14 @@ async fn wait(
             .as_ref()
             .map(|s| s.state.clone())
             .unwrap_or_default();
+        if state == "cancelled" {
+            clear();
+            return Err(Failure::general(format!(
+                "message {} was cancelled by an officer before it was sent; it will never be \
+                 delivered",
+                data_encoding::HEXLOWER.encode(id)
+            )));
+        }
         let done = match state.as_str() {
             "acknowledged" => true,
             "delivered" => want == "DELIVERED",

@@ -13,6 +13,7 @@ pub mod operator_api;
 pub mod pool;
 pub mod storage;
 
+mod cancel;
 mod control;
 mod listener;
 mod registry;
@@ -42,6 +43,7 @@ use registry::LinkEnv;
 use storage::StoreHandle;
 use submit::seal;
 
+pub use cancel::{CancelError, Cancelled};
 pub use registry::ReloadReport;
 pub use run::{init_logging, run};
 pub use shared::Shared;
@@ -78,6 +80,9 @@ impl Node {
         metrics_addr: Option<&str>,
     ) -> Result<Node, CommandError> {
         let now = now_ms();
+        // Messages stored from now on are marked with this run: only they can be cancelled
+        // (daemon::cancel).
+        store.begin_run(now)?;
         let peers = store.peers()?;
         if peers.is_empty() {
             tracing::warn!("no peers pinned; add one with `hotlined peer add`");

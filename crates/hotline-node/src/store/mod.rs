@@ -218,6 +218,39 @@ pub enum OutState {
     Acknowledged,
     /// A valid REJECTED receipt is stored.
     Rejected,
+    /// Withdrawn by an officer before it was ever sent.
+    Cancelled,
+}
+
+/// What [`Store::cancel`] found, or did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The message is cancelled: it will never be sent.
+    Cancelled {
+        /// Its recipient.
+        peer: NodeId,
+        /// Its sequence number, which the peer will never see (a gap, SPEC.md §10.3).
+        sequence: u64,
+        /// The officer who cancelled it.
+        by: String,
+        /// When.
+        at_ms: UnixMillis,
+    },
+    /// It can be cancelled (a check without `commit`).
+    Cancellable {
+        /// Its recipient.
+        peer: NodeId,
+        /// Its sequence number.
+        sequence: u64,
+    },
+    /// No message of this node has that id.
+    NotFound,
+    /// The id is a message this node received: only sent messages can be cancelled.
+    Received,
+    /// The message has a receipt from the peer already (its state).
+    Final(OutState),
+    /// Stored by an earlier run of `hotlined`, which may have sent it before it stopped.
+    EarlierRun,
 }
 
 /// A receipt to store (either direction).
@@ -484,6 +517,19 @@ pub trait Store: Send + 'static {
     fn record_receipts(&mut self, batch: &[ReceiptRecord]) -> Result<()>;
     /// The state of one of our messages, if it exists.
     fn out_state(&mut self, message_id: &MessageId) -> Result<Option<OutState>>;
+    /// Records that a new run of `hotlined` starts at `now` and returns its number; every
+    /// message this store stores from now on is marked with it ([`Store::cancel`]).
+    fn begin_run(&mut self, now: UnixMillis) -> Result<u64>;
+    /// Cancels one of our messages on behalf of `officer` at `now` (`commit`), or only says
+    /// whether it could be (`None`). Only a message stored in the current run (see
+    /// [`Store::begin_run`]) and still unsealed or pending can be: the caller must also know
+    /// that the running process never wrote it to a connection. Cancelling an already
+    /// cancelled message answers its first cancellation and writes nothing.
+    fn cancel(
+        &mut self,
+        message_id: &MessageId,
+        commit: Option<(&str, UnixMillis)>,
+    ) -> Result<CancelOutcome>;
     /// The sealed envelope bytes of one of our messages, if it exists and is sealed.
     fn sent_envelope(&mut self, message_id: &MessageId) -> Result<Option<Bytes>>;
     /// The highest sequence assigned to messages for `peer` (0 if none).

@@ -4,14 +4,18 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use hotline_node::config;
 use hotline_node::daemon::Node;
 use hotline_node::store::sqlite::SqliteStore;
 use hotline_node::{commands, operator};
+use hotline_protocol::NodeId;
+use hotline_protocol::content::Draft;
 use hotline_protocol::officer::OfficerKey;
 use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
 use hotline_transport::material::Material;
+use hotline_transport::now_ms;
 use hotline_transport::tls::{self, PeerTrust};
 use prost::Message;
 
@@ -148,4 +152,76 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("rt")
+}
+
+pub fn random_id() -> [u8; 16] {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).expect("rng");
+    id
+}
+
+/// A Send request for `draft`, signed by `officer` for `to_id` (alias `to`).
+pub fn send_request(
+    c: &Client,
+    id: [u8; 16],
+    to: &str,
+    to_id: &NodeId,
+    draft: &Draft,
+) -> wire::SendRequest {
+    let content = draft.sign(&id, to_id, &c.officer, now_ms()).expect("sign");
+    wire::SendRequest {
+        to: to.into(),
+        message_id: id.to_vec().into(),
+        precedence: wire::Precedence::Flash as i32,
+        tlp: wire::Tlp::Amber as i32,
+        content: content.as_bytes().to_vec().into(),
+    }
+}
+
+pub fn draft(subject: &str) -> Draft {
+    Draft {
+        subject: subject.into(),
+        text: "text".into(),
+        ..Default::default()
+    }
+}
+
+pub async fn peer_id(c: &Client) -> NodeId {
+    match c
+        .call(Request::Peers(Default::default()))
+        .await
+        .expect("peers")
+    {
+        Response::Peers(p) => p.peers[0].node.parse().expect("id"),
+        other => panic!("{other:?}"),
+    }
+}
+
+pub async fn show(c: &Client, id: [u8; 16]) -> Response {
+    c.call(Request::Show(wire::ShowRequest {
+        message_id: id.to_vec().into(),
+    }))
+    .await
+    .expect("show")
+}
+
+/// Waits until `c` shows message `id` in a state `done` accepts.
+pub async fn wait_state(
+    c: &Client,
+    id: [u8; 16],
+    done: impl Fn(&str) -> bool,
+) -> wire::ShowResponse {
+    let t0 = Instant::now();
+    loop {
+        if let Response::Show(s) = show(c, id).await
+            && s.summary.as_ref().is_some_and(|m| done(&m.state))
+        {
+            return s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "message never reached the state"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

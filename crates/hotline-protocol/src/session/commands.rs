@@ -6,7 +6,7 @@ use prost::Message;
 use super::outgoing::Item;
 use super::streams::Incoming;
 use super::timers::Timer;
-use super::{Event, ItemKey, LinkState, Session, StreamId, Transmit};
+use super::{Event, ItemKey, LinkState, Session, StreamId, Transmit, Withdrawal};
 use crate::codes::{CloseCode, RejectReason};
 use crate::envelope::{Envelope, MessageId};
 use crate::frame::{self, FrameType};
@@ -30,6 +30,18 @@ impl Session {
     pub fn send_envelope(&mut self, now: UnixMillis, envelope: Envelope) {
         self.outgoing.push(Item::Envelope(envelope));
         self.pump(now);
+    }
+
+    /// Withdraws a queued envelope that was never written to a stream (an operator cancelled
+    /// the message): it is forgotten and will not be sent. An envelope that was written at
+    /// least once, on this connection or an earlier one, may have reached the peer and is
+    /// kept.
+    pub fn withdraw_envelope(&mut self, message_id: &MessageId) -> Withdrawal {
+        match self.outgoing.withdraw(ItemKey::Envelope(*message_id)) {
+            None => Withdrawal::NotHeld,
+            Some(Err(())) => Withdrawal::MayHaveLeft,
+            Some(Ok(_)) => Withdrawal::Withdrawn,
+        }
     }
 
     /// Queues an asynchronous receipt (ACKNOWLEDGED, already durably stored), kept until the

@@ -38,7 +38,7 @@ use std::sync::Arc;
 pub use dedup::{DedupWindow, Seen};
 pub use outgoing::{Item, ItemKey};
 pub use rate::RateLimit;
-pub use types::{Config, Event, LinkState, Status, StreamId, Transmit};
+pub use types::{Config, Event, LinkState, Status, StreamId, Transmit, Withdrawal};
 
 use crate::envelope::Envelope;
 use crate::frame::{Decoder, Frame, StreamKind};

@@ -123,6 +123,19 @@ impl Outgoing {
         Some(e.item.clone())
     }
 
+    /// Removes an item that was never written to a stream (queued since it was pushed, no
+    /// attempt made). `Err(())` if an attempt was made: its bytes may have reached the peer.
+    /// `None` if no such item is pending.
+    pub(crate) fn withdraw(&mut self, key: ItemKey) -> Option<Result<Item, ()>> {
+        let e = self.entries.get(&key)?;
+        if e.attempts != 0 || e.state != State::Queued {
+            return Some(Err(()));
+        }
+        let e = self.entries.remove(&key)?;
+        self.unlink(key, &e);
+        Some(Ok(e.item))
+    }
+
     /// The item in flight on `stream`.
     pub(crate) fn on_stream(&self, stream: u64) -> Option<(ItemKey, &Item, State)> {
         let key = self.by_stream.get(&stream)?;

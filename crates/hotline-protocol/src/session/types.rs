@@ -188,6 +188,18 @@ pub enum LinkState {
     Closing,
 }
 
+/// What [`Session::withdraw_envelope`](super::Session::withdraw_envelope) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// The envelope was queued and never written to a stream: it is forgotten.
+    Withdrawn,
+    /// The envelope was written to a stream at least once: it may have reached the peer, so
+    /// it is kept and will be retransmitted as usual.
+    MayHaveLeft,
+    /// The session holds no envelope with that id.
+    NotHeld,
+}
+
 /// A snapshot for status displays.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {

@@ -7,7 +7,7 @@ use hotline_protocol::codes::CloseCode;
 use hotline_protocol::envelope::{Envelope, MessageId};
 use hotline_protocol::hello::Side;
 use hotline_protocol::identity::EncryptionKey;
-use hotline_protocol::session::Session;
+use hotline_protocol::session::{Session, Withdrawal};
 use hotline_protocol::time::UnixMillis;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -62,6 +62,10 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut dial_task: Option<JoinHandle<()>> = None;
     let mut next_dial = tokio::time::Instant::now();
     let mut overdue: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
+    // Messages officers cancelled in this run: never sent, wherever they turn up again (a page
+    // of the backlog read before the cancellation committed, the submit path's hand-over).
+    // Grows only by operators' cancellations.
+    let mut cancelled: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
     let mut overdue_tick = tokio::time::interval(OVERDUE_CHECK);
     // A connection the peer dialed while ours is UP, held until ours is shown dead (§3.9).
     let mut candidate: Option<Candidate> = None;
@@ -167,6 +171,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                             _ => {}
                         }
                     }
+                    LinkMsg::Send(e) if cancelled.contains(e.message_id()) => {}
                     LinkMsg::Send(e) => {
                         if backlog || session.pending() >= window {
                             // Durable in the store already: it is paged in with the backlog,
@@ -182,9 +187,23 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         backlog = full || std::mem::take(&mut left_during_refill);
                         for b in page {
                             match Envelope::parse(b) {
+                                Ok(e) if cancelled.contains(e.message_id()) => {}
                                 Ok(e) => session.send_envelope(now, e),
                                 Err(e) => tracing::error!(peer = %ctx.alias, "a stored envelope does not parse: {e}"),
                             }
+                        }
+                    }
+                    LinkMsg::Cancel(id, reply) => {
+                        let w = session.withdraw_envelope(&id);
+                        if w != Withdrawal::MayHaveLeft {
+                            cancelled.insert(id);
+                        }
+                        let _ = reply.send(w);
+                    }
+                    LinkMsg::Uncancel(id) => {
+                        if cancelled.remove(&id) {
+                            // Still pending in the store: the next page brings it back.
+                            backlog = true;
                         }
                     }
                     LinkMsg::Summary(s) => {

@@ -53,6 +53,15 @@ pub enum LinkMsg {
     SendReceipt(Box<Receipt>),
     /// The next page of the outbox backlog: sealed envelopes, and whether the page was full.
     Refill(Vec<Bytes>, bool),
+    /// An officer cancels this message: withdraw it if it was never written to a stream, and
+    /// from then on drop it wherever it turns up (answered on the channel).
+    Cancel(
+        MessageId,
+        tokio::sync::oneshot::Sender<hotline_protocol::session::Withdrawal>,
+    ),
+    /// The cancellation could not be stored: the message is to be sent after all (it comes back
+    /// with the backlog).
+    Uncancel(MessageId),
     /// Counts of the whole outbox, for status while a backlog is paged.
     Summary(crate::store::PendingSummary),
     /// Shut down: close the connection with SHUTDOWN and this reason, and stop (node shutdown,

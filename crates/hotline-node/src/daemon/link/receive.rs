@@ -126,7 +126,7 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
                                     &subject,
                                     ReceiptBuild::Rejected(
                                         RejectReason::Conflict,
-                                        "message id already received with different bytes",
+                                        "message id already used by another message on this node",
                                     ),
                                     now_ms(),
                                 )

@@ -21,7 +21,7 @@ use crate::store::OperatorRecord;
 use hotline_transport::now_ms;
 use views::{export, list, show};
 use watch::watch;
-use writes::{ack, send};
+use writes::{ack, cancel, send};
 
 /// Largest request (SPEC.md §15.4): a Send carries at most a 1 MiB content. An authenticated
 /// operator may open many streams, so this bounds what each can make the node buffer.
@@ -258,6 +258,7 @@ async fn handle(shared: &Arc<Shared>, op: &Operator, req: Option<Request>) -> Re
         })),
         Some(Request::Send(s)) => send(shared, op, s).await,
         Some(Request::Ack(a)) => ack(shared, op, a).await,
+        Some(Request::Cancel(c)) => cancel(shared, op, c).await,
         Some(Request::List(l)) => list(shared, l).await,
         Some(Request::Show(s)) => show(shared, s).await,
         Some(Request::Status(_)) => Ok(Response::Status(shared.status())),

@@ -204,3 +204,19 @@ fn tlp(v: i32) -> Result<Tlp, (Code, String)> {
         }
     })
 }
+
+/// Cancel (SPEC.md §15.5.10): officers only; the node withdraws the message if it never left.
+pub(super) async fn cancel(shared: &Arc<Shared>, op: &Operator, c: wire::CancelRequest) -> Reply {
+    require_officer(op)?;
+    let id = message_id(&c.message_id)?;
+    let done = shared
+        .cancel(id, op.credential.name().to_owned())
+        .await
+        .map_err(|e| (e.code(), e.to_string()))?;
+    Ok(Response::Cancel(wire::CancelResponse {
+        message_id: id.to_vec().into(),
+        sequence: done.sequence,
+        cancelled_by: done.by,
+        cancelled_ms: done.at_ms,
+    }))
+}

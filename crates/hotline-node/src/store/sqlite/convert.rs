@@ -84,6 +84,7 @@ pub(super) fn state_back(s: &str) -> Result<OutState> {
         "delivered" => Ok(OutState::Delivered),
         "acknowledged" => Ok(OutState::Acknowledged),
         "rejected" => Ok(OutState::Rejected),
+        "cancelled" => Ok(OutState::Cancelled),
         _ => Err(StoreError::Corrupt(format!(
             "stored message state {s:?} is unknown"
         ))),

@@ -22,6 +22,7 @@
 //!   make it wait ([`BUSY_TIMEOUT`]) rather than corrupt anything.
 
 mod admin;
+mod cancel;
 mod convert;
 mod inbox;
 mod outbox;
@@ -37,10 +38,10 @@ use hotline_protocol::envelope::MessageId;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use super::{
-    AcceptOutcome, Arrival, AuditEvent, ExportItem, InboxRow, InstalledBundle, ListQuery,
-    MessageRow, OperatorRecord, OutState, OwnReceiptOutcome, PeerRecord, PendingSummary, Position,
-    ReceiptRecord, Result, Store, StoreError, StoredMessage, StoredSubmission, Submission,
-    SubmitOutcome,
+    AcceptOutcome, Arrival, AuditEvent, CancelOutcome, ExportItem, InboxRow, InstalledBundle,
+    ListQuery, MessageRow, OperatorRecord, OutState, OwnReceiptOutcome, PeerRecord, PendingSummary,
+    Position, ReceiptRecord, Result, Store, StoreError, StoredMessage, StoredSubmission,
+    Submission, SubmitOutcome,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -54,6 +55,9 @@ pub struct SqliteStore {
     conn: Connection,
     /// Inside [`Store::group`]: writes nest as savepoints in the group's transaction.
     in_group: bool,
+    /// This process's run of `hotlined` ([`Store::begin_run`]), written with every message
+    /// it stores; `None` for tools that never send.
+    run: Option<i64>,
 }
 
 /// A write in progress: its own IMMEDIATE transaction, or a savepoint inside a group's.
@@ -156,6 +160,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn,
             in_group: false,
+            run: None,
         })
     }
 
@@ -284,6 +289,19 @@ impl Store for SqliteStore {
 
     fn out_state(&mut self, message_id: &MessageId) -> Result<Option<OutState>> {
         SqliteStore::out_state(self, message_id)
+    }
+
+    fn begin_run(&mut self, now: hotline_protocol::time::UnixMillis) -> Result<u64> {
+        SqliteStore::begin_run(self, now)
+    }
+
+    /// Checks and updates in one IMMEDIATE transaction, with the audit row.
+    fn cancel(
+        &mut self,
+        message_id: &MessageId,
+        commit: Option<(&str, hotline_protocol::time::UnixMillis)>,
+    ) -> Result<CancelOutcome> {
+        SqliteStore::cancel(self, message_id, commit)
     }
 
     fn sent_envelope(&mut self, message_id: &MessageId) -> Result<Option<Bytes>> {

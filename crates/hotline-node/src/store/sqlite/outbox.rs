@@ -27,6 +27,7 @@ type SentRow = (Vec<u8>, i64, String, Vec<u8>, i64);
 
 impl SqliteStore {
     pub(super) fn submit(&mut self, batch: &[Submission]) -> Result<Vec<SubmitOutcome>> {
+        let run = self.run;
         let tx = self.write()?;
         let mut next: HashMap<NodeId, u64> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
@@ -38,7 +39,7 @@ impl SqliteStore {
             let mut received = tx.prepare_cached("SELECT 1 FROM inbox WHERE message_id = ?1")?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO outbox (message_id, peer, sequence, precedence, tlp, created_ms, \
-                 content, subject, officer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 content, subject, officer, boot) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?;
             for s in batch {
                 // One id space per node: an id already sent or received is never used again.
@@ -83,6 +84,7 @@ impl SqliteStore {
                         &s.content[..],
                         s.subject,
                         s.officer,
+                        run,
                     ])
                     .map_err(|e| {
                         if is_unique_violation(&e) {

@@ -20,10 +20,63 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 8: an officer can cancel a message that never left (SPEC.md §15.5.10): the outbox
+/// gains the state `cancelled`, who cancelled it and when, and the run of `hotlined` that
+/// stored it (`boot`, a row of `boots`): only a message stored by the running process can be
+/// known never to have been written to a connection. The outbox is rebuilt (a CHECK changes)
+/// by the copy, drop, create, copy-back procedure; foreign keys are deferred so that the
+/// receipts referring to outbox rows are checked at commit, against the rebuilt table.
+const V8: &str = r"
+PRAGMA defer_foreign_keys = ON;
+CREATE TABLE IF NOT EXISTS boots (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_ms  INTEGER NOT NULL
+) STRICT;
+CREATE TEMP TABLE outbox_v7 AS SELECT * FROM outbox;
+DROP TABLE outbox;
+CREATE TABLE outbox (
+    message_id       BLOB    PRIMARY KEY CHECK (length(message_id) = 16),
+    peer             BLOB    NOT NULL CHECK (length(peer) = 32),
+    sequence         INTEGER NOT NULL CHECK (sequence >= 1),
+    precedence       INTEGER NOT NULL CHECK (precedence BETWEEN 0 AND 3),
+    tlp              TEXT    NOT NULL,
+    created_ms       INTEGER NOT NULL,
+    content          BLOB    NOT NULL,
+    subject          TEXT    NOT NULL,
+    officer          TEXT    NOT NULL,
+    envelope         BLOB,
+    envelope_sha256  BLOB    CHECK (length(envelope_sha256) = 32),
+    state            TEXT    NOT NULL DEFAULT 'unsealed'
+        CHECK (state IN ('unsealed', 'pending', 'delivered', 'acknowledged', 'rejected',
+                         'cancelled')),
+    boot             INTEGER REFERENCES boots (id),
+    cancelled_ms     INTEGER,
+    cancelled_by     TEXT,
+    UNIQUE (peer, sequence),
+    CHECK ((envelope IS NULL) = (envelope_sha256 IS NULL)),
+    CHECK (state <> 'unsealed' OR envelope IS NULL),
+    CHECK (state <> 'pending' OR envelope IS NOT NULL),
+    CHECK ((state = 'cancelled') = (cancelled_ms IS NOT NULL)),
+    CHECK ((cancelled_ms IS NULL) = (cancelled_by IS NULL))
+) STRICT;
+INSERT INTO outbox (message_id, peer, sequence, precedence, tlp, created_ms, content, subject,
+                    officer, envelope, envelope_sha256, state)
+    SELECT message_id, peer, sequence, precedence, tlp, created_ms, content, subject, officer,
+           envelope, envelope_sha256, state FROM outbox_v7;
+DROP TABLE outbox_v7;
+CREATE INDEX outbox_pending ON outbox (peer, precedence, sequence) WHERE state = 'pending';
+CREATE INDEX outbox_unsealed ON outbox (sequence) WHERE state = 'unsealed';
+CREATE INDEX outbox_pending_age ON outbox (peer, precedence, created_ms) WHERE state = 'pending';
+CREATE INDEX outbox_created ON outbox (created_ms, message_id);
+CREATE TRIGGER outbox_id_not_received BEFORE INSERT ON outbox
+WHEN EXISTS (SELECT 1 FROM inbox WHERE message_id = NEW.message_id)
+BEGIN SELECT RAISE(ABORT, 'message id already used by a received message'); END;
+";
 
 /// Version 7: listings and exports page by `created_ms` and id (SPEC.md §15.5.2, §15.5.7):
 /// indexes so that a page reads what it returns, not the whole table.
@@ -353,4 +406,89 @@ pub(crate) fn check(conn: &Connection) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database of version 7 holding a message and the peer's receipt for it.
+    fn version_7() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        for script in &MIGRATIONS[..7] {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(script).unwrap();
+            tx.commit().unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute_batch(
+            "INSERT INTO outbox (message_id, peer, sequence, precedence, tlp, created_ms, \
+             content, subject, officer, envelope, envelope_sha256, state) VALUES \
+             (zeroblob(16), zeroblob(32), 1, 0, 'red', 5, x'01', 's', 'o', x'02', zeroblob(32), \
+              'delivered'), \
+             (x'01000000000000000000000000000000', zeroblob(32), 2, 3, 'clear', 6, x'03', 't', \
+              'o', NULL, NULL, 'unsealed'); \
+             INSERT INTO receipts_in (sha256, message_id, peer, kind, bytes, stored_ms) VALUES \
+             (zeroblob(32), zeroblob(16), zeroblob(32), 'DELIVERED', x'04', 7);",
+        )
+        .unwrap();
+        conn
+    }
+
+    #[test]
+    fn version_8_keeps_every_message_and_receipt_and_the_id_rules() {
+        let mut conn = version_7();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let rows: Vec<(i64, String, Option<i64>)> = conn
+            .prepare("SELECT sequence, state, boot FROM outbox ORDER BY sequence")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![(1, "delivered".into(), None), (2, "unsealed".into(), None)]
+        );
+        let receipts: i64 = conn
+            .query_row("SELECT count(*) FROM receipts_in", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(receipts, 1);
+        assert!(check(&conn).unwrap().is_empty(), "{:?}", check(&conn));
+        // The foreign key from receipts to the rebuilt outbox still holds...
+        assert!(
+            conn.execute(
+                "INSERT INTO receipts_in (sha256, message_id, peer, kind, bytes, stored_ms) \
+                 VALUES (x'0101010101010101010101010101010101010101010101010101010101010101', \
+                 x'09000000000000000000000000000000', zeroblob(32), 'DELIVERED', x'04', 7)",
+                [],
+            )
+            .is_err()
+        );
+        // ...and so do both id-space triggers, the outbox's (recreated) and the inbox's.
+        let inbox_dup = conn.execute(
+            "INSERT INTO inbox (message_id, peer, sequence, precedence, tlp, created_ms, \
+             received_ms, envelope, envelope_sha256, content, subject, officer, \
+             delivered_receipt) VALUES (zeroblob(16), zeroblob(32), 1, 0, 'red', 1, 1, x'00', \
+             zeroblob(32), x'00', 's', 'o', zeroblob(32))",
+            [],
+        );
+        assert!(inbox_dup.unwrap_err().to_string().contains("already used"));
+        // A cancelled row must say who and when.
+        assert!(
+            conn.execute(
+                "UPDATE outbox SET state = 'cancelled' WHERE sequence = 2",
+                []
+            )
+            .is_err()
+        );
+        conn.execute(
+            "UPDATE outbox SET state = 'cancelled', cancelled_ms = 9, cancelled_by = 'o' \
+             WHERE sequence = 2",
+            [],
+        )
+        .unwrap();
+    }
 }
