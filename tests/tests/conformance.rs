@@ -1,7 +1,9 @@
 //! The conformance runner against a real node (`hotline_node::daemon::Node`, in-process on
 //! its own thread and runtime, as `hotlined run` runs it), set up the way `.ci/conformance`
-//! sets it up: private CA mode for the runner with the committed test PKI. Every case must
-//! pass, run after run. (The runner against a broken target is tested in its own crate.)
+//! sets it up: private CA mode for the runner with the committed test PKI, and a message
+//! queued by an officer of the target for the runner (through the `hotline` CLI and the
+//! operator API), which the id-space case needs. Every case must pass, none skipped, run
+//! after run. (The runner against a broken target is tested in its own crate.)
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use hotline_conformance::suite::{self, CaseResult};
 use hotline_node::commands::{self, TlsImport};
 use hotline_node::config;
 use hotline_node::daemon::Node;
+use hotline_node::operator;
 use hotline_node::store::TrustMode;
 use hotline_node::store::sqlite::SqliteStore;
 use hotline_transport::material::Material;
@@ -47,6 +50,9 @@ fn init(dir: &Path, name: &str, cert: Option<&str>) -> String {
     addr
 }
 
+/// The alias under which the target knows the runner.
+const RUNNER_ALIAS: &str = "runner";
+
 /// The CI set-up: a target (node-b's certificate) trusting the test CA, and the runner's
 /// identity (node-a's certificate, issued by that CA) added to it in private CA mode.
 fn ci_setup(root: &Path) -> (PathBuf, PathBuf) {
@@ -64,7 +70,7 @@ fn ci_setup(root: &Path) -> (PathBuf, PathBuf) {
             &target,
             &runner.join(config::BUNDLE_FILE),
             &runner_addr,
-            Some("runner"),
+            Some(RUNNER_ALIAS),
             TrustMode::Ca,
         )
     })
@@ -131,6 +137,39 @@ impl Drop for Running {
     }
 }
 
+/// `hotlined operator add` on the target: an officer credential file in `root`.
+fn officer(root: &Path, target: &Path) -> PathBuf {
+    let out = root.join("officer.credential");
+    commands::quietly(|| operator::add(target, "Conformance Officer", "officer", &out))
+        .expect("operator add");
+    out
+}
+
+/// `hotline send` by the target's officer to the runner, through the running target's
+/// operator API at `addr`: the target then holds a message for the runner, which it sends on
+/// every link and the runner refuses, so it stays queued. Returns its message id (hex).
+fn queue_message_to_runner(credential: &Path, addr: SocketAddr) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-e2e-client"))
+        .arg("send")
+        .arg("--credential")
+        .arg(credential)
+        .args(["--node", &addr.to_string(), "--to", RUNNER_ALIAS])
+        .args(["--precedence", "routine", "--tlp", "green"])
+        .args(["--subject", "conformance: a message from the target"])
+        .args(["--body", "Queued for the runner, which never accepts it."])
+        .env_remove("HOTLINE_CREDENTIAL")
+        .output()
+        .expect("hotline send runs");
+    assert!(
+        out.status.success(),
+        "hotline send: {:?}\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 fn inputs(addr: SocketAddr, target: &Path, runner: &Path, pki: Option<PathBuf>) -> Inputs {
     Inputs {
         target: addr.to_string(),
@@ -157,12 +196,7 @@ fn run(inputs: &Inputs, only: &[&str]) -> (Vec<CaseResult>, u64) {
             all.retain(|c| only.contains(&c.name));
         }
         let results = suite::run(&cx, &all, |_, r| {
-            eprintln!(
-                "{} {}: {}",
-                if r.passed { "PASS" } else { "FAIL" },
-                r.name,
-                r.observed
-            )
+            eprintln!("{} {}: {}", r.status.label(), r.name, r.observed)
         })
         .await;
         cx.endpoint.close(quinn::VarInt::from_u32(0), b"done");
@@ -174,7 +208,9 @@ fn run(inputs: &Inputs, only: &[&str]) -> (Vec<CaseResult>, u64) {
 fn every_case_passes_against_hotlined_as_ci_sets_it_up_and_again_on_a_second_run() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (target_dir, runner_dir) = ci_setup(tmp.path());
+    let credential = officer(tmp.path(), &target_dir);
     let target = Running::node(&target_dir);
+    let queued = queue_message_to_runner(&credential, target.addr);
     let inputs = inputs(target.addr, &target_dir, &runner_dir, Some(pki()));
 
     let (results, start) = run(&inputs, &[]);
@@ -193,8 +229,8 @@ fn every_case_passes_against_hotlined_as_ci_sets_it_up_and_again_on_a_second_run
                 "{n} passes now: remove it from KNOWN_TARGET_BUGS ({why})"
             )),
             (false, _) => unexpected.push(format!(
-                "{} ({}): expected {}; observed {}; after: {}",
-                r.name, r.spec_section, r.expected, r.observed, r.still_serving_observed
+                "{} ({}) {:?}: expected {}; observed {}; after: {}",
+                r.name, r.spec_section, r.status, r.expected, r.observed, r.still_serving_observed
             )),
         }
     }
@@ -205,11 +241,20 @@ fn every_case_passes_against_hotlined_as_ci_sets_it_up_and_again_on_a_second_run
         );
     }
     assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
+    let id_space = results
+        .iter()
+        .find(|r| r.name == "envelope-id-of-target-message")
+        .expect("the id-space case ran");
+    assert!(
+        id_space.observed.contains("CONFLICT") && id_space.observed.contains("byte for byte"),
+        "{id_space:?} (the queued message is {queued})"
+    );
 
     // A second run against the same target continues the sequence numbers where the first
-    // left them, and passes again.
+    // left them, and passes again; the target's message is still queued for the runner.
     let again = [
         "envelope-valid-delivered",
+        "envelope-id-of-target-message",
         "envelope-replay-same-bytes",
         "heartbeat-claims-unseen-sequence",
         "sequence-received-through",

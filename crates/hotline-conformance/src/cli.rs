@@ -9,8 +9,6 @@ use crate::ctx::{Ctx, Inputs, Trust};
 use crate::{cases, report, suite, vectors};
 use clap::{Parser, Subcommand};
 
-/// Exit status when a case failed.
-const EXIT_FAILED: u8 = 1;
 /// Exit status when the run could not start: bad arguments or inputs, target unreachable.
 const EXIT_SETUP: u8 = 2;
 
@@ -27,7 +25,8 @@ struct Cli {
 enum Command {
     /// Run the conformance cases against a running node.
     ///
-    /// Exit status: 0 every case passed, 1 a case failed, 2 the run could not start.
+    /// Exit status: 0 no case failed (skipped cases do not count, unless --fail-on-skip),
+    /// 1 a case failed, 2 the run could not start.
     Run {
         /// The node under test, HOST:PORT (UDP).
         #[arg(long, required_unless_present = "list")]
@@ -41,7 +40,7 @@ enum Command {
         identity: Option<PathBuf>,
         /// The private CA the target trusts for the runner (ca.pem, ca.key, ca.crl.pem, as in
         /// certs/test-pki): the target is in private CA mode for the runner. Without it,
-        /// pinned mode, and the revocation case fails as not run.
+        /// pinned mode, and the revocation case is skipped.
         #[arg(long)]
         pki: Option<PathBuf>,
         /// Print the results as JSON on stdout (the table then goes to stderr).
@@ -57,6 +56,10 @@ enum Command {
         /// counts as no answer.
         #[arg(long, default_value_t = 10)]
         step_timeout: u64,
+        /// A skipped case (one that cannot run against the target's configuration, such as
+        /// the revocation case in pinned mode) fails the run: exit status 1.
+        #[arg(long)]
+        fail_on_skip: bool,
     },
     /// Check another implementation's outputs for the committed test vectors.
     Vectors {
@@ -87,6 +90,7 @@ pub fn main() -> ExitCode {
             only,
             list,
             step_timeout,
+            fail_on_skip,
         } => {
             let trust = if pki.is_some() {
                 Trust::Ca
@@ -126,12 +130,12 @@ pub fn main() -> ExitCode {
                 pki,
                 step: Duration::from_secs(step_timeout.max(1)),
             };
-            run(&inputs, &all, json)
+            run(&inputs, &all, json, fail_on_skip)
         }
     }
 }
 
-fn run(inputs: &Inputs, cases: &[suite::Case], json: bool) -> ExitCode {
+fn run(inputs: &Inputs, cases: &[suite::Case], json: bool, fail_on_skip: bool) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -179,14 +183,14 @@ fn run(inputs: &Inputs, cases: &[suite::Case], json: bool) -> ExitCode {
             eprintln!(
                 "[{:>3}/{total}] {} {} ({:.1} s)",
                 i + 1,
-                if r.passed { "PASS" } else { "FAIL" },
+                r.status.label(),
                 r.name,
                 r.duration_ms as f64 / 1000.0
             );
         })
         .await;
         cx.endpoint.close(quinn::VarInt::from_u32(0), b"run done");
-        let table = report::table(&results, t0.elapsed());
+        let table = report::table(&results, t0.elapsed(), fail_on_skip);
         if json {
             eprint!("{table}");
             println!("{}", report::json(&results));
@@ -195,10 +199,30 @@ fn run(inputs: &Inputs, cases: &[suite::Case], json: bool) -> ExitCode {
         }
         // Let the last CONNECTION_CLOSE frames leave before the process ends.
         let _ = tokio::time::timeout(Duration::from_secs(2), cx.endpoint.wait_idle()).await;
-        if results.iter().all(|r| r.passed) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(EXIT_FAILED)
-        }
+        ExitCode::from(report::exit_status(&results, fail_on_skip))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fail_on_skip(args: &[&str]) -> bool {
+        let mut argv = vec!["hotline-conformance", "run", "--list"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Run { fail_on_skip, .. } => fail_on_skip,
+            Command::Vectors { .. } => panic!("not run"),
+        }
+    }
+
+    #[test]
+    fn fail_on_skip_is_off_unless_given() {
+        assert!(!fail_on_skip(&[]));
+        assert!(fail_on_skip(&["--fail-on-skip"]));
+        assert!(
+            Cli::try_parse_from(["hotline-conformance", "vectors", "d", "--fail-on-skip"]).is_err(),
+            "a flag of `run` only"
+        );
+    }
 }

@@ -21,6 +21,7 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::certs::Pki;
+use crate::inbound::FromTarget;
 
 /// The node under test, as its bundle and the operator describe it.
 #[derive(Debug)]
@@ -178,6 +179,9 @@ pub struct Ctx {
     pub step: Duration,
     /// The target's encryption keys from its most recent Hello (SPEC.md §4.3.3).
     pub hello_keys: Mutex<Vec<EncryptionKey>>,
+    /// The envelopes the target sent the runner on any link of this run (read, recorded,
+    /// refused: the target keeps them).
+    pub from_target: Arc<FromTarget>,
 }
 
 /// Why the runner could not start: the operator's inputs, or the target unreachable.
@@ -270,6 +274,7 @@ impl Ctx {
             seq: Arc::new(Mutex::new(Sequencer::default())),
             step: inputs.step,
             hello_keys: Mutex::new(Vec::new()),
+            from_target: Arc::new(FromTarget::default()),
         })
     }
 

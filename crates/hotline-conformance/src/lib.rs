@@ -15,6 +15,7 @@ pub mod cli;
 pub mod ctx;
 pub mod fate;
 pub mod forge;
+pub mod inbound;
 pub mod peer;
 pub mod report;
 pub mod suite;

@@ -293,7 +293,15 @@ impl Raw {
                 cx.seq.clone(),
             )));
         }
-        tasks.push(tokio::spawn(refuse_streams(self.conn.clone())));
+        // Streams the target opens (messages it queued for the runner's identity): read far
+        // enough to record the envelope, then refused, so the target keeps them.
+        tasks.push(tokio::spawn(crate::inbound::refuse_streams(
+            self.conn.clone(),
+            cx.from_target.clone(),
+            cx.target.id,
+            cx.me.identity.id(),
+            cx.step,
+        )));
         Ok(Link {
             raw: self,
             hello: peer,
@@ -394,17 +402,6 @@ fn take_ping(next: &Mutex<u64>) -> u64 {
             p
         }
         Err(_) => u64::from(u32::MAX),
-    }
-}
-
-/// The runner takes no messages: a stream the target opens (an envelope or receipt it has
-/// queued for the runner's identity) is refused with INTERNAL_ERROR, which SPEC.md §7.6 makes
-/// a local failure the target retries later, so nothing is lost at the target.
-async fn refuse_streams(conn: quinn::Connection) {
-    while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-        let code = quinn::VarInt::from_u32(CloseCode::InternalError.code());
-        let _ = send.reset(code);
-        let _ = recv.stop(code);
     }
 }
 

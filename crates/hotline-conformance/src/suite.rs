@@ -13,12 +13,25 @@ use serde::Serialize;
 use crate::ctx::{Ctx, SetupError, Trust};
 use crate::peer::{self, Answer};
 
+/// How a case ended, before the still-serving check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The target did what SPEC.md expects.
+    Pass,
+    /// The target did something else (or the runner could not tell).
+    Fail,
+    /// The case could not run against this target's configuration (its trust mode, an input
+    /// the runner was not given, a precondition on the target): no judgement either way.
+    Skip,
+}
+
 /// What one case saw.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
-    /// Whether the target did what SPEC.md expects.
-    pub ok: bool,
-    /// What the target did, in words.
+    /// Whether the target did what SPEC.md expects, or the case could not run.
+    pub verdict: Verdict,
+    /// What the target did, in words; for a skipped case, why it did not run and what would
+    /// make it run.
     pub observed: String,
 }
 
@@ -26,7 +39,7 @@ impl Outcome {
     /// The expected outcome, observed as `observed`.
     pub fn pass(observed: impl Into<String>) -> Self {
         Outcome {
-            ok: true,
+            verdict: Verdict::Pass,
             observed: observed.into(),
         }
     }
@@ -34,17 +47,32 @@ impl Outcome {
     /// Something else, observed as `observed`.
     pub fn fail(observed: impl Into<String>) -> Self {
         Outcome {
-            ok: false,
+            verdict: Verdict::Fail,
             observed: observed.into(),
+        }
+    }
+
+    /// The case cannot run against this target, for `reason` (which should say what would
+    /// make it run).
+    pub fn skip(reason: impl Into<String>) -> Self {
+        Outcome {
+            verdict: Verdict::Skip,
+            observed: reason.into(),
         }
     }
 
     /// Passes if `ok`.
     pub fn check(ok: bool, observed: impl Into<String>) -> Self {
-        Outcome {
-            ok,
-            observed: observed.into(),
+        if ok {
+            Outcome::pass(observed)
+        } else {
+            Outcome::fail(observed)
         }
+    }
+
+    /// Whether the target did what SPEC.md expects.
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Pass
     }
 }
 
@@ -137,6 +165,40 @@ fn heading(number: &str) -> Option<&'static str> {
     })
 }
 
+/// A case's result, after the still-serving check.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The expected outcome, and the target still serving afterwards.
+    Passed,
+    /// Another outcome, or the target not serving afterwards.
+    Failed,
+    /// The case could not run against this target (see `skip_reason`); the target still
+    /// served afterwards.
+    Skipped,
+}
+
+impl Status {
+    /// `PASS`, `FAIL`, `SKIP`: the table's and the progress lines' first column.
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Passed => "PASS",
+            Status::Failed => "FAIL",
+            Status::Skipped => "SKIP",
+        }
+    }
+
+    /// A case's status from its outcome and the still-serving check: a target that stopped
+    /// serving fails the case, whatever the case saw.
+    pub fn of(verdict: Verdict, still_serving: bool) -> Status {
+        match (verdict, still_serving) {
+            (_, false) | (Verdict::Fail, _) => Status::Failed,
+            (Verdict::Pass, true) => Status::Passed,
+            (Verdict::Skip, true) => Status::Skipped,
+        }
+    }
+}
+
 /// The result of one case, as printed and as JSON.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct CaseResult {
@@ -146,9 +208,14 @@ pub struct CaseResult {
     pub spec_section: String,
     /// What SPEC.md requires.
     pub expected: String,
-    /// What the target did.
+    /// What the target did (for a skipped case: why it did not run).
     pub observed: String,
-    /// The case passed: the expected outcome, and the target still serving afterwards.
+    /// `passed`, `failed` or `skipped`.
+    pub status: Status,
+    /// Why the case did not run and what would make it run; `None` unless skipped.
+    pub skip_reason: Option<String>,
+    /// The case passed: the expected outcome, and the target still serving afterwards
+    /// (`status` is `passed`; false for a skipped case).
     pub passed: bool,
     /// The expected outcome alone.
     pub outcome_passed: bool,
@@ -159,6 +226,66 @@ pub struct CaseResult {
     pub still_serving_observed: String,
     /// How long the case and its check took.
     pub duration_ms: u64,
+}
+
+impl CaseResult {
+    /// The result of a case from what it saw and what the still-serving check saw.
+    pub fn new(
+        case: &Case,
+        outcome: Outcome,
+        serving: Result<String, String>,
+        duration: Duration,
+    ) -> CaseResult {
+        let (still_serving, still_serving_observed) = match serving {
+            Ok(s) => (true, s),
+            Err(s) => (false, s),
+        };
+        let status = Status::of(outcome.verdict, still_serving);
+        CaseResult {
+            name: case.name.to_owned(),
+            spec_section: case.spec_section(),
+            expected: case.expected.clone(),
+            skip_reason: (outcome.verdict == Verdict::Skip).then(|| outcome.observed.clone()),
+            observed: outcome.observed,
+            status,
+            passed: status == Status::Passed,
+            outcome_passed: outcome.verdict == Verdict::Pass,
+            still_serving,
+            still_serving_observed,
+            duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+/// How many cases passed, failed and were skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Cases with status `passed`.
+    pub passed: usize,
+    /// Cases with status `failed`.
+    pub failed: usize,
+    /// Cases with status `skipped`.
+    pub skipped: usize,
+}
+
+impl Summary {
+    /// Counts `results`.
+    pub fn of(results: &[CaseResult]) -> Summary {
+        let mut s = Summary::default();
+        for r in results {
+            match r.status {
+                Status::Passed => s.passed += 1,
+                Status::Failed => s.failed += 1,
+                Status::Skipped => s.skipped += 1,
+            }
+        }
+        s
+    }
+
+    /// Whether the run fails: a case failed, or (with `fail_on_skip`) a case was skipped.
+    pub fn run_failed(&self, fail_on_skip: bool) -> bool {
+        self.failed > 0 || (fail_on_skip && self.skipped > 0)
+    }
 }
 
 /// How long a case may run before it counts as failed (the longest waits on a SPEC timer:
@@ -254,28 +381,16 @@ pub async fn run(
             Ok(o) => o,
             Err(_) => Outcome::fail(format!("the case did not finish within {CASE_LIMIT:?}")),
         };
-        if let (false, Ok(mut s)) = (outcome.ok, cx.seq.lock()) {
+        if let (Verdict::Fail, Ok(mut s)) = (outcome.verdict, cx.seq.lock()) {
             s.refresh_reservation();
         }
+        // A skipped case is checked too: "after every case" holds, and a case that gave up
+        // for want of an input may still have linked to the target.
         let serving = match tokio::time::timeout(CASE_LIMIT, still_serving(cx)).await {
             Ok(r) => r,
             Err(_) => Err("the check did not finish in time".into()),
         };
-        let (still_serving, still_serving_observed) = match serving {
-            Ok(s) => (true, s),
-            Err(s) => (false, s),
-        };
-        let result = CaseResult {
-            name: case.name.to_owned(),
-            spec_section: case.spec_section(),
-            expected: case.expected.clone(),
-            observed: outcome.observed,
-            passed: outcome.ok && still_serving,
-            outcome_passed: outcome.ok,
-            still_serving,
-            still_serving_observed,
-            duration_ms: u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX),
-        };
+        let result = CaseResult::new(case, outcome, serving, t0.elapsed());
         progress(i, &result);
         results.push(result);
     }

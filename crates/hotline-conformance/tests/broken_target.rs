@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hotline_conformance::cases;
 use hotline_conformance::ctx::{Ctx, Inputs, Sequencer};
-use hotline_conformance::suite::{self, CaseResult};
+use hotline_conformance::suite::{self, CaseResult, Status};
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::envelope::Envelope;
 use hotline_protocol::frame::{self, Decoder, FrameType, StreamKind};
@@ -101,12 +101,7 @@ fn run(inputs: &Inputs, only: &[&str]) -> (Vec<CaseResult>, u64) {
             all.retain(|c| only.contains(&c.name));
         }
         let results = suite::run(&cx, &all, |_, r| {
-            eprintln!(
-                "{} {}: {}",
-                if r.passed { "PASS" } else { "FAIL" },
-                r.name,
-                r.observed
-            )
+            eprintln!("{} {}: {}", r.status.label(), r.name, r.observed)
         })
         .await;
         cx.endpoint.close(quinn::VarInt::from_u32(0), b"done");
@@ -119,6 +114,12 @@ fn run(inputs: &Inputs, only: &[&str]) -> (Vec<CaseResult>, u64) {
 /// A target that does TLS and the Hello exchange by the book, answers pings, then answers
 /// every readable envelope with DELIVERED: it checks no signature, no key, nothing.
 fn broken_target(dir: &Path, runner: &Path) -> Running {
+    broken_target_sending(dir, runner, None)
+}
+
+/// [`broken_target`] that also sends `outgoing` (envelope bytes) to the runner on every link,
+/// as a node does with a message it has queued for a peer.
+fn broken_target_sending(dir: &Path, runner: &Path, outgoing: Option<Vec<u8>>) -> Running {
     let material = Material::load(dir).expect("material");
     let runner = Material::load(runner).expect("runner");
     let runner_id = runner.identity.id();
@@ -140,9 +141,10 @@ fn broken_target(dir: &Path, runner: &Path) -> Running {
         let accept = async {
             while let Some(incoming) = endpoint.accept().await {
                 let (identity, keys) = (identity.clone(), keys.clone());
+                let outgoing = outgoing.clone();
                 tokio::spawn(async move {
                     if let Ok(conn) = incoming.await {
-                        serve(conn, identity, keys, runner_id).await;
+                        serve(conn, identity, keys, runner_id, outgoing).await;
                     }
                 });
             }
@@ -159,6 +161,7 @@ async fn serve(
     identity: Arc<IdentityKey>,
     keys: Vec<EncryptionKey>,
     runner: NodeId,
+    outgoing: Option<Vec<u8>>,
 ) {
     let exporter = tls::exporter(&conn, EXPORTER_LABEL, b"");
     let Ok((mut send, mut recv)) = conn.accept_bi().await else {
@@ -201,6 +204,9 @@ async fn serve(
                 ) {
                     conn.close(quinn::VarInt::from_u32(code.code()), b"hello");
                     return;
+                }
+                if let Some(env) = outgoing.clone() {
+                    tokio::spawn(send_to_runner(conn.clone(), env));
                 }
             }
             Ok(Some(f)) if f.ty == FrameType::Heartbeat => {
@@ -268,6 +274,68 @@ async fn answer_delivered(
             let _ = send.reset(malformed);
         }
     }
+}
+
+/// Sends `env` to the runner on a new stream and waits for its answer (which it ignores).
+async fn send_to_runner(conn: quinn::Connection, env: Vec<u8>) {
+    let Ok((mut send, mut recv)) = conn.open_bi().await else {
+        return;
+    };
+    if send
+        .write_all(&frame::encode(FrameType::Envelope, &env))
+        .await
+        .is_ok()
+    {
+        let _ = send.finish();
+        let _ = recv.read_to_end(64 * 1024).await;
+    }
+}
+
+/// A valid envelope from the target of `target_dir` to the runner of `runner_dir`.
+fn message_to_runner(target_dir: &Path, runner_dir: &Path) -> Envelope {
+    use hotline_protocol::content::{Draft, Precedence, Tlp};
+    use hotline_protocol::envelope::SealParams;
+    use hotline_protocol::officer::{OfficerKey, Role};
+    let (target, runner) = (
+        Material::load(target_dir).expect("target"),
+        Material::load(runner_dir).expect("runner"),
+    );
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let now = now_ms();
+    let officer = OfficerKey::generate(
+        &target.identity,
+        "Broken Officer",
+        Role::Officer,
+        now - 60_000,
+        now + 3_600_000,
+        &mut rng,
+    )
+    .expect("officer");
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).expect("random");
+    let content = Draft {
+        subject: "from the broken target".into(),
+        text: "queued for the runner".into(),
+        ..Default::default()
+    }
+    .sign(&id, &runner.identity.id(), &officer, now)
+    .expect("content");
+    let key = runner.certificates().into_iter().next().expect("a key");
+    Envelope::seal(
+        &target.identity,
+        &SealParams {
+            recipient: runner.identity.id(),
+            recipient_key: &key,
+            message_id: id,
+            sequence: 1,
+            created: now,
+            precedence: Precedence::Routine,
+            tlp: Tlp::Green,
+        },
+        &content,
+        &mut rng,
+    )
+    .expect("seal")
 }
 
 /// A node directory as `hotlined init` leaves it, as far as the runner reads it: key files and
@@ -398,4 +466,127 @@ fn the_binary_reports_a_failed_case_in_json_and_its_exit_status() {
     assert_eq!(out.status.code(), Some(0));
     let listed = String::from_utf8_lossy(&out.stdout);
     assert!(listed.contains("tls-1.2-only-client") && listed.contains("rate-limit-flood-replays"));
+}
+
+#[test]
+fn cases_that_cannot_run_are_skipped_with_a_reason_and_fail_only_with_fail_on_skip() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (target_dir, runner_dir) = broken_setup(tmp.path());
+    let target = broken_target(&target_dir, &runner_dir);
+
+    // In the library: pinned mode skips the revocation case; a target that sends the runner
+    // nothing skips the id-space case; both are followed by the still-serving check.
+    let inputs = inputs(target.addr, &target_dir, &runner_dir, None);
+    let (results, _) = run(
+        &inputs,
+        &["tls-certificate-revoked", "envelope-id-of-target-message"],
+    );
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert_eq!(r.status, Status::Skipped, "{r:?}");
+        assert!(!r.passed && !r.outcome_passed && r.still_serving, "{r:?}");
+        assert_eq!(r.skip_reason.as_deref(), Some(r.observed.as_str()), "{r:?}");
+    }
+    assert!(
+        results[0].observed.contains("needs --pki"),
+        "{:?}",
+        results[0]
+    );
+    assert!(
+        results[1]
+            .observed
+            .contains("queue a message from the target"),
+        "{:?}",
+        results[1]
+    );
+
+    // Through the binary: exit 0 with a skipped case, 1 with --fail-on-skip.
+    let bin = env!("CARGO_BIN_EXE_hotline-conformance");
+    let run_bin = |extra: &[&str]| {
+        std::process::Command::new(bin)
+            .args(["run", "--json", "--target", &target.addr.to_string()])
+            .arg("--target-bundle")
+            .arg(target_dir.join(BUNDLE_FILE))
+            .arg("--identity")
+            .arg(&runner_dir)
+            .args([
+                "--case",
+                "tls-certificate-revoked",
+                "--case",
+                "envelope-valid-delivered",
+            ])
+            .args(extra)
+            .output()
+            .expect("runs")
+    };
+    let out = run_bin(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SKIP  tls-certificate-revoked"), "{stderr}");
+    assert!(
+        stderr.contains("2 cases: 1 passed, 0 failed, 1 skipped"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "SKIPPED tls-certificate-revoked (§3.6.2 Private CA mode, step 4): needs --pki"
+        ),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let revoked = json
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|r| r["name"] == "tls-certificate-revoked")
+        .expect("the revocation case")
+        .clone();
+    assert_eq!(revoked["status"], "skipped", "{revoked}");
+    assert_eq!(revoked["passed"], false, "{revoked}");
+    assert!(
+        revoked["skip_reason"]
+            .as_str()
+            .is_some_and(|s| s.contains("needs --pki")),
+        "{revoked}"
+    );
+
+    let out = run_bin(&["--fail-on-skip"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--fail-on-skip: a skipped case fails the run"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_target_that_delivers_the_id_of_its_own_message_fails_the_id_space_case() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (target_dir, runner_dir) = broken_setup(tmp.path());
+    let theirs = message_to_runner(&target_dir, &runner_dir);
+    let target = broken_target_sending(&target_dir, &runner_dir, Some(theirs.bytes().to_vec()));
+    let inputs = inputs(target.addr, &target_dir, &runner_dir, None);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (results, seen) = rt.block_on(async {
+        let cx = Ctx::load(&inputs).await.expect("inputs load");
+        let start = suite::probe(&cx).await.expect("the target answers");
+        *cx.seq.lock().expect("lock") = Sequencer::starting_after(start);
+        let mut all = cases::all(cx.trust);
+        all.retain(|c| c.name == "envelope-id-of-target-message");
+        let results = suite::run(&cx, &all, |_, _| {}).await;
+        cx.endpoint.close(quinn::VarInt::from_u32(0), b"done");
+        (results, cx.from_target.seen())
+    });
+    // The runner read the target's envelope on the streams it opened, and recorded it once.
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].id, *theirs.message_id());
+    assert_eq!(seen[0].sha256, *theirs.sha256());
+    assert!(seen[0].arrivals >= 2, "one per link: {seen:?}");
+    let r = &results[0];
+    assert_eq!(r.status, Status::Failed, "{r:?}");
+    assert!(!r.outcome_passed && r.still_serving, "{r:?}");
+    assert!(r.observed.contains("DELIVERED"), "{r:?}");
 }

@@ -182,7 +182,7 @@ async fn expired_key(cx: &Ctx) -> Outcome {
         }
     });
     let Some((key, created)) = created else {
-        return Outcome::fail(
+        return Outcome::skip(
             "cannot build this case: every encryption key the target announces became valid \
              more than 30 days ago and is valid for 5 more minutes, so no created_ms inside \
              the acceptance window lies outside a key's validity (run against a target whose \

@@ -1,5 +1,8 @@
-//! Envelopes whose message id was seen before: replay and conflict (SPEC.md §10.4, §10.5);
-//! and an envelope of the maximal size (§5.2).
+//! Envelopes whose message id was seen before: replay and conflict (SPEC.md §10.4, §10.5),
+//! including the id of a message the target itself sent; and an envelope of the maximal size
+//! (§5.2).
+
+use std::time::{Duration, Instant};
 
 use hotline_protocol::codes::RejectReason;
 use hotline_transport::now_ms;
@@ -33,6 +36,14 @@ pub fn cases() -> Vec<Case> {
         |cx| Box::pin(maximal_size(cx)),
     ));
     v.push(Case::new(
+        "envelope-id-of-target-message",
+        "§10.5 §7.6 step 13",
+        "REJECTED CONFLICT receipt naming the envelope sent (one id space per node); the \
+         target's own message unchanged: sent again byte for byte on the next link (§9.7). \
+         Skipped unless the target sends the runner a message",
+        |cx| Box::pin(id_of_target_message(cx)),
+    ));
+    v.push(Case::new(
         "envelope-replay-same-bytes",
         "§10.5",
         "the original DELIVERED receipt, byte for byte, on the same and on a new connection",
@@ -64,7 +75,7 @@ async fn conflict(cx: &Ctx) -> Outcome {
     // The first envelope stays as it was: a replay of it still gets its original receipt.
     let again = link.send_envelope(cx, first.bytes()).await;
     link.raw.close();
-    if !outcome.ok {
+    if !outcome.passed() {
         return outcome;
     }
     match crate::suite::receipt(cx, &again) {
@@ -77,6 +88,75 @@ async fn conflict(cx: &Ctx) -> Outcome {
             outcome.observed
         )),
         Err(e) => Outcome::fail(format!("{}; the original again: {e}", outcome.observed)),
+    }
+}
+
+/// How long the id-space case waits, on an UP link, for the target to send the runner a
+/// message (when none arrived earlier in the run). A node sends what it has queued as soon as
+/// a link comes UP (SPEC.md §9.7, reconnect), so a few seconds are plenty.
+const TARGET_SEND_WAIT: Duration = Duration::from_secs(5);
+
+async fn id_of_target_message(cx: &Ctx) -> Outcome {
+    let link = tri!(peer::link(cx).await, "no link");
+    let Some(theirs) = cx.from_target.wait(TARGET_SEND_WAIT, |_| true).await else {
+        link.raw.close();
+        return Outcome::skip(format!(
+            "the target sent the runner no message (none in this run, none within {} s of a \
+             link coming UP): queue a message from the target to the runner's identity first \
+             (for hotlined: `hotline send --to <the runner's peer alias>` with an officer \
+             credential of the target); .ci/conformance does this",
+            TARGET_SEND_WAIT.as_secs()
+        ));
+    };
+    // The runner's own next sequence number (the rejection at step 13 counts it, §10.2), and
+    // a valid envelope in every respect but its id.
+    let (_, seq) = cx.alloc();
+    let env = tri!(cx.seal(
+        theirs.id,
+        seq,
+        "hotline-conformance: the id of the target's own message"
+    ));
+    let answer = link.send_envelope(cx, env.bytes()).await;
+    let outcome = expect_rejected(
+        cx,
+        &answer,
+        RejectReason::Conflict,
+        &Sent {
+            bytes: env.bytes(),
+            id: &theirs.id,
+            sequence: seq,
+            sender: cx.me.identity.id().as_bytes(),
+        },
+    );
+    link.raw.close();
+    drop(link);
+    if !outcome.passed() {
+        return outcome;
+    }
+    // The target's message is unchanged: it still holds it as unsent and, on the next link,
+    // sends it again with the same bytes (§9.7), not the runner's envelope nor anything else.
+    let after = Instant::now();
+    let link = tri!(peer::link(cx).await, "no second link");
+    let again = cx
+        .from_target
+        .wait(cx.step, |s| s.id == theirs.id && s.last > after)
+        .await;
+    link.raw.close();
+    match again {
+        Some(s) if s.sha256 == theirs.sha256 => Outcome::pass(format!(
+            "{}; the target's own message (sequence {}) sent again byte for byte on a new link",
+            outcome.observed, theirs.sequence
+        )),
+        Some(_) => Outcome::fail(format!(
+            "{}, but the target now sends other bytes under the id of its message",
+            outcome.observed
+        )),
+        None => Outcome::fail(format!(
+            "{}, but the target did not send its own message again within {} s of a new link \
+             coming UP (§9.7: an item not completed is sent again on the next connection)",
+            outcome.observed,
+            cx.step.as_secs()
+        )),
     }
 }
 
@@ -143,7 +223,7 @@ async fn rejected_not_recorded(cx: &Ctx) -> Outcome {
     let answer = link.send_envelope(cx, env.bytes()).await;
     let second = delivered(cx, &answer, &env);
     link.raw.close();
-    if !first.ok {
+    if !first.passed() {
         return first;
     }
     match second {

@@ -146,7 +146,7 @@ async fn duplicate_while_up(cx: &Ctx) -> Outcome {
     };
     let closed = expect_close(&second, CloseCode::DuplicateConnection).await;
     second.close();
-    if !closed.ok {
+    if !closed.passed() {
         first.raw.close();
         return Outcome::fail(format!("second connection: {}", closed.observed));
     }

@@ -210,7 +210,9 @@ async fn two_frames(cx: &Ctx) -> Outcome {
     let second = delivered(cx, &again, &env);
     link.raw.close();
     match second {
-        Ok(_) if first.ok => Outcome::pass(format!("{}; sent alone: DELIVERED", first.observed)),
+        Ok(_) if first.passed() => {
+            Outcome::pass(format!("{}; sent alone: DELIVERED", first.observed))
+        }
         Ok(_) => first,
         Err(e) => Outcome::fail(format!("{}; sent alone: {e}", first.observed)),
     }
