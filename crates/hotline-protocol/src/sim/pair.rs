@@ -67,6 +67,10 @@ pub struct Pair {
     pub faults: Faults,
     /// One-way base latency, ms.
     pub latency: u64,
+    /// Largest piece a write reaches the receiver in: when not 0, the bytes of every write
+    /// (control and message streams) are handed to the receiving session in pieces of random
+    /// length `1..=split`, as QUIC may deliver them (it keeps no write boundaries).
+    pub split: usize,
     /// Randomness for faults and sealing.
     pub rng: TestRng,
     net: Vec<InFlight>,
@@ -137,6 +141,7 @@ impl Pair {
             b,
             faults: Faults::default(),
             latency: 1,
+            split: 0,
             rng,
             net: Vec::new(),
             order: 0,
@@ -365,7 +370,17 @@ impl Pair {
         match f.what {
             Transmit::Data { stream, data, fin } => {
                 if let Some(s) = self.map_stream(from, stream) {
-                    self.node(f.to).session.handle_data(now, s, &data, fin);
+                    let mut rest = &data[..];
+                    while self.split > 0 {
+                        let n = 1 + self.rng.below(self.split as u64) as usize;
+                        if n >= rest.len() {
+                            break;
+                        }
+                        let (piece, tail) = rest.split_at(n);
+                        self.node(f.to).session.handle_data(now, s, piece, false);
+                        rest = tail;
+                    }
+                    self.node(f.to).session.handle_data(now, s, rest, fin);
                 }
             }
             Transmit::ResetStream { stream, code } => {
