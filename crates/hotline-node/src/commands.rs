@@ -128,7 +128,12 @@ pub fn init_with_tls(
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let now = now_ms();
-    let material = Material::create_with_tls(dir, name, now, tls)?;
+    let tls = match tls {
+        Some(t) => t,
+        None => Material::self_signed(name, listen, now)
+            .map_err(|e| CommandError(format!("cannot make the TLS certificate: {e}")))?,
+    };
+    let material = Material::create_with_tls(dir, name, now, Some(tls))?;
     std::fs::write(dir.join(config::CONFIG_FILE), cfg.to_toml())?;
     let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
     store.audit(&[crate::store::AuditEvent {

@@ -12,7 +12,7 @@ use hotline_protocol::wire;
 use prost::Message;
 
 use crate::keyfile::{self, KeyFileError};
-use crate::tls::NodeTlsKey;
+use crate::tls::{NodeTlsKey, TlsError};
 
 /// Identity key file, inside the node directory.
 pub const IDENTITY_FILE: &str = "identity.key";
@@ -50,6 +50,21 @@ impl Material {
     /// Generates new material and writes it into `dir` (which must not hold keys yet).
     pub fn create(dir: &Path, name: &str, now: UnixMillis) -> Result<Material, KeyFileError> {
         Self::create_with_tls(dir, name, now, None)
+    }
+
+    /// The self-signed TLS key `hotlined init` makes for a node named `name` listening on
+    /// `listen` (SPEC.md §3.5): common name `name`; subjectAltName the address it listens on
+    /// (an iPAddress, or a dNSName for a host name), or `name` when it listens on every
+    /// interface (0.0.0.0 or ::), which names no address a peer could dial.
+    pub fn self_signed(name: &str, listen: &str, now: UnixMillis) -> Result<NodeTlsKey, TlsError> {
+        let host = listen_host(listen);
+        let alt = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => name,
+            Ok(_) => host,
+            Err(_) if host.is_empty() => name,
+            Err(_) => host,
+        };
+        NodeTlsKey::generate_named(name, &[alt], now, now + TLS_LIFETIME)
     }
 
     /// [`Material::create`], with the TLS key and certificate `tls` (e.g. issued by a private
@@ -192,4 +207,12 @@ impl Material {
             now,
         )
     }
+}
+
+/// The host part of a `HOST:PORT` listen address (`[v6]:port` without the brackets).
+fn listen_host(listen: &str) -> &str {
+    let host = listen.rsplit_once(':').map_or(listen, |(h, _)| h);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }

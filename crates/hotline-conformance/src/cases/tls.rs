@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hotline_protocol::ALPN;
-use hotline_protocol::codes::CloseCode;
-use hotline_protocol::frame::{self, FrameType};
 use hotline_transport::tls;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionMemoryCache, ClientSessionStore, Resumption};
@@ -18,7 +16,7 @@ use rustls::{DigitallySignedStruct, NamedGroup, SignatureScheme};
 use super::tri;
 use crate::certs::{self, Window};
 use crate::ctx::{Ctx, Trust};
-use crate::fate::{Ending, alert, alert_name, alert_names, code, code_name};
+use crate::fate::{Ending, alert, alert_name, alert_names};
 use crate::peer::{Behaviour, Link, Raw};
 use crate::suite::{Case, Outcome, delivered};
 use crate::tls12::Tls12Only;
@@ -134,8 +132,8 @@ pub fn cases(trust: Trust) -> Vec<Case> {
         Case::new(
             "quic-unidirectional-stream",
             "§3.7",
-            "no credit for unidirectional streams, or STOP_SENDING with UNEXPECTED_FRAME (0x04); \
-             the connection continues",
+            "no credit for unidirectional streams (initial_max_streams_uni = 0); the link \
+             still answers",
             |cx| Box::pin(unidirectional(cx)),
         ),
     ]
@@ -599,22 +597,10 @@ async fn unidirectional(cx: &Ctx) -> Outcome {
             Outcome::pass("no credit for unidirectional streams (initial_max_streams_uni = 0)")
         }
         Ok(Err(e)) => Outcome::fail(format!("cannot open a unidirectional stream: {e}")),
-        Ok(Ok(mut s)) => {
-            let hb = frame::encode(FrameType::Heartbeat, &[]);
-            let _ = s.write_all(&hb).await;
-            let _ = s.finish();
-            match tokio::time::timeout(cx.step, s.stopped()).await {
-                Ok(Ok(Some(c))) if c.into_inner() == code(CloseCode::UnexpectedFrame) => {
-                    Outcome::pass(format!("STOP_SENDING with {}", code_name(c.into_inner())))
-                }
-                Ok(Ok(Some(c))) => {
-                    Outcome::fail(format!("STOP_SENDING with {}", code_name(c.into_inner())))
-                }
-                Ok(Ok(None)) => Outcome::fail("the target read the stream to its end"),
-                Ok(Err(e)) => Outcome::fail(format!("stream: {e}")),
-                Err(_) => Outcome::fail("no STOP_SENDING"),
-            }
-        }
+        Ok(Ok(_)) => Outcome::fail(
+            "the target granted credit for a unidirectional stream (SPEC.md §3.7: \
+             initial_max_streams_uni MUST be 0)",
+        ),
     };
     let still = link.ping(cx).await;
     link.raw.close();

@@ -170,6 +170,17 @@ impl NodeTlsKey {
     /// aws-lc-rs, and the node's other keys are Ed25519 too. Fails if the validity is longer
     /// than 825 days or `not_after_ms` precedes `not_before_ms`.
     pub fn generate(name: &str, not_before_ms: u64, not_after_ms: u64) -> Result<Self, TlsError> {
+        Self::generate_named(name, &[name], not_before_ms, not_after_ms)
+    }
+
+    /// [`NodeTlsKey::generate`] with common name `common_name` and one subjectAltName entry
+    /// per `alt_names` item (an iPAddress if it parses as an IP address, else a dNSName).
+    pub fn generate_named(
+        common_name: &str,
+        alt_names: &[&str],
+        not_before_ms: u64,
+        not_after_ms: u64,
+    ) -> Result<Self, TlsError> {
         let span = not_after_ms
             .checked_sub(not_before_ms)
             .ok_or(ProfileError::Validity)?;
@@ -179,11 +190,12 @@ impl NodeTlsKey {
         let at = |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
         let (not_before, not_after) = (at(not_before_ms), at(not_after_ms));
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
-        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()])?;
+        let alt: Vec<String> = alt_names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = rcgen::CertificateParams::new(alt)?;
         params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
+            .push(rcgen::DnType::CommonName, common_name);
         params.is_ca = rcgen::IsCa::ExplicitNoCa;
         params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![
