@@ -61,6 +61,9 @@ pub struct ReceiptReport {
     pub reason: Option<String>,
     /// REJECTED: the detail.
     pub detail: Option<String>,
+    /// REJECTED: what the sending officer can do about it, when the reason says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<&'static str>,
     /// Whether every check passed.
     pub valid: bool,
     /// What failed.
@@ -68,6 +71,30 @@ pub struct ReceiptReport {
     /// Something valid but suspicious a reader should know (an acknowledgement dated before
     /// the message was created).
     pub warning: Option<String>,
+}
+
+/// What an officer can do about a REJECTED receipt with reason `reason` (a SPEC name), when
+/// the reason points at something this side can fix.
+pub fn reject_advice(reason: &str) -> Option<&'static str> {
+    Some(match reason {
+        "CREATED_IN_FUTURE" => {
+            "the peer's clock is more than 5 minutes behind this node's (or this node's is ahead): \
+             check both clocks (NTP), then send the message again"
+        }
+        "TOO_OLD" => {
+            "the peer judged the message older than 30 days: check both clocks (NTP), then send \
+             the message again"
+        }
+        "UNKNOWN_KEY" | "EXPIRED_KEY" => {
+            "the peer's bundle installed here names an encryption key the peer no longer holds: \
+             ask the peer's CERT for its current bundle (`hotlined peer update`), then send again"
+        }
+        "BAD_OFFICER_SIGNATURE" => {
+            "your credential was not valid when the message was made: ask the node administrator \
+             for a new one, then send again"
+        }
+        _ => return None,
+    })
 }
 
 /// Checks receipt bytes as signed by `receiver` (§8.4 steps 1–5) and, if `envelope` is given,
@@ -110,6 +137,7 @@ pub fn check_receipt(
         }
         ReceiptKind::Rejected { reason, detail } => {
             rep.reason = Some(reason.name().to_owned());
+            rep.advice = reject_advice(reason.name());
             rep.detail = Some(clean(detail));
         }
     }

@@ -297,3 +297,40 @@ fn flags_an_acknowledgement_dated_before_the_message() {
     let r = check_receipt(on_time.bytes(), &b, Some(&env));
     assert!(r.valid && r.warning.is_none(), "{r:?}");
 }
+
+#[test]
+fn a_rejection_for_a_clock_or_key_problem_says_what_to_do() {
+    use hotline_protocol::codes::RejectReason;
+    use hotline_protocol::receipt::{Receipt, ReceiptBuild, Subject};
+    let mut p = Pair::new(13, Config::default());
+    p.connect();
+    p.run_for(100);
+    let now = p.now;
+    let id =
+        p.a.send(now, &mut p.rng, "Phishing wave", Precedence::Flash);
+    let env = p.a.outbox[&id].clone();
+    let b = p.b.identity.id();
+    let rejected = |reason| {
+        let r = Receipt::sign(
+            &p.b.identity,
+            &Subject::from(&env),
+            ReceiptBuild::Rejected(reason, "test"),
+            now,
+        )
+        .expect("sign");
+        check_receipt(r.bytes(), &b, Some(&env))
+    };
+    for (reason, needle) in [
+        (RejectReason::CreatedInFuture, "clocks"),
+        (RejectReason::TooOld, "clocks"),
+        (RejectReason::UnknownKey, "bundle"),
+    ] {
+        let r = rejected(reason);
+        assert!(r.valid, "{r:?}");
+        let advice = r
+            .advice
+            .unwrap_or_else(|| panic!("no advice for {reason:?}"));
+        assert!(advice.contains(needle), "{advice}");
+    }
+    assert_eq!(rejected(RejectReason::Policy).advice, None);
+}

@@ -97,6 +97,9 @@ fn receipt_line(style: &Style, r: &ReceiptReport) -> String {
             r.detail.clone().unwrap_or_default()
         ));
     }
+    if let Some(a) = r.advice {
+        s.push_str(&format!("\n      {a}"));
+    }
     if let Some(e) = &r.error {
         s.push_str(&format!("\n      {}", style.paint(e, Colour::Red)));
     }

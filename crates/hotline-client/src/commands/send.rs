@@ -326,10 +326,11 @@ async fn wait(
                 (None, Some(r)) => Err(Failure::new(
                     Exit::Rejected,
                     format!(
-                        "the peer rejected message {}: {} {} (a new message is needed)",
+                        "the peer rejected message {}: {} {} (a new message is needed){}",
                         hex(id),
                         r.reason.unwrap_or_default(),
-                        r.detail.unwrap_or_default()
+                        r.detail.unwrap_or_default(),
+                        r.advice.map(|a| format!("; {a}")).unwrap_or_default()
                     ),
                 )),
                 (None, None) => Err(Failure::new(
