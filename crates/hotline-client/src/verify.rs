@@ -167,17 +167,39 @@ pub fn check_receipt(
     rep
 }
 
-/// The status the valid receipts establish (§8.6).
+/// The status the valid receipts establish (§8.6): the first valid receipt in the list (they
+/// are kept and exported oldest first) decides delivery or rejection; within delivery,
+/// ACKNOWLEDGED supersedes DELIVERED.
 pub fn status(receipts: &[ReceiptReport]) -> &'static str {
     let has = |k| receipts.iter().any(|r| r.valid && r.kind == Some(k));
-    if has("ACKNOWLEDGED") {
-        "acknowledged"
-    } else if has("DELIVERED") {
-        "delivered"
-    } else if has("REJECTED") {
-        "rejected"
-    } else {
-        "no receipt"
+    match receipts.iter().find(|r| r.valid).and_then(|r| r.kind) {
+        None => "no receipt",
+        Some("REJECTED") => "rejected",
+        Some(_) if has("ACKNOWLEDGED") => "acknowledged",
+        Some(_) => "delivered",
+    }
+}
+
+/// Flags each valid receipt that contradicts the decision of [`status`] (§8.6): a REJECTED
+/// after delivery was decided, or a delivery receipt after rejection. A holder of both holds
+/// proof that their signer contradicted itself.
+pub fn flag_contradictions(receipts: &mut [ReceiptReport]) {
+    let Some(decided) = receipts.iter().find(|r| r.valid).and_then(|r| r.kind) else {
+        return;
+    };
+    let rejected = decided == "REJECTED";
+    for r in receipts.iter_mut().filter(|r| r.valid) {
+        let contradicts = match r.kind {
+            Some("REJECTED") => !rejected,
+            Some(_) => rejected,
+            None => false,
+        };
+        if contradicts && r.warning.is_none() {
+            r.warning = Some(format!(
+                "contradicts the first receipt ({decided}): the same node signed both a \
+                 delivery and a rejection of this message (SPEC.md §8.6)"
+            ));
+        }
     }
 }
 
@@ -418,6 +440,7 @@ fn check_item(
                     ..Default::default()
                 })
                 .collect();
+            flag_contradictions(&mut rep.receipts);
             rep.status = status(&rep.receipts);
             return (rep, None);
         }
@@ -460,6 +483,7 @@ fn check_item(
         .collect();
     rep.envelope_valid = rep.errors.is_empty();
     rep.valid = rep.envelope_valid && rep.receipts.iter().all(|r| r.valid);
+    flag_contradictions(&mut rep.receipts);
     rep.status = status(&rep.receipts);
     (rep, Some((h.sender, h.message_id)))
 }
@@ -584,6 +608,7 @@ pub fn check_message(
         .iter()
         .map(|r| check_receipt(r, &recipient, env.as_ref()))
         .collect();
+    flag_contradictions(&mut report.receipts);
     report.valid = report.sender_bundle.valid
         && report.receiver_bundle.valid
         && (show.envelope.is_empty() || report.envelope_valid)

@@ -334,3 +334,55 @@ fn a_rejection_for_a_clock_or_key_problem_says_what_to_do() {
     }
     assert_eq!(rejected(RejectReason::Policy).advice, None);
 }
+
+#[test]
+fn the_first_final_receipt_decides_and_a_contradiction_is_flagged() {
+    use hotline_protocol::codes::RejectReason;
+    use hotline_protocol::receipt::{Receipt, ReceiptBuild, Subject};
+    let mut p = Pair::new(14, Config::default());
+    p.connect();
+    p.run_for(100);
+    let now = p.now;
+    let id =
+        p.a.send(now, &mut p.rng, "Phishing wave", Precedence::Flash);
+    p.run_for(1_000);
+    let env = p.a.outbox[&id].clone();
+    let b = p.b.identity.id();
+    let delivered = p.a.receipts[&id][0].bytes().clone();
+    let rejected = Receipt::sign(
+        &p.b.identity,
+        &Subject::from(&env),
+        ReceiptBuild::Rejected(RejectReason::Policy, "changed its mind"),
+        p.now,
+    )
+    .expect("sign");
+    let check = |list: &[&Bytes]| {
+        let mut r: Vec<_> = list
+            .iter()
+            .map(|x| check_receipt(x, &b, Some(&env)))
+            .collect();
+        flag_contradictions(&mut r);
+        r
+    };
+    // Delivered first: the later REJECTED does not change it, and is flagged.
+    let r = check(&[&delivered, rejected.bytes()]);
+    assert_eq!(status(&r), "delivered");
+    assert!(r[0].warning.is_none());
+    assert!(
+        r[1].warning
+            .as_deref()
+            .is_some_and(|w| w.contains("contradicts"))
+    );
+    // Rejected first: rejected, and the later DELIVERED is the contradiction.
+    let r = check(&[rejected.bytes(), &delivered]);
+    assert_eq!(status(&r), "rejected");
+    assert!(
+        r[1].warning
+            .as_deref()
+            .is_some_and(|w| w.contains("DELIVERED") || w.contains("REJECTED"))
+    );
+    // One receipt alone: nothing to flag.
+    let r = check(&[&delivered]);
+    assert_eq!(status(&r), "delivered");
+    assert!(r[0].warning.is_none());
+}
