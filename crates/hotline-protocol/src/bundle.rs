@@ -176,9 +176,13 @@ impl PeerBundle {
             .ok_or(BundleError::Malformed(
                 "missing BEGIN/END HOTLINE PEER BUNDLE lines",
             ))?;
-        let b64: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
-        if b64.len() > MAX_BUNDLE_LEN * 2 {
-            return Err(BundleError::Malformed("larger than 8 KiB"));
+        // Capped while it is copied, so text of any length costs at most the cap.
+        let mut b64 = String::new();
+        for c in inner.chars().filter(|c| !c.is_whitespace()) {
+            b64.push(c);
+            if b64.len() > MAX_BUNDLE_LEN * 2 {
+                return Err(BundleError::Malformed("larger than 8 KiB"));
+            }
         }
         let bytes = data_encoding::BASE64
             .decode(b64.as_bytes())

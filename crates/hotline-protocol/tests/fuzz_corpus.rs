@@ -15,9 +15,10 @@
 use std::path::{Path, PathBuf};
 
 use hotline_protocol::CloseCode;
+use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::fuzzing::{
-    self, FixtureFrame as F, SessionOp as Op, SessionTrace, StreamSel as S, fixture_frame,
-    session_script,
+    self, FixtureBundle as B, FixtureFrame as F, SessionOp as Op, SessionTrace, StreamSel as S,
+    fixture_bundle, fixture_frame, session_script,
 };
 use hotline_protocol::hello::Side;
 
@@ -25,12 +26,13 @@ use hotline_protocol::hello::Side;
 const REGENERATE: &str =
     "cargo test -p hotline-protocol --test fuzz_corpus -- --ignored regenerate_seed_corpus";
 
-const TARGETS: [&str; 5] = [
+const TARGETS: [&str; 6] = [
     "frame_decoder",
     "envelope_open",
     "receipt_verify",
     "hello_verify",
     "session",
+    "bundle",
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -84,6 +86,11 @@ fn replays_hello_verify_corpus() {
 #[test]
 fn replays_session_corpus() {
     replay("session", fuzzing::session);
+}
+
+#[test]
+fn replays_bundle_corpus() {
+    replay("bundle", fuzzing::bundle);
 }
 
 // ----- the generated valid seeds --------------------------------------------------------
@@ -681,7 +688,51 @@ fn generated_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for (name, ops, _) in session_seeds() {
         add("session", name, session_script(&ops));
     }
+
+    // Bundles, raw and armored (what `hotlined peer add` reads).
+    for (name, b) in [
+        ("raw-valid", B::Valid),
+        ("raw-wide", B::Wide),
+        ("raw-foreign-key", B::ForeignKey),
+        ("raw-only-version-2", B::OnlyVersion2),
+        ("raw-name-too-long", B::NameTooLong),
+        ("raw-too-many-addresses", B::TooManyAddresses),
+    ] {
+        add("bundle", name, bundle(b));
+    }
+    let valid = bundle(B::Valid);
+    add("bundle", "raw-truncated", valid[..valid.len() - 1].to_vec());
+    let text = armored(B::Valid);
+    add("bundle", "armored-valid", text.clone().into_bytes());
+    add("bundle", "armored-wide", armored(B::Wide).into_bytes());
+    add(
+        "bundle",
+        "armored-crlf-indented",
+        text.lines()
+            .map(|l| format!("  {l}\r\n"))
+            .collect::<String>()
+            .into_bytes(),
+    );
+    let end = text.find("-----END").expect("END line");
+    add("bundle", "armored-no-end", text.as_bytes()[..end].to_vec());
+    add(
+        "bundle",
+        "armored-bad-base64",
+        text.replacen('A', "!", 1).into_bytes(),
+    );
     out
+}
+
+fn bundle(b: B) -> Vec<u8> {
+    fixture_bundle(b)
+        .expect("the fuzzing fixture builds")
+        .to_vec()
+}
+
+fn armored(b: B) -> String {
+    PeerBundle::from_bytes(&bundle(b))
+        .expect("a valid fixture bundle")
+        .to_armored()
 }
 
 #[test]
@@ -692,6 +743,26 @@ fn fixture_builds_every_frame() {
             "{f:?} missing"
         );
     }
+}
+
+/// The valid fixture bundles verify and each invalid one fails for the reason it was made
+/// for, so the seeds reach past the signature check.
+#[test]
+fn fixture_bundles_fail_for_their_reasons() {
+    use hotline_protocol::bundle::{BundleError, MAX_ADDRESS_LEN, MAX_KEYS, MAX_NAME_LEN};
+    let parse = |b| PeerBundle::from_bytes(&bundle(b));
+    let valid = parse(B::Valid).expect("valid");
+    let wide = parse(B::Wide).expect("wide");
+    assert_eq!(wide.identity(), valid.identity());
+    assert_eq!(wide.name().len(), MAX_NAME_LEN);
+    assert_eq!(wide.encryption_keys().len(), MAX_KEYS);
+    assert!(wide.addresses().iter().all(|a| a.len() == MAX_ADDRESS_LEN));
+    assert_eq!(parse(B::ForeignKey), Err(BundleError::BadSignature));
+    assert_eq!(parse(B::OnlyVersion2), Err(BundleError::UnsupportedVersion));
+    assert!(matches!(parse(B::NameTooLong), Err(BundleError::Malformed(m)) if m.contains("name")));
+    assert!(
+        matches!(parse(B::TooManyAddresses), Err(BundleError::Malformed(m)) if m.contains("addresses"))
+    );
 }
 
 #[test]

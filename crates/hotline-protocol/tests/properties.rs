@@ -821,6 +821,162 @@ fn bundle_round_trips_through_bytes_and_armor() {
     assert_eq!(b.identity(), FIXTURE.a.id());
 }
 
+/// Four encryption keys certified by A, for bundles carrying 1..=4 of them.
+static BUNDLE_KEYS: LazyLock<Vec<EncryptionKey>> = LazyLock::new(|| {
+    let a = &FIXTURE.a;
+    let mut rng = TestRng::new(0xb0b);
+    let mut keys = a.certs();
+    for _ in 0..3 {
+        let k = EncryptionKeypair::generate(&a.identity, EPOCH - DAY, EPOCH + 365 * DAY, &mut rng);
+        keys.push(k.certificate);
+    }
+    keys
+});
+
+/// What a node puts in its bundle, within every limit of SPEC.md §4.4.
+#[derive(Clone, Debug)]
+struct BundleFields {
+    name: String,
+    spki: [u8; 32],
+    keys: usize,
+    addresses: Vec<String>,
+    created: u64,
+}
+
+fn bundle_fields() -> impl Strategy<Value = BundleFields> {
+    (
+        // At most 16 characters of at most 4 bytes: within the 64-byte limit.
+        "[^\\p{Cc}]{1,16}",
+        any::<[u8; 32]>(),
+        1..=4usize,
+        proptest::collection::vec("[ -~]{0,255}", 0..=8),
+        any::<u64>(),
+    )
+        .prop_map(|(name, spki, keys, addresses, created)| BundleFields {
+            name,
+            spki,
+            keys,
+            addresses,
+            created,
+        })
+}
+
+fn make_bundle(f: &BundleFields) -> PeerBundle {
+    PeerBundle::create(
+        &FIXTURE.a.identity,
+        &f.name,
+        f.spki,
+        &BUNDLE_KEYS[..f.keys],
+        &f.addresses,
+        f.created,
+    )
+    .expect("a bundle within every limit is created")
+}
+
+/// One edit of an encoding.
+#[derive(Clone, Debug)]
+enum Mutation {
+    Flip(Index, u8),
+    Set(Index, u8),
+    Insert(Index, u8),
+    Delete(Index),
+    Truncate(Index),
+    Append(Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<Index>(), 0u8..8).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, v)| Mutation::Set(i, v)),
+        (any::<Index>(), any::<u8>()).prop_map(|(i, v)| Mutation::Insert(i, v)),
+        any::<Index>().prop_map(Mutation::Delete),
+        any::<Index>().prop_map(Mutation::Truncate),
+        proptest::collection::vec(any::<u8>(), 1..16).prop_map(Mutation::Append),
+    ]
+}
+
+/// `bytes` (not empty) after the edits, each of which changes it.
+fn mutate(bytes: &[u8], edits: &[Mutation]) -> Vec<u8> {
+    let mut v = bytes.to_vec();
+    for m in edits {
+        if v.is_empty() {
+            v.push(0);
+            continue;
+        }
+        match m {
+            Mutation::Flip(i, bit) => {
+                let i = i.index(v.len());
+                v[i] ^= 1 << bit;
+            }
+            Mutation::Set(i, x) => {
+                let i = i.index(v.len());
+                v[i] = if v[i] == *x { x ^ 0x80 } else { *x };
+            }
+            Mutation::Insert(i, x) => v.insert(i.index(v.len() + 1), *x),
+            Mutation::Delete(i) => {
+                v.remove(i.index(v.len()));
+            }
+            Mutation::Truncate(i) => v.truncate(i.index(v.len())),
+            Mutation::Append(tail) => v.extend_from_slice(tail),
+        }
+    }
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CRYPTO_CASES))]
+
+    #[test]
+    fn any_valid_bundle_round_trips_raw_and_armored(f in bundle_fields()) {
+        let b = make_bundle(&f);
+        prop_assert_eq!(b.identity(), FIXTURE.a.id());
+        prop_assert_eq!(b.name(), f.name.as_str());
+        prop_assert_eq!(b.tls_spki_sha256(), &f.spki);
+        prop_assert_eq!(b.encryption_keys(), &BUNDLE_KEYS[..f.keys]);
+        prop_assert_eq!(b.addresses(), f.addresses.as_slice());
+        prop_assert_eq!(b.created(), f.created);
+        prop_assert_eq!(PeerBundle::from_bytes(b.bytes()), Ok(b.clone()));
+        let armored = b.to_armored();
+        prop_assert_eq!(PeerBundle::from_armored(armored.as_bytes()), Ok(b.clone()));
+        // What a mail client or editor does to the text: CRLF, indentation, blank lines.
+        let reflowed: String = armored.lines().map(|l| format!("\t {l}\r\n\r\n")).collect();
+        prop_assert_eq!(PeerBundle::from_armored(reflowed.as_bytes()), Ok(b.clone()));
+    }
+
+    #[test]
+    fn any_mutation_of_a_bundle_is_refused(
+        f in bundle_fields(),
+        edits in proptest::collection::vec(mutation(), 1..4),
+    ) {
+        let b = make_bundle(&f);
+        let tampered = mutate(b.bytes(), &edits);
+        prop_assume!(tampered.as_slice() != b.bytes().as_ref());
+        prop_assert!(PeerBundle::from_bytes(&tampered).is_err());
+        prop_assert!(PeerBundle::from_armored(&tampered).is_err());
+    }
+
+    #[test]
+    fn any_mutation_of_an_armored_bundle_is_refused_or_reads_the_same(
+        f in bundle_fields(),
+        edits in proptest::collection::vec(mutation(), 1..4),
+    ) {
+        // Whitespace is not part of the armored form, so an edit that only changes
+        // whitespace may still read; anything else must be refused.
+        let b = make_bundle(&f);
+        let armored = b.to_armored();
+        let tampered = mutate(armored.as_bytes(), &edits);
+        if let Ok(again) = PeerBundle::from_armored(&tampered) {
+            prop_assert_eq!(&again, &b);
+            // Only whitespace changed (as `char::is_whitespace` counts it: a flipped newline
+            // may be a vertical tab).
+            let text = std::str::from_utf8(&tampered);
+            prop_assert!(text.is_ok(), "armored text that is not UTF-8 read");
+            let squeeze = |t: &str| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+            prop_assert_eq!(squeeze(text.unwrap_or_default()), squeeze(&armored));
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Node ids
 

@@ -185,8 +185,9 @@ fn generate() -> Vec<(&'static str, Value)> {
             "node_b": {"seed": h(&c.b_seed), "public": h(c.b.id().as_bytes()), "text": c.b.id().to_string(), "fingerprint": c.b.id().fingerprint()},
             "node_b_encryption_key": {
                 "ikm": h(&c.b_enc_ikm),
-                "derivation": "RFC 9180 DeriveKeyPair(ikm) for DHKEM(X25519, HKDF-SHA256)",
+                "derivation": "RFC 9180 DeriveKeyPair(ikm) for DHKEM(X25519, HKDF-SHA256): secret_unclamped is its sk; secret is the same key clamped as RFC 7748 decodeScalar25519 does",
                 "secret": h(&*c.b_keys[0].secret.dangerous_bytes()),
+                "secret_unclamped": h(&derive_key_pair_sk(&c.b_enc_ikm)),
                 "public": h(c.b_keys[0].certificate.public()),
                 "key_id": h(&c.b_keys[0].certificate.id()),
                 "certificate_body": h(&b_enc.body),
@@ -925,6 +926,26 @@ fn outcome(kind: &str, input: &[u8], c: &Cast, exporter: &[u8; 32]) -> String {
     }
 }
 
+/// RFC 9180 §7.1.3 DeriveKeyPair(ikm) for DHKEM(X25519, HKDF-SHA256): the secret `sk` as the
+/// RFC defines it, before any clamping; written from the RFC, not with the crate's HPKE code.
+fn derive_key_pair_sk(ikm: &[u8; 32]) -> [u8; 32] {
+    const SUITE_ID: &[u8] = b"KEM\x00\x20";
+    let labeled_ikm = [b"HPKE-v1", SUITE_ID, b"dkp_prk", ikm.as_slice()].concat();
+    let prk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b""), &labeled_ikm);
+    let labeled_info = [&32u16.to_be_bytes()[..], b"HPKE-v1", SUITE_ID, b"sk"].concat();
+    let mut sk = [0u8; 32];
+    prk.expand(&labeled_info, &mut sk).expect("32 bytes");
+    sk
+}
+
+/// RFC 7748 §5 decodeScalar25519: what X25519 does to a secret before using it.
+fn clamp(mut k: [u8; 32]) -> [u8; 32] {
+    k[0] &= 248;
+    k[31] &= 127;
+    k[31] |= 64;
+    k
+}
+
 fn read(name: &str) -> Value {
     let path = dir().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -978,6 +999,13 @@ fn committed_vectors_verify() {
     .expect("certificate verifies");
     let sk = SecretAgreementKey::derive(&unhex(&ek["ikm"]));
     assert_eq!(&sk.public(), cert.public());
+    // Both forms of the secret: DeriveKeyPair's sk, computed here from RFC 9180 alone, and
+    // the same scalar clamped (SPEC.md Appendix A.2).
+    let unclamped: [u8; 32] = unhex(&ek["secret_unclamped"]).try_into().expect("32 bytes");
+    let ikm: [u8; 32] = unhex(&ek["ikm"]).try_into().expect("32 bytes");
+    assert_eq!(unclamped, derive_key_pair_sk(&ikm));
+    assert_eq!(clamp(unclamped).to_vec(), unhex(&ek["secret"]));
+    assert_eq!(&*sk.dangerous_bytes(), &clamp(unclamped));
     assert_eq!(h(&cert.id()), ek["key_id"].as_str().expect("str"));
 
     // Bundle.

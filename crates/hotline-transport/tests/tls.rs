@@ -382,6 +382,56 @@ async fn server_falls_back_to_x25519_for_a_classical_client() {
     assert_eq!(group(&pair.server), NamedGroup::X25519);
 }
 
+/// The group a node's server selects for a client that offers `groups`, in that order (and,
+/// as rustls does, a key share for the first).
+async fn server_group_for(
+    groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup>,
+) -> NamedGroup {
+    let (a, b) = (key("node-a"), key("node-b"));
+    let provider = Arc::new(CryptoProvider {
+        kx_groups: groups,
+        ..(*tls::provider()).clone()
+    });
+    let raw = raw_client_builder(&ca_trust(), provider).with_client_cert_resolver(Arc::new(
+        SingleCertAndKey::from(
+            CertifiedKey::from_der(
+                vec![a.cert_der.clone()],
+                key_der("node-a"),
+                &tls::provider(),
+            )
+            .expect("key"),
+        ),
+    ));
+    let pair = connect(
+        server_config(&b, &ca_trust()),
+        quic_client(raw, ALPN),
+        "node-b.hotline.test",
+    )
+    .await;
+    assert_eq!(group(&pair.client), group(&pair.server));
+    group(&pair.server)
+}
+
+/// SPEC.md §3.4: without the hybrid, the server takes the client's first group it supports
+/// and has no preference of its own between X25519 and secp256r1; it follows the client's
+/// order even when the hybrid is offered further down.
+#[tokio::test]
+async fn server_follows_the_clients_order_of_groups() {
+    use rustls::crypto::aws_lc_rs::kx_group::{SECP256R1, X25519, X25519MLKEM768};
+    assert_eq!(
+        server_group_for(vec![SECP256R1, X25519]).await,
+        NamedGroup::secp256r1
+    );
+    assert_eq!(
+        server_group_for(vec![X25519, SECP256R1]).await,
+        NamedGroup::X25519
+    );
+    assert_eq!(
+        server_group_for(vec![X25519, X25519MLKEM768]).await,
+        NamedGroup::X25519
+    );
+}
+
 /// A server that allows resumption and 0-RTT, as quinn's convenience constructors would.
 fn permissive_server(key_name: &str, trust: &PeerTrust) -> quinn::ServerConfig {
     let key = key(key_name);

@@ -1,8 +1,10 @@
-//! Fuzz entry points for the frame decoder and the signed wire objects (envelope, receipt, Hello).
+//! Fuzz entry points for the frame decoder and the signed wire objects (envelope, receipt, Hello,
+//! peer bundle).
 
 use bytes::Bytes;
 
 use super::fixture::fixture;
+use crate::bundle::{self as peer_bundle, PeerBundle};
 use crate::crypto;
 use crate::envelope::{Envelope, MAX_ENVELOPE_LEN, ParseError};
 use crate::frame::{
@@ -236,4 +238,86 @@ pub fn hello_verify(data: &[u8]) {
             "a key not owned by the peer"
         );
     }
+}
+
+/// Peer bundle parsing (SPEC.md §4.4), raw and armored: `PeerBundle::from_bytes` and
+/// `PeerBundle::from_armored` on the input, and `from_armored` on the input wrapped in armor.
+///
+/// Checks that a bundle that verifies was self-signed by the fixture's peer (the only
+/// identity whose bundles the fuzzer holds: it cannot forge a signature), keeps its exact
+/// bytes, respects every limit, and reads back the same from its bytes and from its armored
+/// form; that armoring the input changes nothing (same bundle or same error as the raw
+/// bytes); and that input that is not UTF-8 is read as raw bytes.
+pub fn bundle(data: &[u8]) {
+    let Some(fx) = fixture() else { return };
+    let raw = PeerBundle::from_bytes(data);
+    if let Ok(b) = &raw {
+        assert_eq!(b.bytes().as_ref(), data, "parse changed the bundle bytes");
+        accepted_bundle(b, &fx.peer);
+    }
+    let armored = PeerBundle::from_armored(data);
+    if let Ok(b) = &armored {
+        accepted_bundle(b, &fx.peer);
+    }
+    if core::str::from_utf8(data).is_err() {
+        assert_eq!(armored, raw, "non-text input not read as raw bytes");
+    }
+    assert_eq!(
+        PeerBundle::from_armored(armor(data).as_bytes()),
+        raw,
+        "armor changed the verdict on the same bytes"
+    );
+}
+
+/// The invariants of a bundle that verified.
+fn accepted_bundle(b: &PeerBundle, peer: &crate::identity::NodeId) {
+    assert_eq!(
+        b.identity(),
+        *peer,
+        "a bundle verified for an unknown identity"
+    );
+    assert!(
+        !b.name().is_empty()
+            && b.name().len() <= peer_bundle::MAX_NAME_LEN
+            && !b.name().chars().any(char::is_control),
+        "name out of bounds"
+    );
+    assert!((1..=peer_bundle::MAX_KEYS).contains(&b.encryption_keys().len()));
+    assert!(
+        b.encryption_keys()
+            .iter()
+            .all(|k| k.owner() == b.identity()),
+        "an encryption key not certified by the bundle's identity"
+    );
+    assert!(
+        b.addresses().len() <= peer_bundle::MAX_ADDRESSES
+            && b.addresses()
+                .iter()
+                .all(|a| a.len() <= peer_bundle::MAX_ADDRESS_LEN),
+        "addresses out of bounds"
+    );
+    assert!(b.bytes().len() <= peer_bundle::MAX_BUNDLE_LEN);
+    assert_eq!(
+        PeerBundle::from_bytes(b.bytes()).as_ref(),
+        Ok(b),
+        "bytes do not read back"
+    );
+    assert_eq!(
+        PeerBundle::from_armored(b.to_armored().as_bytes()).as_ref(),
+        Ok(b),
+        "armored form does not read back"
+    );
+}
+
+/// `data` in armor, as `PeerBundle::to_armored` writes it (base64 in 64-column lines), but
+/// for any bytes.
+fn armor(data: &[u8]) -> String {
+    let b64 = data_encoding::BASE64.encode(data);
+    let mut out = String::from("-----BEGIN HOTLINE PEER BUNDLE-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str("-----END HOTLINE PEER BUNDLE-----\n");
+    out
 }

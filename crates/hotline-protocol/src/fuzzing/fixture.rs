@@ -7,9 +7,10 @@ use prost::Message;
 
 #[cfg(doc)]
 use super::SessionOp;
+use crate::bundle::PeerBundle;
 use crate::codes::{CloseCode, RejectReason};
 use crate::content::{Draft, Precedence, Tlp};
-use crate::crypto;
+use crate::crypto::{self, Label};
 use crate::envelope::{Envelope, SealParams};
 use crate::frame::{self, FrameType};
 use crate::hello::{self, Offer, Side};
@@ -120,6 +121,43 @@ pub fn fixture_frame(f: FixtureFrame) -> Option<Bytes> {
     fixture()?.frames.get(f as usize).cloned()
 }
 
+/// Encoded peer bundles (SPEC.md §4.4) of the fixture, for the `bundle` target's seeds: all
+/// self-signed by the peer's identity key, the first two valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FixtureBundle {
+    /// The peer's bundle: one encryption key, one address.
+    Valid,
+    /// Every field at its limit: a 64-byte name, 4 encryption keys, 8 addresses of 255 bytes.
+    Wide,
+    /// Carries my encryption key certificate instead of the peer's own (BadSignature).
+    ForeignKey,
+    /// Supports only protocol version 2 (UnsupportedVersion).
+    OnlyVersion2,
+    /// A 65-byte name, signed correctly (Malformed after the signature check).
+    NameTooLong,
+    /// Nine addresses, signed correctly (Malformed).
+    TooManyAddresses,
+}
+
+impl FixtureBundle {
+    /// Every fixture bundle, in byte order.
+    pub const ALL: [FixtureBundle; 6] = [
+        FixtureBundle::Valid,
+        FixtureBundle::Wide,
+        FixtureBundle::ForeignKey,
+        FixtureBundle::OnlyVersion2,
+        FixtureBundle::NameTooLong,
+        FixtureBundle::TooManyAddresses,
+    ];
+}
+
+/// The encoded fixture bundle (raw bytes, not armored), or `None` if the fixture could not be
+/// built.
+pub fn fixture_bundle(b: FixtureBundle) -> Option<Bytes> {
+    fixture()?.bundles.get(b as usize).cloned()
+}
+
 pub(super) struct Fixture {
     pub(super) me: Arc<IdentityKey>,
     pub(super) me_certs: Vec<EncryptionKey>,
@@ -134,6 +172,8 @@ pub(super) struct Fixture {
     pub(super) our_async: Vec<Receipt>,
     /// Receipts from me for inbound envelopes, to answer with on any stream.
     pub(super) our_receipts: Vec<Receipt>,
+    /// Indexed by `FixtureBundle as usize`.
+    pub(super) bundles: Vec<Bytes>,
 }
 
 static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
@@ -347,6 +387,9 @@ fn build_fixture() -> Option<Fixture> {
         })
         .collect();
 
+    // Last, so the random draws above (and every seed built from them) stay as they were.
+    let bundles = build_bundles(&me, &peer, &mut rng)?;
+
     Some(Fixture {
         me_certs: me.certs(),
         peer: peer.identity.id(),
@@ -357,5 +400,72 @@ fn build_fixture() -> Option<Fixture> {
         outbound,
         our_async,
         our_receipts,
+        bundles,
     })
+}
+
+/// The bundles of [`FixtureBundle`], in its order. The invalid ones are signed by hand (not
+/// through `PeerBundle::create`, which refuses to make them) so they pass the signature check
+/// and reach the rule they break.
+fn build_bundles(me: &Party, peer: &Party, rng: &mut TestRng) -> Option<Vec<Bytes>> {
+    let spki = crypto::sha256(b"hotline fuzzing fixture peer TLS key");
+    let (from, to) = (EPOCH - DAY, EPOCH + 365 * DAY);
+    let valid = PeerBundle::create(
+        &peer.identity,
+        "Fuzz Peer",
+        spki,
+        &peer.certs(),
+        &["192.0.2.7:4433".into()],
+        EPOCH,
+    )
+    .ok()?;
+    let mut four = peer.certs();
+    for _ in 0..3 {
+        four.push(EncryptionKeypair::generate(&peer.identity, from, to, rng).certificate);
+    }
+    let long_addresses: Vec<String> = (0..8)
+        .map(|i| format!("{}.example:4433", char::from(b'a' + i)).repeat(19)[..255].to_owned())
+        .collect();
+    let wide = PeerBundle::create(
+        &peer.identity,
+        &"Ü".repeat(32),
+        spki,
+        &four,
+        &long_addresses,
+        EPOCH,
+    )
+    .ok()?;
+    let body = |name: &str, keys: &[EncryptionKey], addresses: usize, versions: Vec<u32>| {
+        wire::BundleBody {
+            version: crate::PROTOCOL_VERSION,
+            identity: Bytes::copy_from_slice(peer.identity.id().as_bytes()),
+            name: name.to_owned(),
+            tls_spki_sha256: Bytes::copy_from_slice(&spki),
+            encryption_keys: keys.iter().map(EncryptionKey::to_wire).collect(),
+            addresses: (0..addresses)
+                .map(|i| format!("192.0.2.{i}:4433"))
+                .collect(),
+            created_ms: EPOCH,
+            versions,
+        }
+        .encode_to_vec()
+    };
+    let signed = |body: Vec<u8>| -> Bytes {
+        let signature = peer.identity.sign(Label::Bundle, &[&body]);
+        wire::PeerBundle {
+            body: body.into(),
+            signature: Bytes::copy_from_slice(&signature),
+        }
+        .encode_to_vec()
+        .into()
+    };
+    let v1 = vec![crate::PROTOCOL_VERSION];
+    Some(vec![
+        valid.bytes().clone(),
+        wide.bytes().clone(),
+        signed(body("Fuzz Peer", &me.certs(), 1, v1.clone())),
+        signed(body("Fuzz Peer", &peer.certs(), 1, vec![2])),
+        signed(body(&"n".repeat(65), &peer.certs(), 1, v1.clone())),
+        signed(body("Fuzz Peer", &peer.certs(), 9, v1)),
+    ])
 }
