@@ -197,8 +197,7 @@ fn replay_with_same_bytes_returns_the_original_receipt() {
     let first = p.a.receipts[&id][0].clone();
     // Send the very same envelope bytes again (a replay).
     let env = p.a.outbox[&id].clone();
-    let now = p.now;
-    p.a.session.send_envelope(now, env);
+    p.a.session.send_envelope(p.mono(), env);
     p.run_for(1_000);
     assert_eq!(p.b.accept_log.len(), 1, "replay accepted twice");
     assert_eq!(p.a.receipts[&id].len(), 2);
@@ -218,9 +217,8 @@ fn same_id_with_different_bytes_is_rejected_as_conflict() {
     // A different envelope that reuses the id (a buggy or malicious sender).
     let other = reseal_with_id(&p, id, 2);
     assert_ne!(other.sha256(), p.a.outbox[&id].sha256());
-    let now = p.now;
     p.a.outbox.insert(id, other.clone());
-    p.a.session.send_envelope(now, other);
+    p.a.session.send_envelope(p.mono(), other);
     p.run_for(1_000);
     let last = p.a.receipts[&id].last().unwrap();
     assert!(
@@ -457,7 +455,7 @@ fn envelope_for_another_recipient_is_rejected_with_wrong_recipient() {
         .unwrap()
     };
     let id = *env.message_id();
-    p.a.session.send_envelope(now, env);
+    p.a.session.send_envelope(p.mono(), env);
     p.run_for(1_000);
     assert!(p.b.inbox.is_empty());
     let kinds = &p.a.receipts[&id];

@@ -180,7 +180,7 @@ fn hello_in_pieces(from: Who, pieces: impl Fn(&[u8]) -> Vec<&[u8]>) -> Option<Pe
     let to = if from == Who::A { Who::B } else { Who::A };
     let mut p = connected();
     let hello = take_hello(&mut p, from);
-    let now = p.now;
+    let now = p.mono();
     for piece in pieces(&hello) {
         p.node(to)
             .session
@@ -218,7 +218,7 @@ fn close_in_single_bytes_is_read_as_the_whole_close() {
     let mut p = connected();
     p.run_for(100);
     assert!(p.a.session.is_up() && p.b.session.is_up());
-    let now = p.now;
+    let now = p.mono();
     p.a.session.close(now, CloseCode::Shutdown, "going down");
     let close = match p.a.session.poll_transmit() {
         Some(Transmit::Data {
@@ -332,7 +332,7 @@ fn a_heartbeat_written_inside_the_hello_is_read_as_hello_bytes_and_refused() {
     ] {
         let mut p = connected();
         let hello = take_hello(&mut p, Who::A);
-        let now = p.now;
+        let now = p.mono();
         let s = &mut p.b.session;
         for piece in [&hello[..at], &heartbeat, &hello[at..]] {
             s.handle_data(now, StreamId::Control, piece, false);

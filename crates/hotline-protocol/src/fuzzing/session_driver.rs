@@ -9,7 +9,7 @@ use crate::crypto;
 use crate::envelope::Envelope;
 use crate::frame::{Decoder, FrameType, StreamKind};
 use crate::receipt::{Receipt, ReceiptBuild, Subject};
-use crate::session::{Config, Event, ItemKey, LinkState, Session, StreamId, Transmit};
+use crate::session::{Config, Event, ItemKey, LinkState, Monotonic, Session, StreamId, Transmit};
 use crate::sim::EPOCH;
 use crate::time::UnixMillis;
 
@@ -84,7 +84,7 @@ fn fuzz_config() -> Config {
 
 /// The link state machine ([`Session`]) driven by a script of [`SessionOp`]s, as the fixed
 /// node "me" linked to the fixed peer, starting at the fixture's time. Time only moves
-/// forward.
+/// forward; the session's monotonic clock and its wall clock read the same.
 ///
 /// After every operation the driver drains `poll_transmit`, reads `poll_timeout` and drains
 /// `poll_event`, remembering the events that wait for an answer. [`SessionOp::Answer`] answers
@@ -171,8 +171,15 @@ impl Driver {
         self.fx.frames.get(f as usize).cloned().unwrap_or_default()
     }
 
+    /// Both clocks at the driver's time, as a node driver sets them before each input.
+    fn clock(&mut self) -> Monotonic {
+        let now = Monotonic::from_millis(self.now);
+        self.s.set_wall_clock(now, self.now);
+        now
+    }
+
     fn run(&mut self, op: SessionOp) {
-        let now = self.now;
+        let now = self.clock();
         match op {
             SessionOp::Connect { side, exporter_ok } => {
                 let exporter = if exporter_ok {
@@ -223,7 +230,7 @@ impl Driver {
             }
             SessionOp::NextTimer => {
                 if let Some(t) = self.s.poll_timeout() {
-                    self.now = self.now.max(t);
+                    self.now = self.now.max(t.as_millis());
                 }
                 self.timeout();
             }
@@ -276,18 +283,19 @@ impl Driver {
     }
 
     fn timeout(&mut self) {
-        let now = self.now;
+        let now = self.clock();
         self.s.handle_timeout(now);
         if let Some(t) = self.s.poll_timeout() {
             assert!(
                 t > now,
-                "timer at {t} still due after handle_timeout({now})"
+                "timer at {t:?} still due after handle_timeout({now:?})"
             );
         }
     }
 
     fn answer(&mut self, p: Pending, how: u8) {
         let fx = self.fx;
+        let mono = self.clock();
         let now = self.now;
         let me = &fx.me;
         let sign =
@@ -315,7 +323,7 @@ impl Driver {
                 };
                 if let Some(r) = receipt {
                     self.answered.push(stream);
-                    self.s.respond(now, stream, &r);
+                    self.s.respond(mono, stream, &r);
                 }
             }
             Pending::Malformed {
@@ -332,7 +340,7 @@ impl Driver {
                 };
                 if let Some(r) = receipt {
                     self.answered.push(stream);
-                    self.s.respond(now, stream, &r);
+                    self.s.respond(mono, stream, &r);
                 }
             }
             Pending::Receipt { envelope, receipt } => {
@@ -346,7 +354,7 @@ impl Driver {
                     1 => false,
                     _ => true,
                 };
-                self.s.receipt_verified(now, envelope.message_id(), valid);
+                self.s.receipt_verified(mono, envelope.message_id(), valid);
             }
             Pending::Async { stream, receipt } => match how % 3 {
                 0 => match Receipt::verify(&receipt, &fx.peer) {

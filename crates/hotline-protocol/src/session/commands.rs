@@ -1,33 +1,31 @@
 //! The application's commands: queueing items, answering the peer's streams, closing; and
 //! sending queued items as stream credit allows.
 
-use prost::Message;
-
 use super::outgoing::Item;
 use super::streams::Incoming;
 use super::timers::Timer;
-use super::{Event, ItemKey, LinkState, Session, StreamId, Transmit, Withdrawal};
+use super::{Event, ItemKey, LinkState, Monotonic, Session, StreamId, Transmit, Withdrawal};
 use crate::codes::{CloseCode, RejectReason};
 use crate::envelope::{Envelope, MessageId};
 use crate::frame::{self, FrameType};
 use crate::receipt::{self, Receipt, ReceiptKind};
-use crate::time::UnixMillis;
-use crate::wire;
 
 impl Session {
     // ----- commands ------------------------------------------------------------------
 
     /// Sends a heartbeat now (if the link is up), e.g. to find out at once whether a
-    /// connection is still alive when the peer seems to have reconnected.
-    pub fn probe(&mut self, now: UnixMillis) {
-        if self.state == LinkState::Up {
+    /// connection is still alive when the peer seems to have reconnected. Probes keep within
+    /// the ping limit of SPEC.md §13.2 (a burst of 16, then 4 a second): beyond it the
+    /// probe is skipped, as the pings already sent answer the same question.
+    pub fn probe(&mut self, now: Monotonic) {
+        if self.state == LinkState::Up && self.ping_budget.allow(now) {
             self.send_heartbeat(now);
         }
     }
 
     /// Queues an envelope (already durably in the outbox). Sent when the link is up, in
     /// precedence order; kept until [`Session::receipt_verified`] says a valid receipt came.
-    pub fn send_envelope(&mut self, now: UnixMillis, envelope: Envelope) {
+    pub fn send_envelope(&mut self, now: Monotonic, envelope: Envelope) {
         self.outgoing.push(Item::Envelope(envelope));
         self.pump(now);
     }
@@ -46,14 +44,14 @@ impl Session {
 
     /// Queues an asynchronous receipt (ACKNOWLEDGED, already durably stored), kept until the
     /// peer answers ReceiptStored.
-    pub fn send_receipt(&mut self, now: UnixMillis, receipt: Receipt) {
+    pub fn send_receipt(&mut self, now: Monotonic, receipt: Receipt) {
         self.outgoing.push(Item::Receipt(receipt));
         self.pump(now);
     }
 
     /// Answers an [`Event::Envelope`] or [`Event::MalformedEnvelope`] with its (durably
     /// stored, where DELIVERED) receipt, and finishes the stream.
-    pub fn respond(&mut self, now: UnixMillis, stream: StreamId, receipt: &Receipt) {
+    pub fn respond(&mut self, now: Monotonic, stream: StreamId, receipt: &Receipt) {
         let Some(Incoming::Awaiting { envelope }) = self.incoming.remove(&stream) else {
             return;
         };
@@ -105,7 +103,7 @@ impl Session {
     /// Reports the application's verdict on an [`Event::Receipt`]: `valid` means the receipt
     /// verified, answers the envelope and is durably stored; the envelope is then done
     /// (DELIVERED, ACKNOWLEDGED or REJECTED). Otherwise it is sent again after a backoff.
-    pub fn receipt_verified(&mut self, now: UnixMillis, message_id: &MessageId, valid: bool) {
+    pub fn receipt_verified(&mut self, now: Monotonic, message_id: &MessageId, valid: bool) {
         let key = ItemKey::Envelope(*message_id);
         if valid {
             self.outgoing.complete(key);
@@ -118,19 +116,10 @@ impl Session {
     }
 
     /// Closes the connection with `code` (e.g. SHUTDOWN, DUPLICATE_CONNECTION).
-    pub fn close(&mut self, now: UnixMillis, code: CloseCode, reason: &str) {
+    pub fn close(&mut self, now: Monotonic, code: CloseCode, reason: &str) {
         let _ = now;
         if matches!(self.state, LinkState::Up | LinkState::Handshaking) {
-            let close = wire::Close {
-                code: code.code(),
-                reason: reason.to_owned(),
-            }
-            .encode_to_vec();
-            self.transmits.push_back(Transmit::Data {
-                stream: StreamId::Control,
-                data: frame::encode(FrameType::Close, &close),
-                fin: true,
-            });
+            // `fail` sends the Close frame first (SPEC.md §3.8).
             self.fail(code, reason);
         }
     }
@@ -138,7 +127,7 @@ impl Session {
     // ----- internals -----------------------------------------------------------------
 
     /// Sends queued items while the link is up and stream credit remains.
-    pub(super) fn pump(&mut self, now: UnixMillis) {
+    pub(super) fn pump(&mut self, now: Monotonic) {
         if self.state != LinkState::Up {
             return;
         }
@@ -148,9 +137,9 @@ impl Session {
             };
             let n = self.next_out;
             self.next_out += 1;
-            let Some(item) =
-                self.outgoing
-                    .start(key, n, now.saturating_add(self.config.receipt_timeout))
+            let Some(item) = self
+                .outgoing
+                .start(key, n, now.after(self.config.receipt_timeout))
             else {
                 break;
             };

@@ -4,16 +4,18 @@
 use prost::Message;
 
 use super::timers::Timer;
-use super::{Event, LinkState, Session, StreamId, Transmit};
+use super::{Event, LinkState, Monotonic, Session, StreamId, Transmit};
 use crate::canonical;
 use crate::codes::CloseCode;
 use crate::frame::{self, Decoder, Frame, FrameType, StreamKind};
 use crate::hello::{self, PeerHello, Side};
-use crate::time::UnixMillis;
 use crate::wire;
 
 /// Most gap ranges reported in one event.
 const MAX_GAP_RANGES: usize = 16;
+/// Most pings answered of those read together: a pinger keeps at least its three latest
+/// pings (SPEC.md §11.1), so earlier ones would go unmatched anyway.
+pub(super) const ECHOES_PER_READ: usize = 3;
 
 impl Session {
     // ----- inputs --------------------------------------------------------------------
@@ -31,7 +33,7 @@ impl Session {
     /// `exporter` is the connection's exporter value (SPEC.md §6.1). Sends our Hello.
     pub fn handle_connected(
         &mut self,
-        now: UnixMillis,
+        now: Monotonic,
         side: Side,
         exporter: [u8; crate::EXPORTER_LEN],
     ) {
@@ -43,18 +45,19 @@ impl Session {
             });
         }
         self.reset_connection();
-        self.state = LinkState::Handshaking;
-        self.since = now;
+        self.set_state(LinkState::Handshaking, now);
         self.side = side;
         self.exporter = exporter;
-        self.last_rx = Some(now);
+        self.last_rx = Some(self.wall(now));
+        // Each connection starts with a full ping allowance (SPEC.md §13.2).
+        self.ping_limiter.refill(now);
         let hello = hello::create(
             &self.identity,
             side,
             &exporter,
             &self.config.offer,
             &self.our_keys,
-            now,
+            self.wall(now),
         );
         self.transmits.push_back(Transmit::Data {
             stream: StreamId::Control,
@@ -62,12 +65,12 @@ impl Session {
             fin: false,
         });
         self.timers
-            .set(Timer::Hello, now.saturating_add(self.config.hello_timeout));
+            .set(Timer::Hello, now.after(self.config.hello_timeout));
     }
 
     /// The connection is gone (closed by either side, or lost). In-flight items will be
     /// sent again on the next connection.
-    pub fn handle_disconnected(&mut self, now: UnixMillis) {
+    pub fn handle_disconnected(&mut self, now: Monotonic) {
         if matches!(self.state, LinkState::Up | LinkState::Handshaking) {
             self.events.push_back(Event::LinkDown {
                 code: CloseCode::NoError,
@@ -76,21 +79,18 @@ impl Session {
             });
         }
         self.reset_connection();
-        self.state = LinkState::Down;
-        self.since = now;
+        self.set_state(LinkState::Down, now);
     }
 
     /// Bytes arrived on `stream`; `fin` if the peer finished its sending side.
-    pub fn handle_data(&mut self, now: UnixMillis, stream: StreamId, data: &[u8], fin: bool) {
+    pub fn handle_data(&mut self, now: Monotonic, stream: StreamId, data: &[u8], fin: bool) {
         if matches!(self.state, LinkState::Down | LinkState::Closing) {
             return;
         }
-        self.last_rx = Some(now);
+        self.last_rx = Some(self.wall(now));
         if self.state == LinkState::Up {
-            self.timers.set(
-                Timer::Liveness,
-                now.saturating_add(self.config.liveness_window),
-            );
+            self.timers
+                .set(Timer::Liveness, now.after(self.config.liveness_window));
         }
         match stream {
             StreamId::Control => self.control_data(now, data, fin),
@@ -100,7 +100,7 @@ impl Session {
     }
 
     /// Time has reached `now`: run the due timers.
-    pub fn handle_timeout(&mut self, now: UnixMillis) {
+    pub fn handle_timeout(&mut self, now: Monotonic) {
         for t in self.timers.expire(now) {
             match t {
                 Timer::Hello => {
@@ -110,11 +110,10 @@ impl Session {
                 }
                 Timer::Heartbeat => {
                     if self.state == LinkState::Up {
+                        let _ = self.ping_budget.allow(now);
                         self.send_heartbeat(now);
-                        self.timers.set(
-                            Timer::Heartbeat,
-                            now.saturating_add(self.config.heartbeat_interval),
-                        );
+                        self.timers
+                            .set(Timer::Heartbeat, now.after(self.config.heartbeat_interval));
                     }
                 }
                 Timer::Liveness => {
@@ -154,6 +153,7 @@ impl Session {
         self.outgoing.requeue_all();
         self.peer_hello = None;
         self.pings.clear();
+        self.echo_due.clear();
         self.timers.clear();
         self.max_outgoing = 0;
         if self.outgoing.next_deadline().is_some() {
@@ -170,6 +170,19 @@ impl Session {
         if matches!(self.state, LinkState::Down | LinkState::Closing) {
             return;
         }
+        // SPEC.md §3.8 step 1: our Hello is sent (Handshaking or Up), so a Close frame with
+        // the code and reason goes first, and the control stream is finished; the driver
+        // closes the connection once it reached the peer.
+        let close = wire::Close {
+            code: code.code(),
+            reason: bounded_reason(reason),
+        }
+        .encode_to_vec();
+        self.transmits.push_back(Transmit::Data {
+            stream: StreamId::Control,
+            data: frame::encode(FrameType::Close, &close),
+            fin: true,
+        });
         self.transmits.push_back(Transmit::Close {
             code,
             reason: reason.to_owned(),
@@ -183,7 +196,7 @@ impl Session {
         self.timers.clear();
     }
 
-    fn control_data(&mut self, now: UnixMillis, data: &[u8], fin: bool) {
+    fn control_data(&mut self, now: Monotonic, data: &[u8], fin: bool) {
         self.control.push(data);
         loop {
             match self.control.next_frame() {
@@ -197,6 +210,11 @@ impl Session {
                 Err(e) => return self.fail(e.code(), &e.to_string()),
             }
         }
+        // Pings read together are answered once they are all read: the latest few only
+        // (SPEC.md §11.1).
+        while let Some(ping) = self.echo_due.pop_front() {
+            self.heartbeat_frame(now, 0, ping);
+        }
         if fin {
             if let Err(e) = self.control.finish() {
                 return self.fail(e.code(), &e.to_string());
@@ -208,7 +226,7 @@ impl Session {
         }
     }
 
-    fn control_frame(&mut self, now: UnixMillis, f: Frame) {
+    fn control_frame(&mut self, now: Monotonic, f: Frame) {
         match (self.state, f.ty) {
             (LinkState::Handshaking, FrameType::Hello) => {
                 match hello::verify(
@@ -232,22 +250,7 @@ impl Session {
                     None => self.fail(CloseCode::MalformedFrame, "heartbeat does not decode"),
                 }
             }
-            (LinkState::Up, FrameType::Close) => {
-                let (code, reason) = match wire::Close::decode(f.payload.clone()) {
-                    Ok(c) => (
-                        CloseCode::from_code(c.code).unwrap_or(CloseCode::ProtocolViolation),
-                        c.reason.chars().take(256).collect(),
-                    ),
-                    Err(_) => (CloseCode::MalformedFrame, String::new()),
-                };
-                self.events.push_back(Event::LinkDown {
-                    code,
-                    reason,
-                    by_peer: true,
-                });
-                self.state = LinkState::Closing;
-                self.timers.clear();
-            }
+            (LinkState::Up, FrameType::Close) => self.peer_closed(&f.payload),
             (_, FrameType::Hello) => self.fail(CloseCode::UnexpectedFrame, "second Hello"),
             _ => self.fail(
                 CloseCode::UnexpectedFrame,
@@ -256,29 +259,52 @@ impl Session {
         }
     }
 
-    fn link_up(&mut self, now: UnixMillis, h: PeerHello) {
-        self.state = LinkState::Up;
-        self.since = now;
+    /// SPEC.md §3.8: the peer's Close frame ends the link for this connection. Its code (an
+    /// unregistered one shown as PROTOCOL_VIOLATION, one that does not decode as
+    /// MALFORMED_FRAME) is the reason the link went down; the connection is closed with
+    /// NO_ERROR, whatever the peer's code: the peer did nothing wrong by closing.
+    fn peer_closed(&mut self, payload: &[u8]) {
+        let (code, reason) = match wire::Close::decode(payload) {
+            Ok(c) => (
+                CloseCode::from_code(c.code).unwrap_or(CloseCode::ProtocolViolation),
+                c.reason.chars().take(256).collect(),
+            ),
+            Err(_) => (CloseCode::MalformedFrame, String::new()),
+        };
+        self.transmits.push_back(Transmit::Close {
+            code: CloseCode::NoError,
+            reason: "closed by the peer".into(),
+        });
+        self.events.push_back(Event::LinkDown {
+            code,
+            reason,
+            by_peer: true,
+        });
+        self.state = LinkState::Closing;
+        self.timers.clear();
+    }
+
+    fn link_up(&mut self, now: Monotonic, h: PeerHello) {
+        self.set_state(LinkState::Up, now);
         self.max_outgoing = (self.config.max_outgoing.min(h.offer.max_inflight).max(1)) as usize;
         self.peer_hello = Some(Box::new(h.clone()));
         self.events.push_back(Event::LinkUp(Box::new(h)));
         self.timers.stop(Timer::Hello);
-        self.timers.set(
-            Timer::Liveness,
-            now.saturating_add(self.config.liveness_window),
-        );
+        self.timers
+            .set(Timer::Liveness, now.after(self.config.liveness_window));
+        let _ = self.ping_budget.allow(now);
         self.send_heartbeat(now);
-        self.timers.set(
-            Timer::Heartbeat,
-            now.saturating_add(self.config.heartbeat_interval),
-        );
+        self.timers
+            .set(Timer::Heartbeat, now.after(self.config.heartbeat_interval));
         for (stream, frame) in core::mem::take(&mut self.held) {
             self.message_frame(now, stream, frame);
         }
         self.pump(now);
     }
 
-    pub(super) fn send_heartbeat(&mut self, now: UnixMillis) {
+    /// Sends a Heartbeat ping. The caller has taken a token of our own ping allowance, or
+    /// sends the heartbeat every interval demands (it takes one whether any is left or not).
+    pub(super) fn send_heartbeat(&mut self, now: Monotonic) {
         let ping = self.next_ping;
         self.next_ping += 1;
         self.pings.insert(ping, now);
@@ -288,11 +314,11 @@ impl Session {
         self.heartbeat_frame(now, ping, 0);
     }
 
-    fn heartbeat_frame(&mut self, now: UnixMillis, ping: u64, echo: u64) {
+    fn heartbeat_frame(&mut self, now: Monotonic, ping: u64, echo: u64) {
         let hb = wire::Heartbeat {
             ping,
             echo,
-            time_ms: now,
+            time_ms: self.wall(now),
             last_sequence_sent: self.last_sent,
             received_through: self.received.contiguous_from_one(),
         }
@@ -304,17 +330,32 @@ impl Session {
         });
     }
 
-    fn heartbeat(&mut self, now: UnixMillis, hb: wire::Heartbeat) {
+    fn heartbeat(&mut self, now: Monotonic, hb: wire::Heartbeat) {
         if hb.ping != 0 {
-            self.heartbeat_frame(now, 0, hb.ping);
+            // SPEC.md §13.2: a few pings a second at most. Each one asks for a reply, which a
+            // peer that does not read its control stream would pile up here.
+            if !self.ping_limiter.allow(now) {
+                return self.fail(
+                    CloseCode::RateLimited,
+                    &format!(
+                        "Heartbeat pings faster than {}/s (burst {})",
+                        self.config.ping_rate_per_s, self.config.ping_burst
+                    ),
+                );
+            }
+            if self.echo_due.len() == ECHOES_PER_READ {
+                self.echo_due.pop_front();
+            }
+            self.echo_due.push_back(hb.ping);
         }
         if hb.echo != 0
             && let Some(sent) = self.pings.remove(&hb.echo)
         {
-            let rtt = now.saturating_sub(sent);
+            let rtt = now.since(sent);
             self.rtt = Some(rtt);
             self.events.push_back(Event::Rtt(rtt));
         }
+        self.peer_received_through = hb.received_through;
         if hb.last_sequence_sent > self.peer_settled
             && self
                 .peer_claims
@@ -331,9 +372,9 @@ impl Session {
 
     /// Settles peer claims older than the grace period, recomputes gaps, and emits events
     /// when the set of gaps changes between empty and not.
-    fn update_gaps(&mut self, now: UnixMillis) {
+    fn update_gaps(&mut self, now: Monotonic) {
         while let Some(&(at, last)) = self.peer_claims.front() {
-            if at.saturating_add(self.config.gap_grace) > now {
+            if at.after(self.config.gap_grace) > now {
                 break;
             }
             self.peer_settled = self.peer_settled.max(last);
@@ -353,10 +394,10 @@ impl Session {
         self.timers.set_opt(Timer::Gap, self.next_gap_check());
     }
 
-    fn next_gap_check(&self) -> Option<UnixMillis> {
+    fn next_gap_check(&self) -> Option<Monotonic> {
         self.peer_claims
             .front()
-            .map(|(at, _)| at.saturating_add(self.config.gap_grace))
+            .map(|(at, _)| at.after(self.config.gap_grace))
     }
 
     pub(super) fn mark_received(&mut self, seq: u64) {
@@ -371,4 +412,13 @@ impl Session {
             self.gaps = missing;
         }
     }
+}
+
+/// A Close reason within SPEC.md §3.8's 256 bytes, cut at a character boundary.
+fn bounded_reason(reason: &str) -> String {
+    let mut end = reason.len().min(256);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
 }

@@ -17,6 +17,11 @@
 //! - outputs, polled in this order after every input or command: [`Session::poll_transmit`],
 //!   [`Session::poll_timeout`], [`Session::poll_event`].
 //!
+//! Time comes in two kinds. Every `now` is a [`Monotonic`] reading: all timers run on it, so a
+//! wall clock that steps neither stalls nor fires them. The wall clock is given with
+//! [`Session::set_wall_clock`] and used only for what goes on the wire or to people: the
+//! `time_ms` of Hello and Heartbeat, and the times in [`Status`].
+//!
 //! The code is split by job: `types` holds the public types (settings, transmits, events,
 //! status); `link` the link's life (connecting, the control stream, heartbeats, liveness, gaps
 //! and timers); `streams` the message streams the peer opens and the answers to ours;
@@ -38,6 +43,7 @@ use std::sync::Arc;
 pub use dedup::{DedupWindow, Seen};
 pub use outgoing::{Item, ItemKey};
 pub use rate::RateLimit;
+pub use timers::Monotonic;
 pub use types::{Config, Event, LinkState, Status, StreamId, Transmit, Withdrawal};
 
 use crate::envelope::Envelope;
@@ -57,7 +63,11 @@ pub struct Session {
     our_keys: Vec<EncryptionKey>,
     peer: NodeId,
     state: LinkState,
-    since: UnixMillis,
+    /// When the state last changed: on the monotonic clock, and by the wall clock for status.
+    since: Monotonic,
+    since_wall: UnixMillis,
+    /// A reading of the wall clock and of the monotonic clock at the same moment.
+    wall_clock: (Monotonic, UnixMillis),
     side: Side,
     exporter: [u8; crate::EXPORTER_LEN],
     peer_hello: Option<Box<PeerHello>>,
@@ -72,12 +82,21 @@ pub struct Session {
     max_outgoing: usize,
     dedup: DedupWindow,
     limiter: RateLimit,
+    /// The peer's Heartbeat pings on this connection (SPEC.md §13.2).
+    ping_limiter: RateLimit,
+    /// Our own pings: probes on top of the heartbeat interval stay within the same limit.
+    ping_budget: RateLimit,
+    /// Pings read from the peer and not yet answered, the latest `ECHOES_PER_READ`
+    /// of one read of the control stream (SPEC.md §11.1).
+    echo_due: VecDeque<u64>,
     received: RangeSet,
     last_sent: u64,
-    peer_claims: VecDeque<(UnixMillis, u64)>,
+    peer_claims: VecDeque<(Monotonic, u64)>,
     peer_settled: u64,
+    /// `received_through` of the peer's last Heartbeat.
+    peer_received_through: u64,
     gaps: Vec<(u64, u64)>,
-    pings: BTreeMap<u64, UnixMillis>,
+    pings: BTreeMap<u64, Monotonic>,
     next_ping: u64,
     rtt: Option<u64>,
     last_rx: Option<UnixMillis>,
@@ -105,14 +124,20 @@ impl Session {
         peer: NodeId,
     ) -> Self {
         let dedup = DedupWindow::new(config.dedup_capacity);
-        let limiter = RateLimit::new(config.rate_per_s, config.burst, 0);
+        let start = Monotonic::default();
+        let limiter = RateLimit::new(config.rate_per_s, config.burst, start);
+        let ping_limiter = RateLimit::new(config.ping_rate_per_s, config.ping_burst, start);
+        let ping_budget = RateLimit::new(config.ping_rate_per_s, config.ping_burst, start);
+        let outgoing = Outgoing::with_jitter_seed(config.jitter_seed);
         Session {
             config,
             identity,
             our_keys,
             peer,
             state: LinkState::Down,
-            since: 0,
+            since: start,
+            since_wall: 0,
+            wall_clock: (start, 0),
             side: Side::Client,
             exporter: [0; crate::EXPORTER_LEN],
             peer_hello: None,
@@ -120,15 +145,19 @@ impl Session {
             held: Vec::new(),
             incoming: HashMap::new(),
             finished_in: std::collections::BTreeSet::new(),
-            outgoing: Outgoing::default(),
+            outgoing,
             next_out: 0,
             max_outgoing: 0,
             dedup,
             limiter,
+            ping_limiter,
+            ping_budget,
+            echo_due: VecDeque::new(),
             received: RangeSet::default(),
             last_sent: 0,
             peer_claims: VecDeque::new(),
             peer_settled: 0,
+            peer_received_through: 0,
             gaps: Vec::new(),
             pings: BTreeMap::new(),
             next_ping: 1,
@@ -154,6 +183,10 @@ impl Session {
     pub fn state(&self) -> LinkState {
         self.state
     }
+    /// When the link state last changed, on the monotonic clock.
+    pub fn state_since(&self) -> Monotonic {
+        self.since
+    }
     /// The last RTT measured, in ms.
     pub fn rtt(&self) -> Option<u64> {
         self.rtt
@@ -175,7 +208,7 @@ impl Session {
     pub fn status(&self) -> Status {
         Status {
             state: self.state,
-            since: self.since,
+            since: self.since_wall,
             rtt: self.rtt,
             last_received: self.last_rx,
             pending: self.outgoing.len(),
@@ -188,6 +221,7 @@ impl Session {
                 .max()
                 .unwrap_or(0)
                 .max(self.peer_settled),
+            peer_received_through: self.peer_received_through,
             last_sent: self.last_sent,
             gaps: self.gaps.clone(),
             version: self.peer_hello.as_ref().map(|h| h.version),
@@ -204,7 +238,7 @@ impl Session {
 
     /// When [`Session::handle_timeout`] must next be called.
     #[must_use]
-    pub fn poll_timeout(&self) -> Option<UnixMillis> {
+    pub fn poll_timeout(&self) -> Option<Monotonic> {
         self.timers.next()
     }
 
@@ -212,5 +246,32 @@ impl Session {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    // ----- the wall clock ------------------------------------------------------------
+
+    /// Tells the session the wall clock (Unix ms) at the monotonic instant `now`. Call it
+    /// before inputs, as often as convenient: between calls the session advances the last
+    /// reading by the monotonic clock. The wall clock only dates what the session sends
+    /// (Hello and Heartbeat `time_ms`) and its status; no timer reads it.
+    pub fn set_wall_clock(&mut self, now: Monotonic, wall: UnixMillis) {
+        self.wall_clock = (now, wall);
+    }
+
+    /// The wall clock at `now`, from the last reading.
+    pub(super) fn wall(&self, now: Monotonic) -> UnixMillis {
+        let (at, wall) = self.wall_clock;
+        if now >= at {
+            wall.saturating_add(now.since(at))
+        } else {
+            wall.saturating_sub(at.since(now))
+        }
+    }
+
+    /// Records a change of the link state at `now`.
+    pub(super) fn set_state(&mut self, state: LinkState, now: Monotonic) {
+        self.state = state;
+        self.since = now;
+        self.since_wall = self.wall(now);
     }
 }

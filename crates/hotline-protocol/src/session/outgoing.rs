@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::Monotonic;
 use crate::envelope::{Envelope, MessageId};
 use crate::receipt::Receipt;
-use crate::time::UnixMillis;
 
 /// What identifies an outgoing item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,10 +47,10 @@ impl Item {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
     Queued,
-    Delayed(UnixMillis),
+    Delayed(Monotonic),
     InFlight {
         stream: u64,
-        deadline: UnixMillis,
+        deadline: Monotonic,
     },
     /// The answer arrived and the application is verifying it.
     Verifying {
@@ -68,19 +68,55 @@ struct Entry {
 /// The outgoing table.
 #[derive(Debug, Default)]
 pub(crate) struct Outgoing {
+    jitter: Jitter,
     entries: HashMap<ItemKey, Entry>,
     queue: BTreeSet<((u8, u8, u64), ItemKey)>,
-    delayed: BTreeSet<(UnixMillis, ItemKey)>,
-    deadlines: BTreeSet<(UnixMillis, ItemKey)>,
+    delayed: BTreeSet<(Monotonic, ItemKey)>,
+    deadlines: BTreeSet<(Monotonic, ItemKey)>,
     by_stream: BTreeMap<u64, ItemKey>,
 }
 
 /// First retry delay after a failed attempt; doubles up to [`MAX_BACKOFF`].
 pub(crate) const BASE_BACKOFF: u64 = 250;
-/// Longest retry delay.
+/// Longest nominal retry delay (before jitter).
 pub(crate) const MAX_BACKOFF: u64 = 30_000;
 
+/// The delay before attempt `attempts + 1` after `attempts` failed ones (SPEC.md §9.7):
+/// `min(30000, 250 * 2^(attempts-1))` ms, spread by a factor uniform in 0.75..=1.25 so that
+/// items that failed together (a batch whose receipts all timed out, a RATE_LIMITED burst) are
+/// not all sent again in the same instant. `unit` is a uniform random number.
+pub(crate) fn backoff(attempts: u32, unit: u64) -> u64 {
+    let shift = attempts.saturating_sub(1).min(16);
+    let nominal = BASE_BACKOFF.saturating_mul(1 << shift).min(MAX_BACKOFF);
+    let (lo, hi) = (nominal - nominal / 4, nominal + nominal / 4);
+    lo + unit % (hi - lo + 1)
+}
+
+/// The randomness of the backoff jitter: SplitMix64 from a seed the session is given
+/// (`Config::jitter_seed`), so a simulation replays exactly. Not secret: jitter only keeps
+/// retries apart.
+#[derive(Debug, Default)]
+pub(crate) struct Jitter(u64);
+
+impl Jitter {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
 impl Outgoing {
+    /// An empty table whose backoff jitter is drawn from `seed`.
+    pub(crate) fn with_jitter_seed(seed: u64) -> Self {
+        Outgoing {
+            jitter: Jitter(seed),
+            ..Outgoing::default()
+        }
+    }
+
     /// Adds an item; false if an item with the same key is already pending.
     pub(crate) fn push(&mut self, item: Item) -> bool {
         let key = item.key();
@@ -105,12 +141,7 @@ impl Outgoing {
     }
 
     /// Marks `key` sent on `stream` with a receipt deadline; returns the item.
-    pub(crate) fn start(
-        &mut self,
-        key: ItemKey,
-        stream: u64,
-        deadline: UnixMillis,
-    ) -> Option<Item> {
+    pub(crate) fn start(&mut self, key: ItemKey, stream: u64, deadline: Monotonic) -> Option<Item> {
         let e = self.entries.get_mut(&key)?;
         if e.state != State::Queued {
             return None;
@@ -161,12 +192,7 @@ impl Outgoing {
 
     /// The attempt failed: retry after a backoff (or at once with `immediately`).
     /// Returns the stream the attempt used, if any.
-    pub(crate) fn retry(
-        &mut self,
-        key: ItemKey,
-        now: UnixMillis,
-        immediately: bool,
-    ) -> Option<u64> {
+    pub(crate) fn retry(&mut self, key: ItemKey, now: Monotonic, immediately: bool) -> Option<u64> {
         let e = self.entries.get_mut(&key)?;
         let stream = match e.state {
             State::InFlight { stream, .. } | State::Verifying { stream } => Some(stream),
@@ -193,9 +219,7 @@ impl Outgoing {
         if immediately {
             self.queue.insert((order, key));
         } else {
-            let shift = attempts.saturating_sub(1).min(16);
-            let delay = BASE_BACKOFF.saturating_mul(1 << shift).min(MAX_BACKOFF);
-            let at = now.saturating_add(delay);
+            let at = now.after(backoff(attempts, self.jitter.next()));
             if let Some(e) = self.entries.get_mut(&key) {
                 e.state = State::Delayed(at);
             }
@@ -215,13 +239,13 @@ impl Outgoing {
                     State::InFlight { .. } | State::Verifying { .. } | State::Delayed(_)
                 )
             {
-                self.retry(key, 0, true);
+                self.retry(key, Monotonic::default(), true);
             }
         }
     }
 
     /// Moves delayed items whose time has come to the queue.
-    pub(crate) fn release_delayed(&mut self, now: UnixMillis) {
+    pub(crate) fn release_delayed(&mut self, now: Monotonic) {
         while let Some(&(at, key)) = self.delayed.iter().next() {
             if at > now {
                 break;
@@ -235,7 +259,7 @@ impl Outgoing {
     }
 
     /// In-flight items whose deadline passed.
-    pub(crate) fn overdue(&self, now: UnixMillis) -> Vec<ItemKey> {
+    pub(crate) fn overdue(&self, now: Monotonic) -> Vec<ItemKey> {
         self.deadlines
             .iter()
             .take_while(|(d, _)| *d <= now)
@@ -244,7 +268,7 @@ impl Outgoing {
     }
 
     /// The next deadline or delayed-release time.
-    pub(crate) fn next_deadline(&self) -> Option<UnixMillis> {
+    pub(crate) fn next_deadline(&self) -> Option<Monotonic> {
         let a = self.deadlines.iter().next().map(|(d, _)| *d);
         let b = self.delayed.iter().next().map(|(d, _)| *d);
         match (a, b) {
@@ -287,5 +311,36 @@ impl Outgoing {
                 self.by_stream.remove(&stream);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Jitter, MAX_BACKOFF, backoff};
+
+    /// SPEC.md §9.7: the nominal delays 250 ms, 500 ms, 1 s, … capped at 30 s, each spread
+    /// over ±25 %, and not all alike.
+    #[test]
+    fn backoff_doubles_to_the_cap_with_a_quarter_of_jitter_either_way() {
+        let mut j = Jitter(7);
+        for (attempts, nominal) in [(1, 250), (2, 500), (3, 1000), (8, 30_000), (40, 30_000)] {
+            let delays: Vec<u64> = (0..200).map(|_| backoff(attempts, j.next())).collect();
+            let (lo, hi) = (nominal * 3 / 4, nominal * 5 / 4);
+            assert!(
+                delays.iter().all(|d| (lo..=hi).contains(d)),
+                "attempt {attempts}: {delays:?} outside {lo}..={hi}"
+            );
+            let min = delays.iter().min().copied().unwrap_or(0);
+            let max = delays.iter().max().copied().unwrap_or(0);
+            assert!(
+                max - min > (hi - lo) / 2,
+                "attempt {attempts}: delays barely spread ({min}..={max})"
+            );
+        }
+        assert_eq!((backoff(1, 0), backoff(1, 124)), (188, 312));
+        assert_eq!(
+            (backoff(30, 0), backoff(30, 15_000)),
+            (MAX_BACKOFF * 3 / 4, MAX_BACKOFF * 5 / 4)
+        );
     }
 }

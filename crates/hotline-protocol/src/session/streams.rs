@@ -2,12 +2,11 @@
 //! answers that arrive on the streams we opened.
 
 use super::outgoing::{Item, State};
-use super::{Event, ItemKey, LinkState, Seen, Session, StreamId, Transmit};
+use super::{Event, ItemKey, LinkState, Monotonic, Seen, Session, StreamId, Transmit};
 use crate::codes::CloseCode;
 use crate::envelope::{Envelope, MessageId, ParseError};
 use crate::frame::{Decoder, Frame, FrameType, StreamKind};
 use crate::receipt;
-use crate::time::UnixMillis;
 
 #[derive(Debug)]
 pub(super) enum Incoming {
@@ -26,7 +25,7 @@ impl Session {
     // ----- inputs --------------------------------------------------------------------
 
     /// The peer reset or stopped `stream` with `code` (or the driver failed to use it).
-    pub fn handle_stream_reset(&mut self, now: UnixMillis, stream: StreamId, code: u64) {
+    pub fn handle_stream_reset(&mut self, now: Monotonic, stream: StreamId, code: u64) {
         match stream {
             StreamId::Control => self.fail(CloseCode::ProtocolViolation, "control stream reset"),
             StreamId::In(_) => {
@@ -69,7 +68,7 @@ impl Session {
         });
     }
 
-    pub(super) fn in_data(&mut self, now: UnixMillis, stream: StreamId, data: &[u8], fin: bool) {
+    pub(super) fn in_data(&mut self, now: Monotonic, stream: StreamId, data: &[u8], fin: bool) {
         if let StreamId::In(n) = stream
             && self.finished_in.contains(&n)
         {
@@ -128,15 +127,17 @@ impl Session {
     }
 
     /// A complete first frame on a stream the peer opened.
-    pub(super) fn message_frame(&mut self, now: UnixMillis, stream: StreamId, f: Frame) {
+    pub(super) fn message_frame(&mut self, now: Monotonic, stream: StreamId, f: Frame) {
         match f.ty {
-            // Every envelope stream takes a token, whatever it carries (SPEC.md §13.2): a
-            // replay answered from the dedup window and an unreadable envelope too.
-            FrameType::Envelope if !self.limiter.allow(now) => self.stream_error(
-                stream,
-                CloseCode::RateLimited,
-                "the peer is over its envelope rate limit".into(),
-            ),
+            // Every envelope or receipt stream takes a token from one bucket, whatever it
+            // carries (SPEC.md §13.2): a replay answered from the dedup window, an unreadable
+            // envelope, a receipt that will not verify too.
+            FrameType::Envelope | FrameType::Receipt if !self.limiter.allow(now) => self
+                .stream_error(
+                    stream,
+                    CloseCode::RateLimited,
+                    format!("the peer is over its rate limit ({:?} stream)", f.ty),
+                ),
             FrameType::Envelope => match Envelope::parse(f.payload.clone()) {
                 Ok(envelope) => {
                     let id = *envelope.message_id();
@@ -199,7 +200,7 @@ impl Session {
     }
 
     /// Data on a stream we opened: the answer to an item.
-    pub(super) fn out_data(&mut self, now: UnixMillis, n: u64, data: &[u8], fin: bool) {
+    pub(super) fn out_data(&mut self, now: Monotonic, n: u64, data: &[u8], fin: bool) {
         let Some((key, item, state)) = self.outgoing.on_stream(n) else {
             return; // An answer on a stream we gave up on: ignore.
         };
@@ -259,7 +260,7 @@ impl Session {
 
     fn retry_after_bad_answer(
         &mut self,
-        now: UnixMillis,
+        now: Monotonic,
         key: ItemKey,
         stream: StreamId,
         detail: &str,

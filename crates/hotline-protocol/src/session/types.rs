@@ -31,10 +31,20 @@ pub struct Config {
     pub max_outgoing: u32,
     /// Capacity of the dedup window.
     pub dedup_capacity: usize,
-    /// Envelope streams accepted per second from the peer, sustained (SPEC.md §13.2: 200).
+    /// Message streams (envelope and receipt streams, one bucket) accepted per second from
+    /// the peer, sustained (SPEC.md §13.2: 200).
     pub rate_per_s: u32,
     /// Burst allowance above the rate (SPEC.md §13.2: 1000).
     pub burst: u32,
+    /// Heartbeat pings accepted per second from the peer on one connection, sustained; more
+    /// closes the connection with RATE_LIMITED (SPEC.md §13.2: 4). Our own pings keep to the
+    /// same limit.
+    pub ping_rate_per_s: u32,
+    /// Burst allowance of pings above that rate (SPEC.md §13.2: 16).
+    pub ping_burst: u32,
+    /// Seed of the retransmission backoff's jitter (SPEC.md §9.7). Not secret; a driver passes
+    /// a random one so that two nodes' retries do not fall into step.
+    pub jitter_seed: u64,
 }
 
 impl Default for Config {
@@ -50,6 +60,9 @@ impl Default for Config {
             dedup_capacity: 65_536,
             rate_per_s: 200,
             burst: 1000,
+            ping_rate_per_s: 4,
+            ping_burst: 16,
+            jitter_seed: 0,
         }
     }
 }
@@ -205,11 +218,11 @@ pub enum Withdrawal {
 pub struct Status {
     /// State.
     pub state: LinkState,
-    /// Since when (Unix ms), as far as the session knows.
+    /// Since when (Unix ms, by the wall clock the driver gave), as far as the session knows.
     pub since: UnixMillis,
     /// Last RTT measured.
     pub rtt: Option<u64>,
-    /// When anything was last received.
+    /// When anything was last received (Unix ms, by the wall clock the driver gave).
     pub last_received: Option<UnixMillis>,
     /// Items pending (queued, delayed, in flight).
     pub pending: usize,
@@ -219,6 +232,10 @@ pub struct Status {
     pub received_through: u64,
     /// Highest sequence the peer claims to have sent.
     pub peer_last_sent: u64,
+    /// The peer's `received_through` from its last Heartbeat (SPEC.md §10.2): every sequence
+    /// 1..=n from us counts as received there; 0 before any Heartbeat. A value above what we
+    /// have sent shows that our storage forgot sequences it assigned (a restore, §10.1).
+    pub peer_received_through: u64,
     /// Highest sequence we have sent.
     pub last_sent: u64,
     /// Reported gaps.

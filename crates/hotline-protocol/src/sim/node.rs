@@ -10,7 +10,7 @@ use crate::envelope::{Envelope, MessageId, SealParams};
 use crate::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
 use crate::officer::OfficerKey;
 use crate::receipt::{Receipt, ReceiptBuild, ReceiptKind, Subject};
-use crate::session::{Event, Session};
+use crate::session::{Event, Monotonic, Session};
 use crate::time::UnixMillis;
 
 /// A message this node accepted into its inbox.
@@ -52,6 +52,10 @@ pub struct SimNode {
     pub events: Vec<Event>,
     /// Next sequence number to assign.
     pub next_sequence: u64,
+    /// How far this node's wall clock is off the simulated time, in ms (negative: behind).
+    /// Its monotonic clock is the simulated time itself: stepping this moves only what the
+    /// node signs and reads as the date.
+    pub wall_offset: i64,
 }
 
 impl core::fmt::Debug for SimNode {
@@ -61,6 +65,23 @@ impl core::fmt::Debug for SimNode {
 }
 
 impl SimNode {
+    /// The node's monotonic clock at simulated time `now`.
+    pub fn mono(now: UnixMillis) -> Monotonic {
+        Monotonic::from_millis(now)
+    }
+
+    /// The node's wall clock at simulated time `now`.
+    pub fn wall(&self, now: UnixMillis) -> UnixMillis {
+        now.saturating_add_signed(self.wall_offset)
+    }
+
+    /// Tells the session both clocks at simulated time `now` (as a driver does before each
+    /// input).
+    pub fn tick(&mut self, now: UnixMillis) {
+        let wall = self.wall(now);
+        self.session.set_wall_clock(Self::mono(now), wall);
+    }
+
     /// Seals a message to the peer, puts it in the outbox and queues it.
     pub fn send(
         &mut self,
@@ -83,14 +104,15 @@ impl SimNode {
         precedence: Precedence,
         sequence: u64,
     ) -> MessageId {
-        let envelope = self.seal(now, rng, subject, precedence, sequence);
+        let envelope = self.seal(self.wall(now), rng, subject, precedence, sequence);
         let id = *envelope.message_id();
         self.outbox.insert(id, envelope.clone());
-        self.session.send_envelope(now, envelope);
+        self.tick(now);
+        self.session.send_envelope(Self::mono(now), envelope);
         id
     }
 
-    /// Seals without sending.
+    /// Seals without sending, at wall time `now`.
     pub fn seal(
         &self,
         now: UnixMillis,
@@ -128,19 +150,21 @@ impl SimNode {
 
     /// The officer acknowledges an accepted message: an ACKNOWLEDGED receipt goes back.
     pub fn acknowledge(&mut self, now: UnixMillis, id: &MessageId, note: &str) -> Receipt {
+        let wall = self.wall(now);
         let acc = self.inbox.get(id).expect("accepted");
         let ack = self
             .officer
-            .acknowledge(id, acc.envelope.sha256(), now, note)
+            .acknowledge(id, acc.envelope.sha256(), wall, note)
             .expect("officer");
         let r = Receipt::sign(
             &self.identity,
             &Subject::from(&acc.envelope),
             ReceiptBuild::Acknowledged(&ack),
-            now,
+            wall,
         )
         .expect("sign");
-        self.session.send_receipt(now, r.clone());
+        self.tick(now);
+        self.session.send_receipt(Self::mono(now), r.clone());
         r
     }
 
@@ -169,8 +193,9 @@ impl SimNode {
         .expect("sign")
     }
 
-    /// What `hotlined` does with each event, done inline.
-    pub(super) fn handle_event(&mut self, now: UnixMillis, ev: Event) {
+    /// What `hotlined` does with each event, done inline, at simulated time `at`.
+    pub(super) fn handle_event(&mut self, at: UnixMillis, ev: Event) {
+        let (now, mono) = (self.wall(at), Self::mono(at));
         match &ev {
             Event::Envelope { stream, envelope } => {
                 let id = *envelope.message_id();
@@ -211,7 +236,7 @@ impl SimNode {
                         }
                     }
                 };
-                self.session.respond(now, *stream, &receipt);
+                self.session.respond(mono, *stream, &receipt);
             }
             Event::MalformedEnvelope {
                 stream,
@@ -219,7 +244,7 @@ impl SimNode {
                 detail,
             } => {
                 let r = self.reject(subject, RejectReason::Malformed, detail, now);
-                self.session.respond(now, *stream, &r);
+                self.session.respond(mono, *stream, &r);
             }
             Event::Receipt { envelope, receipt } => {
                 let ok = match Receipt::verify(receipt, &self.peer) {
@@ -230,7 +255,7 @@ impl SimNode {
                     _ => false,
                 };
                 self.session
-                    .receipt_verified(now, envelope.message_id(), ok);
+                    .receipt_verified(mono, envelope.message_id(), ok);
             }
             Event::AsyncReceipt { stream, receipt } => match Receipt::verify(receipt, &self.peer) {
                 Ok(r) => match self.outbox.get(r.message_id()) {

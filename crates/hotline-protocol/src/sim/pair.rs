@@ -9,7 +9,7 @@ use super::{SimNode, TestRng};
 use crate::hello::Side;
 use crate::identity::{EncryptionKeypair, IdentityKey, NodeId};
 use crate::officer::{OfficerKey, Role};
-use crate::session::{Config, Session, StreamId, Transmit};
+use crate::session::{Config, Monotonic, Session, StreamId, Transmit};
 use crate::time::{DAY, UnixMillis};
 
 /// Which side of the pair.
@@ -57,7 +57,8 @@ struct InFlight {
 /// Two simulated nodes and the network between them.
 #[derive(Debug)]
 pub struct Pair {
-    /// Simulated time (Unix ms).
+    /// Simulated time (Unix ms). It is both nodes' monotonic clock, and their wall clock
+    /// unless [`SimNode::wall_offset`] moves it.
     pub now: UnixMillis,
     /// The dialer.
     pub a: SimNode,
@@ -85,10 +86,18 @@ pub struct Pair {
 pub const EPOCH: UnixMillis = 1_767_225_600_000;
 
 impl Pair {
-    /// Two nodes with fresh keys from `seed`, not yet connected.
+    /// Two nodes with fresh keys from `seed`, not yet connected. Each session's backoff
+    /// jitter is seeded from `seed` too.
     pub fn new(seed: u64, config: Config) -> Self {
         let mut rng = TestRng::new(seed);
         let now = EPOCH;
+        // A generator of its own, so that the keys, ids and faults drawn from `rng` stay what
+        // they were before sessions had jitter.
+        let mut jitter = TestRng::from_seed_bytes(&[&b"jitter "[..], &seed.to_be_bytes()].concat());
+        let seeded = |jitter: &mut TestRng| Config {
+            jitter_seed: jitter.below(u64::MAX),
+            ..config.clone()
+        };
         let mk = |rng: &mut TestRng, name: &str| {
             let identity = Arc::new(IdentityKey::generate(rng));
             let keys = vec![EncryptionKeypair::generate(
@@ -116,8 +125,9 @@ impl Pair {
                     keys: Vec<EncryptionKeypair>,
                     officer,
                     peer: NodeId,
-                    peer_keys| SimNode {
-            session: Session::new(config.clone(), identity.clone(), certs(&keys), peer),
+                    peer_keys,
+                    config: Config| SimNode {
+            session: Session::new(config, identity.clone(), certs(&keys), peer),
             identity,
             keys,
             officer,
@@ -130,11 +140,13 @@ impl Pair {
             stored_confirmed: Vec::new(),
             events: Vec::new(),
             next_sequence: 1,
+            wall_offset: 0,
         };
         let (ca, cb) = (certs(&ka), certs(&kb));
         let (ida, idb) = (ia.id(), ib.id());
-        let a = node(ia, ka, oa, idb, cb);
-        let b = node(ib, kb, ob, ida, ca);
+        let (config_a, config_b) = (seeded(&mut jitter), seeded(&mut jitter));
+        let a = node(ia, ka, oa, idb, cb, config_a);
+        let b = node(ib, kb, ob, ida, ca, config_b);
         Pair {
             now,
             a,
@@ -149,6 +161,11 @@ impl Pair {
             next_in: 0,
             connected: false,
         }
+    }
+
+    /// The monotonic clock both sessions run on: the simulated time.
+    pub fn mono(&self) -> Monotonic {
+        SimNode::mono(self.now)
     }
 
     /// The node `who`.
@@ -172,8 +189,14 @@ impl Pair {
         self.streams.clear();
         self.connected = true;
         let now = self.now;
-        self.a.session.handle_connected(now, Side::Client, a);
-        self.b.session.handle_connected(now, Side::Server, b);
+        self.a.tick(now);
+        self.b.tick(now);
+        self.a
+            .session
+            .handle_connected(SimNode::mono(now), Side::Client, a);
+        self.b
+            .session
+            .handle_connected(SimNode::mono(now), Side::Server, b);
     }
 
     /// Drops the connection on both sides.
@@ -182,8 +205,10 @@ impl Pair {
         self.net.clear();
         self.streams.clear();
         let now = self.now;
-        self.a.session.handle_disconnected(now);
-        self.b.session.handle_disconnected(now);
+        self.a.tick(now);
+        self.b.tick(now);
+        self.a.session.handle_disconnected(SimNode::mono(now));
+        self.b.session.handle_disconnected(SimNode::mono(now));
     }
 
     /// Whether a connection exists.
@@ -205,8 +230,8 @@ impl Pair {
                 // Advance the clock to the next thing due.
                 let next = [
                     self.net.iter().map(|f| f.at).min(),
-                    self.a.session.poll_timeout(),
-                    self.b.session.poll_timeout(),
+                    self.a.session.poll_timeout().map(Monotonic::as_millis),
+                    self.b.session.poll_timeout().map(Monotonic::as_millis),
                 ]
                 .into_iter()
                 .flatten()
@@ -237,8 +262,10 @@ impl Pair {
         let mut progressed = false;
         for who in [Who::A, Who::B] {
             let node = self.node(who);
-            if node.session.poll_timeout().is_some_and(|t| t <= now) {
-                node.session.handle_timeout(now);
+            node.tick(now);
+            let mono = SimNode::mono(now);
+            if node.session.poll_timeout().is_some_and(|t| t <= mono) {
+                node.session.handle_timeout(mono);
                 progressed = true;
             }
             while let Some(ev) = node.session.poll_event() {
@@ -365,7 +392,9 @@ impl Pair {
         if !self.connected {
             return;
         }
-        let now = self.now;
+        let at = self.now;
+        self.node(f.to).tick(at);
+        let now = SimNode::mono(at);
         let from = f.to.other();
         match f.what {
             Transmit::Data { stream, data, fin } => {
