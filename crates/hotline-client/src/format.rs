@@ -342,7 +342,12 @@ pub fn status_json(s: &wire::StatusResponse) -> Value {
             "group": l.group,
             "oldest_pending_ms": l.oldest_pending_ms,
             "unsealed": l.unsealed,
+            "stored_bytes": l.stored_bytes,
+            "quota_bytes": l.quota_bytes,
         })).collect::<Vec<_>>(),
+        "disk_free_bytes": s.disk_free_bytes,
+        "disk_floor_bytes": s.disk_floor_bytes,
+        "refusing_new_messages": s.refusing_new_messages,
     })
 }
 
@@ -402,6 +407,34 @@ pub fn status_text(style: &Style, s: &wire::StatusResponse) -> String {
         ],
         rows,
     ));
+    const MIB: u64 = 1024 * 1024;
+    if s.refusing_new_messages {
+        out.push_str(&style.paint(
+            &format!(
+                "\nDISK NEARLY FULL: {} MiB free, floor {} MiB. The node takes no new messages \
+                 (peers keep theirs and retry; Sends are refused) until space is freed.\n",
+                s.disk_free_bytes / MIB,
+                s.disk_floor_bytes / MIB
+            ),
+            Colour::Red,
+        ));
+    }
+    for l in s
+        .links
+        .iter()
+        .filter(|l| l.quota_bytes > 0 && l.stored_bytes >= l.quota_bytes / 10 * 9)
+    {
+        out.push_str(&style.paint(
+            &format!(
+                "\nMessages from {} use {} of {} MiB ([storage] peer_quota_mib); at the quota new \
+                 ones are rejected.\n",
+                clean(&l.peer),
+                l.stored_bytes / MIB,
+                l.quota_bytes / MIB
+            ),
+            Colour::Yellow,
+        ));
+    }
     for l in s.links.iter().filter(|l| l.unsealed > 0) {
         out.push_str(&style.paint(
             &format!(
@@ -601,12 +634,24 @@ mod tests {
                 peer: "cert-b".into(),
                 up: true,
                 rtt_ms: 12,
+                stored_bytes: 95 << 20,
+                quota_bytes: 100 << 20,
                 ..Default::default()
             }],
+            disk_free_bytes: 100 << 20,
+            disk_floor_bytes: 512 << 20,
+            refusing_new_messages: true,
         };
         let v: Value = serde_json::from_str(&status_json(&st).to_string()).unwrap();
         assert_eq!(v["links"][0]["up"], true);
-        assert!(status_text(&Style::plain(), &st).contains("12 ms"));
+        assert_eq!(v["refusing_new_messages"], true);
+        let text = status_text(&Style::plain(), &st);
+        assert!(text.contains("12 ms"), "{text}");
+        assert!(
+            text.contains("DISK NEARLY FULL: 100 MiB free, floor 512 MiB"),
+            "{text}"
+        );
+        assert!(text.contains("use 95 of 100 MiB"), "{text}");
         let ev = wire::OperatorEvent {
             time_ms: 1_767_225_600_000,
             kind: "link_up".into(),

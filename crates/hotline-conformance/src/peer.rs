@@ -425,6 +425,14 @@ impl Link {
             .map_err(|e| format!("finishing the control stream: {e}"))
     }
 
+    /// The Close frames the target sent on the control stream so far.
+    pub fn closes(&self) -> Vec<wire::Close> {
+        self.log
+            .lock()
+            .map(|l| l.closes.clone())
+            .unwrap_or_default()
+    }
+
     /// Sends a Heartbeat ping and waits for the target's echo of it (SPEC.md §11.1: "at once").
     pub async fn ping(&self, cx: &Ctx) -> Result<wire::Heartbeat, String> {
         let ping = take_ping(&self.next_ping);

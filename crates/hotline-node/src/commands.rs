@@ -107,6 +107,7 @@ pub fn init_with_tls(
         limits: Default::default(),
         deadlines: Default::default(),
         ca: None,
+        storage: Default::default(),
     };
     cfg.validate()
         .map_err(|e| CommandError(format!("invalid argument: {e}")))?;

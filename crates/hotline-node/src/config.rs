@@ -36,6 +36,41 @@ pub struct Config {
     /// The private CA for peers added with `--trust ca` (SPEC.md §3.6.2); none by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<CaConfig>,
+    /// Disk space and per-peer storage limits.
+    #[serde(default)]
+    pub storage: Storage,
+}
+
+/// `[storage]`: what a peer may make this node store, and the free disk space below which the
+/// node stops taking new messages instead of failing writes (SPEC.md §13.3).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// Free space (MiB) on the database's file system below which the node refuses new
+    /// envelopes (the peer retries later) and new Sends, and says so.
+    #[serde(default = "default_min_free_mib")]
+    pub min_free_mib: u64,
+    /// Most bytes of received messages (envelopes and their plaintext, MiB) kept per peer;
+    /// a new envelope beyond it is answered REJECTED (POLICY) naming the quota.
+    #[serde(default = "default_peer_quota_mib")]
+    pub peer_quota_mib: u64,
+}
+
+fn default_min_free_mib() -> u64 {
+    512
+}
+
+fn default_peer_quota_mib() -> u64 {
+    10 * 1024
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            min_free_mib: default_min_free_mib(),
+            peer_quota_mib: default_peer_quota_mib(),
+        }
+    }
 }
 
 /// `[ca]`: the private CA that vouches for the TLS keys of peers in private CA mode.
@@ -214,6 +249,9 @@ impl Config {
         }
         if !(2..=1_000_000).contains(&self.limits.outbox_window) {
             return Err("limits.outbox_window must be 2..=1000000".into());
+        }
+        if self.storage.peer_quota_mib < 4 {
+            return Err("storage.peer_quota_mib must be at least 4 (two largest messages)".into());
         }
         if self.limits.rate_per_s == 0 {
             return Err("limits.rate_per_s must be at least 1".into());

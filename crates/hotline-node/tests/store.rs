@@ -12,8 +12,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hotline_node::store::sqlite::{SCHEMA_VERSION, SqliteStore};
 use hotline_node::store::{
-    AcceptOutcome, Arrival, AuditEvent, OutState, OwnReceiptOutcome, PeerRecord, ReceiptRecord,
-    Store, StoreError, Submission, SubmitOutcome,
+    AcceptOutcome, Arrival, AuditEvent, OutState, OwnReceiptOutcome, PeerRecord, ReceiptOutcome,
+    ReceiptRecord, Store, StoreError, Submission, SubmitOutcome,
 };
 use hotline_protocol::NodeId;
 use hotline_protocol::content::Precedence;
@@ -252,7 +252,9 @@ fn a_message_id_is_used_once_per_node_and_a_repeated_submission_gets_its_first_a
     // the id of one we sent: it would shadow ours in Show, Receipts and `send --wait`.
     assert_eq!(
         s.accept(&[arrival(9, b, 1, "theirs")]).unwrap(),
-        vec![AcceptOutcome::Inserted]
+        vec![AcceptOutcome::Inserted {
+            sequence_reused_by: None
+        }]
     );
     assert_eq!(
         s.submit(&routine([9], a)).unwrap(),
@@ -446,16 +448,22 @@ fn receipts_advance_the_state_and_never_go_backwards() {
     .unwrap();
     assert_eq!(state(&mut s, 2), OutState::Acknowledged);
 
-    // 3: a delivery receipt held beside a REJECTED one decides (SPEC.md §8.6).
+    // 3: the first final receipt decides (SPEC.md §8.6): delivery receipts after a REJECTED
+    // contradict it, are kept as evidence and change nothing.
     s.record_receipts(&[receipt(mid(3), a, "REJECTED", "")])
         .unwrap();
     assert_eq!(state(&mut s, 3), OutState::Rejected);
-    s.record_receipts(&[
-        receipt(mid(3), a, "DELIVERED", ""),
-        receipt(mid(3), a, "ACKNOWLEDGED", ""),
-    ])
-    .unwrap();
-    assert_eq!(state(&mut s, 3), OutState::Acknowledged);
+    let outcomes = s
+        .record_receipts(&[
+            receipt(mid(3), a, "DELIVERED", ""),
+            receipt(mid(3), a, "ACKNOWLEDGED", ""),
+        ])
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![ReceiptOutcome::Contradictory(OutState::Rejected); 2]
+    );
+    assert_eq!(state(&mut s, 3), OutState::Rejected);
 
     // 4: delivered cannot turn into rejected.
     s.record_receipts(&[receipt(mid(4), a, "DELIVERED", "")])
@@ -469,12 +477,121 @@ fn receipts_advance_the_state_and_never_go_backwards() {
         .unwrap();
     assert_eq!(state(&mut s, 5), OutState::Delivered);
 
-    // Every receipt is kept as evidence, even those that changed nothing.
-    assert_eq!(count(&path, "receipts_in"), 12);
+    // The first receipt of each kind is kept as evidence, even one that changed nothing; a
+    // second of a kind (1's DELIVERED "again") is not.
+    assert_eq!(count(&path, "receipts_in"), 11);
     drop(s);
     let mut s = SqliteStore::open(&path).unwrap();
     assert_eq!(state(&mut s, 1), OutState::Acknowledged);
-    assert_eq!(state(&mut s, 3), OutState::Acknowledged);
+    assert_eq!(state(&mut s, 3), OutState::Rejected);
+}
+
+/// SPEC.md §8.5: a peer cannot grow the evidence of one message without bound. Of the valid
+/// receipts it sends for a message, the first of each kind is kept; each gets its outcome.
+#[test]
+fn record_receipts_keeps_one_receipt_per_kind_and_says_what_became_of_each() {
+    let (_dir, path, mut s) = temp_store();
+    let a = node(1);
+    s.submit(&routine(1..=3, a)).unwrap();
+    s.attach_envelopes(&(1..=3).map(envelope_of).collect::<Vec<_>>())
+        .unwrap();
+    let first = receipt(mid(1), a, "DELIVERED", "first");
+    let outcomes = s
+        .record_receipts(&[
+            first.clone(),
+            receipt(mid(1), a, "DELIVERED", "second"),
+            receipt(mid(1), a, "ACKNOWLEDGED", "by Anna"),
+            receipt(mid(1), a, "ACKNOWLEDGED", "by Bert"),
+            receipt(mid(1), a, "REJECTED", "late"),
+            first.clone(),
+            receipt(mid(77), a, "DELIVERED", ""), // we never sent 77
+        ])
+        .unwrap();
+    use ReceiptOutcome::*;
+    assert_eq!(
+        outcomes,
+        vec![
+            Stored(OutState::Delivered),
+            Discarded,
+            Stored(OutState::Acknowledged),
+            Discarded,
+            Contradictory(OutState::Acknowledged),
+            Repeated,
+            Unknown,
+        ]
+    );
+    // A flood of distinct, valid receipts of the kinds held: none stored, in one batch or many.
+    let flood: Vec<ReceiptRecord> = (0..500)
+        .map(|i| {
+            receipt(
+                mid(1),
+                a,
+                ["ACKNOWLEDGED", "REJECTED"][i % 2],
+                &i.to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        s.record_receipts(&flood)
+            .unwrap()
+            .iter()
+            .all(|o| *o == Discarded)
+    );
+    for r in flood.iter().take(20) {
+        assert_eq!(
+            s.record_receipts(std::slice::from_ref(r)).unwrap(),
+            vec![Discarded]
+        );
+    }
+    assert_eq!(count(&path, "receipts_in"), 3);
+    let shown = s.message(&mid(1)).unwrap().expect("stored");
+    assert_eq!(shown.receipts.len(), 3);
+    assert_eq!(shown.receipts[0], first.bytes, "oldest first");
+    assert_eq!(shown.row.state, "acknowledged");
+
+    // Message 2: REJECTED first. It is final: out of the queue, and a delivery receipt after
+    // it contradicts it without changing it.
+    let outcomes = s
+        .record_receipts(&[
+            receipt(mid(2), a, "REJECTED", ""),
+            receipt(mid(2), a, "DELIVERED", ""),
+        ])
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            Stored(OutState::Rejected),
+            Contradictory(OutState::Rejected)
+        ]
+    );
+    assert_eq!(s.out_state(&mid(2)).unwrap(), Some(OutState::Rejected));
+    // Message 3: delivery decided; a REJECTED contradicts it; an ACKNOWLEDGED after that
+    // agrees with what was decided and supersedes DELIVERED as usual.
+    let outcomes = s
+        .record_receipts(&[
+            receipt(mid(3), a, "DELIVERED", ""),
+            receipt(mid(3), a, "REJECTED", ""),
+            receipt(mid(3), a, "ACKNOWLEDGED", ""),
+        ])
+        .unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            Stored(OutState::Delivered),
+            Contradictory(OutState::Delivered),
+            Stored(OutState::Acknowledged)
+        ]
+    );
+    assert!(s.pending_envelopes(&a).unwrap().is_empty());
+    // `hotlined check` names the messages holding contradictory receipts.
+    let problems = s.check().unwrap();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .all(|p| p.contains("contradictory receipts")),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -523,7 +640,9 @@ fn accept_inserts_then_answers_a_replay_with_the_original_receipt() {
     let first = arrival(1, a, 1, "envelope one");
     assert_eq!(
         s.accept(std::slice::from_ref(&first)).unwrap(),
-        vec![AcceptOutcome::Inserted]
+        vec![AcceptOutcome::Inserted {
+            sequence_reused_by: None
+        }]
     );
     assert_eq!(
         s.received(&mid(1)).unwrap(),
@@ -590,8 +709,12 @@ fn accept_handles_duplicates_and_conflicts_inside_one_batch() {
     assert_eq!(
         outcomes,
         vec![
-            AcceptOutcome::Inserted,
-            AcceptOutcome::Inserted,
+            AcceptOutcome::Inserted {
+                sequence_reused_by: None
+            },
+            AcceptOutcome::Inserted {
+                sequence_reused_by: None
+            },
             AcceptOutcome::Duplicate {
                 receipt: first.receipt.bytes.clone()
             },

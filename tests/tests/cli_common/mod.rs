@@ -213,6 +213,7 @@ fn answer(cfg: &MockConfig, st: &Mutex<MockState>, req: Option<Request>) -> Resp
                 group: "X25519MLKEM768".into(),
                 ..Default::default()
             }],
+            ..Default::default()
         }),
         Some(Request::Send(s)) => {
             if s.to != "cert-b" && s.to != peer.node {

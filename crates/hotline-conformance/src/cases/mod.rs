@@ -1,6 +1,7 @@
 //! The cases, by SPEC.md area, and the checks they share.
 
 mod control;
+mod control_limits;
 mod envelope;
 mod envelope_content;
 mod envelope_replay;
@@ -27,6 +28,7 @@ pub fn all(trust: Trust) -> Vec<Case> {
     let mut cases = tls::cases(trust);
     cases.extend(hello::cases());
     cases.extend(control::cases());
+    cases.extend(control_limits::cases());
     cases.extend(streams::cases());
     cases.extend(envelope::cases());
     cases.extend(envelope_content::cases());

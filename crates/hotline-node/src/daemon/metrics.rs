@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -11,8 +12,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct PeerMetrics {
     /// 1 when the link is up.
     pub up: bool,
-    /// Last RTT, ms.
+    /// Last RTT from the session's heartbeats (ping to echo), in whole milliseconds of a
+    /// millisecond clock: on a link faster than 1 ms a sample reads 0 or 1 depending on where
+    /// the clock ticks fall. Use [`PeerMetrics::rtt`], not this, for display.
     pub rtt_ms: Option<u64>,
+    /// QUIC's smoothed RTT estimate of the current connection (`quinn::Connection::rtt`),
+    /// microsecond resolution, updated on every acknowledgement; preferred over `rtt_ms`.
+    pub quic_rtt: Option<Duration>,
     /// Messages waiting for a receipt.
     pub queue: u64,
     /// Messages past their precedence deadline without delivery.
@@ -31,6 +37,25 @@ pub struct PeerMetrics {
     pub unsealed: u64,
 }
 
+impl PeerMetrics {
+    /// The link's round-trip time, as the metrics and `hotline status` show it: QUIC's
+    /// estimate when the link has one, else the last heartbeat sample rounded up to 1 ms (a
+    /// sample of 0 means "under 1 ms", never "no time at all"); `None` until measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.quic_rtt
+            .or_else(|| self.rtt_ms.map(|ms| Duration::from_millis(ms.max(1))))
+    }
+
+    /// [`PeerMetrics::rtt`] in whole milliseconds (nearest, at least 1), for the operator
+    /// API's `rtt_ms`, where 0 means "not measured".
+    pub fn rtt_whole_ms(&self) -> u64 {
+        self.rtt().map_or(0, |d| {
+            let ms = (d.as_micros() + 500) / 1000;
+            u64::try_from(ms).unwrap_or(u64::MAX).max(1)
+        })
+    }
+}
+
 /// All metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -40,6 +65,10 @@ pub struct Metrics {
     pub counters: BTreeMap<&'static str, u64>,
     /// Handshake failures by reason.
     pub handshake_failures: BTreeMap<String, u64>,
+    /// Free bytes under the database at the last sample (`None`: not sampled).
+    pub disk_free_bytes: Option<u64>,
+    /// Whether new messages are refused for lack of disk space (SPEC.md §13.3).
+    pub storage_refusing: bool,
 }
 
 /// Shared metrics.
@@ -85,6 +114,30 @@ const COUNTERS: [(&str, &str); 6] = [
     ("received", "Envelopes from peers stored in the inbox"),
 ];
 
+/// Counters of events an operator should see rise (`hotline_NAME_total`).
+const EVENT_COUNTERS: [(&str, &str); 5] = [
+    (
+        "receipts_discarded",
+        "Receipts from peers not stored: one of their kind was held already for the message",
+    ),
+    (
+        "receipts_contradictory",
+        "Receipts from peers contradicting the first final receipt of a message (SPEC 8.6)",
+    ),
+    (
+        "sequence_reused",
+        "Envelopes from peers whose sequence number another message already had (SPEC 10.1)",
+    ),
+    (
+        "sequence_rollback",
+        "Times this node found it had been restored from an older copy and skipped sequences (SPEC 10.1)",
+    ),
+    (
+        "refused_low_disk",
+        "Envelopes from peers refused for lack of disk space; the peer retries (SPEC 13.3)",
+    ),
+];
+
 /// Renders the Prometheus text format.
 pub fn render(m: &Metrics) -> String {
     let mut s = String::new();
@@ -110,12 +163,12 @@ pub fn render(m: &Metrics) -> String {
         "# HELP hotline_link_rtt_seconds Last measured round-trip time.\n# TYPE hotline_link_rtt_seconds gauge"
     );
     for (alias, p) in &m.peers {
-        if let Some(rtt) = p.rtt_ms {
+        if let Some(rtt) = p.rtt() {
             let _ = writeln!(
                 s,
                 "hotline_link_rtt_seconds{{peer=\"{}\"}} {}",
                 esc(alias),
-                rtt as f64 / 1000.0
+                rtt.as_secs_f64()
             );
         }
     }
@@ -176,6 +229,24 @@ pub fn render(m: &Metrics) -> String {
             m.counters.get(name).copied().unwrap_or(0)
         );
     }
+    for (name, help) in EVENT_COUNTERS {
+        let _ = writeln!(
+            s,
+            "# HELP hotline_{name}_total {help}.\n# TYPE hotline_{name}_total counter\nhotline_{name}_total {}",
+            m.counters.get(name).copied().unwrap_or(0)
+        );
+    }
+    if let Some(free) = m.disk_free_bytes {
+        let _ = writeln!(
+            s,
+            "# HELP hotline_disk_free_bytes Free space under the node's database.\n# TYPE hotline_disk_free_bytes gauge\nhotline_disk_free_bytes {free}"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "# HELP hotline_storage_refusing 1 while new messages are refused for lack of disk space.\n# TYPE hotline_storage_refusing gauge\nhotline_storage_refusing {}",
+        u8::from(m.storage_refusing)
+    );
     let _ = writeln!(
         s,
         "# HELP hotline_handshake_failures_total Refused connections by reason.\n# TYPE hotline_handshake_failures_total counter"
@@ -214,5 +285,67 @@ pub async fn serve(listener: tokio::net::TcpListener, m: SharedMetrics) {
             let _ = sock.write_all(body.as_bytes()).await;
             let _ = sock.shutdown().await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered_rtt(p: PeerMetrics) -> Option<String> {
+        let mut m = Metrics::default();
+        m.peers.insert("cert-b".into(), p);
+        render(&m)
+            .lines()
+            .find_map(|l| l.strip_prefix("hotline_link_rtt_seconds{peer=\"cert-b\"} "))
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn a_sub_millisecond_heartbeat_sample_does_not_read_zero() {
+        // The heartbeat's millisecond clock gives 0 for a ping answered within the same
+        // millisecond; the link was measured, and faster than 1 ms.
+        let p = PeerMetrics {
+            rtt_ms: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(rendered_rtt(p.clone()).as_deref(), Some("0.001"));
+        assert_eq!(p.rtt_whole_ms(), 1);
+    }
+
+    #[test]
+    fn rtt_in_seconds_agrees_with_the_status_milliseconds() {
+        for (ms, text) in [(1, "0.001"), (12, "0.012"), (1500, "1.5")] {
+            let p = PeerMetrics {
+                rtt_ms: Some(ms),
+                ..Default::default()
+            };
+            assert_eq!(rendered_rtt(p.clone()).as_deref(), Some(text));
+            assert_eq!(p.rtt_whole_ms(), ms);
+        }
+    }
+
+    #[test]
+    fn the_quic_estimate_is_preferred_at_microsecond_resolution() {
+        let p = PeerMetrics {
+            rtt_ms: Some(0),
+            quic_rtt: Some(Duration::from_micros(350)),
+            ..Default::default()
+        };
+        assert_eq!(rendered_rtt(p.clone()).as_deref(), Some("0.00035"));
+        assert_eq!(p.rtt_whole_ms(), 1);
+        let p = PeerMetrics {
+            rtt_ms: Some(40),
+            quic_rtt: Some(Duration::from_micros(41_200)),
+            ..Default::default()
+        };
+        assert_eq!(rendered_rtt(p.clone()).as_deref(), Some("0.0412"));
+        assert_eq!(p.rtt_whole_ms(), 41);
+    }
+
+    #[test]
+    fn an_unmeasured_link_has_no_rtt_line() {
+        assert_eq!(rendered_rtt(PeerMetrics::default()), None);
+        assert_eq!(PeerMetrics::default().rtt_whole_ms(), 0);
     }
 }

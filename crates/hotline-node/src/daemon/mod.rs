@@ -15,9 +15,11 @@ pub mod storage;
 
 mod cancel;
 mod control;
+pub mod guard;
 mod listener;
 mod registry;
 mod run;
+mod sequences;
 mod shared;
 mod submit;
 
@@ -84,6 +86,8 @@ impl Node {
         // (daemon::cancel).
         store.begin_run(now)?;
         let peers = store.peers()?;
+        // SPEC.md §10.1: a database restored from an older copy must not reuse sequences.
+        let sequence_check = sequences::at_start(store.as_mut(), &peers, now)?;
         if peers.is_empty() {
             tracing::warn!("no peers pinned; add one with `hotlined peer add`");
         }
@@ -214,6 +218,16 @@ impl Node {
             message_id: None,
             detail: format!("listening on {local_addr}"),
         }])?;
+        let guard = Arc::new(guard::StorageGuard::new(
+            store.location(),
+            cfg.storage.min_free_mib,
+            cfg.storage.peer_quota_mib,
+            store.received_bytes_by_peer()?,
+        ));
+        guard.sample();
+        if guard.refusing() {
+            tracing::error!("{}", guard.low_space_message());
+        }
         let (store, store_thread) = StoreHandle::start(store)?;
         let (events, _) = tokio::sync::broadcast::channel(1024);
         let session = SessionConfig {
@@ -253,13 +267,16 @@ impl Node {
             metrics,
             events,
             deadlines: cfg.deadlines.clone(),
+            guard,
         });
+        tokio::spawn(guard::watch(Arc::downgrade(&shared)));
         // The peers' links and the TLS pins, exactly as every later change is applied.
         let report = shared.reload().await.map_err(CommandError)?;
         for problem in &report.problems {
             tracing::warn!("{problem}");
         }
         let mut background = vec![tokio::spawn(accept_loop(endpoint.clone(), shared.clone()))];
+        background.extend(sequence_check.report(&shared.events, &shared.metrics));
         let metrics = shared.metrics.clone();
 
         let metrics_addr = match metrics_addr {
@@ -342,11 +359,19 @@ impl Node {
         self.shared.store.call(f).await
     }
 
-    /// Closes every link with SHUTDOWN, lets queued storage finish, and stops.
+    /// Closes every link with SHUTDOWN, lets queued storage finish, and stops, within
+    /// [`SHUTDOWN_BOUND`]; the UDP port is free when it returns.
+    ///
+    /// In order: the links stop (each closes its connection with SHUTDOWN), 0.5 s at most in
+    /// all; the accept loop, control socket and metrics server stop; the endpoint closes every
+    /// other connection and gets 0.5 s to send CONNECTION_CLOSE and drain, while the store
+    /// commits what is queued (1 s at most); then the port is let go. Waiting longer would buy
+    /// nothing the protocol relies on: a write not yet committed was confirmed to nobody (the
+    /// peer retransmits, the officer was not told "accepted"), and a peer that misses
+    /// CONNECTION_CLOSE finds the link dead by its liveness check.
     pub async fn shutdown(mut self) {
-        self.shared
-            .close_links(std::time::Duration::from_secs(2))
-            .await;
+        let _ =
+            tokio::time::timeout(LINK_STOP_GRACE, self.shared.close_links(LINK_STOP_GRACE)).await;
         for t in self.background.drain(..) {
             t.abort();
             let _ = t.await;
@@ -355,37 +380,107 @@ impl Node {
             quinn::VarInt::from_u32(hotline_protocol::CloseCode::Shutdown.code()),
             b"node shutting down",
         );
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.endpoint.wait_idle())
-            .await;
-        let _ = self
-            .shared
-            .store
-            .call(|s| {
-                s.audit(&[AuditEvent {
-                    time_ms: now_ms(),
-                    kind: "stopped".into(),
-                    peer: None,
-                    message_id: None,
-                    detail: String::new(),
-                }])
-            })
-            .await;
-        self.shared.store.stop();
-        if let Some(t) = self.store_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        let quic = async {
+            let _ = tokio::time::timeout(QUIC_CLOSE_GRACE, self.endpoint.wait_idle()).await;
+            release_port(&self.endpoint, self.local_addr);
+        };
+        let store_thread = self.store_thread.take();
+        let store = finish_store(&self.shared.store, store_thread);
+        let ((), committed) = tokio::join!(quic, store);
+        if !committed {
+            tracing::error!(
+                "the store did not finish its last commit within {} ms; writes still queued are \
+                 lost as in a crash (none of them was confirmed to anyone)",
+                STORE_GRACE.as_millis()
+            );
         }
-        // Let quinn's endpoint driver see its last handle go and release the UDP socket, so a
-        // restart can bind the port as soon as this returns (bounded wait).
+        // Once quinn's endpoint driver has seen the socket go, the port can be bound again
+        // (a restart in the same process); a few turns of the runtime, bounded.
         let Node {
             endpoint,
             local_addr,
             ..
         } = self;
         drop(endpoint);
-        for _ in 0..200 {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        for _ in 0..20 {
             if std::net::UdpSocket::bind(local_addr).is_ok() {
                 break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Most time [`Node::shutdown`] takes (plus scheduling delays): the links' grace (0.5 s), then
+/// the longer of QUIC's (0.5 s) and the store's (1 s), then at most 200 ms for the port.
+/// `hotlined` exits this soon after SIGTERM or SIGINT (README.md, "Running two nodes").
+pub const SHUTDOWN_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long the links get, in all, to close their connections at shutdown.
+const LINK_STOP_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How long the endpoint gets at shutdown to send CONNECTION_CLOSE and let connections drain
+/// (a few round trips even between continents; a connection still closing after it is cut).
+const QUIC_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// How long shutdown waits for the store to commit what is queued (milliseconds, normally).
+const STORE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes the "stopped" audit row after everything queued (a closure is a barrier: queued
+/// writes commit before it runs), stops the store thread and waits for it, within
+/// [`STORE_GRACE`]. Returns whether it finished in time.
+async fn finish_store(store: &StoreHandle, thread: Option<std::thread::JoinHandle<()>>) -> bool {
+    let deadline = tokio::time::Instant::now() + STORE_GRACE;
+    let stopped = store.call(|s| {
+        s.audit(&[AuditEvent {
+            time_ms: now_ms(),
+            kind: "stopped".into(),
+            peer: None,
+            message_id: None,
+            detail: String::new(),
+        }])
+    });
+    let committed = tokio::time::timeout_at(deadline, stopped).await.is_ok();
+    store.stop();
+    let Some(thread) = thread else {
+        return committed;
+    };
+    // Polled rather than joined on a blocking thread: a store that overruns is left behind,
+    // and nothing then holds up the runtime's exit.
+    while !thread.is_finished() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let _ = thread.join();
+    committed
+}
+
+/// Lets go of the endpoint's UDP port now, although a closed connection may still be in its
+/// closing period: quinn keeps one, and with it the socket, for three PTOs, which is 3 s for a
+/// dial the peer never answered (no RTT sample: 333 ms initial RTT). Its CONNECTION_CLOSE has
+/// been sent; what remains would only repeat it. The endpoint moves to a throwaway loopback
+/// socket, twice, since quinn keeps the previous socket of a migration until traffic arrives
+/// on the new one. A process exit frees the port anyway; this is for a restart in the same
+/// process. On failure the port is freed when the closing periods end.
+fn release_port(endpoint: &quinn::Endpoint, local: std::net::SocketAddr) {
+    let loopback: std::net::SocketAddr = if local.is_ipv6() {
+        (std::net::Ipv6Addr::LOCALHOST, 0).into()
+    } else {
+        (std::net::Ipv4Addr::LOCALHOST, 0).into()
+    };
+    for _ in 0..2 {
+        match std::net::UdpSocket::bind(loopback) {
+            Ok(s) => {
+                if let Err(e) = endpoint.rebind(s) {
+                    tracing::debug!("cannot move the endpoint off its port: {e}");
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!("cannot move the endpoint off its port: {e}");
+                return;
             }
         }
     }

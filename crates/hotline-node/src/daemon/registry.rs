@@ -358,6 +358,7 @@ impl Shared {
             deadlines: env.deadlines.clone(),
             events: self.events.clone(),
             shared_keys: self.peer_keys.clone(),
+            guard: self.guard.clone(),
         };
         let task = tokio::spawn(link::run(ctx, rx));
         Ok(PeerLink {

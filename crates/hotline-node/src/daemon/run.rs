@@ -23,7 +23,8 @@ pub fn init_logging(json: bool) {
 }
 
 /// Runs the node in `dir` until SIGTERM or SIGINT; SIGHUP (and the control socket) re-read
-/// the peers and operators.
+/// the peers and operators. After the signal the process exits within
+/// [`super::SHUTDOWN_BOUND`] (see [`Node::shutdown`]).
 pub fn run(dir: &Path, metrics_addr: Option<&str>) -> Result<(), CommandError> {
     let exposed = crate::commands::private_file_problems(dir);
     if !exposed.is_empty() {
@@ -35,7 +36,7 @@ pub fn run(dir: &Path, metrics_addr: Option<&str>) -> Result<(), CommandError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let mut node = Node::start(cfg, material, Box::new(store), metrics_addr).await?;
         // Without the control socket the node still runs: changes then apply on SIGHUP.
         // Another node answering on it is the one case that stops the start.
@@ -55,9 +56,16 @@ pub fn run(dir: &Path, metrics_addr: Option<&str>) -> Result<(), CommandError> {
         }
         wait_for_signal(&node).await;
         tracing::info!("shutting down");
+        let t0 = std::time::Instant::now();
         node.shutdown().await;
+        tracing::info!(ms = t0.elapsed().as_millis(), "stopped");
         Ok(())
-    })
+    });
+    // What the runtime still runs is abandoned, not awaited: a DNS lookup of the peer's
+    // address runs on a blocking thread and could otherwise hold the exit for the resolver's
+    // whole timeout (SHUTDOWN_BOUND is the promise).
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 /// Waits for SIGTERM or SIGINT; applies a reload for every SIGHUP meanwhile (administrators

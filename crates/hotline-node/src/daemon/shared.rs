@@ -48,6 +48,8 @@ pub struct Shared {
     /// Events for operators watching (`hotline watch`).
     pub events: tokio::sync::broadcast::Sender<hotline_protocol::wire::OperatorEvent>,
     pub(super) deadlines: crate::config::Deadlines,
+    /// Disk-space floor and per-peer quota (SPEC.md §13.3).
+    pub guard: Arc<super::guard::StorageGuard>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -175,13 +177,15 @@ impl Shared {
                     node: identity.to_string(),
                     up: pm.up,
                     since_ms: pm.since_ms,
-                    rtt_ms: pm.rtt_ms.unwrap_or(0),
+                    rtt_ms: pm.rtt_whole_ms(),
                     last_received_ms: pm.last_received_ms,
                     queue: pm.queue,
                     overdue: pm.overdue,
                     gaps: pm.gaps,
                     group: pm.group.unwrap_or_default(),
                     oldest_pending_ms: pm.oldest_pending_ms,
+                    stored_bytes: self.guard.stored(identity),
+                    quota_bytes: self.guard.quota(),
                     unsealed: pm.unsealed,
                 }
             })
@@ -190,6 +194,13 @@ impl Shared {
             node: self.id.to_string(),
             name: self.name.clone(),
             links,
+            // u64::MAX until the first sample (a database in memory is never sampled).
+            disk_free_bytes: match self.guard.free() {
+                u64::MAX => 0,
+                free => free,
+            },
+            disk_floor_bytes: self.guard.min_free(),
+            refusing_new_messages: self.guard.refusing(),
         }
     }
 

@@ -18,7 +18,8 @@ use hotline_protocol::envelope::MessageId;
 use tokio::sync::oneshot;
 
 use crate::store::{
-    AcceptOutcome, Arrival, AuditEvent, ReceiptRecord, Store, Submission, SubmitOutcome,
+    AcceptOutcome, Arrival, AuditEvent, ReceiptOutcome, ReceiptRecord, Store, Submission,
+    SubmitOutcome,
 };
 
 type Job = Box<dyn FnOnce(&mut dyn Store) + Send>;
@@ -40,7 +41,7 @@ enum Op {
     Submit(Submission, Reply<SubmitOutcome>),
     Attach(Attachment, Reply<()>),
     Accept(Box<Arrival>, Reply<AcceptOutcome>),
-    Receipt(ReceiptRecord, Reply<()>),
+    Receipt(ReceiptRecord, Reply<ReceiptOutcome>),
     Confirm([u8; 32], Reply<()>),
     Audit(AuditEvent, Reply<()>),
 }
@@ -71,7 +72,7 @@ struct Group {
     submit: Vec<(Submission, Reply<SubmitOutcome>)>,
     attach: Vec<(Attachment, Reply<()>)>,
     accept: Vec<(Box<Arrival>, Reply<AcceptOutcome>)>,
-    receipt: Vec<(ReceiptRecord, Reply<()>)>,
+    receipt: Vec<(ReceiptRecord, Reply<ReceiptOutcome>)>,
     confirm: Vec<([u8; 32], Reply<()>)>,
     audit: Vec<(AuditEvent, Reply<()>)>,
 }
@@ -129,7 +130,7 @@ impl Group {
                 s.accept(b).and_then(|o| exact(o, b.len()))
             });
             batch(s, std::mem::take(&mut receipt), &mut answers, |s, b| {
-                s.record_receipts(b).map(|()| vec![(); b.len()])
+                s.record_receipts(b).and_then(|o| exact(o, b.len()))
             });
             batch(s, std::mem::take(&mut confirm), &mut answers, |s, b| {
                 for sha in b {
@@ -315,8 +316,11 @@ impl StoreHandle {
         self.op(|r| Op::Accept(Box::new(a), r)).await
     }
 
-    /// Stores a receipt from the peer (group-committed).
-    pub async fn record_receipt(&self, x: ReceiptRecord) -> Option<crate::store::Result<()>> {
+    /// Stores a receipt from the peer (group-committed): what became of it.
+    pub async fn record_receipt(
+        &self,
+        x: ReceiptRecord,
+    ) -> Option<crate::store::Result<ReceiptOutcome>> {
         self.op(|r| Op::Receipt(x, r)).await
     }
 

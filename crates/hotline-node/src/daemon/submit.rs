@@ -41,6 +41,9 @@ pub enum SubmitError {
     /// Storage failed: the message was not accepted.
     #[error("not accepted, storage failed: {0}")]
     Store(String),
+    /// Free disk space is below the floor (SPEC.md §13.3).
+    #[error("not accepted: {0}")]
+    LowDisk(String),
 }
 
 impl SubmitError {
@@ -53,7 +56,7 @@ impl SubmitError {
             SubmitError::NoPeerKey => C::BadRequest,
             SubmitError::TooLarge(_) => C::BadContent,
             SubmitError::IdInUse(_) => C::BadRequest,
-            SubmitError::Store(_) => C::Unavailable,
+            SubmitError::Store(_) | SubmitError::LowDisk(_) => C::Unavailable,
         }
     }
 }
@@ -99,6 +102,9 @@ impl Shared {
         let link = self
             .link(&to)
             .ok_or_else(|| SubmitError::UnknownPeer(to.to_string()))?;
+        if self.guard.refusing() {
+            return Err(SubmitError::LowDisk(self.guard.low_space_message()));
+        }
         let now = now_ms();
         let bytes = opened.plaintext.clone();
         // Checked before anything is stored: an accepted message can always be sealed, so no

@@ -11,6 +11,7 @@
 //! its transaction committed (or failed and rolled back: then nothing of the batch is stored).
 //! Implementations are used from one thread at a time (`&mut self`).
 
+pub mod high_water;
 pub mod sqlite;
 
 use bytes::Bytes;
@@ -222,6 +223,19 @@ pub enum OutState {
     Cancelled,
 }
 
+impl OutState {
+    /// Its name in listings (SPEC.md §15.5.2): an unsealed message is `pending` too.
+    pub fn name(self) -> &'static str {
+        match self {
+            OutState::Unsealed | OutState::Pending => "pending",
+            OutState::Delivered => "delivered",
+            OutState::Acknowledged => "acknowledged",
+            OutState::Rejected => "rejected",
+            OutState::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// What [`Store::cancel`] found, or did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -270,6 +284,27 @@ pub struct ReceiptRecord {
     pub stored_ms: UnixMillis,
 }
 
+/// What [`Store::record_receipts`] did with one receipt from the peer (SPEC.md §8.5, §8.6).
+///
+/// A message holds at most one receipt of each kind from the peer, so a peer cannot grow the
+/// evidence of one message without bound; whatever the outcome, the receipt was answered for
+/// (the caller completes the envelope, or answers ReceiptStored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReceiptOutcome {
+    /// Stored, the first receipt of its kind for the message; the message's state after it.
+    Stored(OutState),
+    /// Stored as evidence, the first of its kind, but it contradicts what the first final
+    /// receipt decided: a REJECTED after a DELIVERED or ACKNOWLEDGED one, or one of those
+    /// after a REJECTED. The decided state stands; this is it. Operators must be alerted.
+    Contradictory(OutState),
+    /// These exact bytes are stored already: nothing was written.
+    Repeated,
+    /// Another receipt of this kind is held for the message already: not stored.
+    Discarded,
+    /// No message this node sent to that peer has this id: not stored.
+    Unknown,
+}
+
 /// An envelope that arrived, verified and decrypted, with the receipt prepared for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arrival {
@@ -305,7 +340,14 @@ pub struct Arrival {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AcceptOutcome {
     /// New: envelope and receipt stored; send the prepared receipt.
-    Inserted,
+    Inserted {
+        /// Another message from the same peer already held with the same sequence number
+        /// (the earliest such): the peer reused a sequence (SPEC.md §10.1), for example after
+        /// restoring a backup. The arrival is stored all the same (a sequence never causes a
+        /// rejection) and a `sequence_reused` audit row naming both ids is written in the same
+        /// transaction; operators must be alerted.
+        sequence_reused_by: Option<MessageId>,
+    },
     /// The same message id with the same envelope bytes was stored before: send this
     /// original receipt again (and nothing was written).
     Duplicate {
@@ -315,6 +357,26 @@ pub enum AcceptOutcome {
     /// The same message id with different envelope bytes was stored before: nothing was
     /// written; answer REJECTED (CONFLICT).
     Conflict,
+}
+
+/// What told a node that its database was restored from an older copy
+/// ([`Store::raise_sequence_floor`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FloorSource {
+    /// The high-water mark kept outside the database ([`high_water`]), read at start-up.
+    HighWaterMark,
+    /// The peer's `received_through` in a Heartbeat (SPEC.md §10.2).
+    PeerReceivedThrough,
+}
+
+impl FloorSource {
+    /// Its stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FloorSource::HighWaterMark => "high_water_mark",
+            FloorSource::PeerReceivedThrough => "peer_received_through",
+        }
+    }
 }
 
 /// An audit-trail entry: every event worth proving later.
@@ -481,8 +543,9 @@ pub trait Store: Send + 'static {
     fn group(&mut self, f: &mut dyn FnMut(&mut dyn Store)) -> Result<()>;
 
     // ----- sending -----
-    /// Stores new messages, assigning each the next sequence number of its peer (max stored
-    /// sequence for that peer + 1, in batch order), in one transaction. Returns one outcome per
+    /// Stores new messages, assigning each the next sequence number of its peer (the highest
+    /// stored sequence for that peer or its floor ([`Store::raise_sequence_floor`]), whichever
+    /// is higher, + 1, in batch order), in one transaction. Returns one outcome per
     /// submission, in batch order: a message id is used once per node, sent or received, so a
     /// repeated submission of the same message gets its first sequence back and any other
     /// reuse of an id is refused; neither writes anything nor uses up a sequence.
@@ -511,10 +574,12 @@ pub trait Store: Send + 'static {
         peer: &NodeId,
         cutoffs: [UnixMillis; 4],
     ) -> Result<PendingSummary>;
-    /// Stores receipts received for our messages and updates their state (a later
-    /// ACKNOWLEDGED supersedes DELIVERED; nothing supersedes REJECTED or goes backwards).
-    /// A receipt whose bytes are already stored is ignored.
-    fn record_receipts(&mut self, batch: &[ReceiptRecord]) -> Result<()>;
+    /// Stores receipts received for our messages and updates their state: the first final
+    /// receipt decides (DELIVERED, ACKNOWLEDGED or REJECTED), a later ACKNOWLEDGED supersedes
+    /// DELIVERED, and nothing else changes a decided state (SPEC.md §8.6). At most one receipt
+    /// of each kind is kept per message; a receipt whose bytes are already stored, or of a
+    /// kind already held, is not stored. Returns one outcome per receipt, in batch order.
+    fn record_receipts(&mut self, batch: &[ReceiptRecord]) -> Result<Vec<ReceiptOutcome>>;
     /// The state of one of our messages, if it exists.
     fn out_state(&mut self, message_id: &MessageId) -> Result<Option<OutState>>;
     /// Records that a new run of `hotlined` starts at `now` and returns its number; every
@@ -534,15 +599,43 @@ pub trait Store: Send + 'static {
     fn sent_envelope(&mut self, message_id: &MessageId) -> Result<Option<Bytes>>;
     /// The highest sequence assigned to messages for `peer` (0 if none).
     fn last_sequence(&mut self, peer: &NodeId) -> Result<u64>;
+    /// The high-water mark of this store's sequences, kept outside its database, once loaded
+    /// (the first call loads it); `None` for a store without a file. From the first call on,
+    /// every sequence the store assigns is noted in it once committed. Also returns the
+    /// problems met reading it (lines skipped).
+    fn high_water(
+        &mut self,
+    ) -> Result<(Option<std::sync::Arc<high_water::HighWater>>, Vec<String>)>;
+    /// Records that sequences up to `floor` were assigned to `peer` by a copy of this database
+    /// that was lost (a restore from an older copy, as `source` shows), if `floor` is above
+    /// both the highest sequence stored for `peer` and its floor so far: from then on
+    /// [`Store::submit`] assigns above it. Writes a `sequence_rollback` audit row in the same
+    /// transaction and returns the highest sequence known before; `None` (nothing written) if
+    /// the floor is not higher. A floor above [`high_water::MAX_SEQUENCE_FLOOR`] is refused
+    /// (`Conflict`).
+    fn raise_sequence_floor(
+        &mut self,
+        peer: &NodeId,
+        floor: u64,
+        source: FloorSource,
+        now: UnixMillis,
+    ) -> Result<Option<u64>>;
 
     // ----- receiving -----
     /// Stores arrivals with their receipts, each insert-if-absent by message id, in one
     /// transaction. Returns one outcome per arrival, in order. Two arrivals with the same id in
     /// one batch: the second gets Duplicate or Conflict against the first. An arrival whose id
-    /// is the id of a message this node sent is a Conflict (one id space per node).
+    /// is the id of a message this node sent is a Conflict (one id space per node). An arrival
+    /// whose sequence the peer already used for another message is stored and flagged
+    /// ([`AcceptOutcome::Inserted`]), with its audit row.
     fn accept(&mut self, batch: &[Arrival]) -> Result<Vec<AcceptOutcome>>;
     /// The DELIVERED receipt and envelope SHA-256 stored for an id we received, if any.
     fn received(&mut self, message_id: &MessageId) -> Result<Option<([u8; 32], Bytes)>>;
+    /// The directory of the database file; `None` for a database in memory.
+    fn location(&self) -> Option<std::path::PathBuf>;
+    /// Bytes of received messages held per peer (envelope and plaintext), for the per-peer
+    /// storage quota (SPEC.md §13.3). Reads the whole inbox: called once at start.
+    fn received_bytes_by_peer(&mut self) -> Result<Vec<(NodeId, u64)>>;
     /// Every sequence number received from `peer` (to restore gap tracking after a restart),
     /// as inclusive ranges in ascending order.
     fn received_sequences(&mut self, peer: &NodeId) -> Result<Vec<(u64, u64)>>;

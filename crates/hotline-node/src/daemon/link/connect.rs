@@ -10,8 +10,7 @@ use hotline_protocol::session::{Session, StreamId};
 use tokio::sync::mpsc;
 
 use super::streams::{read_stream, write_control};
-use super::{Conn, Input, LinkCtx, LinkMsg};
-use hotline_transport::now_ms;
+use super::{CONTROL_QUEUE, Conn, Input, LinkCtx, LinkMsg, clock};
 
 pub(super) async fn dial(
     ep: quinn::Endpoint,
@@ -65,8 +64,11 @@ pub(super) fn attach(
     let exporter = hotline_transport::tls::exporter(&conn, hotline_protocol::EXPORTER_LABEL, b"");
     let group = hotline_transport::tls::negotiated_group(&conn);
     tracing::info!(peer = %ctx.alias, remote = %conn.remote_address(), group = group.as_deref().unwrap_or("unknown"), "connected");
-    session.handle_connected(now_ms(), side, exporter);
-    let (control_tx, control_rx) = mpsc::unbounded_channel::<(Bytes, bool)>();
+    let now = clock(session);
+    session.handle_connected(now, side, exporter);
+    let (control_tx, control_rx) = mpsc::channel::<(Bytes, bool)>(CONTROL_QUEUE);
+    let control_flushed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let flushed = control_flushed.clone();
     let mut tasks = Vec::new();
     let tx = ctx.tx.clone();
     let c2 = conn.clone();
@@ -85,7 +87,7 @@ pub(super) fn attach(
                 return;
             }
         };
-        tokio::spawn(write_control(send, control_rx));
+        tokio::spawn(write_control(send, control_rx, flushed));
         tokio::spawn(read_stream(
             recv,
             tx.clone(),
@@ -111,6 +113,7 @@ pub(super) fn attach(
         id,
         conn,
         control_tx,
+        control_flushed,
         in_send: HashMap::new(),
         tasks,
         out_tasks: HashMap::new(),

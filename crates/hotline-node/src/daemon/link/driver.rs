@@ -8,7 +8,6 @@ use hotline_protocol::envelope::{Envelope, MessageId};
 use hotline_protocol::hello::Side;
 use hotline_protocol::identity::EncryptionKey;
 use hotline_protocol::session::{Session, Withdrawal};
-use hotline_protocol::time::UnixMillis;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -17,12 +16,11 @@ use super::duplicate::{
     CANDIDATE_TICK, CANDIDATE_WAIT, Candidate, Verdict, judge, keep_new, received_datagrams,
     settled,
 };
-use super::events::{audit, event};
+use super::events::{audit, check_peer_received_through, event};
 use super::outbox::{check_overdue, request_page, request_summary};
 use super::streams::{on_input, transmit};
-use super::{Conn, Done, LinkCtx, LinkMsg};
+use super::{Conn, Done, LinkCtx, LinkMsg, clock, instant_of};
 use crate::daemon::metrics;
-use hotline_transport::now_ms;
 
 /// How often overdue messages are looked for.
 const OVERDUE_CHECK: Duration = Duration::from_secs(5);
@@ -30,14 +28,22 @@ const OVERDUE_CHECK: Duration = Duration::from_secs(5);
 /// Runs the link until shutdown.
 pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let peer = ctx.bundle.identity();
+    // Retransmission jitter (SPEC.md §9.7) from a random seed: two nodes' retries never fall
+    // into step. A failed read leaves a fixed seed, which still spreads retries.
+    let mut seed = [0u8; 8];
+    let _ = getrandom::fill(&mut seed);
+    let config = hotline_protocol::session::Config {
+        jitter_seed: u64::from_le_bytes(seed),
+        ..ctx.session.clone()
+    };
     let mut session = Session::new(
-        ctx.session.clone(),
+        config,
         ctx.identity.clone(),
         ctx.keys.iter().map(|k| k.certificate.clone()).collect(),
         peer,
     );
     session.restore(&ctx.restore.0, ctx.restore.1);
-    let now = now_ms();
+    let now = clock(&mut session);
     for e in std::mem::take(&mut ctx_pending(&ctx)) {
         session.send_envelope(now, e);
     }
@@ -69,21 +75,31 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut overdue_tick = tokio::time::interval(OVERDUE_CHECK);
     // A connection the peer dialed while ours is UP, held until ours is shown dead (§3.9).
     let mut candidate: Option<Candidate> = None;
+    // The highest `received_through` of the peer's looked into (SPEC.md §10.1, events).
+    let mut received_through_handled = 0u64;
 
     loop {
-        let timeout = session.poll_timeout().map(deadline);
+        let timeout = session.poll_timeout().map(instant_of);
         let dial_due = conn.is_none() && !dialing;
         let had_conn = conn.is_some();
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
-                let now = now_ms();
+                let now = clock(&mut session);
                 match msg {
                     LinkMsg::Shutdown(why) => {
                         session.close(now, CloseCode::Shutdown, why);
+                        // The session's Close transmit closes the connection once the Close
+                        // frame reached the peer (bounded: streams::CLOSE_FLUSH); the same
+                        // bounded close covers a connection the session had no Close for.
                         drain(&ctx, &mut session, &mut conn, &mut peer_keys);
                         if let Some(c) = &conn {
-                            c.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), why.as_bytes());
+                            super::streams::close_after_flush(
+                                c.conn.clone(),
+                                c.control_flushed.clone(),
+                                CloseCode::Shutdown.code(),
+                                why,
+                            );
                         }
                         // A dial under way holds the endpoint (and its UDP port) for up to its
                         // handshake timeout: stop it.
@@ -213,7 +229,10 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                     LinkMsg::SendReceipt(r) => session.send_receipt(now, *r),
                 }
             }
-            _ = sleep_until(timeout) => session.handle_timeout(now_ms()),
+            _ = sleep_until(timeout) => {
+                let now = clock(&mut session);
+                session.handle_timeout(now);
+            }
             _ = tokio::time::sleep(CANDIDATE_TICK), if candidate.is_some() => {}
             _ = overdue_tick.tick() => {
                 check_overdue(&ctx, &session, &mut overdue, stored_pending.filter(|_| backlog));
@@ -271,7 +290,8 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                             quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()),
                             b"duplicate connection",
                         );
-                        session.handle_disconnected(now_ms());
+                        let now = clock(&mut session);
+                        session.handle_disconnected(now);
                     }
                     conn = Some(attach(
                         &ctx,
@@ -298,6 +318,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
         if session.is_up() {
             backoff = Backoff::default();
         }
+        check_peer_received_through(&ctx, &session.status(), &mut received_through_handled);
         metrics::peer(&ctx.metrics, &ctx.alias, |m| {
             m.up = session.is_up();
             m.queue = match stored_pending {
@@ -305,6 +326,11 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 _ => session.pending() as u64,
             };
             m.rtt_ms = session.rtt();
+            // QUIC's own estimate, in microseconds: a heartbeat sample is whole milliseconds.
+            m.quic_rtt = conn
+                .as_ref()
+                .filter(|_| session.is_up())
+                .map(|c| c.conn.rtt());
             let st = session.status();
             m.gaps = st.gaps.iter().map(|(a, b)| b - a + 1).sum();
             m.since_ms = st.since;
@@ -315,11 +341,6 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
 
 fn ctx_pending(ctx: &LinkCtx) -> Vec<Envelope> {
     ctx.pending.clone()
-}
-
-fn deadline(at: UnixMillis) -> tokio::time::Instant {
-    let now = now_ms();
-    tokio::time::Instant::now() + Duration::from_millis(at.saturating_sub(now))
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use hotline_protocol::identity::NodeId;
-use hotline_protocol::session::Session;
-use hotline_protocol::time::UnixMillis;
+use hotline_protocol::session::{Monotonic, Session};
 
 use super::Conn;
 
@@ -67,8 +66,8 @@ pub(super) fn received_datagrams(c: &quinn::Connection) -> u64 {
 }
 
 /// Whether the link has been UP for longer than a dial race could last.
-pub(super) fn settled(session: &Session, now: UnixMillis) -> bool {
-    session.is_up() && now.saturating_sub(session.status().since) >= RACE_WINDOW_MS
+pub(super) fn settled(session: &Session, now: Monotonic) -> bool {
+    session.is_up() && now.since(session.state_since()) >= RACE_WINDOW_MS
 }
 
 /// Duplicate connections (SPEC.md §3.9). A peer dials only when it has no connection, so a

@@ -1,7 +1,9 @@
 //! The session's events: link up and down, arriving envelopes and receipts handed to jobs, gaps;
-//! and the audit trail with the operator events they leave.
+//! the audit trail with the operator events they leave; and sequence safety (SPEC.md §10.1): the
+//! alert when the peer reuses a sequence, and the peer's `received_through` checked against
+//! what this node's database holds.
 
-use hotline_protocol::codes::RejectReason;
+use hotline_protocol::codes::{CloseCode, RejectReason};
 use hotline_protocol::envelope::MessageId;
 use hotline_protocol::identity::EncryptionKey;
 use hotline_protocol::receipt::{Receipt, ReceiptBuild};
@@ -9,18 +11,30 @@ use hotline_protocol::session::{Event, Session};
 
 use super::receive::{receive_async_receipt, receive_envelope, receive_receipt};
 use super::{Conn, Done, LinkCtx, LinkMsg};
-use crate::daemon::metrics;
-use crate::store::AuditEvent;
+use crate::daemon::metrics::{self, SharedMetrics};
+use crate::daemon::sequences::rollback;
+use crate::store::high_water::MAX_SEQUENCE_FLOOR;
+use crate::store::{AuditEvent, FloorSource};
+use hotline_protocol::session::{LinkState, Status};
+use hotline_protocol::wire::OperatorEvent;
 use hotline_transport::now_ms;
 
-pub(super) fn audit(ctx: &LinkCtx, kind: &str, message_id: Option<MessageId>, detail: String) {
-    let _ = ctx.events.send(hotline_protocol::wire::OperatorEvent {
+/// Events for watching operators.
+type Events = tokio::sync::broadcast::Sender<OperatorEvent>;
+
+/// Tells watching operators (SPEC.md §15.5.8), without an audit row.
+fn tell(events: &Events, alias: &str, kind: &str, message_id: Option<MessageId>, detail: String) {
+    let _ = events.send(OperatorEvent {
         time_ms: now_ms(),
         kind: kind.to_owned(),
-        peer: ctx.alias.clone(),
+        peer: alias.to_owned(),
         message_id: message_id.map(|m| m.to_vec().into()).unwrap_or_default(),
-        detail: detail.clone(),
+        detail,
     });
+}
+
+pub(super) fn audit(ctx: &LinkCtx, kind: &str, message_id: Option<MessageId>, detail: String) {
+    tell(&ctx.events, &ctx.alias, kind, message_id, detail.clone());
     let ev = AuditEvent {
         time_ms: now_ms(),
         kind: kind.to_owned(),
@@ -67,11 +81,19 @@ pub(super) fn event(
             // connection down here. A LinkDown reported because the driver already replaced
             // or lost the connection must not touch the current one.
             if session.state() == hotline_protocol::session::LinkState::Closing {
+                // After the Close frame the session queued has reached the peer (bounded), and
+                // with NO_ERROR when the peer's Close frame ended the link (SPEC.md §3.8).
                 if let Some(c) = conn.take() {
-                    c.conn
-                        .close(quinn::VarInt::from_u32(code.code()), reason.as_bytes());
+                    let code = if by_peer { CloseCode::NoError } else { code };
+                    super::streams::close_after_flush(
+                        c.conn.clone(),
+                        c.control_flushed.clone(),
+                        code.code(),
+                        code.name(),
+                    );
                 }
-                session.handle_disconnected(now_ms());
+                let now = super::clock(session);
+                session.handle_disconnected(now);
             }
         }
         Event::Envelope { stream, envelope } => {
@@ -152,4 +174,81 @@ pub(super) fn event(
         }
         Event::Retransmit { key } => tracing::debug!(peer = %ctx.alias, ?key, "retransmitting"),
     }
+}
+
+/// Counter (through [`metrics::count`]): messages from the peer that reused the sequence of an
+/// earlier one (SPEC.md §10.1).
+const SEQUENCE_REUSED: &str = "sequence_reused";
+
+/// A message from the peer carried the sequence of an earlier message of the peer's (SPEC.md
+/// §10.1: the peer reused it, for example after restoring a backup). The store kept both and
+/// wrote the audit row with the message; this warns, counts and tells watching operators.
+pub(super) fn sequence_reused(
+    events: &Events,
+    alias: &str,
+    metrics: &SharedMetrics,
+    sequence: u64,
+    later: MessageId,
+    earlier: MessageId,
+) {
+    let (later_hex, earlier_hex) = (
+        data_encoding::HEXLOWER.encode(&later),
+        data_encoding::HEXLOWER.encode(&earlier),
+    );
+    tracing::warn!(
+        peer = %alias,
+        sequence,
+        message = %later_hex,
+        earlier = %earlier_hex,
+        "the peer reused a sequence number: both messages are kept (SPEC.md §10.1); was its \
+         database restored from a backup?"
+    );
+    metrics::count(metrics, SEQUENCE_REUSED, 1);
+    tell(
+        events,
+        alias,
+        "sequence_reused",
+        Some(later),
+        format!("sequence {sequence} already carried by message {earlier_hex}"),
+    );
+}
+
+/// The second line of defence against reusing sequences after a restore (SPEC.md §10.1): the
+/// peer's `received_through` from its Heartbeats. While the link is UP, a value above the
+/// highest sequence this link knows of (what it sent, and the store's highest when it started)
+/// means the peer holds sequences this database has forgotten: the store is asked to record it
+/// as a floor, which it does (with the audit row) only if it is above its own highest and any
+/// floor already recorded (for example from the high-water mark at start-up). `handled` is the
+/// highest value asked about, so each detection costs one store call, not one per Heartbeat.
+pub(super) fn check_peer_received_through(ctx: &LinkCtx, st: &Status, handled: &mut u64) {
+    let through = st.peer_received_through;
+    if st.state != LinkState::Up || through <= st.last_sent || through <= *handled {
+        return;
+    }
+    *handled = through;
+    if through > MAX_SEQUENCE_FLOOR {
+        tracing::warn!(
+            peer = %ctx.alias,
+            through,
+            "the peer claims to have received sequences no node could have sent; ignored"
+        );
+        return;
+    }
+    let (store, events, metrics) = (ctx.store.clone(), ctx.events.clone(), ctx.metrics.clone());
+    let (alias, peer) = (ctx.alias.clone(), ctx.bundle.identity());
+    tokio::spawn(async move {
+        let raised = store
+            .call(move |s| {
+                s.raise_sequence_floor(&peer, through, FloorSource::PeerReceivedThrough, now_ms())
+            })
+            .await;
+        match raised {
+            Some(Ok(Some(highest))) => {
+                let source = FloorSource::PeerReceivedThrough;
+                rollback(&events, &alias, &metrics, source, highest, through);
+            }
+            Some(Ok(None)) | None => {}
+            Some(Err(e)) => tracing::error!(peer = %alias, "cannot record a sequence floor: {e}"),
+        }
+    });
 }

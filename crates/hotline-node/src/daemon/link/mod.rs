@@ -4,8 +4,9 @@
 //!
 //! Read socket → `handle_*` → drain `poll_transmit` / `poll_event` → write socket / storage.
 //!
-//! Here: the messages into a link task, its context and the state of one connection; the loop
-//! is in `driver`, and each of its jobs in a sibling module.
+//! Here: the messages into a link task, its context, the state of one connection and the
+//! monotonic clock the session's timers run on; the loop is in `driver`, and each of its jobs
+//! in a sibling module.
 //!
 //! [`Session`]: hotline_protocol::session::Session
 
@@ -18,7 +19,8 @@ mod receive;
 mod streams;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hotline_protocol::bundle::PeerBundle;
@@ -26,7 +28,7 @@ use hotline_protocol::codes::CloseCode;
 use hotline_protocol::envelope::{Envelope, MessageId};
 use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
 use hotline_protocol::receipt::Receipt;
-use hotline_protocol::session::{Config as SessionConfig, StreamId};
+use hotline_protocol::session::{Config as SessionConfig, Monotonic, StreamId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -146,12 +148,23 @@ pub struct LinkCtx {
     pub events: tokio::sync::broadcast::Sender<hotline_protocol::wire::OperatorEvent>,
     /// The peer's current encryption keys, shared with the submit path (updated from Hello).
     pub shared_keys: Arc<std::sync::Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
+    /// Disk-space floor and per-peer quota.
+    pub guard: Arc<crate::daemon::guard::StorageGuard>,
 }
+
+/// Most frames queued for the control stream's writer. The session sends a heartbeat every
+/// 5 s and answers at most a few pings a second (SPEC.md §13.2), so the queue fills only when
+/// the peer stops reading its control stream (QUIC flow control then holds the writer): the
+/// connection is closed rather than the queue left to grow.
+const CONTROL_QUEUE: usize = 256;
 
 struct Conn {
     id: u64,
     conn: quinn::Connection,
-    control_tx: mpsc::UnboundedSender<(Bytes, bool)>,
+    control_tx: mpsc::Sender<(Bytes, bool)>,
+    /// Notified when the control stream's writer is done (its last frame acknowledged, or
+    /// given up): a Close waits for it (`streams::close_after_flush`).
+    control_flushed: Arc<tokio::sync::Notify>,
     in_send: HashMap<u64, quinn::SendStream>,
     tasks: Vec<JoinHandle<()>>,
     out_tasks: HashMap<u64, JoinHandle<()>>,
@@ -170,5 +183,54 @@ impl Drop for Conn {
         for (_, t) in self.out_tasks.drain().chain(readers) {
             t.abort();
         }
+    }
+}
+
+/// The origin of the link tasks' monotonic clock: the first time any link read it.
+fn origin() -> tokio::time::Instant {
+    static ORIGIN: OnceLock<tokio::time::Instant> = OnceLock::new();
+    *ORIGIN.get_or_init(tokio::time::Instant::now)
+}
+
+/// The monotonic clock the sessions' timers run on (SPEC.md §14.8): tokio's, which never steps
+/// with the wall clock (and which paused-time tests move). The wall clock (`now_ms`) is given to
+/// a session separately, for the times it puts on the wire.
+fn mono_now() -> Monotonic {
+    let ms = origin().elapsed().as_millis();
+    Monotonic::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// When a session deadline falls, as a tokio instant.
+fn instant_of(at: Monotonic) -> tokio::time::Instant {
+    origin() + Duration::from_millis(at.as_millis())
+}
+
+/// Reads both clocks for `session`: tells it the wall clock, returns the monotonic reading to
+/// pass to its inputs.
+fn clock(session: &mut hotline_protocol::session::Session) -> Monotonic {
+    let now = mono_now();
+    session.set_wall_clock(now, hotline_transport::now_ms());
+    now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{instant_of, mono_now};
+
+    /// A reading of the session clock maps back to the tokio instant it was read at, and a
+    /// deadline after it to the instant that far ahead.
+    #[test]
+    fn session_clock_readings_map_to_tokio_instants() {
+        let before = tokio::time::Instant::now();
+        let t = mono_now();
+        let after = tokio::time::Instant::now();
+        // Readings are whole milliseconds, rounded down.
+        let read = instant_of(t);
+        assert!(read <= after && read + std::time::Duration::from_millis(1) > before);
+        assert_eq!(
+            instant_of(t.after(250)) - read,
+            std::time::Duration::from_millis(250)
+        );
+        assert!(mono_now() >= t);
     }
 }

@@ -15,7 +15,7 @@ use super::{Done, LinkCtx, LinkMsg};
 use crate::daemon::metrics::{self, SharedMetrics};
 use crate::daemon::pool::CryptoPool;
 use crate::daemon::storage::StoreHandle;
-use crate::store::{AcceptOutcome, Arrival, AuditEvent, ReceiptRecord};
+use crate::store::{AcceptOutcome, Arrival, AuditEvent, ReceiptOutcome, ReceiptRecord};
 use hotline_transport::now_ms;
 
 /// The pieces a spawned job needs.
@@ -30,6 +30,7 @@ pub(super) struct Parts {
     store: StoreHandle,
     metrics: SharedMetrics,
     pub(super) tx: mpsc::UnboundedSender<LinkMsg>,
+    guard: Arc<crate::daemon::guard::StorageGuard>,
 }
 
 impl LinkCtx {
@@ -44,12 +45,31 @@ impl LinkCtx {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             tx: self.tx.clone(),
+            guard: self.guard.clone(),
         }
     }
 }
 
 /// SPEC.md §7.6: open, then store with its DELIVERED receipt (or find the original), then answer.
 pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: Envelope) {
+    // SPEC.md §13.3: below the disk-space floor nothing new is taken. INTERNAL_ERROR: the peer
+    // did nothing wrong, keeps the envelope and sends it again later.
+    if p.guard.refusing() {
+        metrics::count(&p.metrics, "refused_low_disk", 1);
+        return refuse(&p, conn_id, stream, CloseCode::InternalError);
+    }
+    // A peer at its storage quota gets REJECTED (POLICY), signed only once the envelope is
+    // authenticated (below); a retransmission of a message already held is answered as ever.
+    let mut over_quota = p
+        .guard
+        .over_quota(&p.peer)
+        .then(|| p.guard.quota_detail(&p.peer));
+    if over_quota.is_some() {
+        let id = *envelope.message_id();
+        if let Some(Ok(Some(_))) = p.store.call(move |s| s.received(&id)).await {
+            over_quota = None;
+        }
+    }
     let (identity, keys, peer) = (p.identity.clone(), p.keys.clone(), p.peer);
     let env = envelope.clone();
     let opened = p
@@ -58,6 +78,16 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
             let now = now_ms();
             let subject = Subject::from(&env);
             match env.open(&identity.id(), &peer, &keys, now) {
+                Ok(_) if over_quota.is_some() => Receipt::sign(
+                    &identity,
+                    &subject,
+                    ReceiptBuild::Rejected(
+                        RejectReason::Policy,
+                        over_quota.as_deref().unwrap_or(""),
+                    ),
+                    now,
+                )
+                .map(|r| Err(Box::new(r))),
                 Ok(content) => Receipt::sign(&identity, &subject, ReceiptBuild::Delivered, now)
                     .map(|r| Ok((content, r))),
                 Err(rej) => Receipt::sign(
@@ -95,10 +125,21 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
                     stored_ms: now_ms(),
                 },
             };
-            match p.store.accept(arrival).await {
+            let held = (envelope.bytes().len() + content.plaintext.len()) as u64;
+            let accepted = p.store.accept(arrival).await;
+            if let Some(Ok(AcceptOutcome::Inserted { .. })) = &accepted {
+                p.guard.add(&peer, held);
+            }
+            match accepted {
                 Some(Ok(outcome)) => match outcome {
-                    AcceptOutcome::Inserted => {
+                    AcceptOutcome::Inserted { sequence_reused_by } => {
                         metrics::count(&p.metrics, "received", 1);
+                        if let Some(earlier) = sequence_reused_by {
+                            let (seq, id) = (h.sequence, h.message_id);
+                            super::events::sequence_reused(
+                                &p.events, &p.alias, &p.metrics, seq, id, earlier,
+                            );
+                        }
                         p.note(
                             "received",
                             *envelope.message_id(),
@@ -214,7 +255,8 @@ fn tlp_name(t: hotline_protocol::content::Tlp) -> &'static str {
     }
 }
 
-/// SPEC.md §8.4 for the answer on an envelope stream.
+/// SPEC.md §8.4 for the answer on an envelope stream. A valid receipt that is answered for
+/// (stored, held already, or of a kind held already) completes the envelope.
 pub(super) async fn receive_receipt(p: Parts, conn_id: u64, envelope: Envelope, bytes: Bytes) {
     let peer = p.peer;
     let env = envelope.clone();
@@ -238,40 +280,24 @@ pub(super) async fn receive_receipt(p: Parts, conn_id: u64, envelope: Envelope, 
         ));
         return;
     };
-    let kind = receipt.kind().as_str();
-    let rec = ReceiptRecord {
-        message_id: id,
-        peer,
-        kind: kind.into(),
-        bytes: receipt.bytes().clone(),
-        sha256: *receipt.sha256(),
-        stored_ms: now_ms(),
-    };
-    let stored = matches!(p.store.record_receipt(rec).await, Some(Ok(())));
-    if stored {
-        match receipt.kind() {
-            ReceiptKind::Delivered => {
-                metrics::count(&p.metrics, "delivered", 1);
-                p.note("delivered", id, String::new());
-            }
-            ReceiptKind::Acknowledged { officer, .. } => {
-                metrics::count(&p.metrics, "acknowledged", 1);
-                p.note("acknowledged", id, officer.name().to_owned());
-            }
-            ReceiptKind::Rejected { reason, detail } => {
-                metrics::count(&p.metrics, "rejected", 1);
-                tracing::warn!(reason = %reason, "message REJECTED by the peer: {detail}");
-                p.note("rejected", id, format!("{reason}: {detail}"));
-            }
+    let valid = match p.store.record_receipt(record(&p, &receipt)).await {
+        Some(Ok(outcome)) => {
+            p.report_receipt(&receipt, outcome);
+            true
         }
-    }
-    let _ = p.tx.send(LinkMsg::Done(
-        conn_id,
-        Done::ReceiptVerdict { id, valid: stored },
-    ));
+        Some(Err(e)) => {
+            tracing::error!("cannot store a receipt from the peer: {e}");
+            false
+        }
+        None => false,
+    };
+    let _ =
+        p.tx.send(LinkMsg::Done(conn_id, Done::ReceiptVerdict { id, valid }));
 }
 
-/// An ACKNOWLEDGED (or re-sent) receipt on a stream the peer opened.
+/// An ACKNOWLEDGED (or re-sent) receipt on a stream the peer opened (SPEC.md §9.4): answered
+/// with ReceiptStored once stored, and also when it is not kept because the message holds a
+/// receipt of its kind already (§8.5), so that the peer stops sending it.
 pub(super) async fn receive_async_receipt(p: Parts, conn_id: u64, stream: StreamId, bytes: Bytes) {
     let peer = p.peer;
     let b2 = bytes.clone();
@@ -301,30 +327,122 @@ pub(super) async fn receive_async_receipt(p: Parts, conn_id: u64, stream: Stream
     if !verified.answers(&envelope) {
         return refuse(&p, conn_id, stream, CloseCode::BadReceipt);
     }
-    let sha = *verified.sha256();
-    let kind = verified.kind().as_str();
-    let rec = ReceiptRecord {
-        message_id: id,
-        peer,
-        kind: kind.into(),
-        bytes: verified.bytes().clone(),
-        sha256: sha,
-        stored_ms: now_ms(),
-    };
-    match p.store.record_receipt(rec).await {
-        Some(Ok(())) => {
-            if let ReceiptKind::Acknowledged { officer, .. } = verified.kind() {
-                metrics::count(&p.metrics, "acknowledged", 1);
-                p.note("acknowledged", id, officer.name().to_owned());
+    match p.store.record_receipt(record(&p, &verified)).await {
+        Some(Ok(outcome)) => {
+            p.report_receipt(&verified, outcome);
+            if outcome != ReceiptOutcome::Unknown {
+                // The message holds a valid receipt now: its envelope is done, whatever the
+                // kind (SPEC.md §8.6: after a final REJECTED nothing is sent again). Reported
+                // before ReceiptStored, so the envelope is settled when the peer reads it.
+                let _ = p.tx.send(LinkMsg::Done(
+                    conn_id,
+                    Done::ReceiptVerdict { id, valid: true },
+                ));
             }
             let _ = p.tx.send(LinkMsg::Done(
                 conn_id,
                 Done::Stored {
                     stream,
-                    sha256: sha,
+                    sha256: *verified.sha256(),
                 },
             ));
         }
-        _ => refuse(&p, conn_id, stream, CloseCode::InternalError),
+        Some(Err(e)) => {
+            tracing::error!("cannot store a receipt from the peer: {e}");
+            refuse(&p, conn_id, stream, CloseCode::InternalError)
+        }
+        None => {}
     }
+}
+
+/// The store's record of a verified receipt from the peer.
+fn record(p: &Parts, receipt: &Receipt) -> ReceiptRecord {
+    ReceiptRecord {
+        message_id: *receipt.message_id(),
+        peer: p.peer,
+        kind: receipt.kind().as_str().into(),
+        bytes: receipt.bytes().clone(),
+        sha256: *receipt.sha256(),
+        stored_ms: now_ms(),
+    }
+}
+
+impl Parts {
+    /// Counts, logs and reports to watching operators what became of a valid receipt from
+    /// the peer (SPEC.md §8.5, §8.6). A flood of receipts the store did not keep costs one
+    /// counter increment each and a log line at 1, 2, 4, 8, … of them, never an event each.
+    fn report_receipt(&self, receipt: &Receipt, outcome: ReceiptOutcome) {
+        let id = *receipt.message_id();
+        match outcome {
+            ReceiptOutcome::Stored(_) => match receipt.kind() {
+                ReceiptKind::Delivered => {
+                    metrics::count(&self.metrics, "delivered", 1);
+                    self.note("delivered", id, String::new());
+                }
+                ReceiptKind::Acknowledged { officer, .. } => {
+                    metrics::count(&self.metrics, "acknowledged", 1);
+                    self.note("acknowledged", id, officer.name().to_owned());
+                }
+                ReceiptKind::Rejected { reason, detail } => {
+                    metrics::count(&self.metrics, "rejected", 1);
+                    tracing::warn!(reason = %reason, "message REJECTED by the peer: {detail}");
+                    self.note("rejected", id, format!("{reason}: {detail}"));
+                }
+            },
+            ReceiptOutcome::Contradictory(state) => {
+                metrics::count(&self.metrics, RECEIPTS_CONTRADICTORY, 1);
+                let (what, decided) = match receipt.kind() {
+                    ReceiptKind::Rejected { reason, detail } => (
+                        format!("a REJECTED receipt ({reason}: {detail})"),
+                        "delivery",
+                    ),
+                    other => (format!("a {} receipt", other.as_str()), "rejection"),
+                };
+                let detail = format!(
+                    "the peer sent {what} after its earlier receipt decided {decided}; both are \
+                     kept as evidence and the message stays {} (SPEC.md §8.6)",
+                    state.name()
+                );
+                tracing::warn!(
+                    peer = %self.alias,
+                    message = %data_encoding::HEXLOWER.encode(&id),
+                    "contradictory receipts: {detail}"
+                );
+                self.note("contradictory_receipts", id, detail);
+            }
+            ReceiptOutcome::Discarded => {
+                let total = bump(&self.metrics, RECEIPTS_DISCARDED);
+                let id = data_encoding::HEXLOWER.encode(&id);
+                let kind = receipt.kind().as_str();
+                if total.is_power_of_two() {
+                    tracing::warn!(
+                        peer = %self.alias,
+                        message = %id,
+                        total,
+                        "a {kind} receipt from the peer not stored: the message holds one of \
+                         that kind already (SPEC.md §8.5); {total} discarded so far"
+                    );
+                } else {
+                    tracing::debug!(peer = %self.alias, message = %id, "{kind} receipt discarded");
+                }
+            }
+            ReceiptOutcome::Repeated | ReceiptOutcome::Unknown => {}
+        }
+    }
+}
+
+/// Counter (through [`metrics::count`]): valid receipts from the peer not stored because the
+/// message holds one of their kind already (SPEC.md §8.5).
+const RECEIPTS_DISCARDED: &str = "receipts_discarded";
+/// Counter: valid receipts from the peer that contradict the final receipt held (§8.6).
+const RECEIPTS_CONTRADICTORY: &str = "receipts_contradictory";
+
+/// Adds one to counter `name` (as [`metrics::count`] does) and returns its new value, under
+/// one lock.
+fn bump(m: &metrics::SharedMetrics, name: &'static str) -> u64 {
+    m.lock().map_or(0, |mut g| {
+        let c = g.counters.entry(name).or_default();
+        *c += 1;
+        *c
+    })
 }

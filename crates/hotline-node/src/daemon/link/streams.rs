@@ -3,30 +3,56 @@
 
 use bytes::Bytes;
 use hotline_protocol::codes::CloseCode;
-use hotline_protocol::session::{Session, StreamId, Transmit};
-use hotline_protocol::time::UnixMillis;
+use hotline_protocol::session::{Monotonic, Session, StreamId, Transmit};
 use tokio::sync::mpsc;
 
-use super::{Conn, Input, LinkCtx, LinkMsg};
+use super::{CONTROL_QUEUE, Conn, Input, LinkCtx, LinkMsg};
 use crate::daemon::metrics;
 
 /// Most bytes read from one message stream: an envelope frame plus slack.
 const MAX_STREAM_READ: usize =
     hotline_protocol::frame::HEADER_LEN + hotline_protocol::envelope::MAX_ENVELOPE_LEN + 1024;
 
+/// Writes what the session sends on the control stream, in order. A peer that does not read
+/// its control stream holds this writer on QUIC flow control; the bounded queue in front of
+/// it then fills ([`queue_control`]).
+///
+/// After the last frame (a Close, SPEC.md §3.8) it finishes the stream and waits, at most
+/// [`CLOSE_FLUSH`], until the peer acknowledged it, then notifies `flushed`: the connection is
+/// closed only then, so that the Close frame reaches the peer before CONNECTION_CLOSE.
 pub(super) async fn write_control(
     mut send: quinn::SendStream,
-    mut rx: mpsc::UnboundedReceiver<(Bytes, bool)>,
+    mut rx: mpsc::Receiver<(Bytes, bool)>,
+    flushed: std::sync::Arc<tokio::sync::Notify>,
 ) {
     while let Some((data, fin)) = rx.recv().await {
         if send.write_all(&data).await.is_err() {
-            return;
+            break;
         }
         if fin {
             let _ = send.finish();
-            return;
+            let _ = tokio::time::timeout(CLOSE_FLUSH, send.stopped()).await;
+            break;
         }
     }
+    flushed.notify_one();
+}
+
+/// The longest a Close frame is given to reach the peer before the connection is closed.
+pub(super) const CLOSE_FLUSH: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// Closes `conn` once the control stream's last frame is acknowledged, or after
+/// [`CLOSE_FLUSH`] (a peer that does not read it cannot hold the close up).
+pub(super) fn close_after_flush(
+    conn: quinn::Connection,
+    flushed: std::sync::Arc<tokio::sync::Notify>,
+    code: u32,
+    reason: &'static str,
+) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(CLOSE_FLUSH, flushed.notified()).await;
+        conn.close(quinn::VarInt::from_u32(code), reason.as_bytes());
+    });
 }
 
 pub(super) async fn read_stream(
@@ -108,7 +134,7 @@ pub(super) fn on_input(
     session: &mut Session,
     conn: &mut Option<Conn>,
     input: Input,
-    now: UnixMillis,
+    now: Monotonic,
 ) {
     match input {
         Input::Data { stream, data, fin } => {
@@ -165,7 +191,17 @@ pub(super) fn transmit(ctx: &LinkCtx, conn: &mut Option<Conn>, t: Transmit) {
             data,
             fin,
         } => {
-            let _ = c.control_tx.send((data, fin));
+            if queue_control(&c.control_tx, data, fin) == Queued::Full {
+                tracing::warn!(
+                    peer = %ctx.alias,
+                    "the peer does not read its control stream ({CONTROL_QUEUE} frames wait to be \
+                     written): closing the connection with RATE_LIMITED"
+                );
+                c.conn.close(
+                    quinn::VarInt::from_u32(CloseCode::RateLimited.code()),
+                    b"control stream not read",
+                );
+            }
         }
         Transmit::Data {
             stream: StreamId::Out(n),
@@ -225,6 +261,10 @@ pub(super) fn transmit(ctx: &LinkCtx, conn: &mut Option<Conn>, t: Transmit) {
             stream: StreamId::Out(n),
             ..
         } => {
+            // Dropping the stream's task drops both halves. Our sending side is finished
+            // (the item was written whole), so QUIC sends no RESET_STREAM once that data is
+            // acknowledged; dropping the unread receiving side sends STOP_SENDING with code 0,
+            // NO_ERROR, the code of an abandoned stream (SPEC.md §1.3, §9.7).
             if let Some(t) = c.out_tasks.remove(&n) {
                 t.abort();
             }
@@ -232,10 +272,62 @@ pub(super) fn transmit(ctx: &LinkCtx, conn: &mut Option<Conn>, t: Transmit) {
         Transmit::ResetStream {
             stream: StreamId::Control,
             code,
-        }
-        | Transmit::Close { code, .. } => {
+        } => {
             c.conn
                 .close(quinn::VarInt::from_u32(code.code()), code.name().as_bytes());
         }
+        // The Close frame is queued on the control stream just before this: let it reach the
+        // peer first (SPEC.md §3.8).
+        Transmit::Close { code, .. } => {
+            close_after_flush(
+                c.conn.clone(),
+                c.control_flushed.clone(),
+                code.code(),
+                code.name(),
+            );
+        }
+    }
+}
+
+/// What became of a frame for the control stream.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Queued {
+    /// In the queue.
+    Yes,
+    /// The queue is full: the peer has not been reading.
+    Full,
+    /// The writer is gone (the stream or the connection ended).
+    Gone,
+}
+
+/// Queues a frame for the control stream's writer, never waiting: the link task must not
+/// block on a peer that does not read.
+pub(super) fn queue_control(tx: &mpsc::Sender<(Bytes, bool)>, data: Bytes, fin: bool) -> Queued {
+    match tx.try_send((data, fin)) {
+        Ok(()) => Queued::Yes,
+        Err(mpsc::error::TrySendError::Full(_)) => Queued::Full,
+        Err(mpsc::error::TrySendError::Closed(_)) => Queued::Gone,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CONTROL_QUEUE, Queued, queue_control};
+    use bytes::Bytes;
+
+    /// The control queue holds a bounded number of frames: once the writer stops taking them
+    /// (a peer that does not read), the next one is refused as Full, not stored.
+    #[test]
+    fn the_control_queue_is_bounded() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(CONTROL_QUEUE);
+        let frame = Bytes::from_static(b"heartbeat");
+        for _ in 0..CONTROL_QUEUE {
+            assert_eq!(queue_control(&tx, frame.clone(), false), Queued::Yes);
+        }
+        assert_eq!(queue_control(&tx, frame.clone(), false), Queued::Full);
+        assert!(rx.try_recv().is_ok(), "the writer takes one");
+        assert_eq!(queue_control(&tx, frame.clone(), false), Queued::Yes);
+        drop(rx);
+        assert_eq!(queue_control(&tx, frame, true), Queued::Gone);
     }
 }

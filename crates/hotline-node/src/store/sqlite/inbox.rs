@@ -12,7 +12,7 @@ use rusqlite::{OptionalExtension, params};
 use super::super::{AcceptOutcome, Arrival, OwnReceiptOutcome, ReceiptRecord, Result, StoreError};
 use super::SqliteStore;
 use super::convert::{
-    digest, hex, int, peer_seq, peer_seq_back, precedence, push_range, state_for_kind,
+    digest, hex, int, message_id, peer_seq, peer_seq_back, precedence, push_range, state_for_kind,
 };
 
 impl SqliteStore {
@@ -31,6 +31,16 @@ impl SqliteStore {
                  received_ms, envelope, envelope_sha256, content, subject, officer, \
                  delivered_receipt) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            // SPEC.md §10.1: the same sequence from the same peer on another message id. Served
+            // by `inbox_peer_sequence` (whose entries are in rowid order within a sequence).
+            let mut reused = tx.prepare_cached(
+                "SELECT message_id FROM inbox WHERE peer = ?1 AND sequence = ?2 \
+                 AND message_id <> ?3 ORDER BY id LIMIT 1",
+            )?;
+            let mut audit = tx.prepare_cached(
+                "INSERT INTO audit (time_ms, kind, peer, message_id, detail) \
+                 VALUES (?1, 'sequence_reused', ?2, ?3, ?4)",
             )?;
             for a in batch {
                 if a.receipt.message_id != a.message_id {
@@ -59,6 +69,25 @@ impl SqliteStore {
                     outcomes.push(AcceptOutcome::Conflict);
                     continue;
                 }
+                let earlier: Option<Vec<u8>> = reused
+                    .query_row(
+                        params![
+                            &a.peer.as_bytes()[..],
+                            peer_seq(a.sequence),
+                            &a.message_id[..]
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let sequence_reused_by = earlier.as_deref().map(message_id).transpose()?;
+                if let Some(earlier) = &sequence_reused_by {
+                    audit.execute(params![
+                        int(a.received_ms, "received_ms")?,
+                        &a.peer.as_bytes()[..],
+                        &a.message_id[..],
+                        sequence_reused_detail(a.sequence, &a.message_id, earlier),
+                    ])?;
+                }
                 let r = &a.receipt;
                 receipt.execute(params![
                     &r.sha256[..],
@@ -83,7 +112,7 @@ impl SqliteStore {
                     a.officer,
                     &r.sha256[..],
                 ])?;
-                outcomes.push(AcceptOutcome::Inserted);
+                outcomes.push(AcceptOutcome::Inserted { sequence_reused_by });
             }
         }
         tx.commit()?;
@@ -205,6 +234,18 @@ impl SqliteStore {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// The audit detail of an arrival that reuses the sequence of an earlier message (it names both
+/// ids; the row's message id is the later one's).
+fn sequence_reused_detail(sequence: u64, later: &MessageId, earlier: &MessageId) -> String {
+    format!(
+        "the peer sent message {} with sequence {sequence}, which its message {} already \
+         carries: the peer reused a sequence number (for example after restoring a backup). \
+         Both messages are kept and were delivered; ask the peer's CERT (SPEC.md §10.1)",
+        hex(later),
+        hex(earlier)
+    )
 }
 
 /// Envelope SHA-256 and DELIVERED receipt bytes of a received message.

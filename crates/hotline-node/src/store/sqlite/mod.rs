@@ -10,9 +10,9 @@
 //!
 //! **Choices the trait leaves open**, each documented on the method too:
 //! - A receipt from the peer about a message id we never sent, or from a peer other than that
-//!   message's recipient, is ignored: not stored, no error ([`Store::record_receipts`] has no
-//!   way to report it). The session verified it against our envelope before it gets here, so
-//!   this only happens on a caller bug; storing it would need an outbox row to refer to.
+//!   message's recipient, is ignored: not stored, no error ([`ReceiptOutcome::Unknown`]). The
+//!   session verified it against our envelope before it gets here, so this only happens on a
+//!   caller bug; storing it would need an outbox row to refer to.
 //! - A receipt kind other than `DELIVERED`, `ACKNOWLEDGED`, `REJECTED` is a caller bug: the
 //!   batch fails with [`StoreError::Database`].
 //! - Sequence numbers *received* from a peer are any u64 (the wire does not bound them), so
@@ -37,11 +37,12 @@ use hotline_protocol::NodeId;
 use hotline_protocol::envelope::MessageId;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use super::high_water::{HWM_FILE, HighWater};
 use super::{
-    AcceptOutcome, Arrival, AuditEvent, CancelOutcome, ExportItem, InboxRow, InstalledBundle,
-    ListQuery, MessageRow, OperatorRecord, OutState, OwnReceiptOutcome, PeerRecord, PendingSummary,
-    Position, ReceiptRecord, Result, Store, StoreError, StoredMessage, StoredSubmission,
-    Submission, SubmitOutcome,
+    AcceptOutcome, Arrival, AuditEvent, CancelOutcome, ExportItem, FloorSource, InboxRow,
+    InstalledBundle, ListQuery, MessageRow, OperatorRecord, OutState, OwnReceiptOutcome,
+    PeerRecord, PendingSummary, Position, ReceiptOutcome, ReceiptRecord, Result, Store, StoreError,
+    StoredMessage, StoredSubmission, Submission, SubmitOutcome,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -58,6 +59,25 @@ pub struct SqliteStore {
     /// This process's run of `hotlined` ([`Store::begin_run`]), written with every message
     /// it stores; `None` for tools that never send.
     run: Option<i64>,
+    /// Where the high-water mark is kept (beside the database file); `None` in memory.
+    hwm_path: Option<std::path::PathBuf>,
+    /// The high-water mark, once [`Store::high_water`] loaded it: every sequence assigned is
+    /// noted in it after its commit.
+    high_water: Option<std::sync::Arc<HighWater>>,
+    /// Sequences assigned inside the current group, noted when (and if) the group commits.
+    assigned: Vec<(NodeId, u64)>,
+}
+
+impl Drop for SqliteStore {
+    /// The last write of the high-water mark, after the last commit (the daemon's store thread
+    /// drops the store when it stops).
+    fn drop(&mut self) {
+        if let Some(hw) = &self.high_water
+            && let Err(e) = hw.flush()
+        {
+            tracing::error!("cannot write {}: {e}", hw.path().display());
+        }
+    }
 }
 
 /// A write in progress: its own IMMEDIATE transaction, or a savepoint inside a group's.
@@ -119,7 +139,9 @@ impl SqliteStore {
             }
         }
         let conn = Connection::open(path).map_err(|e| in_file(e.into()))?;
-        Self::init(conn, true).map_err(in_file)
+        let mut store = Self::init(conn, true).map_err(in_file)?;
+        store.hwm_path = Some(path.with_file_name(HWM_FILE));
+        Ok(store)
     }
 
     /// A fresh database in memory, for tests: same schema, no durability.
@@ -161,6 +183,9 @@ impl SqliteStore {
             conn,
             in_group: false,
             run: None,
+            hwm_path: None,
+            high_water: None,
+            assigned: Vec::new(),
         })
     }
 
@@ -173,6 +198,19 @@ impl SqliteStore {
         Ok(Write::Tx(self.conn.transaction_with_behavior(
             TransactionBehavior::Immediate,
         )?))
+    }
+
+    /// Notes sequences whose write committed (or, inside a group, will commit with it) in the
+    /// high-water mark.
+    fn note_assigned(&mut self, assigned: impl IntoIterator<Item = (NodeId, u64)>) {
+        let Some(hw) = &self.high_water else { return };
+        if self.in_group {
+            self.assigned.extend(assigned);
+        } else {
+            for (peer, seq) in assigned {
+                hw.note(peer, seq);
+            }
+        }
     }
 }
 
@@ -188,6 +226,7 @@ impl Store for SqliteStore {
         self.in_group = true;
         f(self);
         self.in_group = false;
+        let assigned = std::mem::take(&mut self.assigned);
         if let Err(e) = self.conn.execute_batch("COMMIT") {
             // Nothing of the group is stored; leave no transaction open behind.
             if !self.conn.is_autocommit() {
@@ -195,6 +234,7 @@ impl Store for SqliteStore {
             }
             return Err(e.into());
         }
+        self.note_assigned(assigned);
         Ok(())
     }
 
@@ -277,18 +317,28 @@ impl Store for SqliteStore {
         SqliteStore::pending_summary(self, peer, cutoffs)
     }
 
-    /// Transitions: Unsealed/Pending → Delivered, Acknowledged or Rejected; Delivered →
-    /// Acknowledged; Rejected → Delivered or Acknowledged (SPEC.md §8.6: if a correct peer's
-    /// impossible mix of REJECTED and a delivery receipt is held, the delivery decides);
-    /// nothing else goes backwards. A receipt that
-    /// changes no state is still stored: it is evidence. A receipt for a message id we never
-    /// sent, or whose peer is not that message's recipient, is ignored (module docs).
-    fn record_receipts(&mut self, batch: &[ReceiptRecord]) -> Result<()> {
+    /// Transitions: Unsealed/Pending → Delivered, Acknowledged or Rejected (the first final
+    /// receipt decides); Delivered → Acknowledged; nothing else (SPEC.md §8.6). A REJECTED
+    /// after a delivery receipt decided, or a delivery receipt after a REJECTED decided, is
+    /// stored as evidence and changes nothing ([`ReceiptOutcome::Contradictory`]). A receipt of a kind the message already holds is
+    /// not stored ([`ReceiptOutcome::Discarded`]; the trigger of schema version 9 refuses
+    /// it too). A receipt for a message id we never sent, or whose peer is not that
+    /// message's recipient, is ignored (module docs).
+    fn record_receipts(&mut self, batch: &[ReceiptRecord]) -> Result<Vec<ReceiptOutcome>> {
         SqliteStore::record_receipts(self, batch)
     }
 
     fn out_state(&mut self, message_id: &MessageId) -> Result<Option<OutState>> {
         SqliteStore::out_state(self, message_id)
+    }
+
+    fn location(&self) -> Option<std::path::PathBuf> {
+        let path = self.conn.path().filter(|p| !p.is_empty())?;
+        std::path::Path::new(path).parent().map(|d| d.to_path_buf())
+    }
+
+    fn received_bytes_by_peer(&mut self) -> Result<Vec<(NodeId, u64)>> {
+        SqliteStore::received_bytes_by_peer(self)
     }
 
     fn begin_run(&mut self, now: hotline_protocol::time::UnixMillis) -> Result<u64> {
@@ -310,6 +360,32 @@ impl Store for SqliteStore {
 
     fn last_sequence(&mut self, peer: &NodeId) -> Result<u64> {
         SqliteStore::last_sequence(self, peer)
+    }
+
+    /// The file [`HWM_FILE`] beside the database file; none for a store in memory. A file that
+    /// cannot be read at all is an error (`Database`); unreadable lines are skipped and named.
+    fn high_water(&mut self) -> Result<(Option<std::sync::Arc<HighWater>>, Vec<String>)> {
+        if let Some(hw) = &self.high_water {
+            return Ok((Some(hw.clone()), Vec::new()));
+        }
+        let Some(path) = &self.hwm_path else {
+            return Ok((None, Vec::new()));
+        };
+        let (hw, problems) = HighWater::load(path)
+            .map_err(|e| StoreError::Database(format!("{}: {e}", path.display())))?;
+        let hw = std::sync::Arc::new(hw);
+        self.high_water = Some(hw.clone());
+        Ok((Some(hw), problems))
+    }
+
+    fn raise_sequence_floor(
+        &mut self,
+        peer: &NodeId,
+        floor: u64,
+        source: FloorSource,
+        now: hotline_protocol::time::UnixMillis,
+    ) -> Result<Option<u64>> {
+        SqliteStore::raise_sequence_floor(self, peer, floor, source, now)
     }
 
     /// The arrival's receipt must be about the arrival's message (else `Database`: a caller
@@ -389,7 +465,8 @@ impl Store for SqliteStore {
 
     /// `PRAGMA integrity_check` (reads the whole file: seconds on a large database),
     /// `PRAGMA foreign_key_check`, the schema version and the file's application id, and that
-    /// outgoing sequences have no holes.
+    /// outgoing sequences have no holes (other than those a restore from an older copy left
+    /// below a sequence floor, which are expected).
     fn check(&mut self) -> Result<Vec<String>> {
         schema::check(&self.conn)
     }

@@ -9,11 +9,13 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use hotline_protocol::NodeId;
 use hotline_protocol::envelope::MessageId;
+use hotline_protocol::time::UnixMillis;
 use rusqlite::{OptionalExtension, params};
 
+use super::super::high_water::{HWM_FILE, MAX_SEQUENCE_FLOOR};
 use super::super::{
-    OutState, PendingSummary, ReceiptRecord, Result, StoreError, StoredSubmission, Submission,
-    SubmitOutcome,
+    FloorSource, OutState, PendingSummary, ReceiptOutcome, ReceiptRecord, Result, StoreError,
+    StoredSubmission, Submission, SubmitOutcome,
 };
 use super::SqliteStore;
 use super::convert::{
@@ -32,7 +34,7 @@ impl SqliteStore {
         let mut next: HashMap<NodeId, u64> = HashMap::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         {
-            let mut last = tx.prepare_cached(LAST_SEQUENCE)?;
+            let mut last = tx.prepare_cached(ASSIGN_ABOVE)?;
             let mut sent = tx.prepare_cached(
                 "SELECT peer, precedence, tlp, content, sequence FROM outbox WHERE message_id = ?1",
             )?;
@@ -102,7 +104,74 @@ impl SqliteStore {
             }
         }
         tx.commit()?;
+        self.note_assigned(next);
         Ok(outcomes)
+    }
+
+    pub(super) fn raise_sequence_floor(
+        &mut self,
+        peer: &NodeId,
+        floor: u64,
+        source: FloorSource,
+        now: UnixMillis,
+    ) -> Result<Option<u64>> {
+        if floor > MAX_SEQUENCE_FLOOR {
+            return Err(StoreError::Conflict(format!(
+                "sequence floor {floor} for peer {peer} is beyond any sequence this node could \
+                 have assigned ({MAX_SEQUENCE_FLOOR}); not recorded"
+            )));
+        }
+        let key = &peer.as_bytes()[..];
+        let tx = self.write()?;
+        let (stored, before): (i64, i64) = tx.query_row(
+            "SELECT coalesce((SELECT max(sequence) FROM outbox WHERE peer = ?1), 0), \
+             coalesce((SELECT max(floor) FROM sequence_floors WHERE peer = ?1), 0)",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let highest = uint(stored.max(before), "sequence")?;
+        if floor <= highest {
+            return Ok(None);
+        }
+        let (why, after) = match source {
+            FloorSource::HighWaterMark => (
+                format!(
+                    "the high-water mark ({HWM_FILE}) says sequence {floor} was assigned to \
+                     this peer"
+                ),
+                "",
+            ),
+            FloorSource::PeerReceivedThrough => (
+                format!(
+                    "the peer has received every sequence up to {floor} from this node (its \
+                     received_through)"
+                ),
+                " Messages sealed since the restore with a sequence at or below the highest \
+                 stored may reuse sequences the peer holds: they are delivered all the same \
+                 and the peer reports the reuse.",
+            ),
+        };
+        let detail = format!(
+            "{why}, but this database holds sequences only up to {highest}: it was restored \
+             from an older copy. New messages get sequences from {} on (SPEC.md §10.1).{after}",
+            floor + 1,
+        );
+        tx.execute(
+            "INSERT INTO sequence_floors (peer, floor, set_ms, source) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                key,
+                int(floor, "floor")?,
+                int(now, "set_ms")?,
+                source.as_str()
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO audit (time_ms, kind, peer, message_id, detail) \
+             VALUES (?1, 'sequence_rollback', ?2, NULL, ?3)",
+            params![int(now, "time_ms")?, key, detail],
+        )?;
+        tx.commit()?;
+        Ok(Some(highest))
     }
 
     pub(super) fn attach_envelopes(
@@ -237,29 +306,47 @@ impl SqliteStore {
         Ok(total)
     }
 
-    pub(super) fn record_receipts(&mut self, batch: &[ReceiptRecord]) -> Result<()> {
+    pub(super) fn record_receipts(
+        &mut self,
+        batch: &[ReceiptRecord],
+    ) -> Result<Vec<ReceiptOutcome>> {
         let tx = self.write()?;
+        let mut outcomes = Vec::with_capacity(batch.len());
         {
-            let mut message = tx.prepare_cached("SELECT peer FROM outbox WHERE message_id = ?1")?;
+            let mut message =
+                tx.prepare_cached("SELECT peer, state FROM outbox WHERE message_id = ?1")?;
+            let mut stored = tx.prepare_cached("SELECT 1 FROM receipts_in WHERE sha256 = ?1")?;
+            // The kinds held (served by `receipts_in_message_kind`): one row per kind.
+            let mut held =
+                tx.prepare_cached("SELECT DISTINCT kind FROM receipts_in WHERE message_id = ?1")?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO receipts_in (sha256, message_id, peer, kind, bytes, stored_ms) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha256) DO NOTHING",
             )?;
-            let mut advance = tx.prepare_cached(
-                "UPDATE outbox SET state = ?2 WHERE message_id = ?1 \
-                 AND (state IN ('unsealed', 'pending') \
-                      OR (state = 'delivered' AND ?2 = 'acknowledged') \
-                      OR (state = 'rejected' AND ?2 IN ('delivered', 'acknowledged')))",
-            )?;
+            let mut set_state =
+                tx.prepare_cached("UPDATE outbox SET state = ?2 WHERE message_id = ?1")?;
             for r in batch {
                 let new_state = state_for_kind(&r.kind)?;
-                let recipient: Option<Vec<u8>> = message
-                    .query_row([&r.message_id[..]], |row| row.get(0))
+                let row: Option<(Vec<u8>, String)> = message
+                    .query_row([&r.message_id[..]], |row| Ok((row.get(0)?, row.get(1)?)))
                     .optional()?;
-                if recipient.as_deref() != Some(&r.peer.as_bytes()[..]) {
+                let Some((_, state)) = row.filter(|(peer, _)| peer[..] == r.peer.as_bytes()[..])
+                else {
+                    outcomes.push(ReceiptOutcome::Unknown);
+                    continue;
+                };
+                if stored.exists([&r.sha256[..]])? {
+                    outcomes.push(ReceiptOutcome::Repeated);
                     continue;
                 }
-                let stored = insert.execute(params![
+                let kinds = held
+                    .query_map([&r.message_id[..]], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?;
+                if kinds.contains(&r.kind) {
+                    outcomes.push(ReceiptOutcome::Discarded);
+                    continue;
+                }
+                insert.execute(params![
                     &r.sha256[..],
                     &r.message_id[..],
                     &r.peer.as_bytes()[..],
@@ -267,13 +354,25 @@ impl SqliteStore {
                     &r.bytes[..],
                     int(r.stored_ms, "stored_ms")?,
                 ])?;
-                if stored == 1 {
-                    advance.execute(params![&r.message_id[..], new_state])?;
+                let state = state_back(&state)?;
+                let contradicts = match decided(state, &kinds) {
+                    Some(Decided::Rejection) => r.kind != "REJECTED",
+                    Some(Decided::Delivery) => r.kind == "REJECTED",
+                    None => false,
+                };
+                if contradicts {
+                    outcomes.push(ReceiptOutcome::Contradictory(state));
+                    continue;
                 }
+                let next = advance(state, new_state)?;
+                if next != state {
+                    set_state.execute(params![&r.message_id[..], new_state])?;
+                }
+                outcomes.push(ReceiptOutcome::Stored(next));
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(outcomes)
     }
 
     pub(super) fn out_state(&mut self, message_id: &MessageId) -> Result<Option<OutState>> {
@@ -305,3 +404,43 @@ impl SqliteStore {
 
 /// The highest sequence assigned for a peer, 0 if none (served by UNIQUE (peer, sequence)).
 const LAST_SEQUENCE: &str = "SELECT coalesce(max(sequence), 0) FROM outbox WHERE peer = ?1";
+
+/// What the next sequence for a peer is assigned above: the highest stored, or the peer's
+/// floor after a restore from an older copy if that is higher (both served by their primary
+/// keys).
+const ASSIGN_ABOVE: &str = "SELECT max(\
+     coalesce((SELECT max(sequence) FROM outbox WHERE peer = ?1), 0), \
+     coalesce((SELECT max(floor) FROM sequence_floors WHERE peer = ?1), 0))";
+
+/// What the first final receipt of a message decided (SPEC.md §8.6).
+enum Decided {
+    /// DELIVERED or ACKNOWLEDGED came first.
+    Delivery,
+    /// REJECTED came first.
+    Rejection,
+}
+
+/// What was decided for a message in `state` holding receipts of `kinds`: its state says so
+/// once a receipt decided it; otherwise (a cancelled message, or rows from before version 9)
+/// the kinds held do.
+fn decided(state: OutState, kinds: &[String]) -> Option<Decided> {
+    match state {
+        OutState::Rejected => Some(Decided::Rejection),
+        OutState::Delivered | OutState::Acknowledged => Some(Decided::Delivery),
+        _ if kinds.iter().any(|k| k == "REJECTED") => Some(Decided::Rejection),
+        _ if !kinds.is_empty() => Some(Decided::Delivery),
+        _ => None,
+    }
+}
+
+/// The state a message in `state` moves to when a receipt leading to `to` (a state name of
+/// [`state_for_kind`]) is stored and contradicts nothing held (SPEC.md §8.6): the first final
+/// receipt decides; afterwards only ACKNOWLEDGED supersedes DELIVERED. A cancelled message
+/// (never sent) keeps its state.
+fn advance(state: OutState, to: &str) -> Result<OutState> {
+    Ok(match state {
+        OutState::Unsealed | OutState::Pending => state_back(to)?,
+        OutState::Delivered if to == "acknowledged" => OutState::Acknowledged,
+        other => other,
+    })
+}

@@ -37,6 +37,19 @@ fn message_row(r: &rusqlite::Row<'_>, incoming: bool) -> Result<MessageRow> {
 }
 
 impl SqliteStore {
+    pub(super) fn received_bytes_by_peer(&mut self) -> Result<Vec<(NodeId, u64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT peer, sum(length(envelope) + length(content)) FROM inbox GROUP BY peer",
+        )?;
+        let rows = stmt.query_and_then([], |r| -> Result<(NodeId, u64)> {
+            Ok((
+                node_id(&r.get::<_, Vec<u8>>(0)?)?,
+                uint(r.get::<_, i64>(1)?, "bytes")?,
+            ))
+        })?;
+        rows.collect()
+    }
+
     /// Receipt bytes for a message from `receipts_in` or `receipts_out`, oldest first.
     fn receipts_of(&mut self, table: &str, id: &MessageId) -> Result<Vec<Bytes>> {
         let sql = match table {

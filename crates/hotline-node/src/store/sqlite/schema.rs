@@ -20,10 +20,41 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 10: sequence floors (SPEC.md §10.1). A node that finds its database restored from
+/// an older copy (its high-water mark file, or the peer's `received_through`, is ahead of the
+/// highest sequence stored for a peer) records a floor here and assigns sequences above it, so
+/// that it never reuses one the lost copy may have sent. One row per detection, kept as
+/// evidence of the restore; a peer's highest floor counts. `hotlined check` does not report the
+/// holes a floor explains.
+const V10: &str = r"
+CREATE TABLE IF NOT EXISTS sequence_floors (
+    peer    BLOB    NOT NULL CHECK (length(peer) = 32),
+    floor   INTEGER NOT NULL CHECK (floor >= 1),
+    set_ms  INTEGER NOT NULL,
+    source  TEXT    NOT NULL CHECK (source IN ('high_water_mark', 'peer_received_through')),
+    PRIMARY KEY (peer, floor)
+) STRICT;
+";
+
+/// Version 9: at most one receipt of each kind (DELIVERED, ACKNOWLEDGED, REJECTED) from the peer
+/// per message we sent (SPEC.md §8.5), so that a peer cannot grow the evidence of one message
+/// without bound. The code keeps the first and answers the rest without storing them; this
+/// trigger makes the database refuse a second one. A trigger rather than a unique index, as in
+/// version 5: a database written before may hold several (evidence is never deleted), and
+/// `hotlined check` reports them. The index serves the trigger and the code's look-up.
+const V9: &str = r"
+CREATE INDEX IF NOT EXISTS receipts_in_message_kind ON receipts_in (message_id, kind);
+CREATE TRIGGER IF NOT EXISTS receipts_in_one_per_kind BEFORE INSERT ON receipts_in
+WHEN EXISTS (
+    SELECT 1 FROM receipts_in WHERE message_id = NEW.message_id AND kind = NEW.kind
+        AND sha256 <> NEW.sha256)
+BEGIN SELECT RAISE(ABORT, 'the message already holds a receipt of this kind from the peer'); END;
+";
 
 /// Version 8: an officer can cancel a message that never left (SPEC.md §15.5.10): the outbox
 /// gains the state `cancelled`, who cancelled it and when, and the run of `hotlined` that
@@ -362,24 +393,7 @@ pub(crate) fn check(conn: &Connection) -> Result<Vec<String>> {
     }
 
     if version == SCHEMA_VERSION {
-        let mut stmt = conn.prepare(
-            "SELECT peer, count(*), max(sequence) FROM outbox GROUP BY peer \
-             HAVING count(*) <> max(sequence)",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })?;
-        for row in rows {
-            let (peer, count, max) = row?;
-            problems.push(format!(
-                "outgoing sequences to peer {} have holes: {count} messages, highest sequence {max}",
-                super::convert::hex(&peer)
-            ));
-        }
+        problems.extend(sequence_holes(conn)?);
         // Rows from before version 5's rules (kept: evidence is never deleted).
         let mut stmt = conn.prepare(
             "SELECT hex(message_id) FROM inbox WHERE message_id IN (SELECT message_id FROM outbox)",
@@ -404,6 +418,112 @@ pub(crate) fn check(conn: &Connection) -> Result<Vec<String>> {
                 id.to_lowercase()
             ));
         }
+        problems.extend(receipt_problems(conn)?);
+    }
+    Ok(problems)
+}
+
+/// Holes in outgoing sequences: each peer's run 1, 2, 3, … must be whole. After a restore from
+/// an older copy the sequences resume above a recorded floor (version 10), leaving out those
+/// the lost copy assigned: such holes are expected, not reported (the `sequence_rollback` audit
+/// row tells of the restore), and each run between floors is checked alone.
+fn sequence_holes(conn: &Connection) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut floors: std::collections::BTreeMap<Vec<u8>, Vec<i64>> = Default::default();
+    let mut stmt = conn.prepare("SELECT peer, floor FROM sequence_floors ORDER BY peer, floor")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))? {
+        let (peer, floor) = row?;
+        floors.entry(peer).or_default().push(floor);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT peer, count(*), max(sequence) FROM outbox GROUP BY peer \
+         HAVING count(*) <> max(sequence)",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (peer, count, max) = row?;
+        if !floors.contains_key(&peer) {
+            problems.push(format!(
+                "outgoing sequences to peer {} have holes: {count} messages, highest sequence {max}",
+                super::convert::hex(&peer)
+            ));
+        }
+    }
+    let mut run = conn.prepare(
+        "SELECT count(*), coalesce(max(sequence), 0) FROM outbox \
+         WHERE peer = ?1 AND sequence > ?2 AND sequence <= ?3",
+    )?;
+    for (peer, floors) in &floors {
+        let bounds = std::iter::once(0).chain(floors.iter().copied());
+        let ends = floors.iter().copied().chain(std::iter::once(i64::MAX));
+        for (after, through) in bounds.zip(ends) {
+            let (count, max): (i64, i64) = run
+                .query_row(rusqlite::params![peer, after, through], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
+            if count > 0 && count != max - after {
+                let resumed = match after {
+                    0 => String::new(),
+                    _ => format!(" (resumed above {after} after a restore from an older copy)"),
+                };
+                problems.push(format!(
+                    "outgoing sequences to peer {} have holes: {count} messages from sequence \
+                     {} to {max}{resumed}",
+                    super::convert::hex(peer),
+                    after + 1
+                ));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// What `hotlined check` says about the receipts the peer sent for our messages: several of
+/// one kind (stored before version 9; kept, evidence is never deleted), and contradictory
+/// ones (SPEC.md §8.6: a REJECTED beside a delivery receipt; the peer's fault, kept as
+/// evidence, for the operators to take up with the peer's CERT).
+fn receipt_problems(conn: &Connection) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut stmt = conn.prepare(
+        "SELECT hex(message_id), kind, count(*) FROM receipts_in \
+         GROUP BY message_id, kind HAVING count(*) > 1",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, kind, n) = row?;
+        problems.push(format!(
+            "sent message {} holds {n} {kind} receipts from the peer (stored before hotlined \
+             kept one of each kind); all are kept as evidence",
+            id.to_lowercase()
+        ));
+    }
+    let mut stmt = conn.prepare(
+        "SELECT hex(o.message_id), o.state FROM outbox o \
+         WHERE EXISTS (SELECT 1 FROM receipts_in r WHERE r.message_id = o.message_id \
+                       AND r.kind = 'REJECTED') \
+           AND EXISTS (SELECT 1 FROM receipts_in r WHERE r.message_id = o.message_id \
+                       AND r.kind IN ('DELIVERED', 'ACKNOWLEDGED'))",
+    )?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+        let (id, state) = row?;
+        problems.push(format!(
+            "sent message {} holds contradictory receipts from the peer: REJECTED and a \
+             delivery receipt (SPEC.md §8.6); its status stays {state}; `hotline show` lists \
+             both; raise it with the peer's CERT",
+            id.to_lowercase()
+        ));
     }
     Ok(problems)
 }
@@ -488,6 +608,63 @@ mod tests {
             "UPDATE outbox SET state = 'cancelled', cancelled_ms = 9, cancelled_by = 'o' \
              WHERE sequence = 2",
             [],
+        )
+        .unwrap();
+    }
+
+    /// A receipt row for `receipts_in`: message 0, from peer 0, of `kind`, digest `sha` (a
+    /// byte repeated).
+    fn receipt_in(conn: &Connection, sha: u8, kind: &str) -> rusqlite::Result<usize> {
+        conn.execute(
+            "INSERT INTO receipts_in (sha256, message_id, peer, kind, bytes, stored_ms) \
+             VALUES (?1, zeroblob(16), zeroblob(32), ?2, x'04', 7)",
+            rusqlite::params![vec![sha; 32], kind],
+        )
+    }
+
+    #[test]
+    fn version_9_keeps_the_receipts_held_reports_them_and_refuses_a_second_of_a_kind() {
+        let mut conn = version_7();
+        let tx = conn.transaction().unwrap();
+        tx.execute_batch(MIGRATIONS[7]).unwrap();
+        tx.commit().unwrap();
+        conn.pragma_update(None, "user_version", 8).unwrap();
+        // Held before version 9: a second and a third ACKNOWLEDGED, and a REJECTED beside the
+        // DELIVERED receipt of version_7().
+        for (sha, kind) in [(1, "ACKNOWLEDGED"), (2, "ACKNOWLEDGED"), (3, "REJECTED")] {
+            receipt_in(&conn, sha, kind).unwrap();
+        }
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let held: i64 = conn
+            .query_row("SELECT count(*) FROM receipts_in", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(held, 4, "nothing stored before is lost");
+        let problems = check(&conn).unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("holds 2 ACKNOWLEDGED receipts")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("contradictory") && p.contains("stays delivered")),
+            "{problems:?}"
+        );
+        // From now on the database refuses a further receipt of a kind the message holds...
+        for (sha, kind) in [(4, "ACKNOWLEDGED"), (5, "DELIVERED"), (6, "REJECTED")] {
+            let err = receipt_in(&conn, sha, kind).unwrap_err();
+            assert!(err.to_string().contains("already holds"), "{kind}: {err}");
+        }
+        // ...but not the first of a kind of another message.
+        conn.execute(
+            "INSERT INTO receipts_in (sha256, message_id, peer, kind, bytes, stored_ms) \
+             VALUES (?1, x'01000000000000000000000000000000', zeroblob(32), 'DELIVERED', \
+             x'04', 8)",
+            [vec![7u8; 32]],
         )
         .unwrap();
     }

@@ -1,0 +1,243 @@
+//! Sequence safety against what a peer does (issue 13 item A9, SPEC.md §10.1), with the raw
+//! peer of `raw_peer` playing node A against a real node B:
+//! - A reuses a sequence for another message: B accepts it (a sequence never causes a
+//!   rejection) and alerts its operators, naming both messages;
+//! - A's Heartbeat says it has received sequences from B that B's database does not know (B's
+//!   database was restored from an older copy): B continues above them, once per detection,
+//!   and a claim no node could make is ignored.
+
+mod common;
+mod raw_peer;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Client, Watch, draft, send_request};
+use hotline_node::{commands, operator};
+use hotline_protocol::envelope::MessageId;
+use hotline_protocol::frame::{self, FrameType};
+use hotline_protocol::hello::{self, Offer, Side};
+use hotline_protocol::receipt::ReceiptKind;
+use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
+use hotline_protocol::{ALPN, NodeId};
+use hotline_transport::now_ms;
+use prost::Message;
+use raw_peer::{Link, Raw, World, block_on, expect_receipt, random_id, step};
+
+/// How long to go on watching for an event that must not come.
+const SETTLE: Duration = Duration::from_millis(700);
+
+const BRUNO: &str = "bruno.credential";
+
+fn with_bruno(b_dir: &Path) {
+    commands::quietly(|| operator::add(b_dir, "Bruno", "officer", &b_dir.join(BRUNO)))
+        .expect("operator add");
+}
+
+async fn bruno(w: &World) -> (Client, Watch) {
+    let c = step(
+        "operator connection",
+        Client::connect(&w.b_dir.join(BRUNO), w.b_addr),
+    )
+    .await
+    .expect("Bruno connects");
+    let watch = c.watch().await.expect("watch");
+    (c, watch)
+}
+
+/// The next Watch event of `kind` within `limit`, if any.
+async fn next_event(watch: &mut Watch, kind: &str, limit: Duration) -> Option<wire::OperatorEvent> {
+    let until = Instant::now() + limit;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        match watch.next(left).await {
+            Some(Response::Event(e)) if e.kind == kind => return Some(e),
+            Some(_) => {}
+            None => return None,
+        }
+    }
+}
+
+fn hex(id: &[u8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SPEC.md §10.1: the receiver SHOULD alert when one sequence comes with two message ids. B
+/// answers both envelopes DELIVERED, keeps both, and tells its operators (Watch, audit trail)
+/// which two messages share the sequence.
+#[test]
+fn a_sequence_reused_for_another_message_is_accepted_and_alerted_with_both_ids() {
+    block_on(async {
+        let w = World::start_with(with_bruno).await;
+        let (_bruno, mut watch) = bruno(&w).await;
+        let link = w.link(&w.as_a()).await;
+        let (first, second) = (random_id(), random_id());
+        for (id, subject) in [(first, "first"), (second, "second, same sequence")] {
+            let env = w.seal(link.b_key(), id, 5, subject);
+            let r = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+            assert_eq!(r.kind(), &ReceiptKind::Delivered, "{subject}");
+        }
+        let e = step(
+            "the sequence_reused event",
+            next_event(&mut watch, "sequence_reused", raw_peer::STEP),
+        )
+        .await
+        .expect("B alerts its operators");
+        assert_eq!(e.peer, "cert-a");
+        assert_eq!(&e.message_id[..], &second[..]);
+        assert!(
+            e.detail.contains(&hex(&first)) && e.detail.contains("sequence 5"),
+            "{e:?}"
+        );
+        let inbox = w.inbox().await;
+        assert!(inbox.contains(&first) && inbox.contains(&second));
+        let audit =
+            w.b.with_store(|s| s.recent_audit(100))
+                .await
+                .expect("store")
+                .expect("audit");
+        let rows: Vec<_> = audit
+            .iter()
+            .filter(|e| e.kind == "sequence_reused")
+            .collect();
+        assert_eq!(rows.len(), 1, "{audit:?}");
+        assert_eq!(rows[0].message_id, Some(second));
+        assert!(rows[0].detail.contains(&hex(&first)), "{rows:?}");
+        // A sequence used once more by a third message: alerted again.
+        let third = random_id();
+        let env = w.seal(link.b_key(), third, 5, "third");
+        expect_receipt(link.send(env.bytes()).await, &w.b_id);
+        let e = next_event(&mut watch, "sequence_reused", raw_peer::STEP)
+            .await
+            .expect("alerted again");
+        assert_eq!(&e.message_id[..], &third[..]);
+        assert!(e.detail.contains(&hex(&first)), "names the earliest: {e:?}");
+        drop(link);
+        w.stop().await;
+    });
+}
+
+/// The raw peer's link, with its control stream's sending side kept for Heartbeats of its own
+/// (`raw_peer::Link` answers B's pings with `received_through` 0).
+async fn link_keeping_control(w: &World) -> (Link, quinn::SendStream) {
+    let d = w.as_a();
+    let raw = step(
+        "dial B",
+        Raw::connect(w.client_config(&d.tls, ALPN), w.b_addr),
+    )
+    .await
+    .expect("TLS handshake with B");
+    let ours = hello::create(
+        &d.identity,
+        Side::Client,
+        &raw.exporter,
+        &Offer::default(),
+        &d.keys,
+        now_ms(),
+    );
+    let mut control = raw.send_hello(&ours).await;
+    let f = step("B's Hello", control.read_frame())
+        .await
+        .expect("B's Hello");
+    assert_eq!(f.ty, FrameType::Hello);
+    let b_hello = hello::verify(
+        &f.payload,
+        &w.b_id,
+        Side::Server,
+        &raw.exporter,
+        &Offer::default(),
+    )
+    .expect("B's Hello verifies");
+    let raw_peer::Control { send, mut recv, .. } = control;
+    // Read (and drop) what B sends on the control stream, so that it never blocks.
+    let heartbeats =
+        tokio::spawn(
+            async move { while let Ok(Some(_)) = recv.read_chunk(64 * 1024, true).await {} },
+        );
+    let link = Link {
+        raw,
+        hello: ours,
+        b_hello,
+        heartbeats,
+    };
+    (link, send)
+}
+
+async fn heartbeat(control: &mut quinn::SendStream, received_through: u64) {
+    let hb = wire::Heartbeat {
+        ping: 0,
+        echo: 0,
+        time_ms: now_ms(),
+        last_sequence_sent: 0,
+        received_through,
+    }
+    .encode_to_vec();
+    control
+        .write_all(&frame::encode(FrameType::Heartbeat, &hb))
+        .await
+        .expect("write Heartbeat");
+}
+
+/// Bruno sends a message to A; the sequence B assigned it.
+async fn send_to_a(w: &World, bruno: &Client, to: &NodeId, subject: &str) -> (MessageId, u64) {
+    let id = random_id();
+    let req = send_request(bruno, id, "cert-a", to, &draft(subject));
+    match bruno.call(Request::Send(req)).await.expect("send") {
+        Response::Send(s) => (id, s.sequence),
+        other => panic!("{other:?} ({})", w.b_dir.display()),
+    }
+}
+
+/// SPEC.md §10.1, the peer's `received_through` as the second line of defence: A says it has
+/// received every sequence up to 5 from B, whose database holds none (restored, with its
+/// high-water mark, from before they were sent). B records the floor once, alerts, and numbers
+/// its next messages from 6; a repeated claim changes nothing; a claim no node could make is
+/// ignored.
+#[test]
+fn the_peers_received_through_above_what_the_database_holds_sets_a_floor_once() {
+    block_on(async {
+        let w = World::start_with(with_bruno).await;
+        let (bruno, mut watch) = bruno(&w).await;
+        let a_id = w.a.identity.id();
+        let (link, mut control) = link_keeping_control(&w).await;
+        heartbeat(&mut control, 5).await;
+        let e = next_event(&mut watch, "sequence_rollback", raw_peer::STEP)
+            .await
+            .expect("B alerts its operators");
+        assert_eq!(e.peer, "cert-a");
+        assert!(e.detail.contains("received_through"), "{e:?}");
+
+        let (id, seq) = send_to_a(&w, &bruno, &a_id, "after the restore").await;
+        assert_eq!(seq, 6, "B continues above what A holds");
+        let (env, _stream) = link.accept_envelope().await;
+        assert_eq!((env.message_id(), env.header().sequence), (&id, 6));
+
+        // The same claim again, and one beyond any sequence: no new floor, no new alert.
+        heartbeat(&mut control, 5).await;
+        heartbeat(&mut control, u64::MAX).await;
+        assert!(
+            next_event(&mut watch, "sequence_rollback", SETTLE)
+                .await
+                .is_none(),
+            "alerted twice"
+        );
+        let (_, seq) = send_to_a(&w, &bruno, &a_id, "next").await;
+        assert_eq!(seq, 7);
+        let audit =
+            w.b.with_store(|s| s.recent_audit(100))
+                .await
+                .expect("store")
+                .expect("audit");
+        let rows: Vec<_> = audit
+            .iter()
+            .filter(|e| e.kind == "sequence_rollback")
+            .collect();
+        assert_eq!(rows.len(), 1, "{audit:?}");
+        assert!(rows[0].detail.contains("from 6 on"), "{rows:?}");
+        drop(link);
+        w.stop().await;
+    });
+}
