@@ -343,6 +343,7 @@ pub fn status_json(s: &wire::StatusResponse) -> Value {
             "oldest_pending_ms": l.oldest_pending_ms,
             "unsealed": l.unsealed,
             "stored_bytes": l.stored_bytes,
+            "clock_skew_ms": l.clock_skew_ms,
             "quota_bytes": l.quota_bytes,
         })).collect::<Vec<_>>(),
         "disk_free_bytes": s.disk_free_bytes,
@@ -431,6 +432,26 @@ pub fn status_text(style: &Style, s: &wire::StatusResponse) -> String {
                 clean(&l.peer),
                 l.stored_bytes / MIB,
                 l.quota_bytes / MIB
+            ),
+            Colour::Yellow,
+        ));
+    }
+    for l in s
+        .links
+        .iter()
+        .filter(|l| l.clock_skew_ms.unsigned_abs() > 60_000)
+    {
+        out.push_str(&style.paint(
+            &format!(
+                "\nThe clock of {} is {} s {} this node's: check both clocks (NTP); beyond 5 \
+                 minutes messages are refused.\n",
+                clean(&l.peer),
+                l.clock_skew_ms.unsigned_abs() / 1000,
+                if l.clock_skew_ms > 0 {
+                    "ahead of"
+                } else {
+                    "behind"
+                }
             ),
             Colour::Yellow,
         ));
@@ -635,6 +656,7 @@ mod tests {
                 up: true,
                 rtt_ms: 12,
                 stored_bytes: 95 << 20,
+                clock_skew_ms: -90_000,
                 quota_bytes: 100 << 20,
                 ..Default::default()
             }],
@@ -652,6 +674,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("use 95 of 100 MiB"), "{text}");
+        assert!(text.contains("is 90 s behind this node's"), "{text}");
         let ev = wire::OperatorEvent {
             time_ms: 1_767_225_600_000,
             kind: "link_up".into(),

@@ -398,3 +398,21 @@ fn a_close_frame_is_answered_with_no_error_and_its_code_is_the_reason() {
         assert_eq!(downs, vec![(shown, true)], "case {i}");
     }
 }
+
+/// SPEC.md §11.2: the skew between the two clocks is measured from Hello and Heartbeat times,
+/// and follows a clock that is stepped.
+#[test]
+fn clock_skew_is_measured_from_hello_and_heartbeats() {
+    let mut p = up_pair(31, Config::default());
+    p.run_for(6_000);
+    let skew = |n: &SimNode| n.session.status().clock_skew_ms.expect("measured");
+    assert!(
+        skew(&p.a).abs() < 50 && skew(&p.b).abs() < 50,
+        "clocks agree"
+    );
+    // B's clock runs 90 s ahead: A sees +90 s, B sees -90 s, once heartbeats carried it.
+    p.b.wall_offset = 90_000;
+    p.run_for(11_000);
+    assert!((skew(&p.a) - 90_000).abs() < 50, "{}", skew(&p.a));
+    assert!((skew(&p.b) + 90_000).abs() < 50, "{}", skew(&p.b));
+}

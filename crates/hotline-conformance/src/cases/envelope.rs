@@ -87,6 +87,12 @@ pub fn cases() -> Vec<Case> {
             |cx| Box::pin(unknown_sender(cx)),
         ),
         (
+            "envelope-sender-20-kib",
+            "§7.6 step 2, §8.1",
+            RejectReason::Malformed,
+            |cx| Box::pin(huge_sender(cx)),
+        ),
+        (
             "envelope-wrong-recipient",
             "§7.6 step 5",
             RejectReason::WrongRecipient,
@@ -183,13 +189,7 @@ impl Draft {
 }
 
 /// Sends `bytes` and expects REJECTED `reason` naming them.
-async fn rejected(
-    cx: &Ctx,
-    bytes: &[u8],
-    d: &Draft,
-    sender: &[u8],
-    reason: RejectReason,
-) -> Outcome {
+async fn rejected(cx: &Ctx, bytes: &[u8], d: &Draft, reason: RejectReason) -> Outcome {
     let link = tri!(peer::link(cx).await, "no link");
     let answer = link.send_envelope(cx, bytes).await;
     let outcome = expect_rejected(
@@ -200,7 +200,6 @@ async fn rejected(
             bytes,
             id: &d.id,
             sequence: d.header.sequence,
-            sender,
         },
     );
     link.raw.close();
@@ -210,7 +209,7 @@ async fn rejected(
 /// Seals `d` and expects REJECTED `reason`.
 pub(super) async fn rejected_draft(cx: &Ctx, d: &Draft, reason: RejectReason) -> Outcome {
     let parts = tri!(d.seal(cx));
-    rejected(cx, &parts.encode(), d, &d.header.sender.clone(), reason).await
+    rejected(cx, &parts.encode(), d, reason).await
 }
 
 /// Applies `tamper` to a sealed, signed envelope and expects REJECTED `reason`.
@@ -222,7 +221,7 @@ pub(super) async fn rejected_parts(
 ) -> Outcome {
     let mut parts = tri!(d.seal(cx));
     tamper(&mut parts);
-    rejected(cx, &parts.encode(), d, &d.header.sender.clone(), reason).await
+    rejected(cx, &parts.encode(), d, reason).await
 }
 
 pub(super) fn stranger() -> IdentityKey {
@@ -277,14 +276,7 @@ async fn non_canonical(cx: &Ctx) -> Outcome {
     let d = tri!(Draft::reserved(cx));
     let parts = tri!(d.seal(cx));
     let bytes = forge::with_unknown_field(&parts.encode());
-    rejected(
-        cx,
-        &bytes,
-        &d,
-        &d.header.sender.clone(),
-        RejectReason::Malformed,
-    )
-    .await
+    rejected(cx, &bytes, &d, RejectReason::Malformed).await
 }
 
 async fn signature_length(cx: &Ctx) -> Outcome {
@@ -307,14 +299,7 @@ async fn header_non_canonical(cx: &Ctx) -> Outcome {
         &cx.me.identity,
         |h| forge::with_unknown_field(&h.encode_to_vec()),
     ));
-    rejected(
-        cx,
-        &parts.encode(),
-        &d,
-        &d.header.sender.clone(),
-        RejectReason::Malformed,
-    )
-    .await
+    rejected(cx, &parts.encode(), &d, RejectReason::Malformed).await
 }
 
 async fn sequence_zero(cx: &Ctx) -> Outcome {
@@ -351,14 +336,22 @@ async fn unknown_sender(cx: &Ctx) -> Outcome {
         &d.content,
         &c
     ));
-    rejected(
-        cx,
-        &parts.encode(),
-        &d,
-        &d.header.sender.clone(),
-        RejectReason::UnknownSender,
-    )
-    .await
+    rejected(cx, &parts.encode(), &d, RejectReason::UnknownSender).await
+}
+
+/// 20 KiB of `sender` bytes, signed: a receipt that repeated them could not be signed (the
+/// Receipt frame is capped at 16 KiB), and the stream went unanswered. The receipt names the
+/// runner, the connection's authenticated peer, instead (SPEC.md §8.1).
+async fn huge_sender(cx: &Ctx) -> Outcome {
+    let mut d = tri!(Draft::reserved(cx));
+    d.header.sender = Bytes::from(vec![0x41; 20 * 1024]);
+    let parts = tri!(forge::seal(
+        d.header.clone(),
+        d.key.public(),
+        &d.content,
+        &cx.me.identity
+    ));
+    rejected(cx, &parts.encode(), &d, RejectReason::Malformed).await
 }
 
 async fn wrong_recipient(cx: &Ctx) -> Outcome {

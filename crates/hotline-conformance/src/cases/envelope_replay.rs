@@ -69,7 +69,6 @@ async fn conflict(cx: &Ctx) -> Outcome {
             bytes: other.bytes(),
             id: &id,
             sequence: seq,
-            sender: cx.me.identity.id().as_bytes(),
         },
     );
     // The first envelope stays as it was: a replay of it still gets its original receipt.
@@ -125,7 +124,6 @@ async fn id_of_target_message(cx: &Ctx) -> Outcome {
             bytes: env.bytes(),
             id: &theirs.id,
             sequence: seq,
-            sender: cx.me.identity.id().as_bytes(),
         },
     );
     link.raw.close();
@@ -212,7 +210,6 @@ async fn rejected_not_recorded(cx: &Ctx) -> Outcome {
             bytes: &bad,
             id: &d.id,
             sequence: d.seq,
-            sender: cx.me.identity.id().as_bytes(),
         },
     );
     let env = tri!(cx.seal(

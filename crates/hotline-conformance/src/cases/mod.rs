@@ -121,12 +121,12 @@ pub struct Sent<'a> {
     pub id: &'a MessageId,
     /// The header's sequence.
     pub sequence: u64,
-    /// The header's sender bytes.
-    pub sender: &'a [u8],
 }
 
 /// The answer must be a REJECTED receipt by the target with `reason` that names exactly the
-/// envelope sent (SPEC.md §8.1: message id, digest of the bytes received, sender, sequence).
+/// envelope sent (SPEC.md §8.1: message id, digest of the bytes received, sequence), with
+/// `sender` the runner's own node id: the peer the envelope came from, authenticated by the
+/// connection, never the header's unauthenticated `sender` bytes.
 pub fn expect_rejected(
     cx: &Ctx,
     answer: &Answer,
@@ -151,7 +151,7 @@ pub fn expect_rejected(
     if r.sequence() != sent.sequence {
         wrong.push("sequence");
     }
-    if r.sender().as_ref() != sent.sender {
+    if r.sender().as_ref() != cx.me.identity.id().as_bytes() {
         wrong.push("sender");
     }
     if wrong.is_empty() {

@@ -35,6 +35,8 @@ pub struct PeerMetrics {
     pub oldest_pending_ms: u64,
     /// Messages accepted but not sealed: never sent until resolved or cancelled.
     pub unsealed: u64,
+    /// The peer's clock minus ours, ms (SPEC.md §11.2); `None` until measured.
+    pub clock_skew_ms: Option<i64>,
 }
 
 impl PeerMetrics {
@@ -172,6 +174,20 @@ pub fn render(m: &Metrics) -> String {
             );
         }
     }
+    let _ = writeln!(
+        s,
+        "# HELP hotline_link_clock_skew_seconds The peer's clock minus this node's (SPEC 11.2).\n# TYPE hotline_link_clock_skew_seconds gauge"
+    );
+    for (alias, p) in &m.peers {
+        if let Some(skew) = p.clock_skew_ms {
+            let _ = writeln!(
+                s,
+                "hotline_link_clock_skew_seconds{{peer=\"{}\"}} {}",
+                esc(alias),
+                skew as f64 / 1000.0
+            );
+        }
+    }
     for (name, help, get) in [
         (
             "hotline_queue_depth",
@@ -299,6 +315,31 @@ mod tests {
             .lines()
             .find_map(|l| l.strip_prefix("hotline_link_rtt_seconds{peer=\"cert-b\"} "))
             .map(str::to_owned)
+    }
+
+    #[test]
+    fn clock_skew_and_storage_are_rendered() {
+        let mut m = Metrics::default();
+        m.peers.insert(
+            "cert-b".into(),
+            PeerMetrics {
+                clock_skew_ms: Some(-90_500),
+                ..Default::default()
+            },
+        );
+        m.disk_free_bytes = Some(1234);
+        m.storage_refusing = true;
+        *m.counters.entry("receipts_discarded").or_default() += 3;
+        let text = render(&m);
+        for line in [
+            "hotline_link_clock_skew_seconds{peer=\"cert-b\"} -90.5",
+            "hotline_disk_free_bytes 1234",
+            "hotline_storage_refusing 1",
+            "hotline_receipts_discarded_total 3",
+            "hotline_sequence_reused_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
     }
 
     #[test]

@@ -186,6 +186,7 @@ impl Shared {
                     oldest_pending_ms: pm.oldest_pending_ms,
                     stored_bytes: self.guard.stored(identity),
                     quota_bytes: self.guard.quota(),
+                    clock_skew_ms: pm.clock_skew_ms.unwrap_or(0),
                     unsealed: pm.unsealed,
                 }
             })

@@ -287,6 +287,7 @@ impl Session {
     fn link_up(&mut self, now: Monotonic, h: PeerHello) {
         self.set_state(LinkState::Up, now);
         self.max_outgoing = (self.config.max_outgoing.min(h.offer.max_inflight).max(1)) as usize;
+        self.clock_skew = Some(skew(h.time, self.wall(now), self.rtt));
         self.peer_hello = Some(Box::new(h.clone()));
         self.events.push_back(Event::LinkUp(Box::new(h)));
         self.timers.stop(Timer::Hello);
@@ -355,6 +356,9 @@ impl Session {
             self.rtt = Some(rtt);
             self.events.push_back(Event::Rtt(rtt));
         }
+        if hb.time_ms != 0 {
+            self.clock_skew = Some(skew(hb.time_ms, self.wall(now), self.rtt));
+        }
         self.peer_received_through = hb.received_through;
         if hb.last_sequence_sent > self.peer_settled
             && self
@@ -421,4 +425,14 @@ fn bounded_reason(reason: &str) -> String {
         end -= 1;
     }
     reason[..end].to_owned()
+}
+
+/// The peer's clock minus ours (ms) from a `time_ms` the peer sent: it was the peer's time
+/// about half a round trip ago (SPEC.md §11.2). Saturating: a peer's absurd time cannot
+/// overflow it.
+fn skew(peer_time: u64, our_time: u64, rtt: Option<u64>) -> i64 {
+    let peer = i64::try_from(peer_time).unwrap_or(i64::MAX);
+    let ours = i64::try_from(our_time).unwrap_or(i64::MAX);
+    let half = i64::try_from(rtt.unwrap_or(0) / 2).unwrap_or(0);
+    peer.saturating_add(half).saturating_sub(ours)
 }

@@ -95,6 +95,9 @@ pub struct Session {
     peer_settled: u64,
     /// `received_through` of the peer's last Heartbeat.
     peer_received_through: u64,
+    /// The peer's clock minus ours (ms), from its last Hello or Heartbeat `time_ms`, adjusted
+    /// by half the round-trip time (SPEC.md §11.2); `None` until measured.
+    clock_skew: Option<i64>,
     gaps: Vec<(u64, u64)>,
     pings: BTreeMap<u64, Monotonic>,
     next_ping: u64,
@@ -158,6 +161,7 @@ impl Session {
             peer_claims: VecDeque::new(),
             peer_settled: 0,
             peer_received_through: 0,
+            clock_skew: None,
             gaps: Vec::new(),
             pings: BTreeMap::new(),
             next_ping: 1,
@@ -222,6 +226,7 @@ impl Session {
                 .unwrap_or(0)
                 .max(self.peer_settled),
             peer_received_through: self.peer_received_through,
+            clock_skew_ms: self.clock_skew,
             last_sent: self.last_sent,
             gaps: self.gaps.clone(),
             version: self.peer_hello.as_ref().map(|h| h.version),

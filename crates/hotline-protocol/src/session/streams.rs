@@ -1,6 +1,8 @@
 //! Message streams: reading the envelopes and receipts the peer opens streams with, and the
 //! answers that arrive on the streams we opened.
 
+use bytes::Bytes;
+
 use super::outgoing::{Item, State};
 use super::{Event, ItemKey, LinkState, Monotonic, Seen, Session, StreamId, Transmit};
 use crate::codes::CloseCode;
@@ -168,15 +170,18 @@ impl Session {
                 Err(ParseError::Malformed {
                     message_id,
                     sequence,
-                    sender,
                     detail,
+                    ..
                 }) => {
+                    // The receipt names the peer of this connection as the sender (SPEC.md
+                    // §8.1): it is authenticated; the header's `sender` bytes are not, and may
+                    // be anyone's id or 20 KB of anything.
                     self.events.push_back(Event::MalformedEnvelope {
                         stream,
                         subject: receipt::Subject {
                             message_id,
                             envelope_sha256: crate::crypto::sha256(&f.payload),
-                            sender,
+                            sender: Bytes::copy_from_slice(self.peer.as_bytes()),
                             sequence,
                         },
                         detail,

@@ -236,6 +236,9 @@ pub struct Status {
     /// 1..=n from us counts as received there; 0 before any Heartbeat. A value above what we
     /// have sent shows that our storage forgot sequences it assigned (a restore, §10.1).
     pub peer_received_through: u64,
+    /// The peer's clock minus this node's, in ms (SPEC.md §11.2): from the peer's Hello and
+    /// Heartbeat `time_ms`, adjusted by half the round-trip time; `None` until measured.
+    pub clock_skew_ms: Option<i64>,
     /// Highest sequence we have sent.
     pub last_sent: u64,
     /// Reported gaps.

@@ -16,7 +16,7 @@ use super::duplicate::{
     CANDIDATE_TICK, CANDIDATE_WAIT, Candidate, Verdict, judge, keep_new, received_datagrams,
     settled,
 };
-use super::events::{audit, check_peer_received_through, event};
+use super::events::{audit, check_clock_skew, check_peer_received_through, event};
 use super::outbox::{check_overdue, request_page, request_summary};
 use super::streams::{on_input, transmit};
 use super::{Conn, Done, LinkCtx, LinkMsg, clock, instant_of};
@@ -68,6 +68,8 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut dial_task: Option<JoinHandle<()>> = None;
     let mut next_dial = tokio::time::Instant::now();
     let mut overdue: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
+    // Whether the clock-skew warning was given (re-armed when the skew falls back).
+    let mut skew_warned = false;
     // Messages officers cancelled in this run: never sent, wherever they turn up again (a page
     // of the backlog read before the cancellation committed, the submit path's hand-over).
     // Grows only by operators' cancellations.
@@ -318,7 +320,9 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
         if session.is_up() {
             backoff = Backoff::default();
         }
-        check_peer_received_through(&ctx, &session.status(), &mut received_through_handled);
+        let status = session.status();
+        check_peer_received_through(&ctx, &status, &mut received_through_handled);
+        check_clock_skew(&ctx, status.clock_skew_ms, &mut skew_warned);
         metrics::peer(&ctx.metrics, &ctx.alias, |m| {
             m.up = session.is_up();
             m.queue = match stored_pending {
@@ -331,10 +335,11 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 .as_ref()
                 .filter(|_| session.is_up())
                 .map(|c| c.conn.rtt());
-            let st = session.status();
+            let st = &status;
             m.gaps = st.gaps.iter().map(|(a, b)| b - a + 1).sum();
             m.since_ms = st.since;
             m.last_received_ms = st.last_received.unwrap_or(0);
+            m.clock_skew_ms = st.clock_skew_ms;
         });
     }
 }

@@ -123,15 +123,19 @@ pub(super) fn event(
                         )
                     })
                     .await;
-                if let Some(Ok(receipt)) = r {
-                    let _ = p.tx.send(LinkMsg::Done(
-                        conn_id,
-                        Done::Respond {
-                            stream,
-                            receipt: Box::new(receipt),
-                        },
-                    ));
-                }
+                // Never leave the stream unanswered: no receipt, then a reset (a local
+                // failure: the peer may send the envelope again).
+                let done = match r {
+                    Some(Ok(receipt)) => Done::Respond {
+                        stream,
+                        receipt: Box::new(receipt),
+                    },
+                    _ => Done::Refuse {
+                        stream,
+                        code: CloseCode::InternalError,
+                    },
+                };
+                let _ = p.tx.send(LinkMsg::Done(conn_id, done));
             });
         }
         Event::Receipt { envelope, receipt } => {
@@ -251,4 +255,27 @@ pub(super) fn check_peer_received_through(ctx: &LinkCtx, st: &Status, handled: &
             Some(Err(e)) => tracing::error!(peer = %alias, "cannot record a sequence floor: {e}"),
         }
     });
+}
+
+/// Clock skew beyond which operators are warned (SPEC.md §11.2, §14.8: well below the
+/// 5 minutes after which envelopes are refused as CREATED_IN_FUTURE).
+pub(super) const SKEW_WARNING_MS: u64 = 60_000;
+
+/// Warns once (log, audit trail, Watch event) when the skew to the peer's clock goes beyond
+/// [`SKEW_WARNING_MS`], and re-arms once it is back under half of it.
+pub(super) fn check_clock_skew(ctx: &LinkCtx, skew: Option<i64>, warned: &mut bool) {
+    let Some(skew) = skew else { return };
+    if skew.unsigned_abs() > SKEW_WARNING_MS && !*warned {
+        *warned = true;
+        let detail = format!(
+            "the peer's clock is {} s {} this node's: check both clocks (NTP); beyond 5 minutes \
+             messages are refused as CREATED_IN_FUTURE or judged TOO_OLD",
+            skew.unsigned_abs() / 1000,
+            if skew > 0 { "ahead of" } else { "behind" }
+        );
+        tracing::warn!(peer = %ctx.alias, skew_ms = skew, "clock skew: {detail}");
+        audit(ctx, "clock_skew", None, detail);
+    } else if skew.unsigned_abs() <= SKEW_WARNING_MS / 2 {
+        *warned = false;
+    }
 }

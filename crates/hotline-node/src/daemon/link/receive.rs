@@ -76,7 +76,11 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
         .pool
         .run(move || {
             let now = now_ms();
-            let subject = Subject::from(&env);
+            // Receipts name the peer of this connection as the sender (SPEC.md §8.1): it is
+            // authenticated, and equals the header's `sender` for every envelope that passes
+            // §7.6 step 4; a REJECTED for steps 1-4 never repeats unauthenticated sender bytes.
+            let mut subject = Subject::from(&env);
+            subject.sender = Bytes::copy_from_slice(peer.as_bytes());
             match env.open(&identity.id(), &peer, &keys, now) {
                 Ok(_) if over_quota.is_some() => Receipt::sign(
                     &identity,
