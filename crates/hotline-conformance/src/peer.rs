@@ -72,6 +72,20 @@ impl Raw {
         })
     }
 
+    /// The length of the runner's Hello frame (the same for every connection: the exporter
+    /// and key sizes are fixed).
+    pub fn hello_frame_len(cx: &Ctx) -> usize {
+        let hello = hello::create(
+            &cx.me.identity,
+            Side::Client,
+            &[0; hotline_protocol::EXPORTER_LEN],
+            &Offer::default(),
+            &cx.me.keys,
+            now_ms(),
+        );
+        frame::encode(FrameType::Hello, &hello).len()
+    }
+
     /// A correctly bound Hello of the runner for this connection.
     pub fn hello(&self, cx: &Ctx) -> Vec<u8> {
         hello::create(

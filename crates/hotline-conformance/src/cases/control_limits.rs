@@ -24,6 +24,13 @@ pub fn cases() -> Vec<Case> {
     let close = |c: CloseCode| format!("connection closed with {}", code_name(code(c)));
     vec![
         Case::new(
+            "hello-split-across-packets",
+            "§5.1",
+            "the runner's Hello written in two pieces, cut inside its header and in its payload, \
+             a pause between them: the target verifies it and the link comes up each time",
+            |cx| Box::pin(hello_split(cx)),
+        ),
+        Case::new(
             "control-ping-flood",
             "§13.2",
             format!(
@@ -151,4 +158,64 @@ async fn close_frame_first(cx: &Ctx) -> Outcome {
             outcome.observed
         )),
     }
+}
+
+/// Where the Hello frame is cut: inside the 5-byte header at every byte, then in the payload.
+fn cuts(len: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (1..=5).collect();
+    v.extend([len / 2, len - 1]);
+    v.retain(|&c| c > 0 && c < len);
+    v.dedup();
+    v
+}
+
+async fn hello_split(cx: &Ctx) -> Outcome {
+    let mut seen = Vec::new();
+    let cfg = tri!(cx.client_config());
+    for cut in cuts(peer::Raw::hello_frame_len(cx)) {
+        let raw = match peer::Raw::connect(cx, cfg.clone()).await {
+            Ok(r) => r,
+            Err(e) => return Outcome::fail(format!("cut at {cut}: {}", e.describe())),
+        };
+        let hello = frame::encode(FrameType::Hello, &raw.hello(cx));
+        let mut control = tri!(raw.open_control(cx, &hello[..cut]).await);
+        // A pause, so that the second piece travels in a packet of its own.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tri!(
+            control
+                .send
+                .write_all(&hello[cut..])
+                .await
+                .map_err(|e| format!("cut at {cut}: second piece: {e}"))
+        );
+        // The target's Hello, then, once it verified ours, its first Heartbeat (§11.1).
+        let mut frames = Vec::new();
+        for _ in 0..2 {
+            match tokio::time::timeout(cx.step, control.read_frame()).await {
+                Ok(Ok(f)) => frames.push(f.ty),
+                Ok(Err(e)) => {
+                    let end = raw.ended(std::time::Duration::from_millis(200)).await;
+                    return Outcome::fail(format!(
+                        "Hello cut at byte {cut}: {}",
+                        end.map_or(e, |x| x.describe())
+                    ));
+                }
+                Err(_) => {
+                    return Outcome::fail(format!(
+                        "Hello cut at byte {cut}: no Heartbeat within {:?}: the target did not \
+                         take the Hello",
+                        cx.step
+                    ));
+                }
+            }
+        }
+        raw.close();
+        if frames != [FrameType::Hello, FrameType::Heartbeat] {
+            return Outcome::fail(format!(
+                "Hello cut at byte {cut}: the target sent {frames:?}"
+            ));
+        }
+        seen.push(cut);
+    }
+    Outcome::pass(format!("link up with the Hello cut at bytes {seen:?}"))
 }
