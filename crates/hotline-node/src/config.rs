@@ -134,6 +134,20 @@ pub struct Limits {
     /// in as receipts return (bounded memory for any backlog).
     #[serde(default = "default_outbox_window")]
     pub outbox_window: usize,
+    /// MiB of envelope and receipt frames accepted per second per peer (sustained).
+    #[serde(default = "default_byte_rate_mib")]
+    pub byte_rate_mib: u64,
+    /// Burst allowance above that, MiB (at least 2: one largest envelope must fit).
+    #[serde(default = "default_byte_burst_mib")]
+    pub byte_burst_mib: u64,
+}
+
+fn default_byte_rate_mib() -> u64 {
+    32
+}
+
+fn default_byte_burst_mib() -> u64 {
+    64
 }
 
 fn default_outbox_window() -> usize {
@@ -147,6 +161,8 @@ impl Default for Limits {
             rate_per_s: 200,
             burst: 1000,
             outbox_window: default_outbox_window(),
+            byte_rate_mib: default_byte_rate_mib(),
+            byte_burst_mib: default_byte_burst_mib(),
         }
     }
 }
@@ -252,6 +268,13 @@ impl Config {
         }
         if self.storage.peer_quota_mib < 4 {
             return Err("storage.peer_quota_mib must be at least 4 (two largest messages)".into());
+        }
+        if self.limits.byte_rate_mib == 0 || self.limits.byte_burst_mib < 2 {
+            return Err(
+                "limits.byte_rate_mib must be at least 1 and limits.byte_burst_mib at least 2 \
+                 (one largest envelope, 1 MiB, must fit in the burst)"
+                    .into(),
+            );
         }
         if self.limits.rate_per_s == 0 {
             return Err("limits.rate_per_s must be at least 1".into());

@@ -416,3 +416,41 @@ fn clock_skew_is_measured_from_hello_and_heartbeats() {
     assert!((skew(&p.a) - 90_000).abs() < 50, "{}", skew(&p.a));
     assert!((skew(&p.b) + 90_000).abs() < 50, "{}", skew(&p.b));
 }
+
+/// SPEC.md §13.2: the bytes of envelope and receipt frames come out of a byte budget too; an
+/// envelope over it is reset RATE_LIMITED and gets through later, exactly once.
+#[test]
+fn envelopes_beyond_the_byte_budget_are_reset_rate_limited_and_arrive_later() {
+    let config = Config {
+        rate_per_s: 10_000,
+        burst: 10_000,
+        bytes_per_s: 1_000,
+        byte_burst: 3_000,
+        ..Config::default()
+    };
+    let mut p = up_pair(33, config);
+    let now = p.now;
+    for i in 0..8 {
+        let subject = format!("bulky {i}");
+        p.a.send(now, &mut p.rng, &subject, Precedence::Routine);
+    }
+    p.run_for(120_000);
+    let limited = count(&p.b, |e| {
+        matches!(
+            e,
+            Event::StreamError {
+                code: CloseCode::RateLimited,
+                ..
+            }
+        )
+    });
+    assert!(
+        limited >= 3,
+        "only {limited} streams were over the byte budget"
+    );
+    assert!(p.a.all_delivered(), "every envelope got through in the end");
+    let mut log = p.b.accept_log.clone();
+    log.sort();
+    log.dedup();
+    assert_eq!(log.len(), 8, "each accepted once");
+}

@@ -241,6 +241,8 @@ impl Node {
             dedup_capacity: 4096,
             rate_per_s: cfg.limits.rate_per_s,
             burst: cfg.limits.burst,
+            bytes_per_s: cfg.limits.byte_rate_mib.saturating_mul(1 << 20),
+            byte_burst: cfg.limits.byte_burst_mib.saturating_mul(1 << 20),
             ..Default::default()
         };
         let shared = Arc::new(Shared {

@@ -82,6 +82,8 @@ pub struct Session {
     max_outgoing: usize,
     dedup: DedupWindow,
     limiter: RateLimit,
+    /// Bytes of envelope and receipt frames from the peer (SPEC.md §13.2).
+    byte_limiter: RateLimit,
     /// The peer's Heartbeat pings on this connection (SPEC.md §13.2).
     ping_limiter: RateLimit,
     /// Our own pings: probes on top of the heartbeat interval stay within the same limit.
@@ -129,6 +131,7 @@ impl Session {
         let dedup = DedupWindow::new(config.dedup_capacity);
         let start = Monotonic::default();
         let limiter = RateLimit::new(config.rate_per_s, config.burst, start);
+        let byte_limiter = RateLimit::bytes(config.bytes_per_s, config.byte_burst, start);
         let ping_limiter = RateLimit::new(config.ping_rate_per_s, config.ping_burst, start);
         let ping_budget = RateLimit::new(config.ping_rate_per_s, config.ping_burst, start);
         let outgoing = Outgoing::with_jitter_seed(config.jitter_seed);
@@ -153,6 +156,7 @@ impl Session {
             max_outgoing: 0,
             dedup,
             limiter,
+            byte_limiter,
             ping_limiter,
             ping_budget,
             echo_due: VecDeque::new(),

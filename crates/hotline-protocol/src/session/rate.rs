@@ -16,9 +16,18 @@ pub struct RateLimit {
 impl RateLimit {
     /// A full bucket.
     pub fn new(rate_per_s: u32, burst: u32, now: Monotonic) -> Self {
-        let burst = f64::from(burst.max(1));
+        Self::new_f64(f64::from(rate_per_s), f64::from(burst), now)
+    }
+
+    /// A full bucket of bytes: `bytes_per_s` up to `burst` bytes.
+    pub fn bytes(bytes_per_s: u64, burst: u64, now: Monotonic) -> Self {
+        Self::new_f64(bytes_per_s as f64, burst as f64, now)
+    }
+
+    fn new_f64(rate: f64, burst: f64, now: Monotonic) -> Self {
+        let burst = burst.max(1.0);
         RateLimit {
-            rate: f64::from(rate_per_s.max(1)),
+            rate: rate.max(1.0),
             burst,
             tokens: burst,
             last: now,
@@ -27,11 +36,17 @@ impl RateLimit {
 
     /// Takes one token if there is one.
     pub fn allow(&mut self, now: Monotonic) -> bool {
+        self.allow_n(now, 1)
+    }
+
+    /// Takes `n` tokens if there are that many.
+    pub fn allow_n(&mut self, now: Monotonic, n: u64) -> bool {
         let elapsed = now.since(self.last) as f64 / 1000.0;
         self.last = self.last.max(now);
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let n = n as f64;
+        if self.tokens >= n {
+            self.tokens -= n;
             true
         } else {
             false
@@ -48,6 +63,16 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::{Monotonic, RateLimit};
+
+    #[test]
+    fn a_byte_bucket_takes_sizes() {
+        let ms = Monotonic::from_millis;
+        let mut r = RateLimit::bytes(1000, 3000, ms(0));
+        assert!(r.allow_n(ms(0), 2500));
+        assert!(!r.allow_n(ms(0), 1000), "500 left");
+        assert!(r.allow_n(ms(500), 1000), "500 + 500 after half a second");
+        assert!(!r.allow_n(ms(10_000), 3001), "never more than the burst");
+    }
 
     #[test]
     fn rate_limit_allows_a_burst_then_the_rate() {

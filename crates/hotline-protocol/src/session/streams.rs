@@ -140,6 +140,19 @@ impl Session {
                     CloseCode::RateLimited,
                     format!("the peer is over its rate limit ({:?} stream)", f.ty),
                 ),
+            // And its bytes from a byte budget: a peer cannot push large frames at the full
+            // stream rate.
+            FrameType::Envelope | FrameType::Receipt
+                if !self
+                    .byte_limiter
+                    .allow_n(now, (crate::frame::HEADER_LEN + f.payload.len()) as u64) =>
+            {
+                self.stream_error(
+                    stream,
+                    CloseCode::RateLimited,
+                    format!("the peer is over its byte rate ({:?} stream)", f.ty),
+                )
+            }
             FrameType::Envelope => match Envelope::parse(f.payload.clone()) {
                 Ok(envelope) => {
                     let id = *envelope.message_id();

@@ -36,6 +36,12 @@ pub struct Config {
     pub rate_per_s: u32,
     /// Burst allowance above the rate (SPEC.md §13.2: 1000).
     pub burst: u32,
+    /// Bytes of envelope and receipt frames accepted per second from the peer, sustained
+    /// (SPEC.md §13.2: 32 MiB).
+    pub bytes_per_s: u64,
+    /// Burst allowance in bytes (SPEC.md §13.2: 64 MiB). A driver must not set it below one
+    /// largest envelope frame (1048581 bytes), or such an envelope could never pass.
+    pub byte_burst: u64,
     /// Heartbeat pings accepted per second from the peer on one connection, sustained; more
     /// closes the connection with RATE_LIMITED (SPEC.md §13.2: 4). Our own pings keep to the
     /// same limit.
@@ -60,6 +66,8 @@ impl Default for Config {
             dedup_capacity: 65_536,
             rate_per_s: 200,
             burst: 1000,
+            bytes_per_s: 32 << 20,
+            byte_burst: 64 << 20,
             ping_rate_per_s: 4,
             ping_burst: 16,
             jitter_seed: 0,
