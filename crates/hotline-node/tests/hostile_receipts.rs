@@ -11,12 +11,13 @@
 mod common;
 mod raw_peer;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Client, Watch, draft, send_request, show, wait_state};
-use hotline_node::{commands, operator};
+use common::{
+    BRUNO, Client, Watch, connect_and_watch, draft, send_request, show, wait_state, with_bruno,
+};
+use hotline_node::commands;
 use hotline_protocol::codes::{CloseCode, RejectReason};
 use hotline_protocol::envelope::{Envelope, MessageId};
 use hotline_protocol::frame::{self, FrameType};
@@ -28,24 +29,13 @@ use raw_peer::{World, block_on, exchange_on, expect_stored, random_id, step};
 /// How long to go on watching for further events once one came.
 const SETTLE: Duration = Duration::from_millis(500);
 
-/// Bruno's credential file, in B's directory.
-const BRUNO: &str = "bruno.credential";
-
-fn with_bruno(b_dir: &Path) {
-    commands::quietly(|| operator::add(b_dir, "Bruno", "officer", &b_dir.join(BRUNO)))
-        .expect("operator add");
-}
-
-/// Bruno, connected to B's operator API, and a Watch stream of B's events.
+/// Bruno (`common::with_bruno`), connected to B's operator API, and a Watch stream of B's events.
 async fn bruno(w: &World) -> (Client, Watch) {
-    let c = step(
+    step(
         "operator connection",
-        Client::connect(&w.b_dir.join(BRUNO), w.b_addr),
+        connect_and_watch(&w.b_dir.join(BRUNO), w.b_addr),
     )
     .await
-    .expect("Bruno connects");
-    let watch = c.watch().await.expect("watch");
-    (c, watch)
 }
 
 /// Bruno sends a message to A (alias `cert-a`); its id.

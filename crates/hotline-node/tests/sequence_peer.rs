@@ -9,11 +9,9 @@
 mod common;
 mod raw_peer;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Client, Watch, draft, send_request};
-use hotline_node::{commands, operator};
+use common::{BRUNO, Client, Watch, connect_and_watch, draft, send_request, with_bruno};
 use hotline_protocol::envelope::MessageId;
 use hotline_protocol::frame::{self, FrameType};
 use hotline_protocol::hello::{self, Offer, Side};
@@ -27,22 +25,13 @@ use raw_peer::{Link, Raw, World, block_on, expect_receipt, random_id, step};
 /// How long to go on watching for an event that must not come.
 const SETTLE: Duration = Duration::from_millis(700);
 
-const BRUNO: &str = "bruno.credential";
-
-fn with_bruno(b_dir: &Path) {
-    commands::quietly(|| operator::add(b_dir, "Bruno", "officer", &b_dir.join(BRUNO)))
-        .expect("operator add");
-}
-
+/// Bruno (`common::with_bruno`), connected to B's operator API, and a Watch stream of B's events.
 async fn bruno(w: &World) -> (Client, Watch) {
-    let c = step(
+    step(
         "operator connection",
-        Client::connect(&w.b_dir.join(BRUNO), w.b_addr),
+        connect_and_watch(&w.b_dir.join(BRUNO), w.b_addr),
     )
     .await
-    .expect("Bruno connects");
-    let watch = c.watch().await.expect("watch");
-    (c, watch)
 }
 
 /// The next Watch event of `kind` within `limit`, if any.

@@ -225,3 +225,22 @@ pub async fn wait_state(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The credential file of Bruno, an officer of node B in the raw-peer tests.
+pub const BRUNO: &str = "bruno.credential";
+
+/// Issues Bruno's credential in `b_dir` (a `World::start_with` set-up step).
+pub fn with_bruno(b_dir: &Path) {
+    commands::quietly(|| operator::add(b_dir, "Bruno", "officer", &b_dir.join(BRUNO)))
+        .expect("operator add");
+}
+
+/// An operator connected with credential `cred` to the node at `addr`, and a Watch stream of
+/// that node's events.
+pub async fn connect_and_watch(cred: &Path, addr: SocketAddr) -> (Client, Watch) {
+    let c = Client::connect(cred, addr)
+        .await
+        .expect("operator connects");
+    let watch = c.watch().await.expect("watch");
+    (c, watch)
+}
