@@ -23,6 +23,7 @@
 
 mod admin;
 mod cancel;
+mod check;
 mod convert;
 mod inbox;
 mod outbox;
@@ -468,6 +469,6 @@ impl Store for SqliteStore {
     /// outgoing sequences have no holes (other than those a restore from an older copy left
     /// below a sequence floor, which are expected).
     fn check(&mut self) -> Result<Vec<String>> {
-        schema::check(&self.conn)
+        check::check(&self.conn)
     }
 }
