@@ -186,6 +186,10 @@ pub trait Store: Send + 'static {
     /// Every sequence number received from `peer` (to restore gap tracking after a restart),
     /// as inclusive ranges in ascending order.
     fn received_sequences(&mut self, peer: &NodeId) -> Result<Vec<(u64, u64)>>;
+    /// Records that `sequence` from `peer` counts as received although no message is stored:
+    /// its envelope was authenticated and answered REJECTED (SPEC.md §10.2). Committed before
+    /// the receipt is sent; a sequence already recorded is left as it is.
+    fn record_rejected_sequence(&mut self, r: &RejectedSequence) -> Result<()>;
     /// The inbox, newest first, at most `limit` rows.
     fn inbox(&mut self, limit: usize) -> Result<Vec<InboxRow>>;
     /// Stores a receipt we made asynchronously (ACKNOWLEDGED) for a message we received; it

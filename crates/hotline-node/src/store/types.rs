@@ -461,3 +461,19 @@ pub struct ExportItem {
     /// Every receipt held for it, exact bytes, oldest first.
     pub receipts: Vec<Bytes>,
 }
+
+/// A sequence from the peer that counts as received without a stored message (SPEC.md §10.2):
+/// its envelope passed §7.6 steps 1-6 and was answered REJECTED.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectedSequence {
+    /// The peer that sent it.
+    pub peer: NodeId,
+    /// The envelope's sequence number (not 0).
+    pub sequence: u64,
+    /// The envelope's message id.
+    pub message_id: MessageId,
+    /// The reject reason, as its SPEC name.
+    pub reason: String,
+    /// When it was recorded.
+    pub stored_ms: UnixMillis,
+}

@@ -9,7 +9,9 @@ use hotline_protocol::NodeId;
 use hotline_protocol::envelope::MessageId;
 use rusqlite::{OptionalExtension, params};
 
-use super::super::{AcceptOutcome, Arrival, OwnReceiptOutcome, ReceiptRecord, Result, StoreError};
+use super::super::{
+    AcceptOutcome, Arrival, OwnReceiptOutcome, ReceiptRecord, RejectedSequence, Result, StoreError,
+};
 use super::SqliteStore;
 use super::convert::{
     digest, hex, int, message_id, peer_seq, peer_seq_back, precedence, push_range, state_for_kind,
@@ -137,7 +139,9 @@ impl SqliteStore {
             "SELECT s, prev IS NULL OR s - prev > 1, next IS NULL OR next - s > 1 FROM ( \
                  SELECT sequence AS s, lag(sequence) OVER w AS prev, \
                         lead(sequence) OVER w AS next \
-                 FROM inbox WHERE peer = ?1 AND sequence BETWEEN ?2 AND ?3 \
+                 FROM (SELECT sequence FROM inbox WHERE peer = ?1 \
+                       UNION SELECT sequence FROM rejected_sequences WHERE peer = ?1) \
+                 WHERE sequence BETWEEN ?2 AND ?3 \
                  WINDOW w AS (ORDER BY sequence)) \
              WHERE prev IS NULL OR s - prev > 1 OR next IS NULL OR next - s > 1 \
              ORDER BY s",
@@ -164,6 +168,29 @@ impl SqliteStore {
             }
         }
         Ok(out)
+    }
+
+    pub(super) fn record_rejected_sequence(&mut self, r: &RejectedSequence) -> Result<()> {
+        if r.sequence == 0 {
+            return Err(StoreError::Database(
+                "sequence 0 never counts as received (SPEC.md §7.6 step 2)".into(),
+            ));
+        }
+        let stored_ms = int(r.stored_ms, "stored_ms")?;
+        let tx = self.write()?;
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO rejected_sequences \
+             (peer, sequence, message_id, reason, stored_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            &r.peer.as_bytes()[..],
+            peer_seq(r.sequence),
+            &r.message_id[..],
+            r.reason,
+            stored_ms,
+        ])?;
+        tx.commit()?;
+        Ok(())
     }
 
     pub(super) fn store_own_receipt(

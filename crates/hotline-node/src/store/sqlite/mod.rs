@@ -42,8 +42,8 @@ use super::high_water::{HWM_FILE, HighWater};
 use super::{
     AcceptOutcome, Arrival, AuditEvent, CancelOutcome, ExportItem, FloorSource, InboxRow,
     InstalledBundle, ListQuery, MessageRow, OperatorRecord, OutState, OwnReceiptOutcome,
-    PeerRecord, PendingSummary, Position, ReceiptOutcome, ReceiptRecord, Result, Store, StoreError,
-    StoredMessage, StoredSubmission, Submission, SubmitOutcome,
+    PeerRecord, PendingSummary, Position, ReceiptOutcome, ReceiptRecord, RejectedSequence, Result,
+    Store, StoreError, StoredMessage, StoredSubmission, Submission, SubmitOutcome,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -407,6 +407,10 @@ impl Store for SqliteStore {
     /// a broken peer sends); each half is one query and the halves are merged.
     fn received_sequences(&mut self, peer: &NodeId) -> Result<Vec<(u64, u64)>> {
         SqliteStore::received_sequences(self, peer)
+    }
+
+    fn record_rejected_sequence(&mut self, r: &RejectedSequence) -> Result<()> {
+        SqliteStore::record_rejected_sequence(self, r)
     }
 
     /// Newest first by arrival time (then by arrival order).

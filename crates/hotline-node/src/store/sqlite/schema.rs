@@ -20,10 +20,26 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 11: sequences from the peer that count as received without a stored message
+/// (SPEC.md §10.2): those of envelopes answered REJECTED for a reason of §7.6 steps 7-14 (the
+/// envelope was authenticated, its sequence with it). With the inbox's sequences they give
+/// `received_through` after a restart; without them a rejected envelope would become a false,
+/// permanent gap. Sequences are stored as the inbox stores them (the u64's bits as an i64).
+const V11: &str = r"
+CREATE TABLE IF NOT EXISTS rejected_sequences (
+    peer        BLOB    NOT NULL CHECK (length(peer) = 32),
+    sequence    INTEGER NOT NULL CHECK (sequence <> 0),
+    message_id  BLOB    NOT NULL CHECK (length(message_id) = 16),
+    reason      TEXT    NOT NULL,
+    stored_ms   INTEGER NOT NULL,
+    PRIMARY KEY (peer, sequence)
+) STRICT, WITHOUT ROWID;
+";
 
 /// Version 10: sequence floors (SPEC.md §10.1). A node that finds its database restored from
 /// an older copy (its high-water mark file, or the peer's `received_through`, is ahead of the
