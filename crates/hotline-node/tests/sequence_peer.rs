@@ -4,7 +4,9 @@
 //!   rejection) and alerts its operators, naming both messages;
 //! - A's Heartbeat says it has received sequences from B that B's database does not know (B's
 //!   database was restored from an older copy): B continues above them, once per detection,
-//!   and a claim no node could make is ignored.
+//!   and a claim no node could make is ignored;
+//! - A's envelope is authenticated and answered REJECTED: its sequence counts as received, and
+//!   still does after B restarts (SPEC.md §10.2), so it never becomes a false gap.
 
 mod common;
 mod raw_peer;
@@ -227,6 +229,48 @@ fn the_peers_received_through_above_what_the_database_holds_sets_a_floor_once() 
         assert_eq!(rows.len(), 1, "{audit:?}");
         assert!(rows[0].detail.contains("from 6 on"), "{rows:?}");
         drop(link);
+        w.stop().await;
+    });
+}
+
+/// SPEC.md §10.2: an envelope answered REJECTED for a reason after authentication (here
+/// CREATED_IN_FUTURE, §7.6 step 7) makes its sequence count as received, durably: after B restarts, the
+/// sequences it restores its gap tracking from still run 1..=3 without a hole. Before this was
+/// recorded, sequence 2 came back as a permanent gap.
+#[test]
+fn a_sequence_answered_rejected_still_counts_as_received_after_a_restart() {
+    block_on(async {
+        let w = World::start().await;
+        let a_id = w.a.identity.id();
+        let link = w.link(&w.as_a()).await;
+        let ahead = now_ms() + 120 * hotline_protocol::time::MINUTE;
+        for (seq, created, subject) in [
+            (1, now_ms(), "one"),
+            (2, ahead, "two, two hours ahead"),
+            (3, now_ms(), "three"),
+        ] {
+            let env = w.seal_created(link.b_key(), random_id(), seq, subject, created);
+            let r = expect_receipt(link.send(env.bytes()).await, &w.b_id);
+            match (seq, r.kind()) {
+                (2, ReceiptKind::Rejected { reason, .. }) => {
+                    assert_eq!(
+                        reason,
+                        &hotline_protocol::codes::RejectReason::CreatedInFuture
+                    );
+                }
+                (2, other) => panic!("an envelope from the future was answered {other:?}"),
+                (_, kind) => assert_eq!(kind, &ReceiptKind::Delivered, "{subject}"),
+            }
+        }
+        w.hang_up(link).await;
+        let w = w.restart_b().await;
+        let held =
+            w.b.with_store(move |s| s.received_sequences(&a_id))
+                .await
+                .expect("store running")
+                .expect("received sequences");
+        assert_eq!(held, vec![(1, 3)], "sequence 2 was forgotten");
+        assert_eq!(w.inbox().await.len(), 2, "the rejected message is not stored");
         w.stop().await;
     });
 }

@@ -56,6 +56,23 @@ impl ReceiptKind {
         }
     }
 
+    /// Whether an envelope answered with this kind makes its sequence number count as
+    /// received (SPEC.md §10.2): a delivery receipt, or REJECTED for a reason of §7.6 steps
+    /// 7-14. Steps 1-6 fail before the sequence number is authenticated.
+    pub fn counts_as_received(&self) -> bool {
+        match self {
+            ReceiptKind::Delivered | ReceiptKind::Acknowledged { .. } => true,
+            ReceiptKind::Rejected { reason, .. } => !matches!(
+                reason,
+                RejectReason::Malformed
+                    | RejectReason::UnsupportedVersion
+                    | RejectReason::UnknownSender
+                    | RejectReason::WrongRecipient
+                    | RejectReason::BadSignature
+            ),
+        }
+    }
+
     /// Whether this kind counts as delivery.
     pub fn is_delivery(&self) -> bool {
         !matches!(self, ReceiptKind::Rejected { .. })

@@ -189,13 +189,25 @@ impl World {
         sequence: u64,
         subject: &str,
     ) -> Envelope {
-        let now = now_ms();
+        self.seal_created(key, id, sequence, subject, now_ms())
+    }
+
+    /// Seals an envelope from A to B whose header says it was created at `now` (the content is
+    /// signed by the officer with the real time: the credential may not cover `now`).
+    pub fn seal_created(
+        &self,
+        key: &EncryptionKey,
+        id: MessageId,
+        sequence: u64,
+        subject: &str,
+        now: u64,
+    ) -> Envelope {
         let content = Draft {
             subject: subject.into(),
             text: "from the raw peer".into(),
             ..Default::default()
         }
-        .sign(&id, &self.b_id, &self.officer, now)
+        .sign(&id, &self.b_id, &self.officer, now_ms())
         .expect("content");
         Envelope::seal(
             &self.a.identity,

@@ -5,10 +5,10 @@ use super::outgoing::Item;
 use super::streams::Incoming;
 use super::timers::Timer;
 use super::{Event, ItemKey, LinkState, Monotonic, Session, StreamId, Transmit, Withdrawal};
-use crate::codes::{CloseCode, RejectReason};
+use crate::codes::CloseCode;
 use crate::envelope::{Envelope, MessageId};
 use crate::frame::{self, FrameType};
-use crate::receipt::{self, Receipt, ReceiptKind};
+use crate::receipt::{self, Receipt};
 
 impl Session {
     // ----- commands ------------------------------------------------------------------
@@ -59,7 +59,7 @@ impl Session {
         let _ = now;
         if let Some((id, seq)) = envelope
             && receipt.message_id() == &id
-            && counts_as_received(receipt.kind())
+            && receipt.kind().counts_as_received()
         {
             self.mark_received(seq);
         }
@@ -165,18 +165,3 @@ impl Session {
     }
 }
 
-/// Whether a receipt we send means the envelope's sequence number was really received:
-/// only when the sender's signature verified, so the sequence can be trusted.
-fn counts_as_received(kind: &ReceiptKind) -> bool {
-    match kind {
-        ReceiptKind::Delivered | ReceiptKind::Acknowledged { .. } => true,
-        ReceiptKind::Rejected { reason, .. } => !matches!(
-            reason,
-            RejectReason::Malformed
-                | RejectReason::UnsupportedVersion
-                | RejectReason::UnknownSender
-                | RejectReason::WrongRecipient
-                | RejectReason::BadSignature
-        ),
-    }
-}

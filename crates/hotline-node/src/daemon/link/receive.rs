@@ -15,7 +15,9 @@ use super::{Done, LinkCtx, LinkMsg};
 use crate::daemon::metrics::{self, SharedMetrics};
 use crate::daemon::pool::CryptoPool;
 use crate::daemon::storage::StoreHandle;
-use crate::store::{AcceptOutcome, Arrival, AuditEvent, ReceiptOutcome, ReceiptRecord};
+use crate::store::{
+    AcceptOutcome, Arrival, AuditEvent, ReceiptOutcome, ReceiptRecord, RejectedSequence,
+};
 use hotline_transport::now_ms;
 
 /// The pieces a spawned job needs.
@@ -204,6 +206,31 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
         }
         _ => return refuse(&p, conn_id, stream, CloseCode::InternalError),
     };
+    // SPEC.md §10.2: an envelope answered REJECTED after it was authenticated makes its
+    // sequence count as received. Recorded before the receipt leaves, so that a restart does
+    // not turn it into a false, permanent gap; if it cannot be, no receipt is sent and the
+    // peer sends the envelope again.
+    let sequence = envelope.header().sequence;
+    if let ReceiptKind::Rejected { reason, .. } = receipt.kind()
+        && receipt.kind().counts_as_received()
+        && sequence != 0
+    {
+        let record = RejectedSequence {
+            peer,
+            sequence,
+            message_id: *envelope.message_id(),
+            reason: reason.to_string(),
+            stored_ms: now_ms(),
+        };
+        match p.store.call(move |s| s.record_rejected_sequence(&record)).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                tracing::error!("cannot record a rejected envelope's sequence: {e}");
+                return refuse(&p, conn_id, stream, CloseCode::InternalError);
+            }
+            None => return,
+        }
+    }
     let _ = p.tx.send(LinkMsg::Done(
         conn_id,
         Done::Respond {
