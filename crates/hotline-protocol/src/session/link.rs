@@ -145,7 +145,7 @@ impl Session {
 
     // ----- internals -----------------------------------------------------------------
 
-    fn reset_connection(&mut self) {
+    pub(super) fn reset_connection(&mut self) {
         self.control = Decoder::new(StreamKind::Control);
         self.held.clear();
         self.incoming.clear();
@@ -284,7 +284,7 @@ impl Session {
         self.timers.clear();
     }
 
-    fn link_up(&mut self, now: Monotonic, h: PeerHello) {
+    pub(super) fn link_up(&mut self, now: Monotonic, h: PeerHello) {
         self.set_state(LinkState::Up, now);
         self.max_outgoing = (self.config.max_outgoing.min(h.offer.max_inflight).max(1)) as usize;
         self.clock_skew = Some(skew(h.time, self.wall(now), self.rtt));

@@ -31,6 +31,7 @@ mod commands;
 mod dedup;
 mod link;
 mod outgoing;
+mod pending;
 pub mod ranges;
 mod rate;
 mod streams;
@@ -42,6 +43,7 @@ use std::sync::Arc;
 
 pub use dedup::{DedupWindow, Seen};
 pub use outgoing::{Item, ItemKey};
+pub use pending::{HelloProgress, PendingHello};
 pub use rate::RateLimit;
 pub use timers::Monotonic;
 pub use types::{Config, Event, LinkState, Status, StreamId, Transmit, Withdrawal};

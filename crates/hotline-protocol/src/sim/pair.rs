@@ -9,7 +9,7 @@ use super::{SimNode, TestRng};
 use crate::hello::Side;
 use crate::identity::{EncryptionKeypair, IdentityKey, NodeId};
 use crate::officer::{OfficerKey, Role};
-use crate::session::{Config, Monotonic, Session, StreamId, Transmit};
+use crate::session::{Config, HelloProgress, Monotonic, Session, StreamId, Transmit};
 use crate::time::{DAY, UnixMillis};
 
 /// Which side of the pair.
@@ -209,6 +209,30 @@ impl Pair {
         self.b.tick(now);
         self.a.session.handle_disconnected(SimNode::mono(now));
         self.b.session.handle_disconnected(SimNode::mono(now));
+    }
+
+    /// Moves both sides to a new connection the way a dial race's winner replaces an UP one
+    /// (SPEC.md §3.9): each side sends its Hello on the new connection beside the old one and
+    /// verifies the other's; only if both verified do both adopt it (what was in flight on the
+    /// old connection is lost with it). Returns how each side's check ended (A's, B's).
+    pub fn replace_connection(&mut self) -> (HelloProgress, HelloProgress) {
+        let exporter: [u8; 32] = crate::crypto::sha256(&self.rng.id16());
+        let now = self.now;
+        self.a.tick(now);
+        self.b.tick(now);
+        let mono = SimNode::mono(now);
+        let (mut pa, hello_a) = self.a.session.start_pending(mono, Side::Client, exporter);
+        let (mut pb, hello_b) = self.b.session.start_pending(mono, Side::Server, exporter);
+        let ra = self.a.session.pending_data(&mut pa, &hello_b, false);
+        let rb = self.b.session.pending_data(&mut pb, &hello_a, false);
+        if ra == HelloProgress::Verified && rb == HelloProgress::Verified {
+            self.net.clear();
+            self.streams.clear();
+            self.connected = true;
+            self.a.session.adopt(mono, pa);
+            self.b.session.adopt(mono, pb);
+        }
+        (ra, rb)
     }
 
     /// Whether a connection exists.
