@@ -14,7 +14,7 @@ use prost::Message;
 
 use super::{expect_close, expect_close_after, tri};
 use crate::ctx::{Ctx, fill_random, rng};
-use crate::fate::{code, code_name};
+use crate::fate::{Ending, code, code_name};
 use crate::forge;
 use crate::peer::{self, Raw};
 use crate::suite::{Case, Outcome};
@@ -130,7 +130,67 @@ pub fn cases() -> Vec<Case> {
             ),
             |cx| Box::pin(duplicate_while_up(cx)),
         ),
+        Case::new(
+            "duplicate-connection-failed-hello",
+            "§3.9",
+            format!(
+                "the second connection, whose Hello is bound to the first one's TLS session, \
+                 closed with {} or {}; the first stays UP and delivers",
+                code_name(code(CloseCode::DuplicateConnection)),
+                code_name(code(CloseCode::BadChannelBinding))
+            ),
+            |cx| Box::pin(duplicate_failed_hello(cx)),
+        ),
     ]
+}
+
+/// SPEC.md §3.9: a connection that passed Hello is never replaced by one that has not. A
+/// second connection with the runner's TLS key sends at once a Hello that cannot verify (the
+/// first connection's Hello, replayed): what someone holding only the TLS key could send. The
+/// target may refuse the second connection as a duplicate, or run its Hello and refuse that;
+/// either way the first connection must stay UP.
+async fn duplicate_failed_hello(cx: &Ctx) -> Outcome {
+    let first = tri!(peer::link(cx).await, "first connection");
+    let second = match Raw::connect(cx, tri!(cx.client_config())).await {
+        Ok(raw) => raw,
+        Err(e) => {
+            first.raw.close();
+            return Outcome::fail(format!("second connection: {}", e.describe()));
+        }
+    };
+    let replayed = frame::encode(FrameType::Hello, &first.sent_hello).to_vec();
+    let control = second.open_control(cx, &replayed).await;
+    let ended = second.ended(super::CLOSE_WAIT).await;
+    drop(control);
+    second.close();
+    let refused = [CloseCode::DuplicateConnection, CloseCode::BadChannelBinding];
+    let observed = match ended {
+        Some(Ending::App(c)) if refused.iter().any(|r| code(*r) == c) => {
+            format!("second connection closed with {}", code_name(c))
+        }
+        Some(other) => {
+            first.raw.close();
+            return Outcome::fail(format!("second connection: {}", other.describe()));
+        }
+        None => {
+            first.raw.close();
+            return Outcome::fail(format!(
+                "the second connection stayed open for {:?}",
+                super::CLOSE_WAIT
+            ));
+        }
+    };
+    let (id, seq) = cx.alloc();
+    let env = tri!(cx.seal(id, seq, "hotline-conformance: after a failed second Hello"));
+    let answer = first.send_envelope(cx, env.bytes()).await;
+    let r = crate::suite::delivered(cx, &answer, &env);
+    first.raw.close();
+    match r {
+        Ok(_) => Outcome::pass(format!("{observed}; the first connection delivered")),
+        Err(e) => Outcome::fail(format!(
+            "{observed}, but the first connection no longer delivers: {e}"
+        )),
+    }
 }
 
 /// A second connection with the runner's TLS key while its first is UP and answering: what

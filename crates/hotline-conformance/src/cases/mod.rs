@@ -56,7 +56,7 @@ macro_rules! tri {
 pub(crate) use tri;
 
 /// How long the target gets to close a connection after a fault it must close on.
-const CLOSE_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
 /// The connection must end with an application close carrying `expected`.
 pub async fn expect_close(raw: &Raw, expected: CloseCode) -> Outcome {

@@ -52,7 +52,12 @@ impl Backoff {
     }
 }
 
-/// Wires a fresh connection to the session.
+/// The connection's exporter value (SPEC.md §6.1), which its Hellos are bound to.
+pub(super) fn exporter(conn: &quinn::Connection) -> [u8; hotline_protocol::EXPORTER_LEN] {
+    hotline_transport::tls::exporter(conn, hotline_protocol::EXPORTER_LABEL, b"")
+}
+
+/// Wires a fresh connection to the session: the session sends its Hello on it.
 pub(super) fn attach(
     ctx: &LinkCtx,
     session: &mut Session,
@@ -61,11 +66,25 @@ pub(super) fn attach(
     side: Side,
     dialed_by_us: bool,
 ) -> Conn {
-    let exporter = hotline_transport::tls::exporter(&conn, hotline_protocol::EXPORTER_LABEL, b"");
-    let group = hotline_transport::tls::negotiated_group(&conn);
-    tracing::info!(peer = %ctx.alias, remote = %conn.remote_address(), group = group.as_deref().unwrap_or("unknown"), "connected");
+    let exporter = exporter(&conn);
     let now = clock(session);
     session.handle_connected(now, side, exporter);
+    attach_io(ctx, conn, id, side, dialed_by_us)
+}
+
+/// Starts a fresh connection's streams (the control stream's reader and writer, the acceptor
+/// of message streams), reporting to the link task as connection `id`, without telling the
+/// session: [`attach`] does, or the replacement of an UP connection (`replace`) once the
+/// peer's Hello on this one verified.
+pub(super) fn attach_io(
+    ctx: &LinkCtx,
+    conn: quinn::Connection,
+    id: u64,
+    side: Side,
+    dialed_by_us: bool,
+) -> Conn {
+    let group = hotline_transport::tls::negotiated_group(&conn);
+    tracing::info!(peer = %ctx.alias, remote = %conn.remote_address(), group = group.as_deref().unwrap_or("unknown"), "connected");
     let (control_tx, control_rx) = mpsc::channel::<(Bytes, bool)>(CONTROL_QUEUE);
     let control_flushed = std::sync::Arc::new(tokio::sync::Notify::new());
     let flushed = control_flushed.clone();

@@ -18,6 +18,7 @@ use super::duplicate::{
 };
 use super::events::{audit, check_clock_skew, check_peer_received_through, event};
 use super::outbox::{check_overdue, request_page, request_summary};
+use super::replace::{Replacement, Step};
 use super::streams::{on_input, transmit};
 use super::{Conn, Done, LinkCtx, LinkMsg, clock, instant_of};
 use crate::daemon::metrics;
@@ -77,12 +78,15 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut overdue_tick = tokio::time::interval(OVERDUE_CHECK);
     // A connection the peer dialed while ours is UP, held until ours is shown dead (§3.9).
     let mut candidate: Option<Candidate> = None;
+    // A connection that won a dial race while ours is UP: its Hello runs beside ours, which
+    // is closed only once that Hello verified (§3.9).
+    let mut replacement: Option<Replacement> = None;
     // The highest `received_through` of the peer's looked into (SPEC.md §10.1, events).
     let mut received_through_handled = 0u64;
 
     loop {
         let timeout = session.poll_timeout().map(instant_of);
-        let dial_due = conn.is_none() && !dialing;
+        let dial_due = conn.is_none() && !dialing && replacement.is_none();
         let had_conn = conn.is_some();
         tokio::select! {
             msg = rx.recv() => {
@@ -111,24 +115,36 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         if let Some(cand) = candidate.take() {
                             cand.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), why.as_bytes());
                         }
+                        if let Some(r) = replacement.take() {
+                            r.conn.conn.close(quinn::VarInt::from_u32(CloseCode::Shutdown.code()), why.as_bytes());
+                        }
                         break;
                     }
                     LinkMsg::Incoming(c) => {
                         // The peer dialed this one.
                         if let Some(existing) = &conn {
-                            if !keep_new(existing, settled(&session, now), false, &peer, &ctx.identity.id()) {
-                                // The peer may have restarted and left our connection dead:
-                                // probe it, so a stateless reset from its new process ends it
-                                // now rather than at the liveness window.
-                                session.probe(now);
+                            let keep = keep_new(existing, settled(&session, now), false, &peer, &ctx.identity.id());
+                            if !keep && !session.is_up() {
                                 c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
                                 continue;
                             }
-                            // Cases 1 and 3 (not a dial race, which ids settle): only a peer
-                            // that lost our UP connection dials, but anyone holding just the
-                            // peer's TLS key can dial too. Keep ours until it is shown dead:
-                            // probe it and hold the new one.
-                            if session.is_up() && (!existing.dialed_by_us || settled(&session, now)) {
+                            // A dial race the peer's dial wins while ours is UP: the link moves
+                            // to the new connection once the peer's Hello on it verified.
+                            if keep && session.is_up() && existing.dialed_by_us && !settled(&session, now) {
+                                if let Some(older) = replacement.take() {
+                                    older.conn.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                }
+                                replacement = Some(Replacement::start(&ctx, &mut session, c, next_conn_id, Side::Server, false));
+                                next_conn_id += 1;
+                                continue;
+                            }
+                            // Otherwise, with ours UP (cases 1 and 3, and a race that ids settle
+                            // for ours): only a peer that lost our connection dials, but anyone
+                            // holding just the peer's TLS key can dial too. Keep ours until it is
+                            // shown dead: probe it and hold the new one. A peer that restarted
+                            // within the race window gets the link back as soon as ours is
+                            // shown dead, not after the liveness window.
+                            if session.is_up() {
                                 // A newer dial replaces a held one; the wait goes on (§3.9.1).
                                 let (rx_at_probe, deadline) = match candidate.take() {
                                     Some(older) => {
@@ -159,6 +175,16 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                                         c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
                                         continue;
                                     }
+                                    // Our dial wins the race while the peer's is UP: the link
+                                    // moves once the peer's Hello on ours verified.
+                                    if session.is_up() {
+                                        if let Some(older) = replacement.take() {
+                                            older.conn.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                                        }
+                                        replacement = Some(Replacement::start(&ctx, &mut session, c, next_conn_id, Side::Client, true));
+                                        next_conn_id += 1;
+                                        continue;
+                                    }
                                     existing.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
                                     session.handle_disconnected(now);
                                 }
@@ -174,6 +200,30 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                     LinkMsg::Input(id, input) => {
                         if conn.as_ref().is_some_and(|c| c.id == id) {
                             on_input(&ctx, &mut session, &mut conn, input, now);
+                        } else if let Some(mut r) = replacement.take_if(|r| r.id() == id) {
+                            match r.input(&session, input) {
+                                Step::Wait => replacement = Some(r),
+                                Step::Gone => {}
+                                Step::Fail(code, why) => r.fail(&ctx, code, why),
+                                Step::Adopt => {
+                                    if let Some(old) = conn.take() {
+                                        old.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection: replaced by a newer one");
+                                    }
+                                    // A connection held for the §3.9.1 check is judged against
+                                    // the connection that is UP from now on.
+                                    let (new, held, fin) = r.adopt(&mut session);
+                                    conn = Some(new);
+                                    if let Some(cand) = &mut candidate {
+                                        cand.rx_at_probe = conn.as_ref().map_or(0, |c| received_datagrams(&c.conn));
+                                    }
+                                    if fin {
+                                        session.handle_data(now, hotline_protocol::session::StreamId::Control, &[], true);
+                                    }
+                                    for input in held {
+                                        on_input(&ctx, &mut session, &mut conn, input, now);
+                                    }
+                                }
+                            }
                         }
                     }
                     LinkMsg::Done(id, done) => {
@@ -236,6 +286,11 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                 session.handle_timeout(now);
             }
             _ = tokio::time::sleep(CANDIDATE_TICK), if candidate.is_some() => {}
+            _ = sleep_until(replacement.as_ref().map(|r| r.deadline)), if replacement.is_some() => {
+                if let Some(r) = replacement.take() {
+                    r.fail(&ctx, CloseCode::HelloTimeout, "no Hello from the peer in time");
+                }
+            }
             _ = overdue_tick.tick() => {
                 check_overdue(&ctx, &session, &mut overdue, stored_pending.filter(|_| backlog));
                 // Every tick: the whole outbox's counts (one indexed query), for the overdue

@@ -16,6 +16,7 @@ mod duplicate;
 mod events;
 mod outbox;
 mod receive;
+mod replace;
 mod streams;
 
 use std::collections::HashMap;

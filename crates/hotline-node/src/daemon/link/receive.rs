@@ -222,7 +222,11 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
             reason: reason.to_string(),
             stored_ms: now_ms(),
         };
-        match p.store.call(move |s| s.record_rejected_sequence(&record)).await {
+        match p
+            .store
+            .call(move |s| s.record_rejected_sequence(&record))
+            .await
+        {
             Some(Ok(())) => {}
             Some(Err(e)) => {
                 tracing::error!("cannot record a rejected envelope's sequence: {e}");
