@@ -88,7 +88,7 @@ fn a_failed_hello_on_a_new_connection_leaves_the_up_one_untouched() {
 /// Anything but a Hello first, and a control stream finished before the Hello, fail too.
 #[test]
 fn the_new_connection_must_start_with_a_hello() {
-    let mut p = up_pair(3);
+    let p = up_pair(3);
     let mono = p.mono();
     let (mut pending, _) = p.b.session.start_pending(mono, Side::Server, exporter(3));
     assert_eq!(

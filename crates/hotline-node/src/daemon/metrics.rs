@@ -117,7 +117,7 @@ const COUNTERS: [(&str, &str); 6] = [
 ];
 
 /// Counters of events an operator should see rise (`hotline_NAME_total`).
-const EVENT_COUNTERS: [(&str, &str); 5] = [
+const EVENT_COUNTERS: [(&str, &str); 6] = [
     (
         "receipts_discarded",
         "Receipts from peers not stored: one of their kind was held already for the message",
@@ -133,6 +133,10 @@ const EVENT_COUNTERS: [(&str, &str); 5] = [
     (
         "sequence_rollback",
         "Times this node found it had been restored from an older copy and skipped sequences (SPEC 10.1)",
+    ),
+    (
+        "gap_claims_capped",
+        "Times a peer claimed to have sent sequences far beyond what arrived; gaps are capped (SPEC 10.3)",
     ),
     (
         "refused_low_disk",
@@ -337,6 +341,7 @@ mod tests {
             "hotline_storage_refusing 1",
             "hotline_receipts_discarded_total 3",
             "hotline_sequence_reused_total 0",
+            "hotline_gap_claims_capped_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

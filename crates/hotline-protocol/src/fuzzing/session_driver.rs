@@ -42,6 +42,8 @@ pub struct SessionTrace {
     pub gaps: usize,
     /// `GapClosed` events.
     pub gaps_closed: usize,
+    /// `ImplausibleClaim` events.
+    pub implausible_claims: usize,
     /// `StreamError` events.
     pub stream_errors: usize,
     /// `Retransmit` events.
@@ -404,6 +406,10 @@ impl Driver {
             );
             floor = b;
         }
+        assert!(
+            st.claim_capped.is_none_or(|c| c == st.peer_last_sent),
+            "a capped claim that is not the peer's latest"
+        );
         if let Some(h) = self.s.peer_hello() {
             let credit = h.offer.max_inflight.max(1) as usize;
             assert!(st.in_flight <= credit, "more streams than the peer accepts");
@@ -521,6 +527,10 @@ impl Driver {
             Event::Rtt(_) => self.trace.rtts += 1,
             Event::GapDetected { .. } => self.trace.gaps += 1,
             Event::GapClosed => self.trace.gaps_closed += 1,
+            Event::ImplausibleClaim { claimed, capped } => {
+                assert!(capped < claimed, "a claim flagged within its bound");
+                self.trace.implausible_claims += 1;
+            }
             Event::StreamError { .. } => self.trace.stream_errors += 1,
             Event::Retransmit { key } => {
                 let known = match key {

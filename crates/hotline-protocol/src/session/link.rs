@@ -360,29 +360,69 @@ impl Session {
             self.clock_skew = Some(skew(hb.time_ms, self.wall(now), self.rtt));
         }
         self.peer_received_through = hb.received_through;
-        if hb.last_sequence_sent > self.peer_settled
-            && self
-                .peer_claims
-                .back()
-                .is_none_or(|c| c.1 < hb.last_sequence_sent)
-        {
-            self.peer_claims.push_back((now, hb.last_sequence_sent));
-            while self.peer_claims.len() > 16 {
-                self.peer_claims.pop_front();
-            }
-        }
+        self.record_claim(now, hb.last_sequence_sent);
         self.update_gaps(now);
+    }
+
+    /// Records the peer's `last_sequence_sent` if it is above every claim before, and flags it
+    /// when it is the first beyond the bound (SPEC.md §10.3).
+    fn record_claim(&mut self, now: Monotonic, claim: u64) {
+        let back = self.peer_claims.back().map(|c| c.1);
+        if claim <= self.peer_settled || back.is_some_and(|b| b >= claim) {
+            return;
+        }
+        // A claim beyond the bound stays at the back of `peer_claims` until it falls within it
+        // (see `update_gaps`), so a back beyond the bound means it was flagged already: one
+        // event per excursion, not one per Heartbeat that repeats or raises the claim.
+        if let Some(capped) = self.claim_cap(claim)
+            && back.is_none_or(|b| self.claim_cap(b).is_none())
+        {
+            self.events.push_back(Event::ImplausibleClaim {
+                claimed: claim,
+                capped,
+            });
+        }
+        self.peer_claims.push_back((now, claim));
+        while self.peer_claims.len() > 16 {
+            self.peer_claims.pop_front();
+        }
     }
 
     /// Settles peer claims older than the grace period, recomputes gaps, and emits events
     /// when the set of gaps changes between empty and not.
+    ///
+    /// A claim beyond the bound settles only up to it (SPEC.md §10.3), and stays pending: it is
+    /// looked at again every grace period, against a bound that rises as sequences arrive, so
+    /// that status can show it and it is not flagged again while it stands.
     fn update_gaps(&mut self, now: Monotonic) {
+        let mut standing = None;
         while let Some(&(at, last)) = self.peer_claims.front() {
             if at.after(self.config.gap_grace) > now {
                 break;
             }
-            self.peer_settled = self.peer_settled.max(last);
             self.peer_claims.pop_front();
+            match self.claim_cap(last) {
+                None => self.peer_settled = self.peer_settled.max(last),
+                Some(bound) => {
+                    // Imply up to the bound only once what arrived has caught up with what is
+                    // implied: in between the gaps stay put instead of creeping up (and being
+                    // reported again) with every sequence that arrives.
+                    let highest = bound.saturating_sub(self.config.max_claim_ahead);
+                    if self.peer_settled <= highest {
+                        self.peer_settled = bound;
+                    }
+                    standing = Some(last);
+                }
+            }
+        }
+        // Claims are recorded in increasing order, so any left behind `standing` are beyond the
+        // bound too and will stand in its place.
+        if let Some(last) = standing
+            && self.peer_claims.is_empty()
+        {
+            // A grace period of 0 would have it settle again at once, for ever.
+            let again = now.after(u64::from(self.config.gap_grace == 0));
+            self.peer_claims.push_back((again, last));
         }
         let missing = self.received.missing(self.peer_settled, MAX_GAP_RANGES);
         if missing != self.gaps {
@@ -396,6 +436,36 @@ impl Session {
             self.gaps = missing;
         }
         self.timers.set_opt(Timer::Gap, self.next_gap_check());
+    }
+
+    /// The bound `claim` is capped at when it is beyond it: the highest sequence received from
+    /// the peer plus [`Config::max_claim_ahead`](super::Config::max_claim_ahead); `None` when
+    /// the claim is believed.
+    ///
+    /// Why the bound is safe: a peer counts a sequence in `last_sequence_sent` once it wrote
+    /// the envelope to a stream (SPEC.md §10.2), and it has at most its stream credit (a few
+    /// hundred) unanswered at a time, so a real peer's claim exceeds what arrived by little
+    /// more than that. Only a sequence that arrived raises the bound, and that costs the peer a
+    /// signed envelope within the rate limit.
+    fn claim_cap(&self, claim: u64) -> Option<u64> {
+        let ahead = self.config.max_claim_ahead;
+        // The usual case without walking the ranges: within the bound of the contiguous prefix.
+        if claim <= self.received.contiguous_from_one().saturating_add(ahead) {
+            return None;
+        }
+        let bound = self.highest_received().saturating_add(ahead);
+        (claim > bound).then_some(bound)
+    }
+
+    /// The highest sequence from the peer that counts as received; 0 if none.
+    fn highest_received(&self) -> u64 {
+        self.received.max().unwrap_or(0)
+    }
+
+    /// The peer's claim that stands capped, for status (see `update_gaps`).
+    pub(super) fn capped_claim(&self) -> Option<u64> {
+        let last = self.peer_claims.back()?.1;
+        self.claim_cap(last).map(|_| last)
     }
 
     fn next_gap_check(&self) -> Option<Monotonic> {

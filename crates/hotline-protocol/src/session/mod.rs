@@ -235,6 +235,7 @@ impl Session {
             clock_skew_ms: self.clock_skew,
             last_sent: self.last_sent,
             gaps: self.gaps.clone(),
+            claim_capped: self.capped_claim(),
             version: self.peer_hello.as_ref().map(|h| h.version),
         }
     }

@@ -95,6 +95,11 @@ impl RangeSet {
         out
     }
 
+    /// The highest value held; `None` if the set is empty.
+    pub fn max(&self) -> Option<u64> {
+        self.ranges.last_key_value().map(|(_, &e)| e)
+    }
+
     /// Number of disjoint ranges (memory use is proportional to it).
     pub fn range_count(&self) -> usize {
         self.ranges.len()
@@ -105,6 +110,17 @@ impl RangeSet {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn max_is_the_end_of_the_last_range() {
+        let mut r = RangeSet::default();
+        assert_eq!(r.max(), None);
+        r.insert(5);
+        r.insert_range(1, 3);
+        assert_eq!(r.max(), Some(5));
+        r.insert(u64::MAX);
+        assert_eq!(r.max(), Some(u64::MAX));
+    }
 
     #[test]
     fn merges_neighbours() {

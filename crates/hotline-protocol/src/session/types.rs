@@ -25,6 +25,12 @@ pub struct Config {
     pub receipt_timeout: u64,
     /// A gap is reported when it persists this long after the peer implied it (10 s).
     pub gap_grace: u64,
+    /// How far beyond the highest sequence received from the peer its `last_sequence_sent` is
+    /// believed (SPEC.md §10.3: 65,536). A claim beyond it is capped there for gap tracking and
+    /// reported as [`Event::ImplausibleClaim`]: a faulty or hostile peer cannot make the gaps
+    /// count billions of messages. A real peer stays far below it: it has at most one stream
+    /// credit's worth of envelopes (a few hundred) in flight beyond what arrived.
+    pub max_claim_ahead: u64,
     /// What we offer in Hello, including how many message streams we accept at once.
     pub offer: Offer,
     /// Most message streams we open at once (further capped by the peer's Hello).
@@ -61,6 +67,7 @@ impl Default for Config {
             hello_timeout: 10_000,
             receipt_timeout: 30_000,
             gap_grace: 10_000,
+            max_claim_ahead: 65_536,
             offer: Offer::default(),
             max_outgoing: 256,
             dedup_capacity: 65_536,
@@ -180,6 +187,19 @@ pub enum Event {
     },
     /// Every gap reported before has been filled.
     GapClosed,
+    /// The peer's Heartbeat claims to have sent sequences more than
+    /// [`Config::max_claim_ahead`] beyond the highest that arrived (SPEC.md §10.3): gaps are
+    /// tracked only up to `capped`. Reported when the peer's claims first go beyond the bound,
+    /// not for each Heartbeat that repeats or raises the claim; again only after they fell
+    /// back within it. The peer is faulty, or this node's record of what arrived was restored
+    /// from an older copy.
+    ImplausibleClaim {
+        /// The peer's `last_sequence_sent`.
+        claimed: u64,
+        /// The bound it was capped at: the highest sequence received plus
+        /// [`Config::max_claim_ahead`].
+        capped: u64,
+    },
     /// The peer broke a rule on one stream; the stream was reset with `code`.
     StreamError {
         /// Which.
@@ -251,6 +271,9 @@ pub struct Status {
     pub last_sent: u64,
     /// Reported gaps.
     pub gaps: Vec<(u64, u64)>,
+    /// The peer's `last_sequence_sent` while it is beyond the bound and capped for gap
+    /// tracking ([`Event::ImplausibleClaim`]); `None` when its claims are believed.
+    pub claim_capped: Option<u64>,
     /// The negotiated version, once up.
     pub version: Option<u32>,
 }

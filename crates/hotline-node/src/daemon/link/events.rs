@@ -167,8 +167,9 @@ pub(super) fn event(
         }
         Event::GapClosed => {
             tracing::info!(peer = %ctx.alias, "sequence gap closed");
-            audit(ctx, "gap_closed", None, String::new());
+            audit(ctx, "gap_cleared", None, String::new());
         }
+        Event::ImplausibleClaim { claimed, capped } => gap_claim_capped(ctx, claimed, capped),
         Event::StreamError {
             stream,
             code,
@@ -178,6 +179,35 @@ pub(super) fn event(
         }
         Event::Retransmit { key } => tracing::debug!(peer = %ctx.alias, ?key, "retransmitting"),
     }
+}
+
+/// Counter (through [`metrics::count`]): times the peer's Heartbeats claimed sequences far
+/// beyond what arrived (SPEC.md §10.3).
+const GAP_CLAIMS_CAPPED: &str = "gap_claims_capped";
+
+/// The peer's `last_sequence_sent` is beyond what any real peer could have in flight (SPEC.md
+/// §10.3): the session counts gaps only up to `capped`, so status and metrics do not report a
+/// phantom loss of billions of messages. This warns, counts, and leaves an audit row and a
+/// Watch event with the raw claim.
+fn gap_claim_capped(ctx: &LinkCtx, claimed: u64, capped: u64) {
+    tracing::warn!(
+        peer = %ctx.alias,
+        claimed,
+        capped,
+        "the peer claims to have sent sequences far beyond what arrived; gaps are counted only \
+         up to the cap (SPEC.md §10.3): is the peer faulty, or was this node's database \
+         restored from an older copy?"
+    );
+    metrics::count(&ctx.metrics, GAP_CLAIMS_CAPPED, 1);
+    audit(
+        ctx,
+        "gap_claim_capped",
+        None,
+        format!(
+            "the peer claims to have sent sequences through {claimed}; gaps are counted only up \
+             to {capped}"
+        ),
+    );
 }
 
 /// Counter (through [`metrics::count`]): messages from the peer that reused the sequence of an
