@@ -164,4 +164,3 @@ impl Session {
             .set_opt(Timer::Retransmit, self.outgoing.next_deadline());
     }
 }
-
