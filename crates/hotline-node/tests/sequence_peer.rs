@@ -270,7 +270,11 @@ fn a_sequence_answered_rejected_still_counts_as_received_after_a_restart() {
                 .expect("store running")
                 .expect("received sequences");
         assert_eq!(held, vec![(1, 3)], "sequence 2 was forgotten");
-        assert_eq!(w.inbox().await.len(), 2, "the rejected message is not stored");
+        assert_eq!(
+            w.inbox().await.len(),
+            2,
+            "the rejected message is not stored"
+        );
         w.stop().await;
     });
 }
