@@ -36,8 +36,9 @@ async fn world_where_a_wins() -> World {
 }
 
 /// Listens at A's address until B's own dial arrives, and completes the Hello exchange on it
-/// as the server: the link is UP at B on a connection B dialed.
-async fn accept_b_dial(w: &World) -> Link {
+/// as the server: the link is UP at B on a connection B dialed. A's address is a relay to the
+/// endpoint: aborting the relay (returned) silences the connection, as a killed process does.
+async fn accept_b_dial(w: &World) -> (Link, tokio::task::JoinHandle<()>) {
     let peers =
         w.b.with_store(|s| s.peers())
             .await
@@ -53,7 +54,9 @@ async fn accept_b_dial(w: &World) -> Link {
         &Default::default(),
     )
     .expect("server config");
-    let endpoint = quinn::Endpoint::server(server, a_addr).expect("listen at A's address");
+    let endpoint =
+        quinn::Endpoint::server(server, "127.0.0.1:0".parse().expect("addr")).expect("listen");
+    let relay = tokio::spawn(relay(a_addr, endpoint.local_addr().expect("local addr")));
     // B's dial in flight retransmits its Initial; a later one follows its backoff.
     let incoming = tokio::time::timeout(Duration::from_secs(40), endpoint.accept())
         .await
@@ -107,7 +110,31 @@ async fn accept_b_dial(w: &World) -> Link {
     };
     w.wait_for_metric("hotline_link_up{peer=\"cert-a\"} 1")
         .await;
-    link
+    (link, relay)
+}
+
+/// Relays UDP datagrams between whoever sends to `at` (B) and `endpoint`.
+async fn relay(at: std::net::SocketAddr, endpoint: std::net::SocketAddr) {
+    let socket = tokio::net::UdpSocket::bind(at)
+        .await
+        .expect("bind A's address");
+    let mut b = None;
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            return;
+        };
+        let to = if from == endpoint {
+            match b {
+                Some(b) => b,
+                None => continue,
+            }
+        } else {
+            b = Some(from);
+            endpoint
+        };
+        let _ = socket.send_to(&buf[..n], to).await;
+    }
 }
 
 fn app_code(e: &quinn::ConnectionError) -> Option<u64> {
@@ -121,7 +148,7 @@ fn app_code(e: &quinn::ConnectionError) -> Option<u64> {
 fn a_second_connection_whose_hello_fails_does_not_replace_the_up_one() {
     block_on(async {
         let w = world_where_a_wins().await;
-        let first = accept_b_dial(&w).await;
+        let (first, _relay) = accept_b_dial(&w).await;
         let second = step(
             "dial B again",
             Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr),
@@ -160,7 +187,7 @@ fn a_second_connection_whose_hello_fails_does_not_replace_the_up_one() {
 fn a_second_connection_that_wins_the_race_replaces_the_up_one_once_its_hello_verified() {
     block_on(async {
         let w = world_where_a_wins().await;
-        let first = accept_b_dial(&w).await;
+        let (first, _relay) = accept_b_dial(&w).await;
         let second = step(
             "dial B again",
             Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr),
@@ -179,6 +206,47 @@ fn a_second_connection_that_wins_the_race_replaces_the_up_one_once_its_hello_ver
         let r = expect_receipt(second.send(env.bytes()).await, &w.b_id);
         assert_eq!(r.kind(), &ReceiptKind::Delivered);
         assert!(w.inbox().await.contains(env.message_id()));
+        drop((first, second));
+        w.stop().await;
+    });
+}
+
+/// A world in which B's node id is the larger: in a dial race the ids keep B's connection.
+async fn world_where_b_wins() -> World {
+    for _ in 0..64 {
+        let w = World::start().await;
+        if w.a.identity.id().as_bytes() < w.b_id.as_bytes() {
+            return w;
+        }
+        w.stop().await;
+    }
+    panic!("64 draws and B's id never the larger");
+}
+
+/// SPEC.md §3.9 case 2, the other way round: A restarts within the race window of B's
+/// connection to it (its new process dials B, its old connection ends). The ids keep B's
+/// connection, but B holds the new one and probes its own instead of refusing the new one at
+/// once, so when the old connection ends the new one is used: the link is back at once, not
+/// after the 15 s liveness window and a redial.
+#[test]
+fn a_peer_restarted_within_the_race_window_gets_the_link_back_at_once() {
+    block_on(async {
+        let w = world_where_b_wins().await;
+        let (first, relay) = accept_b_dial(&w).await;
+        // A's old process is killed: its connection falls silent.
+        relay.abort();
+        let second = step(
+            "dial B again",
+            Raw::connect(w.client_config(&w.a.tls, ALPN), w.b_addr),
+        )
+        .await
+        .expect("TLS handshake with B");
+        // B holds the new connection while it probes the old one (3 s at most, SPEC.md
+        // §3.9.1) rather than refusing it; then the link moves to it.
+        let second = second.hello(&w.as_a(), &w.b_id).await;
+        let env = w.seal(second.b_key(), random_id(), 1, "after the restart");
+        let r = expect_receipt(second.send(env.bytes()).await, &w.b_id);
+        assert_eq!(r.kind(), &ReceiptKind::Delivered);
         drop((first, second));
         w.stop().await;
     });
