@@ -1,9 +1,10 @@
 //! The conformance runner against a real node (`hotline_node::daemon::Node`, in-process on
 //! its own thread and runtime, as `hotlined run` runs it), set up the way `.ci/conformance`
-//! sets it up: private CA mode for the runner with the committed test PKI, and a message
-//! queued by an officer of the target for the runner (through the `hotline` CLI and the
-//! operator API), which the id-space case needs. Every case must pass, none skipped, run
-//! after run. (The runner against a broken target is tested in its own crate.)
+//! sets it up: private CA mode for the runner with the committed test PKI, a message queued
+//! by an officer of the target for the runner (through the `hotline` CLI and the operator
+//! API), which the id-space case needs, and the same `hotline send` as the runner's
+//! `--target-send` command, which the sequence-floor case runs. Every case must pass, none
+//! skipped, run after run. (The runner against a broken target is tested in its own crate.)
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -145,18 +146,48 @@ fn officer(root: &Path, target: &Path) -> PathBuf {
     out
 }
 
-/// `hotline send` by the target's officer to the runner, through the running target's
-/// operator API at `addr`: the target then holds a message for the runner, which it sends on
-/// every link and the runner refuses, so it stays queued. Returns its message id (hex).
+/// The `hotline send` command line by which the target's officer sends the runner a message
+/// with `subject`, through the running target's operator API at `addr`.
+fn send_to_runner(credential: &Path, addr: SocketAddr, subject: &str) -> Vec<String> {
+    [
+        env!("CARGO_BIN_EXE_hotline-e2e-client"),
+        "send",
+        "--credential",
+        &*credential.to_string_lossy(),
+        "--node",
+        &addr.to_string(),
+        "--to",
+        RUNNER_ALIAS,
+        "--precedence",
+        "routine",
+        "--tlp",
+        "green",
+        "--subject",
+        subject,
+        "--body",
+        "Queued for the runner, which never accepts it.",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `args` as one `sh -c` command line, each quoted, with no `HOTLINE_CREDENTIAL` from the
+/// test's environment: the runner's `--target-send`.
+fn shell_command(args: &[String]) -> String {
+    let quoted: Vec<String> = args
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    format!("unset HOTLINE_CREDENTIAL; exec {}", quoted.join(" "))
+}
+
+/// `hotline send` by the target's officer to the runner: the target then holds a message for
+/// the runner, which it sends on every link and the runner refuses, so it stays queued.
+/// Returns its message id (hex).
 fn queue_message_to_runner(credential: &Path, addr: SocketAddr) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline-e2e-client"))
-        .arg("send")
-        .arg("--credential")
-        .arg(credential)
-        .args(["--node", &addr.to_string(), "--to", RUNNER_ALIAS])
-        .args(["--precedence", "routine", "--tlp", "green"])
-        .args(["--subject", "conformance: a message from the target"])
-        .args(["--body", "Queued for the runner, which never accepts it."])
+    let args = send_to_runner(credential, addr, "conformance: a message from the target");
+    let out = std::process::Command::new(&args[0])
+        .args(&args[1..])
         .env_remove("HOTLINE_CREDENTIAL")
         .output()
         .expect("hotline send runs");
@@ -170,13 +201,20 @@ fn queue_message_to_runner(credential: &Path, addr: SocketAddr) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn inputs(addr: SocketAddr, target: &Path, runner: &Path, pki: Option<PathBuf>) -> Inputs {
+fn inputs(
+    addr: SocketAddr,
+    target: &Path,
+    runner: &Path,
+    pki: Option<PathBuf>,
+    target_send: Option<String>,
+) -> Inputs {
     Inputs {
         target: addr.to_string(),
         target_bundle: target.join(config::BUNDLE_FILE),
         identity: runner.to_owned(),
         pki,
         step: Duration::from_secs(10),
+        target_send,
     }
 }
 
@@ -211,7 +249,18 @@ fn every_case_passes_against_hotlined_as_ci_sets_it_up_and_again_on_a_second_run
     let credential = officer(tmp.path(), &target_dir);
     let target = Running::node(&target_dir);
     let queued = queue_message_to_runner(&credential, target.addr);
-    let inputs = inputs(target.addr, &target_dir, &runner_dir, Some(pki()));
+    let target_send = shell_command(&send_to_runner(
+        &credential,
+        target.addr,
+        "conformance: queued by the runner's --target-send",
+    ));
+    let inputs = inputs(
+        target.addr,
+        &target_dir,
+        &runner_dir,
+        Some(pki()),
+        Some(target_send),
+    );
 
     let (results, start) = run(&inputs, &[]);
     assert_eq!(

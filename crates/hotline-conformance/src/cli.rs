@@ -60,6 +60,12 @@ enum Command {
         /// the revocation case in pinned mode) fails the run: exit status 1.
         #[arg(long)]
         fail_on_skip: bool,
+        /// A shell command (run with `sh -c`) that makes the target queue one message to the
+        /// runner's identity, e.g. `hotline send ... --to <the runner's alias>`; it may print
+        /// the message id (32 hex digits). Cases that need the target to seal a new message
+        /// during the run (the sequence floor of SPEC.md §10.1) are skipped without it.
+        #[arg(long, value_name = "CMD")]
+        target_send: Option<String>,
     },
     /// Check another implementation's outputs for the committed test vectors.
     Vectors {
@@ -91,6 +97,7 @@ pub fn main() -> ExitCode {
             list,
             step_timeout,
             fail_on_skip,
+            target_send,
         } => {
             let trust = if pki.is_some() {
                 Trust::Ca
@@ -129,6 +136,7 @@ pub fn main() -> ExitCode {
                 identity,
                 pki,
                 step: Duration::from_secs(step_timeout.max(1)),
+                target_send,
             };
             run(&inputs, &all, json, fail_on_skip)
         }
@@ -224,5 +232,23 @@ mod tests {
             Cli::try_parse_from(["hotline-conformance", "vectors", "d", "--fail-on-skip"]).is_err(),
             "a flag of `run` only"
         );
+    }
+
+    #[test]
+    fn target_send_takes_one_shell_command() {
+        let argv = [
+            "hotline-conformance",
+            "run",
+            "--list",
+            "--target-send",
+            "hotline send --to runner --subject 'a b'",
+        ];
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Run { target_send, .. } => assert_eq!(
+                target_send.as_deref(),
+                Some("hotline send --to runner --subject 'a b'")
+            ),
+            Command::Vectors { .. } => panic!("not run"),
+        }
     }
 }

@@ -182,6 +182,9 @@ pub struct Ctx {
     /// The envelopes the target sent the runner on any link of this run (read, recorded,
     /// refused: the target keeps them).
     pub from_target: Arc<FromTarget>,
+    /// `--target-send CMD`: a shell command that makes the target queue one message to the
+    /// runner's identity.
+    pub target_send: Option<String>,
 }
 
 /// Why the runner could not start: the operator's inputs, or the target unreachable.
@@ -207,6 +210,10 @@ pub struct Inputs {
     pub pki: Option<PathBuf>,
     /// `--step-timeout`.
     pub step: Duration,
+    /// `--target-send CMD`: a shell command (run with `sh -c`) that makes the target queue one
+    /// message to the runner's identity, for the cases that need the target to seal a new
+    /// message during the run; they are skipped without it.
+    pub target_send: Option<String>,
 }
 
 impl Ctx {
@@ -275,6 +282,7 @@ impl Ctx {
             step: inputs.step,
             hello_keys: Mutex::new(Vec::new()),
             from_target: Arc::new(FromTarget::default()),
+            target_send: inputs.target_send.clone(),
         })
     }
 

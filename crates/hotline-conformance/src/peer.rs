@@ -5,6 +5,7 @@
 //! Grown from `crates/hotline-node/tests/hostile.rs`, made target-agnostic: nothing here
 //! looks inside the target, only at the wire.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -187,6 +188,9 @@ pub struct Link {
     log: Arc<Mutex<ControlLog>>,
     changed: Arc<tokio::sync::Notify>,
     next_ping: Arc<Mutex<u64>>,
+    /// The `received_through` the runner's heartbeats on this link carry (0 unless a case
+    /// claims more, [`Link::claim_received_through`]).
+    claim: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -291,20 +295,21 @@ impl Raw {
         let log = Arc::new(Mutex::new(ControlLog::default()));
         let changed = Arc::new(tokio::sync::Notify::new());
         let next_ping = Arc::new(Mutex::new(1u64));
+        let claim = Arc::new(AtomicU64::new(0));
         let mut tasks = vec![tokio::spawn(read_control(
             recv,
             decoder,
             control.clone(),
             log.clone(),
             changed.clone(),
-            cx.seq.clone(),
+            (cx.seq.clone(), claim.clone()),
             behaviour.heartbeats,
         ))];
         if behaviour.heartbeats {
             tasks.push(tokio::spawn(send_pings(
                 control.clone(),
                 next_ping.clone(),
-                cx.seq.clone(),
+                (cx.seq.clone(), claim.clone()),
             )));
         }
         // Streams the target opens (messages it queued for the runner's identity): read far
@@ -325,6 +330,7 @@ impl Raw {
             log,
             changed,
             next_ping,
+            claim,
             tasks,
         })
     }
@@ -333,15 +339,32 @@ impl Raw {
 /// The Heartbeat the runner sends: its clock, its `last_sequence_sent`; it never receives
 /// envelopes from the target, so `received_through` stays 0 unless the caller says otherwise.
 pub fn heartbeat(ping: u64, echo: u64, seq: &Mutex<crate::ctx::Sequencer>) -> Vec<u8> {
+    heartbeat_claiming(ping, echo, seq, 0)
+}
+
+/// [`heartbeat`] with `received_through` = `claim`.
+pub fn heartbeat_claiming(
+    ping: u64,
+    echo: u64,
+    seq: &Mutex<crate::ctx::Sequencer>,
+    claim: u64,
+) -> Vec<u8> {
     let last = seq.lock().map(|s| s.sent_max()).unwrap_or(0);
     wire::Heartbeat {
         ping,
         echo,
         time_ms: now_ms(),
         last_sequence_sent: last,
-        received_through: 0,
+        received_through: claim,
     }
     .encode_to_vec()
+}
+
+/// What the runner's heartbeats on a link say: its sequences and its `received_through` claim.
+type HeartbeatState = (Arc<Mutex<crate::ctx::Sequencer>>, Arc<AtomicU64>);
+
+fn heartbeat_of(ping: u64, echo: u64, (seq, claim): &HeartbeatState) -> Vec<u8> {
+    heartbeat_claiming(ping, echo, seq, claim.load(Ordering::Relaxed))
 }
 
 async fn read_control(
@@ -350,7 +373,7 @@ async fn read_control(
     control: Arc<tokio::sync::Mutex<quinn::SendStream>>,
     log: Arc<Mutex<ControlLog>>,
     changed: Arc<tokio::sync::Notify>,
-    seq: Arc<Mutex<crate::ctx::Sequencer>>,
+    state: HeartbeatState,
     echo: bool,
 ) {
     loop {
@@ -372,7 +395,7 @@ async fn read_control(
                         if hb.ping != 0 && echo {
                             reply = Some(frame::encode(
                                 FrameType::Heartbeat,
-                                &heartbeat(0, hb.ping, &seq),
+                                &heartbeat_of(0, hb.ping, &state),
                             ));
                         }
                         l.heartbeats.push((Instant::now(), hb));
@@ -396,11 +419,11 @@ async fn read_control(
 async fn send_pings(
     control: Arc<tokio::sync::Mutex<quinn::SendStream>>,
     next_ping: Arc<Mutex<u64>>,
-    seq: Arc<Mutex<crate::ctx::Sequencer>>,
+    state: HeartbeatState,
 ) {
     loop {
         let ping = take_ping(&next_ping);
-        let hb = frame::encode(FrameType::Heartbeat, &heartbeat(ping, 0, &seq));
+        let hb = frame::encode(FrameType::Heartbeat, &heartbeat_of(ping, 0, &state));
         if control.lock().await.write_all(&hb).await.is_err() {
             return;
         }
@@ -450,11 +473,27 @@ impl Link {
     /// Sends a Heartbeat ping and waits for the target's echo of it (SPEC.md §11.1: "at once").
     pub async fn ping(&self, cx: &Ctx) -> Result<wire::Heartbeat, String> {
         let ping = take_ping(&self.next_ping);
-        let hb = frame::encode(FrameType::Heartbeat, &heartbeat(ping, 0, &cx.seq));
+        let claim = self.claim.load(Ordering::Relaxed);
+        let hb = frame::encode(
+            FrameType::Heartbeat,
+            &heartbeat_claiming(ping, 0, &cx.seq, claim),
+        );
         self.write_control(&hb).await?;
         self.wait_heartbeat(cx.step, |h| h.echo == ping)
             .await
             .ok_or_else(|| format!("no echo of ping {ping} within {:?}", cx.step))
+    }
+
+    /// From now on every Heartbeat the runner sends on this link claims `received_through` =
+    /// `through`, as a peer that received that much from the target would (SPEC.md §10.2);
+    /// sends one at once as a ping and returns the target's echo: the claim was read.
+    pub async fn claim_received_through(
+        &self,
+        cx: &Ctx,
+        through: u64,
+    ) -> Result<wire::Heartbeat, String> {
+        self.claim.store(through, Ordering::Relaxed);
+        self.ping(cx).await
     }
 
     /// Waits up to `limit` for a heartbeat from the target matching `pred`.

@@ -154,6 +154,7 @@ fn heading(number: &str) -> Option<&'static str> {
         "§9.2" => "Message streams",
         "§9.4" => "Receipt streams and ReceiptStored",
         "§9.6" => "Concurrency limit (max_inflight)",
+        "§10.1" => "Sequence numbers",
         "§10.2" => "received_through and last_sequence_sent",
         "§10.3" => "Gaps",
         "§10.4" => "Duplicate detection",

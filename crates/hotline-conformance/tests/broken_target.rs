@@ -82,6 +82,7 @@ fn inputs(addr: SocketAddr, target: &Path, runner: &Path, pki: Option<PathBuf>) 
         identity: runner.to_owned(),
         pki,
         step: Duration::from_secs(10),
+        target_send: None,
     }
 }
 
@@ -475,13 +476,18 @@ fn cases_that_cannot_run_are_skipped_with_a_reason_and_fail_only_with_fail_on_sk
     let target = broken_target(&target_dir, &runner_dir);
 
     // In the library: pinned mode skips the revocation case; a target that sends the runner
-    // nothing skips the id-space case; both are followed by the still-serving check.
+    // nothing skips the id-space case; no --target-send skips the sequence-floor case; all are
+    // followed by the still-serving check.
     let inputs = inputs(target.addr, &target_dir, &runner_dir, None);
     let (results, _) = run(
         &inputs,
-        &["tls-certificate-revoked", "envelope-id-of-target-message"],
+        &[
+            "tls-certificate-revoked",
+            "envelope-id-of-target-message",
+            "sequence-floor-from-received-through",
+        ],
     );
-    assert_eq!(results.len(), 2);
+    assert_eq!(results.len(), 3);
     for r in &results {
         assert_eq!(r.status, Status::Skipped, "{r:?}");
         assert!(!r.passed && !r.outcome_passed && r.still_serving, "{r:?}");
@@ -498,6 +504,11 @@ fn cases_that_cannot_run_are_skipped_with_a_reason_and_fail_only_with_fail_on_sk
             .contains("queue a message from the target"),
         "{:?}",
         results[1]
+    );
+    assert!(
+        results[2].observed.contains("needs --target-send"),
+        "{:?}",
+        results[2]
     );
 
     // Through the binary: exit 0 with a skipped case, 1 with --fail-on-skip.

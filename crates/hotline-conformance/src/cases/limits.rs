@@ -8,14 +8,14 @@ use hotline_protocol::codes::{CloseCode, RejectReason};
 use hotline_protocol::envelope::MessageId;
 use hotline_protocol::frame::{self, FrameType};
 use hotline_protocol::identity::IdentityKey;
-use hotline_protocol::receipt::ReceiptKind;
+use hotline_protocol::receipt::{Receipt, ReceiptBuild, ReceiptKind, Subject};
 use hotline_protocol::wire;
 use hotline_transport::now_ms;
 use prost::Message;
 
 use super::tri;
 use crate::ctx::{Ctx, random_id, rng};
-use crate::fate::{Ending, code};
+use crate::fate::{Ending, code, code_name};
 use crate::peer::{self, Answer, Link, read_answer};
 use crate::suite::{Case, Outcome, delivered, receipt};
 
@@ -50,6 +50,18 @@ pub fn cases() -> Vec<Case> {
             "replays take tokens too: beyond the burst, streams reset with RATE_LIMITED \
              (0x0A); every other answer the original receipt; the link stays UP",
             |cx| Box::pin(flood_replays(cx)),
+        ),
+        Case::new(
+            "rate-limit-flood-receipts",
+            "§13.2",
+            format!(
+                "ACKNOWLEDGED receipts for messages the target never sent take tokens too \
+                 (hotlined: from the envelope streams' bucket): beyond the burst, streams reset \
+                 with RATE_LIMITED (0x0A), no ReceiptStored; every other one reset with {}, \
+                 §8.4 step 6; the link stays UP",
+                code_name(code(CloseCode::UnknownMessage))
+            ),
+            |cx| Box::pin(flood_receipts(cx)),
         ),
     ]
 }
@@ -140,6 +152,8 @@ enum Expect {
     Receipt(Bytes),
     /// A REJECTED WRONG_RECIPIENT receipt for this message id.
     WrongRecipient(MessageId),
+    /// The stream reset with this code.
+    Reset(CloseCode),
 }
 
 /// What the flood's answers were.
@@ -159,6 +173,7 @@ impl Tally {
                 self.first_refused.get_or_insert(sent);
                 return;
             }
+            (Answer::Reset(c), Expect::Reset(want)) => *c == code(*want),
             (Answer::Frame(f), Expect::Receipt(r)) => f.ty == FrameType::Receipt && f.payload == r,
             (Answer::Frame(_), Expect::WrongRecipient(id)) => receipt(cx, &a).is_ok_and(|r| {
                 r.message_id() == id
@@ -187,7 +202,7 @@ const FLOOD_TIME: Duration = Duration::from_secs(40);
 /// Streams opened after the first RATE_LIMITED, to see the limit hold.
 const AFTER_LIMIT: usize = 100;
 
-/// Opens envelope streams as fast as `max_inflight` allows, each with the frame `next` makes,
+/// Opens message streams as fast as `max_inflight` allows, each with the frame `next` makes,
 /// until the target answers RATE_LIMITED (and a little beyond), or the caps.
 async fn flood(
     cx: &Ctx,
@@ -244,17 +259,18 @@ async fn flood(
     (tally, sent, t0.elapsed())
 }
 
-/// The verdict on a flood: some RATE_LIMITED, every other answer as expected, link UP.
+/// The verdict on a flood of `streams` (envelope, receipt) streams: some RATE_LIMITED, every
+/// other answer `what`, link UP.
 async fn verdict(
     cx: &Ctx,
     link: Link,
-    what: &str,
+    (streams, what): (&str, &str),
     (tally, sent, elapsed): (Tally, usize, Duration),
 ) -> Outcome {
     let alive = link.ping(cx).await;
     link.raw.close();
     let summary = format!(
-        "{sent} envelope streams in {:.1} s: {} answered with {what}, {} reset RATE_LIMITED{}",
+        "{sent} {streams} streams in {:.1} s: {} answered with {what}, {} reset RATE_LIMITED{}",
         elapsed.as_secs_f64(),
         tally.answered,
         tally.refused,
@@ -314,7 +330,7 @@ async fn flood_distinct(cx: &Ctx) -> Outcome {
         )
     })
     .await;
-    verdict(cx, link, "REJECTED WRONG_RECIPIENT", r).await
+    verdict(cx, link, ("envelope", "REJECTED WRONG_RECIPIENT"), r).await
 }
 
 async fn flood_replays(cx: &Ctx) -> Outcome {
@@ -328,5 +344,47 @@ async fn flood_replays(cx: &Ctx) -> Outcome {
     let bytes = frame::encode(FrameType::Envelope, env.bytes());
     let expect = Expect::Receipt(original.bytes().clone());
     let r = flood(cx, &link, || (bytes.clone(), expect.clone())).await;
-    verdict(cx, link, "the original receipt", r).await
+    verdict(cx, link, ("envelope", "the original receipt"), r).await
+}
+
+async fn flood_receipts(cx: &Ctx) -> Outcome {
+    // Asynchronous receipts (§9.4), validly signed by the runner and its officer, each
+    // acknowledging another message id the target never sent: every one costs the target its
+    // signature checks (§8.4 steps 4–5) before it finds no such message (step 6). Nothing is
+    // stored at either end.
+    let sender = Bytes::copy_from_slice(cx.target.id.as_bytes());
+    let acknowledgement = || -> Result<Bytes, String> {
+        let subject = Subject {
+            message_id: random_id(),
+            envelope_sha256: [0x5a; 32],
+            sender: sender.clone(),
+            sequence: 1,
+        };
+        let now = now_ms();
+        let ack = cx
+            .me
+            .officer
+            .acknowledge(&subject.message_id, &subject.envelope_sha256, now, "flood")
+            .map_err(|e| e.to_string())?;
+        let r = Receipt::sign(
+            &cx.me.identity,
+            &subject,
+            ReceiptBuild::Acknowledged(&ack),
+            now,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(frame::encode(FrameType::Receipt, r.bytes()))
+    };
+    tri!(acknowledgement(), "the runner cannot sign its receipts");
+    let link = tri!(peer::link(cx).await, "no link");
+    let unknown = CloseCode::UnknownMessage;
+    let r = flood(cx, &link, || {
+        // Signing worked just above with the same keys; an empty frame would only show up as
+        // an unexpected answer.
+        let bytes = acknowledgement().unwrap_or_default();
+        (bytes, Expect::Reset(unknown))
+    })
+    .await;
+    let what = format!("a reset with {}", code_name(code(unknown)));
+    verdict(cx, link, ("receipt", &what), r).await
 }

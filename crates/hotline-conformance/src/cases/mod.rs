@@ -8,6 +8,7 @@ mod envelope_replay;
 mod hello;
 mod limits;
 mod receipts;
+mod sequence_floor;
 mod streams;
 mod tls;
 
@@ -35,6 +36,7 @@ pub fn all(trust: Trust) -> Vec<Case> {
     cases.extend(envelope_replay::cases());
     cases.extend(receipts::cases());
     cases.extend(limits::cases());
+    cases.extend(sequence_floor::cases());
     cases
 }
 
