@@ -438,6 +438,7 @@ fn evidence() -> Vec<u8> {
                 .map(|r| r.bytes().clone())
                 .collect(),
             incoming: false,
+            removed: None,
         }],
     }
     .encode_to_vec()

@@ -222,6 +222,7 @@ mod tests {
             envelope: vec![n; 40].into(),
             receipts: vec![vec![n + 1; 10].into()],
             incoming: n.is_multiple_of(2),
+            removed: None,
         }
     }
 

@@ -14,4 +14,5 @@ pub mod error;
 pub mod evidence_file;
 pub mod format;
 pub mod parse;
+mod removed;
 mod verify;

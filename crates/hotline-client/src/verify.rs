@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::evidence_file::{Field, FileError, Reader};
 use crate::format::{clean, clean_text, hex};
+use crate::removed::{self, Removed};
 
 /// A node as a bundle names it. Bundles are self-signed: compare `node` with a node id
 /// obtained independently before trusting whose node this is.
@@ -255,8 +256,12 @@ pub struct ItemReport {
     pub receipts: Vec<ReceiptReport>,
     /// What the valid receipts establish.
     pub status: &'static str,
-    /// Envelope and every receipt valid.
+    /// Envelope and every receipt valid; for an envelope the exporter no longer holds
+    /// (`removed`), every receipt valid against its digest.
     pub valid: bool,
+    /// What the exporter's retention policy removed (SPEC.md §13.4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Removed>,
 }
 
 /// The result of verifying an evidence bundle whose structure and bundles are valid.
@@ -428,6 +433,12 @@ fn check_item(
         },
         ..Default::default()
     };
+    if let Some(r) = item.removed.as_ref().filter(|r| r.envelope_ms != 0)
+        && item.envelope.is_empty()
+    {
+        return (removed::check_item(index, item, r, x, y), None);
+    }
+    rep.removed = item.removed.as_ref().map(Removed::of);
     let env = match check_envelope(&item.envelope) {
         Ok(env) => env,
         Err(e) => {
@@ -518,6 +529,9 @@ pub struct MessageReport {
     pub receipts: Vec<ReceiptReport>,
     /// Everything present verified.
     pub valid: bool,
+    /// What the node's retention policy removed (SPEC.md §13.4): not checked, not a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removed: Option<Removed>,
 }
 
 fn bundle_check(bytes: &[u8]) -> (BundleCheck, Option<PeerBundle>) {
@@ -561,6 +575,7 @@ pub fn check_message(
         content_error: None,
         receipts: Vec::new(),
         valid: false,
+        removed: show.removed.as_ref().map(Removed::of),
     };
     let (Some(sb), Some(rb)) = (sb, rb) else {
         report.content_error = Some("not checked: a node bundle is invalid".into());
@@ -592,8 +607,13 @@ pub fn check_message(
         report.envelope_valid = errors.is_empty();
         report.envelope = Some(errors);
     }
+    let content_removed = report
+        .removed
+        .as_ref()
+        .is_some_and(|r| r.content_ms.is_some());
     let opened = match OpenedContent::parse(&show.content, message_id, &sender, &recipient, created)
     {
+        _ if content_removed => None,
         Ok(c) => {
             report.content_valid = true;
             Some(c)
@@ -603,16 +623,27 @@ pub fn check_message(
             None
         }
     };
+    // An envelope removed by the retention policy: its receipts are checked against the
+    // digest the node kept.
+    let gone = show
+        .removed
+        .as_ref()
+        .filter(|r| r.envelope_ms != 0 && env.is_none());
     report.receipts = show
         .receipts
         .iter()
-        .map(|r| check_receipt(r, &recipient, env.as_ref()))
+        .map(|r| match gone {
+            Some(g) => {
+                removed::check_receipt_by_digest(r, &recipient, message_id, &g.envelope_sha256)
+            }
+            None => check_receipt(r, &recipient, env.as_ref()),
+        })
         .collect();
     flag_contradictions(&mut report.receipts);
     report.valid = report.sender_bundle.valid
         && report.receiver_bundle.valid
         && (show.envelope.is_empty() || report.envelope_valid)
-        && report.content_valid
+        && (report.content_valid || content_removed)
         && report.receipts.iter().all(|r| r.valid);
     (report, opened)
 }

@@ -55,11 +55,13 @@ fn fixture() -> Fixture {
                 envelope: p.a.outbox[&out_id].bytes().clone(),
                 receipts: out_receipts.clone(),
                 incoming: false,
+                removed: None,
             },
             wire::EvidenceItem {
                 envelope: incoming.envelope.bytes().clone(),
                 receipts: vec![incoming.receipt.bytes().clone()],
                 incoming: true,
+                removed: None,
             },
         ],
     };
@@ -71,6 +73,7 @@ fn fixture() -> Fixture {
         receipts: out_receipts,
         sender_bundle: a_bundle,
         receiver_bundle: b_bundle,
+        removed: None,
     };
     Fixture {
         bundle,
@@ -385,4 +388,132 @@ fn the_first_final_receipt_decides_and_a_contradiction_is_flagged() {
     let r = check(&[&delivered]);
     assert_eq!(status(&r), "delivered");
     assert!(r[0].warning.is_none());
+}
+
+/// What the node's retention policy left of the outgoing message (SPEC.md §13.4): `gone` says
+/// whether its envelope went too; the receipts are held unless `receipts_removed`.
+fn removal(f: &Fixture, envelope_gone: bool) -> wire::Removal {
+    let item = &f.bundle.items[0];
+    wire::Removal {
+        message_id: f.out_id.to_vec().into(),
+        envelope_sha256: crypto::sha256(&item.envelope).to_vec().into(),
+        content_ms: 0,
+        envelope_ms: if envelope_gone { EPOCH + 5_000 } else { 0 },
+        receipts: 0,
+        receipts_ms: 0,
+    }
+}
+
+#[test]
+fn an_item_whose_envelope_was_removed_is_checked_by_its_receipts_against_the_digest() {
+    let f = fixture();
+    let mut b = f.bundle.clone();
+    b.items[0].removed = Some(removal(&f, true));
+    b.items[0].envelope = Bytes::new();
+    let r = verify_evidence(&b.encode_to_vec()).expect("structure");
+    assert!(r.valid, "{r:#?}");
+    let it = &r.items[0];
+    assert!(!it.envelope_valid, "there is no envelope to call valid");
+    assert_eq!(it.message_id.as_deref(), Some(hex(&f.out_id).as_str()));
+    assert_eq!(it.receipts.len(), 2);
+    assert!(it.receipts.iter().all(|x| x.valid), "{:#?}", it.receipts);
+    assert_eq!(it.status, "acknowledged");
+    let text = crate::commands::evidence::report_text(
+        &crate::format::Style::plain(),
+        std::path::Path::new("e.bin"),
+        &r,
+    );
+    assert!(
+        text.contains("no longer held: removed on")
+            && text.contains("the envelopes of 1 were removed by the exporter's retention policy"),
+        "{text}"
+    );
+
+    // The receipts name the envelope by its digest: a claimed digest other than theirs fails,
+    // and so does a receipt of another message.
+    let mut wrong = b.clone();
+    if let Some(r) = wrong.items[0].removed.as_mut() {
+        r.envelope_sha256 = vec![0; 32].into();
+    }
+    let r = verify_evidence(&wrong.encode_to_vec()).expect("structure");
+    assert!(!r.valid && r.items[0].receipts.iter().all(|x| !x.valid));
+    let mut moved = b.clone();
+    moved.items[0].receipts = f.bundle.items[1].receipts.clone();
+    assert!(
+        !verify_evidence(&moved.encode_to_vec())
+            .expect("structure")
+            .valid
+    );
+
+    // Receipts removed too: nothing fails, and the report says there is nothing to check.
+    let mut bare = b.clone();
+    bare.items[0].receipts.clear();
+    let r = verify_evidence(&bare.encode_to_vec()).expect("structure");
+    assert!(r.valid && r.items[0].status == "no receipt");
+    let text = crate::commands::evidence::report_text(
+        &crate::format::Style::plain(),
+        std::path::Path::new("e.bin"),
+        &r,
+    );
+    assert!(
+        text.contains("this item is the exporter's word alone"),
+        "{text}"
+    );
+}
+
+#[test]
+fn show_of_a_message_whose_content_envelope_and_receipts_were_removed() {
+    let f = fixture();
+    let mut s = f.show.clone();
+    let mut removed = removal(&f, true);
+    removed.content_ms = EPOCH + 5_000;
+    removed.receipts = 2;
+    removed.receipts_ms = EPOCH + 6_000;
+    s.removed = Some(removed);
+    s.content = Bytes::new();
+    s.envelope = Bytes::new();
+    s.receipts = Vec::new();
+    s.summary = Some(wire::MessageSummary {
+        peer: "cert-b".into(),
+        sequence: 1,
+        created_ms: EPOCH,
+        officer: "Alice Officer".into(),
+        state: "acknowledged".into(),
+        ..Default::default()
+    });
+    let (r, opened) = check_message(&s, &f.out_id, EPOCH);
+    assert!(r.valid, "nothing held failed: {r:#?}");
+    assert!(opened.is_none() && r.content_error.is_none());
+    let text = crate::commands::messages::show_text(
+        &crate::format::Style::plain(),
+        &f.out_id,
+        &s,
+        &r,
+        None,
+    );
+    for want in [
+        "Subject:    (removed)",
+        "Removed:    content and subject removed on",
+        "Removed:    envelope removed on",
+        "Removed:    2 receipt(s) removed (the last on",
+        "envelope                removed on",
+        "officer signature       removed with the content on",
+        "receipts                2 removed, the last on",
+        "status                  acknowledged (the node's record; its receipts were removed)",
+    ] {
+        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+    }
+    assert!(
+        !text.contains("FAILED") && !text.contains("not sealed yet"),
+        "{text}"
+    );
+
+    // The envelope alone removed: the receipts held are checked against its digest.
+    let mut s = f.show.clone();
+    s.removed = Some(removal(&f, true));
+    s.envelope = Bytes::new();
+    let (r, opened) = check_message(&s, &f.out_id, EPOCH);
+    assert!(r.valid && opened.is_some(), "{r:#?}");
+    assert!(r.receipts.iter().all(|x| x.valid));
+    assert_eq!(status(&r.receipts), "acknowledged");
 }

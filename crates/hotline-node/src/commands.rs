@@ -108,6 +108,7 @@ pub fn init_with_tls(
         deadlines: Default::default(),
         ca: None,
         storage: Default::default(),
+        retention: Default::default(),
     };
     cfg.validate()
         .map_err(|e| CommandError(format!("invalid argument: {e}")))?;

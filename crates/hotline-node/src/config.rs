@@ -39,6 +39,100 @@ pub struct Config {
     /// Disk space and per-peer storage limits.
     #[serde(default)]
     pub storage: Storage,
+    /// How long stored messages are kept; forever by default.
+    #[serde(default)]
+    pub retention: Retention,
+}
+
+/// `[retention]`: how many days this node keeps each part of a stored message, counted from
+/// when it stored it (SPEC.md §13.4); 0, the default, keeps it forever. Read at start: a change
+/// takes effect when the node is restarted.
+///
+/// The content and subject (`plaintext_days`) can go first; the evidence of a message, its
+/// envelope and its receipts, is kept at least as long, and at least 31 days: a receipt of
+/// ours answers a retransmission of its envelope for 30 days + 5 minutes (§10.4). A sent
+/// message loses nothing while it is unsealed or pending, nor its envelope while a receipt may
+/// still come for it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Days the content and subject of a message are kept (0: forever).
+    #[serde(default)]
+    pub plaintext_days: u32,
+    /// Days the envelope bytes are kept (0: forever); their SHA-256 is kept forever.
+    #[serde(default)]
+    pub envelopes_days: u32,
+    /// Days receipt bytes are kept, both directions (0: forever); their SHA-256 is kept forever.
+    #[serde(default)]
+    pub receipts_days: u32,
+}
+
+/// The shortest retention of evidence, in days: 30 days + 5 minutes, rounded up (SPEC.md §10.4).
+pub const MIN_EVIDENCE_DAYS: u32 = 31;
+
+/// The longest retention that can be configured, in days (100 years; 0 keeps forever).
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
+impl Retention {
+    /// The policy the store applies.
+    pub fn policy(&self) -> crate::store::RetentionPolicy {
+        let ms = |days: u32| (days > 0).then(|| u64::from(days) * hotline_protocol::time::DAY);
+        crate::store::RetentionPolicy {
+            plaintext_ms: ms(self.plaintext_days),
+            envelopes_ms: ms(self.envelopes_days),
+            receipts_ms: ms(self.receipts_days),
+        }
+    }
+
+    /// Checks the rules of SPEC.md §13.4; the message says what to set.
+    pub fn validate(&self) -> Result<(), String> {
+        for (key, days) in [
+            ("plaintext_days", self.plaintext_days),
+            ("envelopes_days", self.envelopes_days),
+            ("receipts_days", self.receipts_days),
+        ] {
+            if days > MAX_RETENTION_DAYS {
+                return Err(format!(
+                    "retention.{key} = {days} is more than {MAX_RETENTION_DAYS} days; set 0 to \
+                     keep forever"
+                ));
+            }
+        }
+        for (key, days, why) in [
+            (
+                "envelopes_days",
+                self.envelopes_days,
+                "an envelope is the evidence its receipts name",
+            ),
+            (
+                "receipts_days",
+                self.receipts_days,
+                "a DELIVERED receipt answers a retransmission of its envelope for 30 days + 5 \
+                 minutes (SPEC.md §10.4)",
+            ),
+        ] {
+            if days != 0 && days < MIN_EVIDENCE_DAYS {
+                return Err(format!(
+                    "retention.{key} = {days} is too short: evidence is kept at least \
+                     {MIN_EVIDENCE_DAYS} days ({why}); set {MIN_EVIDENCE_DAYS} or more, or 0 to \
+                     keep forever"
+                ));
+            }
+            if days != 0 && (self.plaintext_days == 0 || days < self.plaintext_days) {
+                let plaintext = match self.plaintext_days {
+                    0 => "0 (forever)".to_owned(),
+                    n => n.to_string(),
+                };
+                return Err(format!(
+                    "retention.{key} = {days} is shorter than retention.plaintext_days = \
+                     {plaintext}: the evidence of a message is kept as long as its plaintext or \
+                     longer; raise {key} to at least plaintext_days (0 keeps forever), or lower \
+                     plaintext_days"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[storage]`: what a peer may make this node store, and the free disk space below which the
@@ -279,6 +373,7 @@ impl Config {
         if self.limits.rate_per_s == 0 {
             return Err("limits.rate_per_s must be at least 1".into());
         }
+        self.retention.validate()?;
         if self.ca.as_ref().is_some_and(|ca| ca.crls.is_empty()) {
             return Err(
                 "[ca] crls must name at least one CRL file: a certificate whose \
@@ -292,5 +387,84 @@ impl Config {
     /// The TOML text.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(retention: &str) -> Result<Config, String> {
+        let text = format!("name = \"CERT-A\"\nlisten = \"127.0.0.1:4433\"\n{retention}");
+        let cfg: Config = toml::from_str(&text).map_err(|e| e.to_string())?;
+        cfg.validate().map(|()| cfg)
+    }
+
+    #[test]
+    fn retention_is_forever_when_absent_and_written_by_init() {
+        let cfg = config("").expect("a config without [retention]");
+        assert_eq!(cfg.retention, Retention::default());
+        assert!(cfg.retention.policy().keeps_everything());
+        // The file `hotlined init` writes names every key, at its default.
+        let written = cfg.to_toml();
+        for key in [
+            "[retention]",
+            "plaintext_days = 0",
+            "envelopes_days = 0",
+            "receipts_days = 0",
+        ] {
+            assert!(written.contains(key), "{key} missing from:\n{written}");
+        }
+        assert_eq!(toml::from_str::<Config>(&written).expect("reread"), cfg);
+    }
+
+    #[test]
+    fn retention_days_become_a_policy_in_milliseconds() {
+        let cfg =
+            config("[retention]\nplaintext_days = 90\nenvelopes_days = 365\n").expect("valid");
+        let p = cfg.retention.policy();
+        assert_eq!(p.plaintext_ms, Some(90 * 86_400_000));
+        assert_eq!(p.envelopes_ms, Some(365 * 86_400_000));
+        assert_eq!(p.receipts_ms, None, "receipts kept forever");
+        config("[retention]\nplaintext_days = 1\nenvelopes_days = 31\nreceipts_days = 31\n")
+            .expect("the shortest evidence retention");
+    }
+
+    #[test]
+    fn refuses_evidence_kept_shorter_than_plaintext() {
+        let err = config("[retention]\nplaintext_days = 400\nenvelopes_days = 365\n")
+            .expect_err("envelopes shorter than plaintext");
+        assert!(
+            err.contains("retention.envelopes_days = 365")
+                && err.contains("plaintext_days = 400")
+                && err.contains("raise envelopes_days"),
+            "{err}"
+        );
+        let err = config("[retention]\nplaintext_days = 100\nreceipts_days = 99\n")
+            .expect_err("receipts shorter than plaintext");
+        assert!(err.contains("retention.receipts_days = 99"), "{err}");
+        // Plaintext kept forever: evidence must be kept forever too.
+        let err = config("[retention]\nenvelopes_days = 60\n").expect_err("plaintext forever");
+        assert!(err.contains("0 (forever)"), "{err}");
+    }
+
+    #[test]
+    fn refuses_evidence_kept_less_than_31_days() {
+        for key in ["envelopes_days", "receipts_days"] {
+            let err = config(&format!("[retention]\nplaintext_days = 7\n{key} = 30\n"))
+                .expect_err("30 days");
+            assert!(
+                err.contains(&format!("retention.{key} = 30 is too short"))
+                    && err.contains("at least 31 days"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_absurd_values() {
+        assert!(config("[retention]\nplaintext = 5\n").is_err());
+        let err = config("[retention]\nplaintext_days = 36501\n").expect_err("too long");
+        assert!(err.contains("more than 36500 days"), "{err}");
     }
 }

@@ -243,14 +243,41 @@ pub fn report_text(style: &Style, file: &Path, r: &Report) -> String {
             name(&it.sender),
             name(&it.recipient)
         ));
-        out.push_str(&format!(
-            "  envelope      {}",
-            style.verdict(it.envelope_valid)
-        ));
+        match it.removed.as_ref().and_then(|r| r.envelope_ms) {
+            Some(t) => out.push_str(&format!(
+                "  envelope      {}",
+                style.paint(
+                    &format!(
+                        "no longer held: removed on {} by the exporter's retention policy (its \
+                         SHA-256 was {}); {}",
+                        second(t),
+                        it.removed.as_ref().map_or("", |r| &r.envelope_sha256),
+                        if it.receipts.is_empty() {
+                            "no receipt is left either: nothing of this message can be checked, \
+                             this item is the exporter's word alone"
+                        } else {
+                            "only the receipts below are evidence of this message"
+                        }
+                    ),
+                    Colour::Yellow
+                )
+            )),
+            None => out.push_str(&format!(
+                "  envelope      {}",
+                style.verdict(it.envelope_valid)
+            )),
+        }
         for e in &it.errors {
             out.push_str(&format!("  {}", style.paint(e, Colour::Red)));
         }
         out.push('\n');
+        if let Some(r) = it.removed.as_ref().filter(|r| r.receipts > 0) {
+            out.push_str(&format!(
+                "  receipts      {} removed by the exporter's retention policy, the last on {}\n",
+                r.receipts,
+                r.receipts_ms.map(second).unwrap_or_default()
+            ));
+        }
         for rc in &it.receipts {
             out.push_str(&format!(
                 "  receipt {:<13} {}  {}",
@@ -285,9 +312,21 @@ pub fn report_text(style: &Style, file: &Path, r: &Report) -> String {
     }
     let receipts: usize = r.items.iter().map(|i| i.receipts.len()).sum();
     let failed = r.items.iter().filter(|i| !i.valid).count();
+    let gone = r
+        .items
+        .iter()
+        .filter(|i| i.removed.as_ref().is_some_and(|r| r.envelope_ms.is_some()))
+        .count();
+    let gone = match gone {
+        0 => String::new(),
+        n => format!(
+            "; the envelopes of {n} were removed by the exporter's retention policy: those rest \
+             on their receipts alone"
+        ),
+    };
     out.push_str(&if r.valid {
         format!(
-            "\nResult: {} ({} items, {} receipts)\n",
+            "\nResult: {} ({} items, {} receipts{gone})\n",
             style.paint("VALID", Colour::Green),
             r.items.len(),
             receipts

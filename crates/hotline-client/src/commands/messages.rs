@@ -109,7 +109,8 @@ fn receipt_line(style: &Style, r: &ReceiptReport) -> String {
     s
 }
 
-fn show_text(
+/// What `hotline show` prints (tested with the offline checks, in `verify_tests`).
+pub(crate) fn show_text(
     style: &Style,
     id: &[u8; 16],
     s: &wire::ShowResponse,
@@ -126,6 +127,8 @@ fn show_text(
             "Subject",
             style.paint(&clean(&c.draft.subject), Colour::Bold),
         );
+    } else if rep.removed.as_ref().is_some_and(|r| r.content_ms.is_some()) {
+        line("Subject", "(removed)".into());
     } else {
         line("Subject", clean(&m.subject));
     }
@@ -174,6 +177,9 @@ fn show_text(
         state.push_str(" (OVERDUE)");
     }
     line("State", state);
+    for r in rep.removed.iter().flat_map(|r| r.lines("the node's")) {
+        line("Removed", style.paint(&r, Colour::Yellow));
+    }
     if let Some(c) = c {
         let d = &c.draft;
         if !d.language.is_empty() {
@@ -235,8 +241,16 @@ fn show_text(
         rep.receiver_bundle.valid,
         bundle(&rep.receiver_bundle),
     );
+    let removed = rep.removed.clone().unwrap_or_default();
     match &rep.envelope {
-        None => out.push_str("  envelope                not sealed yet\n"),
+        None => match removed.envelope_ms {
+            Some(t) => out.push_str(&format!(
+                "  envelope                removed on {} (SHA-256 {}): not checked\n",
+                second(t),
+                removed.envelope_sha256
+            )),
+            None => out.push_str("  envelope                not sealed yet\n"),
+        },
         Some(errors) => check(
             &mut out,
             "envelope signature",
@@ -244,24 +258,44 @@ fn show_text(
             errors.join("; "),
         ),
     }
-    check(
-        &mut out,
-        "officer signature",
-        rep.content_valid,
-        rep.content_error
-            .clone()
-            .unwrap_or_else(|| format!("by {officer:?}, credential issued by the sender")),
-    );
-    if rep.receipts.is_empty() {
+    match removed.content_ms {
+        Some(t) => out.push_str(&format!(
+            "  officer signature       removed with the content on {}: not checked\n",
+            second(t)
+        )),
+        None => check(
+            &mut out,
+            "officer signature",
+            rep.content_valid,
+            rep.content_error
+                .clone()
+                .unwrap_or_else(|| format!("by {officer:?}, credential issued by the sender")),
+        ),
+    }
+    if rep.receipts.is_empty() && removed.receipts == 0 {
         out.push_str("  receipts                none yet\n");
     }
     for r in &rep.receipts {
         out.push_str(&format!("  receipt {}\n", receipt_line(style, r)));
     }
-    out.push_str(&format!(
-        "  status                  {}\n",
-        verify::status(&rep.receipts)
-    ));
+    if removed.receipts > 0 {
+        out.push_str(&format!(
+            "  receipts                {} removed, the last on {}: not checked\n",
+            removed.receipts,
+            removed.receipts_ms.map(second).unwrap_or_default()
+        ));
+    }
+    let status = match verify::status(&rep.receipts) {
+        // The receipts that decided it are gone: the node's record is all there is.
+        "no receipt" if removed.receipts > 0 => {
+            format!(
+                "{} (the node's record; its receipts were removed)",
+                clean(&m.state)
+            )
+        }
+        s => s.to_owned(),
+    };
+    out.push_str(&format!("  status                  {status}\n"));
     out
 }
 
@@ -312,9 +346,17 @@ pub async fn receipts(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
             "message_id": hex(&id),
             "status": verify::status(&rep.receipts),
             "receipts": rep.receipts,
+            "removed": rep.removed,
         }));
     } else if rep.receipts.is_empty() {
-        emit(&format!("No receipts yet for {}.\n", hex(&id)));
+        match rep.removed.as_ref().filter(|r| r.receipts > 0) {
+            Some(r) => emit(&format!(
+                "No receipts held for {}: {}.\n",
+                hex(&id),
+                r.lines("the node's").join("; ")
+            )),
+            None => emit(&format!("No receipts yet for {}.\n", hex(&id))),
+        }
     } else {
         let style = &ctx.style;
         let rows = rep
@@ -387,6 +429,14 @@ pub async fn ack(ctx: &Ctx, id: &str, note: &str, json: bool) -> Result<()> {
         )));
     }
     let (rep, _) = verify::check_message(&s, &id, now_ms());
+    if let Some(t) = rep.removed.as_ref().and_then(|r| r.envelope_ms) {
+        return Err(Failure::general(format!(
+            "the envelope of {} was removed by the node's retention policy on {}: it can no \
+             longer be acknowledged",
+            hex(&id),
+            second(t)
+        )));
+    }
     if !rep.envelope_valid {
         return Err(Failure::new(
             Exit::Verification,

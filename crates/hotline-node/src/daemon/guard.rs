@@ -12,7 +12,7 @@
 //!   envelope from a peer at or over `[storage] peer_quota_mib` is answered REJECTED (POLICY)
 //!   with the quota in the detail, after its signature verified (we sign only about what we
 //!   authenticated); a retransmission of a message already held still gets its DELIVERED
-//!   receipt.
+//!   receipt. What the retention policy removes (`daemon::retention`) stops counting.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -141,6 +141,15 @@ impl StorageGuard {
         }
     }
 
+    /// `bytes` of `peer`'s messages are no longer held (the retention policy removed them).
+    pub fn release(&self, peer: &NodeId, bytes: u64) {
+        if let Ok(mut m) = self.stored.lock()
+            && let Some(v) = m.get_mut(peer)
+        {
+            *v = v.saturating_sub(bytes);
+        }
+    }
+
     /// The operator-facing sentence for the refusal.
     pub fn low_space_message(&self) -> String {
         format!(
@@ -241,6 +250,11 @@ mod tests {
         assert!(g.over_quota(&a) && !g.over_quota(&b));
         let d = g.quota_detail(&a);
         assert!(d.contains("4 of 4 MiB") && d.len() <= 256, "{d}");
+        // What the retention policy removed no longer counts.
+        g.release(&a, MIB / 2);
+        assert!(!g.over_quota(&a));
+        g.release(&b, MIB);
+        assert_eq!(g.stored(&b), 0);
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod control;
 pub mod guard;
 mod listener;
 mod registry;
+mod retention;
 mod run;
 mod sequences;
 mod shared;
@@ -272,12 +273,20 @@ impl Node {
             guard,
         });
         tokio::spawn(guard::watch(Arc::downgrade(&shared)));
+        // `[retention]`: a pass now, then hourly (SPEC.md §13.4); stopped with the node.
+        let retention = tokio::spawn(retention::run(
+            Arc::downgrade(&shared),
+            cfg.retention.policy(),
+        ));
         // The peers' links and the TLS pins, exactly as every later change is applied.
         let report = shared.reload().await.map_err(CommandError)?;
         for problem in &report.problems {
             tracing::warn!("{problem}");
         }
-        let mut background = vec![tokio::spawn(accept_loop(endpoint.clone(), shared.clone()))];
+        let mut background = vec![
+            tokio::spawn(accept_loop(endpoint.clone(), shared.clone())),
+            retention,
+        ];
         background.extend(sequence_check.report(&shared.events, &shared.metrics));
         let metrics = shared.metrics.clone();
 

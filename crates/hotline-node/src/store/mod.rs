@@ -142,7 +142,8 @@ pub trait Store: Send + 'static {
         message_id: &MessageId,
         commit: Option<(&str, UnixMillis)>,
     ) -> Result<CancelOutcome>;
-    /// The sealed envelope bytes of one of our messages, if it exists and is sealed.
+    /// The sealed envelope bytes of one of our messages, if it exists, is sealed and its
+    /// envelope was not removed by the retention policy ([`Store::purge`]).
     fn sent_envelope(&mut self, message_id: &MessageId) -> Result<Option<Bytes>>;
     /// The highest sequence assigned to messages for `peer` (0 if none).
     fn last_sequence(&mut self, peer: &NodeId) -> Result<u64>;
@@ -226,6 +227,22 @@ pub trait Store: Send + 'static {
     fn audit(&mut self, events: &[AuditEvent]) -> Result<()>;
     /// The most recent `limit` audit events, newest first.
     fn recent_audit(&mut self, limit: usize) -> Result<Vec<AuditEvent>>;
+
+    // ----- retention -----
+    /// Removes, as of `now`, the parts of messages past their retention period under `policy`
+    /// (SPEC.md §13.4): at most `max_rows` of them in one transaction, oldest first, so that a
+    /// large backlog is worked off in batches that never hold the store for long. A part is
+    /// removed only from a message that is no longer sent (not unsealed, not pending); the
+    /// message's record, the SHA-256 of its envelope and of each receipt, and the time of each
+    /// removal stay. A DELIVERED receipt of ours is kept at least 30 days + 5 minutes whatever
+    /// the policy (§10.4), and an unconfirmed receipt until the peer confirms it. `more` says
+    /// whether the batch was full: call again for the rest.
+    fn purge(
+        &mut self,
+        policy: &RetentionPolicy,
+        now: UnixMillis,
+        max_rows: usize,
+    ) -> Result<Purged>;
 
     // ----- health -----
     /// Runs the engine's integrity check and the schema version check; returns problems found.

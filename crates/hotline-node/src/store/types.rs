@@ -412,12 +412,16 @@ pub struct MessageRow {
 pub struct StoredMessage {
     /// The listing fields.
     pub row: MessageRow,
-    /// The exact envelope bytes (empty if not sealed yet).
+    /// The exact envelope bytes (empty if not sealed yet, or removed: see `removed`).
     pub envelope: Bytes,
-    /// The Content plaintext.
+    /// SHA-256 of the envelope bytes; `None` if not sealed yet. Kept when the bytes are removed.
+    pub envelope_sha256: Option<[u8; 32]>,
+    /// The Content plaintext (empty if removed: see `removed`).
     pub content: Bytes,
-    /// Every receipt held for it, exact bytes, oldest first.
+    /// Every receipt whose bytes are held for it, exact bytes, oldest first.
     pub receipts: Vec<Bytes>,
+    /// What the retention policy removed from it, and when.
+    pub removed: Removed,
 }
 
 /// Where a page of a listing or an export ends: the `created_ms`, direction and id of its last
@@ -456,10 +460,14 @@ pub struct ExportItem {
     pub peer: NodeId,
     /// Whether this node received it.
     pub incoming: bool,
-    /// The exact envelope bytes.
+    /// The exact envelope bytes (empty if removed: see `removed`).
     pub envelope: Bytes,
-    /// Every receipt held for it, exact bytes, oldest first.
+    /// SHA-256 of the envelope bytes, kept when they are removed.
+    pub envelope_sha256: [u8; 32],
+    /// Every receipt whose bytes are held for it, exact bytes, oldest first.
     pub receipts: Vec<Bytes>,
+    /// What the retention policy removed from it (never the content: an export holds none).
+    pub removed: Removed,
 }
 
 /// A sequence from the peer that counts as received without a stored message (SPEC.md §10.2):
@@ -476,4 +484,69 @@ pub struct RejectedSequence {
     pub reason: String,
     /// When it was recorded.
     pub stored_ms: UnixMillis,
+}
+
+/// What the retention policy removed from a stored message, and when (SPEC.md §13.4). The
+/// message's record stays: id, peer, sequence, precedence, TLP, officer, times and digests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// When its content and subject were removed.
+    pub content_ms: Option<UnixMillis>,
+    /// When its envelope bytes were removed (their SHA-256 stays).
+    pub envelope_ms: Option<UnixMillis>,
+    /// How many of its receipts had their bytes removed (their SHA-256 stays).
+    pub receipts: u32,
+    /// When the last of those receipts was removed.
+    pub receipts_ms: Option<UnixMillis>,
+}
+
+impl Removed {
+    /// Whether anything was removed.
+    pub fn any(&self) -> bool {
+        self.content_ms.is_some() || self.envelope_ms.is_some() || self.receipts > 0
+    }
+}
+
+/// How long the store keeps each part of a message (`[retention]` of `hotlined.toml`,
+/// SPEC.md §13.4), in milliseconds from when the part was stored; `None`: forever.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Content and subject (the plaintext).
+    pub plaintext_ms: Option<u64>,
+    /// Envelope bytes.
+    pub envelopes_ms: Option<u64>,
+    /// Receipt bytes, both directions.
+    pub receipts_ms: Option<u64>,
+}
+
+impl RetentionPolicy {
+    /// Whether everything is kept forever (the default): nothing to purge, ever.
+    pub fn keeps_everything(&self) -> bool {
+        self.plaintext_ms.is_none() && self.envelopes_ms.is_none() && self.receipts_ms.is_none()
+    }
+}
+
+/// What one [`Store::purge`](super::Store::purge) removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Messages whose content and subject were removed.
+    pub contents: u64,
+    /// Messages whose envelope bytes were removed.
+    pub envelopes: u64,
+    /// Receipts whose bytes were removed.
+    pub receipts: u64,
+    /// Bytes removed, all parts together.
+    pub bytes: u64,
+    /// Bytes of received messages (envelope and plaintext) removed per peer: what the per-peer
+    /// quota of SPEC.md §13.3 no longer counts.
+    pub received: Vec<(NodeId, u64)>,
+    /// The batch was full: more is due now.
+    pub more: bool,
+}
+
+impl Purged {
+    /// Whether anything was removed.
+    pub fn any(&self) -> bool {
+        self.contents + self.envelopes + self.receipts > 0
+    }
 }

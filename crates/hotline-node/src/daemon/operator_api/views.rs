@@ -132,7 +132,26 @@ pub(super) async fn show(shared: &Arc<Shared>, s: wire::ShowRequest) -> Reply {
         receipts: msg.receipts.clone(),
         sender_bundle,
         receiver_bundle,
+        removed: removal(&id, msg.envelope_sha256, &msg.removed),
     }))
+}
+
+/// What Show and Export say the retention policy removed (SPEC.md §13.4); `None`: nothing.
+fn removal(
+    id: &[u8; 16],
+    envelope_sha256: Option<[u8; 32]>,
+    r: &crate::store::Removed,
+) -> Option<wire::Removal> {
+    r.any().then(|| wire::Removal {
+        message_id: id.to_vec().into(),
+        envelope_sha256: envelope_sha256
+            .map(|s| s.to_vec().into())
+            .unwrap_or_default(),
+        content_ms: r.content_ms.unwrap_or(0),
+        envelope_ms: r.envelope_ms.unwrap_or(0),
+        receipts: r.receipts,
+        receipts_ms: r.receipts_ms.unwrap_or(0),
+    })
 }
 
 /// One page of an export. The first page (no cursor) carries the version, the time, this
@@ -170,6 +189,7 @@ pub(super) async fn export(shared: &Arc<Shared>, e: wire::ExportRequest) -> Repl
         let last_batch = items.len() < EXPORT_BATCH;
         for i in items {
             let item = wire::EvidenceItem {
+                removed: removal(&i.position.message_id, Some(i.envelope_sha256), &i.removed),
                 envelope: i.envelope,
                 receipts: i.receipts,
                 incoming: i.incoming,

@@ -100,6 +100,19 @@ pub(super) async fn ack(shared: &Arc<Shared>, op: &Operator, a: wire::AckRequest
             return Ok(Response::Ack(wire::AckResponse { receipt: r.clone() }));
         }
     }
+    // SPEC.md §13.4: what the retention policy removed cannot be acknowledged again.
+    if msg.removed.envelope_ms.is_some() || msg.row.state == "acknowledged" {
+        return err(
+            Code::BadRequest,
+            if msg.removed.envelope_ms.is_some() {
+                "the envelope of this message was removed by the node's retention policy: it \
+                 can no longer be acknowledged (`hotline show` says when)"
+            } else {
+                "this message was acknowledged already, and that ACKNOWLEDGED receipt was \
+                 removed by the node's retention policy (`hotline show` says when)"
+            },
+        );
+    }
     let cred = ackw.credential.as_ref().ok_or((
         Code::BadContent,
         "acknowledgement without credential".to_string(),

@@ -1,7 +1,8 @@
 //! What `hotlined check` reports about a database, worded for an operator: engine integrity,
 //! foreign keys, version and identity of the file, holes in outgoing sequences, and receipts
 //! from the peer that the schema cannot refuse (several of a kind written before version 9,
-//! contradictory ones).
+//! contradictory ones), and parts of messages emptied without a record of their removal by the
+//! retention policy (or the reverse).
 
 use rusqlite::Connection;
 
@@ -79,6 +80,85 @@ pub(crate) fn check(conn: &Connection) -> Result<Vec<String>> {
             ));
         }
         problems.extend(receipt_problems(conn)?);
+        problems.extend(removal_problems(conn)?);
+    }
+    Ok(problems)
+}
+
+/// Parts of messages emptied without a record of their removal by the retention policy
+/// (version 12), and records of removals of parts still held: either way the database was
+/// changed outside hotlined, and Show and Export would say something false. What the policy
+/// removed, with its record, is no problem.
+fn removal_problems(conn: &Connection) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let mut unrecorded = conn.prepare(
+        "SELECT 0, 'its content is', hex(message_id) FROM outbox o WHERE length(content) = 0 \
+           AND NOT EXISTS (SELECT 1 FROM removals r WHERE r.message_id = o.message_id \
+                           AND r.incoming = 0 AND r.part = 'content') \
+         UNION ALL \
+         SELECT 0, 'its envelope is', hex(message_id) FROM outbox o WHERE length(envelope) = 0 \
+           AND NOT EXISTS (SELECT 1 FROM removals r WHERE r.message_id = o.message_id \
+                           AND r.incoming = 0 AND r.part = 'envelope') \
+         UNION ALL \
+         SELECT 1, 'its content is', hex(message_id) FROM inbox i WHERE length(content) = 0 \
+           AND NOT EXISTS (SELECT 1 FROM removals r WHERE r.message_id = i.message_id \
+                           AND r.incoming = 1 AND r.part = 'content') \
+         UNION ALL \
+         SELECT 1, 'its envelope is', hex(message_id) FROM inbox i WHERE length(envelope) = 0 \
+           AND NOT EXISTS (SELECT 1 FROM removals r WHERE r.message_id = i.message_id \
+                           AND r.incoming = 1 AND r.part = 'envelope') \
+         UNION ALL \
+         SELECT 0, 'a receipt from the peer is', hex(message_id) FROM receipts_in x \
+          WHERE length(bytes) = 0 AND NOT EXISTS (SELECT 1 FROM removals r \
+                WHERE r.receipt_sha256 = x.sha256 AND r.incoming = 0 AND r.part = 'receipt') \
+         UNION ALL \
+         SELECT 1, 'a receipt of this node is', hex(message_id) FROM receipts_out x \
+          WHERE length(bytes) = 0 AND NOT EXISTS (SELECT 1 FROM removals r \
+                WHERE r.receipt_sha256 = x.sha256 AND r.incoming = 1 AND r.part = 'receipt')",
+    )?;
+    let direction = |incoming: bool| if incoming { "received" } else { "sent" };
+    let rows = unrecorded.query_map([], |r| {
+        Ok((
+            r.get::<_, bool>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (incoming, what, id) = row?;
+        problems.push(format!(
+            "{} message {}: {what} empty, but no removal by the retention policy is recorded \
+             (changed outside hotlined?); restore the database from a backup",
+            direction(incoming),
+            id.to_lowercase()
+        ));
+    }
+    let mut held = conn.prepare(
+        "SELECT r.incoming, r.part, hex(r.message_id) FROM removals r WHERE CASE \
+           WHEN r.part = 'receipt' AND r.incoming = 0 THEN EXISTS (SELECT 1 FROM receipts_in x \
+                WHERE x.sha256 = r.receipt_sha256 AND length(x.bytes) > 0) \
+           WHEN r.part = 'receipt' THEN EXISTS (SELECT 1 FROM receipts_out x \
+                WHERE x.sha256 = r.receipt_sha256 AND length(x.bytes) > 0) \
+           WHEN r.incoming = 0 THEN EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = \
+                r.message_id AND length(iif(r.part = 'content', o.content, o.envelope)) > 0) \
+           ELSE EXISTS (SELECT 1 FROM inbox i WHERE i.message_id = r.message_id \
+                AND length(iif(r.part = 'content', i.content, i.envelope)) > 0) END",
+    )?;
+    let rows = held.query_map([], |r| {
+        Ok((
+            r.get::<_, bool>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (incoming, part, id) = row?;
+        problems.push(format!(
+            "{} message {}: its {part} is recorded as removed by the retention policy, but is \
+             held (a part restored from a backup?); Show and Export say it was removed",
+            direction(incoming),
+            id.to_lowercase()
+        ));
     }
     Ok(problems)
 }

@@ -28,6 +28,7 @@ mod convert;
 mod inbox;
 mod outbox;
 mod query;
+mod retention;
 mod schema;
 
 use std::path::Path;
@@ -42,8 +43,9 @@ use super::high_water::{HWM_FILE, HighWater};
 use super::{
     AcceptOutcome, Arrival, AuditEvent, CancelOutcome, ExportItem, FloorSource, InboxRow,
     InstalledBundle, ListQuery, MessageRow, OperatorRecord, OutState, OwnReceiptOutcome,
-    PeerRecord, PendingSummary, Position, ReceiptOutcome, ReceiptRecord, RejectedSequence, Result,
-    Store, StoreError, StoredMessage, StoredSubmission, Submission, SubmitOutcome,
+    PeerRecord, PendingSummary, Position, Purged, ReceiptOutcome, ReceiptRecord, RejectedSequence,
+    Result, RetentionPolicy, Store, StoreError, StoredMessage, StoredSubmission, Submission,
+    SubmitOutcome,
 };
 
 pub use schema::SCHEMA_VERSION;
@@ -167,10 +169,14 @@ impl SqliteStore {
         // temp_store = MEMORY keeps the savepoint sub-journals of a group (Store::group) off
         // the disk; a checkpoint every 4000 pages (16 MiB of WAL) instead of 1000 copies each
         // hot page to the database file less often. Neither changes durability: commits are
-        // durable in the WAL (synchronous = FULL).
+        // durable in the WAL (synchronous = FULL). secure_delete = ON overwrites with zeros
+        // whatever SQLite frees, from the start: what the retention policy removes (Store::purge)
+        // must not stay readable in free space, including copies a page split left behind
+        // long before the removal. Its cost falls on deletes and page splits, rare here.
         conn.execute_batch(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA trusted_schema = OFF; \
-             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000;",
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 4000; \
+             PRAGMA secure_delete = ON;",
         )?;
         let fk: i64 = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
         let sync: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
@@ -466,6 +472,21 @@ impl Store for SqliteStore {
 
     fn recent_audit(&mut self, limit: usize) -> Result<Vec<AuditEvent>> {
         SqliteStore::recent_audit(self, limit)
+    }
+
+    /// The removed bytes become empty (no stored envelope, content or receipt is ever empty)
+    /// and a row of `removals` records each removal in the same transaction (schema version
+    /// 12); what SQLite frees is overwritten (`secure_delete`, on for the connection) and
+    /// copied into the database file at once, and the write-ahead log emptied
+    /// (`wal_checkpoint(TRUNCATE)`), so that the removed bytes are left in neither. A batch
+    /// also stops after about 32 MiB removed (`retention::BATCH_BYTES`).
+    fn purge(
+        &mut self,
+        policy: &RetentionPolicy,
+        now: hotline_protocol::time::UnixMillis,
+        max_rows: usize,
+    ) -> Result<Purged> {
+        SqliteStore::purge(self, policy, now, max_rows)
     }
 
     /// `PRAGMA integrity_check` (reads the whole file: seconds on a large database),

@@ -387,7 +387,10 @@ impl SqliteStore {
     pub(super) fn sent_envelope(&mut self, message_id: &MessageId) -> Result<Option<Bytes>> {
         let envelope: Option<Option<Vec<u8>>> = self
             .conn
-            .prepare_cached("SELECT envelope FROM outbox WHERE message_id = ?1")?
+            .prepare_cached(
+                "SELECT envelope FROM outbox WHERE message_id = ?1 \
+                 AND length(envelope) > 0",
+            )?
             .query_row([&message_id[..]], |r| r.get(0))
             .optional()?;
         Ok(envelope.flatten().map(Bytes::from))

@@ -10,10 +10,25 @@ use hotline_protocol::envelope::MessageId;
 use rusqlite::params;
 
 use super::super::{
-    ExportItem, InboxRow, ListQuery, MessageRow, Position, Result, StoreError, StoredMessage,
+    ExportItem, InboxRow, ListQuery, MessageRow, Position, Removed, Result, StoreError,
+    StoredMessage,
 };
 use super::SqliteStore;
-use super::convert::{int, message_id, node_id, peer_seq_back, precedence_back, uint};
+use super::convert::{digest, int, message_id, node_id, peer_seq_back, precedence_back, uint};
+
+/// A message row as Show reads it: the listing fields, the envelope (`None`: not sealed), the
+/// content, and the envelope's SHA-256.
+type Held = (MessageRow, Option<Vec<u8>>, Vec<u8>, Option<Vec<u8>>);
+
+/// The table of the receipts about messages of `table`: the peer's about ours, ours about the
+/// peer's.
+fn receipts_table(table: &str) -> &'static str {
+    if table == "outbox" {
+        "receipts_in"
+    } else {
+        "receipts_out"
+    }
+}
 
 /// One row of `inbox` or `outbox` in the column order the listing queries select.
 fn message_row(r: &rusqlite::Row<'_>, incoming: bool) -> Result<MessageRow> {
@@ -50,13 +65,18 @@ impl SqliteStore {
         rows.collect()
     }
 
-    /// Receipt bytes for a message from `receipts_in` or `receipts_out`, oldest first.
+    /// Receipt bytes held for a message in `receipts_in` or `receipts_out`, oldest first (not
+    /// those whose bytes the retention policy removed).
     fn receipts_of(&mut self, table: &str, id: &MessageId) -> Result<Vec<Bytes>> {
         let sql = match table {
             "receipts_in" => {
-                "SELECT bytes FROM receipts_in WHERE message_id = ?1 ORDER BY stored_ms, rowid"
+                "SELECT bytes FROM receipts_in WHERE message_id = ?1 AND length(bytes) > 0 \
+                 ORDER BY stored_ms, rowid"
             }
-            _ => "SELECT bytes FROM receipts_out WHERE message_id = ?1 ORDER BY stored_ms, rowid",
+            _ => {
+                "SELECT bytes FROM receipts_out WHERE message_id = ?1 AND length(bytes) > 0 \
+                 ORDER BY stored_ms, rowid"
+            }
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map([&id[..]], |r| r.get::<_, Vec<u8>>(0))?;
@@ -142,19 +162,16 @@ impl SqliteStore {
             .conn
             .prepare_cached(
                 "SELECT o.message_id, o.peer, o.sequence, o.precedence, o.tlp, o.created_ms, 0, \
-                        o.subject, o.officer, o.state, o.envelope, o.content \
+                        o.subject, o.officer, o.state, o.envelope, o.content, o.envelope_sha256 \
                  FROM outbox AS o WHERE o.message_id = ?1",
             )?
-            .query_and_then(
-                [&id[..]],
-                |r| -> Result<(MessageRow, Option<Vec<u8>>, Vec<u8>)> {
-                    Ok((message_row(r, false)?, r.get(10)?, r.get(11)?))
-                },
-            )?
+            .query_and_then([&id[..]], |r| -> Result<Held> {
+                Ok((message_row(r, false)?, r.get(10)?, r.get(11)?, r.get(12)?))
+            })?
             .next()
             .transpose()?;
-        let (row, envelope, content, table) = match outbox {
-            Some((row, e, c)) => (row, e.unwrap_or_default(), c, "receipts_in"),
+        let ((row, envelope, content, sha), table) = match outbox {
+            Some(held) => (held, "outbox"),
             None => {
                 let inbox = self
                     .conn
@@ -163,26 +180,30 @@ impl SqliteStore {
                                 i.subject, i.officer, \
                                 CASE WHEN EXISTS (SELECT 1 FROM receipts_out AS r WHERE r.message_id = i.message_id \
                                                   AND r.kind = 'ACKNOWLEDGED') THEN 'acknowledged' ELSE 'received' END, \
-                                i.envelope, i.content \
+                                i.envelope, i.content, i.envelope_sha256 \
                          FROM inbox AS i WHERE i.message_id = ?1",
                     )?
-                    .query_and_then([&id[..]], |r| -> Result<(MessageRow, Vec<u8>, Vec<u8>)> {
-                        Ok((message_row(r, true)?, r.get(10)?, r.get(11)?))
+                    .query_and_then([&id[..]], |r| -> Result<Held> {
+                        Ok((message_row(r, true)?, r.get(10)?, r.get(11)?, r.get(12)?))
                     })?
                     .next()
                     .transpose()?;
                 match inbox {
-                    Some((row, e, c)) => (row, e, c, "receipts_out"),
+                    Some(held) => (held, "inbox"),
                     None => return Ok(None),
                 }
             }
         };
-        let receipts = self.receipts_of(table, id)?;
+        let receipts_table = receipts_table(table);
+        let receipts = self.receipts_of(receipts_table, id)?;
+        let removed = self.removed(table == "inbox", id)?;
         Ok(Some(StoredMessage {
             row,
-            envelope: Bytes::from(envelope),
+            envelope: Bytes::from(envelope.unwrap_or_default()),
+            envelope_sha256: sha.as_deref().map(digest).transpose()?,
             content: Bytes::from(content),
             receipts,
+            removed,
         }))
     }
 
@@ -226,23 +247,22 @@ impl SqliteStore {
         let mut items = Vec::with_capacity(keys.len());
         for (created_ms, incoming, mid, peer) in keys {
             let id = message_id(&mid)?;
+            let table = if incoming { "inbox" } else { "outbox" };
             let sql = if incoming {
-                "SELECT envelope FROM inbox WHERE message_id = ?1"
+                "SELECT envelope, envelope_sha256 FROM inbox WHERE message_id = ?1"
             } else {
-                "SELECT envelope FROM outbox WHERE message_id = ?1"
+                "SELECT envelope, envelope_sha256 FROM outbox WHERE message_id = ?1"
             };
-            let envelope: Vec<u8> = self
+            let (envelope, sha): (Vec<u8>, Vec<u8>) = self
                 .conn
                 .prepare_cached(sql)?
-                .query_row([&id[..]], |r| r.get(0))?;
-            let receipts = self.receipts_of(
-                if incoming {
-                    "receipts_out"
-                } else {
-                    "receipts_in"
-                },
-                &id,
-            )?;
+                .query_row([&id[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let receipts = self.receipts_of(receipts_table(table), &id)?;
+            // An export holds no content: only what was removed of the evidence is said.
+            let removed = Removed {
+                content_ms: None,
+                ..self.removed(incoming, &id)?
+            };
             items.push(ExportItem {
                 position: Position {
                     created_ms: uint(created_ms, "created_ms")?,
@@ -252,7 +272,9 @@ impl SqliteStore {
                 peer: node_id(&peer)?,
                 incoming,
                 envelope: Bytes::from(envelope),
+                envelope_sha256: digest(&sha)?,
                 receipts,
+                removed,
             });
         }
         Ok(items)

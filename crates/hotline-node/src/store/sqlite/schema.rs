@@ -20,10 +20,52 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 12: the retention policy (`[retention]` in hotlined.toml, SPEC.md §13.4). A part of
+/// a message past its retention period is removed in place: its bytes become empty (no stored
+/// envelope, content or receipt is ever empty: each is checked when it is parsed), and a row of
+/// `removals` says which part of which message went when, so that Show and Export can say it.
+/// The record of the message stays: id, peer, sequence, precedence, TLP, officer, times, the
+/// SHA-256 of its envelope and of each receipt. Empty bytes rather than NULL: relaxing the NOT
+/// NULL columns would mean rebuilding four tables and rewriting every envelope held (twice the
+/// database on disk, in one transaction at start-up). The triggers make the database refuse to
+/// empty a message in flight, or a receipt the peer has yet to confirm; `hotlined check`
+/// reports an emptied part without its `removals` row and the reverse. The partial indexes
+/// hold what is still held, in the order of the time its retention counts from, so that a
+/// purge reads what it removes, not what it removed before. Every statement can run again on a
+/// database that has them (like versions 4 to 11).
+const V12: &str = r"
+CREATE TABLE IF NOT EXISTS removals (
+    message_id      BLOB    NOT NULL CHECK (length(message_id) = 16),
+    incoming        INTEGER NOT NULL CHECK (incoming IN (0, 1)),
+    part            TEXT    NOT NULL CHECK (part IN ('content', 'envelope', 'receipt')),
+    receipt_sha256  BLOB    NOT NULL DEFAULT x''
+        CHECK (length(receipt_sha256) = CASE part WHEN 'receipt' THEN 32 ELSE 0 END),
+    removed_ms      INTEGER NOT NULL,
+    PRIMARY KEY (message_id, incoming, part, receipt_sha256)
+) STRICT, WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS outbox_keeps_what_is_in_flight
+BEFORE UPDATE OF content, envelope ON outbox
+WHEN (length(NEW.content) = 0 AND NEW.state IN ('unsealed', 'pending'))
+  OR (length(NEW.envelope) = 0 AND NEW.state NOT IN ('acknowledged', 'rejected', 'cancelled'))
+BEGIN SELECT RAISE(ABORT, 'nothing is removed from a sent message that may still be sent or answered'); END;
+CREATE TRIGGER IF NOT EXISTS receipts_out_keeps_unconfirmed BEFORE UPDATE OF bytes ON receipts_out
+WHEN length(NEW.bytes) = 0 AND NEW.confirmed = 0
+BEGIN SELECT RAISE(ABORT, 'a receipt the peer has not confirmed storing keeps its bytes'); END;
+CREATE INDEX IF NOT EXISTS outbox_content_held ON outbox (created_ms)
+    WHERE length(content) > 0 AND state NOT IN ('unsealed', 'pending');
+CREATE INDEX IF NOT EXISTS outbox_envelope_held ON outbox (created_ms)
+    WHERE length(envelope) > 0 AND state IN ('acknowledged', 'rejected', 'cancelled');
+CREATE INDEX IF NOT EXISTS inbox_content_held ON inbox (received_ms) WHERE length(content) > 0;
+CREATE INDEX IF NOT EXISTS inbox_envelope_held ON inbox (received_ms) WHERE length(envelope) > 0;
+CREATE INDEX IF NOT EXISTS receipts_in_held ON receipts_in (stored_ms) WHERE length(bytes) > 0;
+CREATE INDEX IF NOT EXISTS receipts_out_held ON receipts_out (stored_ms)
+    WHERE length(bytes) > 0 AND confirmed = 1;
+";
 
 /// Version 11: sequences from the peer that count as received without a stored message
 /// (SPEC.md §10.2): those of envelopes answered REJECTED for a reason of §7.6 steps 7-14 (the
@@ -504,5 +546,98 @@ mod tests {
             [vec![7u8; 32]],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn version_12_keeps_every_row_held_and_refuses_to_empty_what_is_in_flight() {
+        let mut conn = version_7();
+        for (v, script) in MIGRATIONS.iter().enumerate().take(11).skip(7) {
+            let tx = conn.transaction().unwrap();
+            tx.execute_batch(script).unwrap();
+            tx.commit().unwrap();
+            conn.pragma_update(None, "user_version", i64::try_from(v + 1).unwrap())
+                .unwrap();
+        }
+        // A received message with a receipt of ours (2 repeated: its digest) that the peer has
+        // not confirmed storing yet.
+        let tx = conn.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO inbox (message_id, peer, sequence, precedence, tlp, created_ms, \
+             received_ms, envelope, envelope_sha256, content, subject, officer, \
+             delivered_receipt) VALUES (x'02000000000000000000000000000000', zeroblob(32), 1, \
+             0, 'red', 1, 1, x'05', zeroblob(32), x'06', 's', 'o', ?1)",
+            [vec![2u8; 32]],
+        )
+        .unwrap();
+        tx.execute(
+            "INSERT INTO receipts_out (sha256, message_id, peer, kind, bytes, stored_ms, \
+             confirmed) VALUES (?1, x'02000000000000000000000000000000', zeroblob(32), \
+             'DELIVERED', x'07', 1, 0)",
+            [vec![2u8; 32]],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        migrate(&mut conn).unwrap();
+        assert_eq!(user_version(&conn).unwrap(), SCHEMA_VERSION);
+        let held: (i64, i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM outbox WHERE length(content) > 0), \
+                        (SELECT count(*) FROM inbox WHERE length(envelope) > 0), \
+                        (SELECT count(*) FROM receipts_in WHERE length(bytes) > 0), \
+                        (SELECT count(*) FROM receipts_out WHERE length(bytes) > 0), \
+                        (SELECT count(*) FROM removals)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(held, (2, 1, 1, 1, 0), "nothing is removed by the migration");
+        assert!(check(&conn).unwrap().is_empty(), "{:?}", check(&conn));
+        // The database refuses to empty a message that may still be sent or answered, or a
+        // receipt the peer has yet to confirm.
+        for sql in [
+            "UPDATE outbox SET content = x'', subject = '' WHERE sequence = 2",
+            "UPDATE outbox SET envelope = x'' WHERE sequence = 1",
+            "UPDATE receipts_out SET bytes = x''",
+        ] {
+            let err = conn.execute(sql, []).unwrap_err().to_string();
+            assert!(
+                err.contains("may still be sent") || err.contains("not confirmed"),
+                "{sql}: {err}"
+            );
+        }
+        // Emptied parts without their `removals` row, and a row for a part still held, are
+        // what `hotlined check` reports.
+        conn.execute_batch(
+            "UPDATE outbox SET content = x'', subject = '' WHERE sequence = 1; \
+             UPDATE inbox SET envelope = x''; \
+             INSERT INTO removals (message_id, incoming, part, removed_ms) \
+             VALUES (x'02000000000000000000000000000000', 1, 'content', 9);",
+        )
+        .unwrap();
+        let problems = check(&conn).unwrap();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        for want in [
+            "sent message 00000000000000000000000000000000: its content is empty",
+            "received message 02000000000000000000000000000000: its envelope is empty",
+            "received message 02000000000000000000000000000000: its content is recorded",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(want)),
+                "{want}: {problems:?}"
+            );
+        }
+        // Recorded, as the retention policy does it: nothing to report.
+        conn.execute_batch(
+            "UPDATE inbox SET content = x'', subject = ''; \
+             INSERT INTO removals (message_id, incoming, part, removed_ms) VALUES \
+             (zeroblob(16), 0, 'content', 9), \
+             (x'02000000000000000000000000000000', 1, 'envelope', 9);",
+        )
+        .unwrap();
+        assert!(check(&conn).unwrap().is_empty(), "{:?}", check(&conn));
+        // Run again on a database that has it (as after a restore over a newer copy), the
+        // script changes nothing.
+        conn.execute_batch(V12).unwrap();
+        assert!(check(&conn).unwrap().is_empty(), "{:?}", check(&conn));
     }
 }
