@@ -25,36 +25,14 @@ pub fn hex(b: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(b)
 }
 
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    // Howard Hinnant's `civil_from_days`.
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn parts(ms: u64) -> (i64, u32, u32, u64, u64, u64) {
-    let secs = ms / 1000;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 /// `2026-01-31T12:34Z`: ISO 8601, UTC, minute precision (lists).
 pub fn minute(ms: u64) -> String {
-    let (y, m, d, h, mi, _) = parts(ms);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}Z")
+    hotline_transport::time::utc_minute(ms)
 }
 
 /// `2026-01-31T12:34:56Z`: ISO 8601, UTC, second precision (details, events).
 pub fn second(ms: u64) -> String {
-    let (y, m, d, h, mi, s) = parts(ms);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    hotline_transport::time::utc_second(ms)
 }
 
 /// [`second`], or `-` for 0 (never / not yet).

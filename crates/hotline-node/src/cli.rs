@@ -225,6 +225,9 @@ pub fn main() -> ExitCode {
         } => crate::operator::remove(&dir, &name),
         Command::Check { dir } => {
             let problems = commands::check(&dir);
+            for w in commands::expiry_warnings(&dir) {
+                println!("warning: {w}");
+            }
             if problems.is_empty() {
                 println!("{}: no problems found", dir.display());
                 return ExitCode::SUCCESS;

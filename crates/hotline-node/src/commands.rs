@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use hotline_protocol::bundle::PeerBundle;
+use hotline_protocol::time::UnixMillis;
 
 use crate::config::{self, Config};
 use crate::store::sqlite::SqliteStore;
@@ -426,6 +427,34 @@ pub fn private_file_problems(dir: &Path) -> Vec<String> {
         }
     }
     problems
+}
+
+/// `hotlined check`'s warnings: keys, certificates, credentials and CRLs that lapse within 30
+/// days (or have lapsed, where [`check`] does not already report it), each with what to do.
+/// Whatever cannot be read is left to [`check`].
+pub fn expiry_warnings(dir: &Path) -> Vec<String> {
+    expiry_warnings_at(dir, now_ms())
+}
+
+/// [`expiry_warnings`] as they will read at `now` (Unix milliseconds).
+pub fn expiry_warnings_at(dir: &Path, now: UnixMillis) -> Vec<String> {
+    let cfg = Config::load(dir).ok();
+    let ca = cfg
+        .as_ref()
+        .and_then(|c| c.ca.as_ref())
+        .and_then(|ca| ca.load().ok());
+    let mut list = Vec::new();
+    if let Ok(m) = Material::load(dir) {
+        list.extend(crate::expiry::of_node(&m, ca.as_ref()));
+        if let Ok(mut store) = SqliteStore::open(&dir.join(config::DB_FILE))
+            && let Ok(ops) = store.operators()
+        {
+            list.extend(crate::expiry::of_operators(&m.identity.id(), &ops));
+        }
+    }
+    // An encryption key, TLS certificate or CRL that has lapsed is a problem `check` reports.
+    list.retain(|e| e.at_ms > now || matches!(e.kind, "operator_credential" | "ca_certificate"));
+    crate::expiry::warnings(&list, now)
 }
 
 /// `hotlined check`: every problem found, each with what to do. Returns the problems.

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod expiry;
 pub mod notify;
 pub mod operator;
 pub mod store;

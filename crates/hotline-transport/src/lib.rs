@@ -8,14 +8,14 @@
 //! - [`material`]: a node directory's key material (identity, encryption and TLS keys);
 //! - [`credential`]: the operator credential file (SPEC.md §15.2.2);
 //! - [`display`]: text from the peer or other operators made safe to show on a terminal;
-//! - [`now_ms`]: the wall clock, for signed timestamps.
+//! - [`time`]: the wall clock ([`now_ms`], for signed timestamps) and UTC text for operators.
 #![forbid(unsafe_code)]
 
 pub mod credential;
 pub mod display;
 pub mod keyfile;
 pub mod material;
-mod time;
+pub mod time;
 pub mod tls;
 
 pub use time::now_ms;

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub disk_free_bytes: Option<u64>,
     /// Whether new messages are refused for lack of disk space (SPEC.md §13.3).
     pub storage_refusing: bool,
+    /// When the node's keys, certificates, CRLs and operators' credentials lapse.
+    pub expiries: Vec<crate::expiry::Expiry>,
 }
 
 /// Shared metrics.
@@ -223,6 +225,19 @@ pub fn render(m: &Metrics) -> String {
         for (alias, p) in &m.peers {
             let _ = writeln!(s, "{name}{{peer=\"{}\"}} {}", esc(alias), get(p));
         }
+    }
+    let _ = writeln!(
+        s,
+        "# HELP hotline_key_expiry_timestamp_seconds When a key, certificate, CRL (its nextUpdate) or operator credential stops being usable (Unix seconds).\n# TYPE hotline_key_expiry_timestamp_seconds gauge"
+    );
+    for e in &m.expiries {
+        let _ = writeln!(
+            s,
+            "hotline_key_expiry_timestamp_seconds{{kind=\"{}\",name=\"{}\"}} {}",
+            e.kind,
+            esc(&e.name),
+            e.at_ms / 1000
+        );
     }
     let _ = writeln!(
         s,

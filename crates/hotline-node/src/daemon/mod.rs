@@ -15,6 +15,7 @@ pub mod storage;
 
 mod cancel;
 mod control;
+mod expiry_watch;
 pub mod guard;
 mod listener;
 mod registry;
@@ -208,6 +209,7 @@ impl Node {
             .bundle(&cfg.name, &cfg.listen, now)
             .map(|b| b.bytes().clone())
             .map_err(|e| CommandError(format!("cannot make this node's bundle: {e}")))?;
+        let own_expiry = crate::expiry::of_node(&material, ca.as_ref());
         let mut material = material;
         let keys = Arc::new(std::mem::take(&mut material.encryption));
         let material = Arc::new(material);
@@ -273,6 +275,7 @@ impl Node {
             guard,
         });
         tokio::spawn(guard::watch(Arc::downgrade(&shared)));
+        tokio::spawn(expiry_watch::run(Arc::downgrade(&shared), own_expiry));
         // `[retention]`: a pass now, then hourly (SPEC.md §13.4); stopped with the node.
         let retention = tokio::spawn(retention::run(
             Arc::downgrade(&shared),

@@ -1,0 +1,92 @@
+//! `hotlined check` warns 30 days before a key, certificate or credential lapses (issue 14,
+//! item 6): what a node made today shows, and when, if nobody renews anything; and the running
+//! node exports every such time as a metric.
+
+mod common;
+mod raw_peer;
+
+use hotline_node::{commands, operator};
+use hotline_protocol::time::DAY;
+use hotline_transport::now_ms;
+
+#[test]
+fn check_warns_a_month_ahead_of_every_lapse_and_says_what_to_do() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("a");
+    commands::init(&dir, "CERT-A", "127.0.0.1:4433").expect("init");
+    operator::add(&dir, "Anna Officer", "officer", &tmp.path().join("anna")).expect("operator");
+    let now = now_ms();
+    assert_eq!(
+        commands::expiry_warnings_at(&dir, now),
+        Vec::<String>::new()
+    );
+
+    // Eleven months on: the encryption key and the credential (one year each).
+    let w = commands::expiry_warnings_at(&dir, now + 340 * DAY);
+    assert_eq!(w.len(), 2, "{w:#?}");
+    for (what, fix) in [
+        (
+            "the node's newest encryption key expires on",
+            "generate a new key",
+        ),
+        (
+            "the operator credential of Anna Officer expires on",
+            "hotlined operator add",
+        ),
+    ] {
+        assert!(
+            w.iter()
+                .any(|l| l.starts_with(what) && l.contains(fix) && l.contains(" days: ")),
+            "no warning {what:?}: {w:#?}"
+        );
+    }
+
+    // A year on: the credential has lapsed (a warning); the node's encryption key has too,
+    // which `check` reports as a problem rather than a warning.
+    let w = commands::expiry_warnings_at(&dir, now + 400 * DAY);
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].starts_with("the operator credential of Anna Officer expired on"),
+        "{w:#?}"
+    );
+
+    // The TLS certificate `init` makes runs longer; its turn comes too.
+    let w = commands::expiry_warnings_at(&dir, now + 790 * DAY);
+    assert!(
+        w.iter()
+            .any(|l| l.starts_with("the node's TLS certificate expires on")
+                && l.contains("issue a new one")),
+        "{w:#?}"
+    );
+}
+
+/// The value of the expiry gauge for `kind` and `name`, in Unix seconds.
+fn expiry_gauge(text: &str, kind: &str, name: &str) -> Option<u64> {
+    let prefix =
+        format!("hotline_key_expiry_timestamp_seconds{{kind=\"{kind}\",name=\"{name}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn the_running_node_exports_when_each_key_and_credential_lapses() {
+    raw_peer::block_on(async {
+        let w = raw_peer::World::start_with(common::with_bruno).await;
+        w.wait_for_metric("hotline_key_expiry_timestamp_seconds{kind=\"operator_credential\"")
+            .await;
+        let text = w.b.metrics_text();
+        let year_on = (now_ms() + 365 * DAY) / 1000;
+        let near = |v: Option<u64>| v.is_some_and(|v| v.abs_diff(year_on) < 2 * 86_400);
+        assert!(near(expiry_gauge(&text, "encryption_key", "")), "{text}");
+        assert!(
+            near(expiry_gauge(&text, "operator_credential", "Bruno")),
+            "{text}"
+        );
+        assert!(
+            expiry_gauge(&text, "tls_certificate", "").is_some_and(|v| v > year_on),
+            "{text}"
+        );
+        w.stop().await;
+    });
+}
