@@ -14,8 +14,9 @@ use crate::{format, parse};
 
 const AFTER_HELP: &str = "\
 Credential: --credential FILE, else $HOTLINE_CREDENTIAL, else $XDG_CONFIG_HOME/hotline/credential
-(or ~/.config/hotline/credential). Your node's administrator issues it with `hotlined operator add`;
-it is secret (mode 0600).";
+(or ~/.config/hotline/credential). It is secret (mode 0600). Make your keys with `hotline keygen`,
+have your node's administrator issue the credential from the request (`hotlined operator add
+--request`), then `hotline credential import`.";
 
 /// Secure bilateral hotline between national CERTs: the operator client.
 #[derive(Parser, Debug)]
@@ -154,6 +155,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make your officer keys on this machine (signing key and operator TLS key, in DIR, mode
+    /// 0600) and the public request (DIR/request) to hand to your node's administrator.
+    Keygen {
+        /// Your name, as receipts will show it (1 to 128 bytes)
+        #[arg(long)]
+        name: String,
+        /// The key directory to create (mode 0700; it must not exist, or be empty)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Your credential: complete it from what the administrator issued.
+    Credential {
+        #[command(subcommand)]
+        command: CredentialCommand,
+    },
     /// Print a shell completion script (e.g. `hotline completions bash > /etc/bash_completion.d/hotline`).
     Completions {
         /// The shell
@@ -172,6 +188,24 @@ enum Command {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum CredentialCommand {
+    /// Check that the issued credential (`hotlined operator add --request ... --out ISSUED`)
+    /// certifies the keys of `hotline keygen`, and write the credential file (mode 0600) that
+    /// every command reads.
+    Import {
+        /// The key directory `hotline keygen` made
+        #[arg(long, value_name = "DIR")]
+        keys: PathBuf,
+        /// The issued file the administrator sent back
+        #[arg(long, value_name = "FILE")]
+        issued: PathBuf,
+        /// Where to write the credential file [default: DIR/credential]; never overwritten
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     let ctx = Ctx {
         credential: cli.credential,
@@ -185,7 +219,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .build()
             .map_err(|e| Failure::general(format!("cannot start the runtime: {e}")))
     };
-    use commands::{evidence, messages, node, send};
+    use commands::{evidence, keys, messages, node, send};
     match cli.command {
         Command::Demo { keep, hotlined } => rt()?
             .block_on(demo::run(keep, hotlined))
@@ -200,6 +234,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Verify { file, json } => evidence::verify(&ctx, &file, json),
+        Command::Keygen { name, out } => keys::keygen(&name, &out),
+        Command::Credential {
+            command: CredentialCommand::Import { keys, issued, out },
+        } => keys::import(&keys, &issued, out.as_deref()),
         Command::Send(args) => rt()?.block_on(send::run(&ctx, args)),
         Command::Inbox {
             unacknowledged,

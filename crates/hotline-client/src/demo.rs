@@ -2,7 +2,8 @@
 //! both signed receipts verified, narrated step by step.
 //!
 //! The demo does what an administrator and two duty officers would do: it runs the `hotlined`
-//! program (`init`, `peer add`, `operator add`, then `run` as two daemon processes: QUIC with
+//! program (`init`, `peer add`, `operator add --request` for the keys each officer made, as
+//! `hotline keygen` makes them, then `run` as two daemon processes: QUIC with
 //! mutual TLS, SQLite stores), and talks to each node only through its operator API, with the
 //! same client and credential files the other commands use. `hotlined` is taken from
 //! `--hotlined`, else `$HOTLINED`, else beside this program (one `cargo build` makes both),
@@ -20,6 +21,8 @@ use hotline_protocol::receipt::{Receipt, ReceiptKind};
 use hotline_protocol::wire;
 use hotline_transport::material::BUNDLE_FILE;
 use hotline_transport::now_ms;
+use hotline_transport::officer_keys::{self, OfficerKeys};
+use hotline_transport::request::IssuedFile;
 
 use crate::client::{self, Client};
 use crate::credential;
@@ -92,8 +95,8 @@ fn admin(hotlined: &Path, args: &[&str]) -> Result<(), String> {
     ))
 }
 
-/// Sets up both nodes as their administrators would: init, pin each other, one duty officer
-/// each. Returns both listening addresses.
+/// Sets up both nodes as their administrators would: init, pin each other. Returns both
+/// listening addresses.
 fn setup(hotlined: &Path, a: &Path, b: &Path) -> Result<(String, String), String> {
     let a_addr = format!("127.0.0.1:{}", free_udp_port()?);
     let b_addr = format!("127.0.0.1:{}", free_udp_port()?);
@@ -102,11 +105,7 @@ fn setup(hotlined: &Path, a: &Path, b: &Path) -> Result<(String, String), String
         a.join(BUNDLE_FILE).display().to_string(),
         b.join(BUNDLE_FILE).display().to_string(),
     );
-    let (anna, bruno) = (
-        a.join("anna.credential").display().to_string(),
-        b.join("bruno.credential").display().to_string(),
-    );
-    let steps: [&[&str]; 6] = [
+    let steps: [&[&str]; 4] = [
         &[
             "init", "--dir", &a_s, "--name", "CERT-A", "--listen", &a_addr,
         ],
@@ -135,35 +134,43 @@ fn setup(hotlined: &Path, a: &Path, b: &Path) -> Result<(String, String), String
             "--name",
             "cert-a",
         ],
-        &[
-            "operator",
-            "add",
-            "--dir",
-            &a_s,
-            "--name",
-            "Anna Kowalska",
-            "--role",
-            "officer",
-            "--out",
-            &anna,
-        ],
-        &[
-            "operator",
-            "add",
-            "--dir",
-            &b_s,
-            "--name",
-            "Bruno Lefevre",
-            "--role",
-            "officer",
-            "--out",
-            &bruno,
-        ],
     ];
     for args in steps {
         admin(hotlined, args)?;
     }
     Ok((a_addr, b_addr))
+}
+
+/// One duty officer of the node in `node`, as it is done for real (SPEC.md §15.2.5): the officer
+/// makes their keys in `keys` (`hotline keygen`, here in this process), the administrator
+/// issues the credential from the request (`hotlined operator add --request`), the officer
+/// completes it (`hotline credential import`). The node never sees the officer's secrets.
+/// Returns the credential file.
+fn officer(hotlined: &Path, node: &Path, name: &str, keys: &Path) -> Result<PathBuf, String> {
+    let (officer, _) =
+        OfficerKeys::create(keys, name, now_ms()).map_err(|e| format!("keygen: {e}"))?;
+    let issued = keys.with_extension("issued");
+    admin(
+        hotlined,
+        &[
+            "operator",
+            "add",
+            "--dir",
+            &node.display().to_string(),
+            "--request",
+            &keys.join(officer_keys::REQUEST_FILE).display().to_string(),
+            "--role",
+            "officer",
+            "--out",
+            &issued.display().to_string(),
+        ],
+    )?;
+    let file = IssuedFile::load(&issued).map_err(|e| e.to_string())?;
+    let out = keys.join(officer_keys::CREDENTIAL_FILE);
+    officer
+        .import(&file, &issued, &out)
+        .map_err(|e| format!("credential import: {e}"))?;
+    Ok(out)
 }
 
 /// A `hotlined run` process; its log goes to `DIR/hotlined.log`. Stopped with SIGTERM.
@@ -293,6 +300,8 @@ pub async fn run(keep: bool, hotlined: Option<PathBuf>) -> Result<(), String> {
     let (a_dir, b_dir) = (root.join("cert-a"), root.join("cert-b"));
     let result = async {
         let (a_addr, b_addr) = setup(&hotlined, &a_dir, &b_dir)?;
+        let anna_cred = officer(&hotlined, &a_dir, "Anna Kowalska", &root.join("anna"))?;
+        let bruno_cred = officer(&hotlined, &b_dir, "Bruno Lefevre", &root.join("bruno"))?;
         let (a_id, b_id) = (node_id(&a_dir)?, node_id(&b_dir)?);
         let mut na = Daemon::start(&hotlined, &a_dir, "CERT-A")?;
         let mut nb = Daemon::start(&hotlined, &b_dir, "CERT-B")?;
@@ -300,12 +309,13 @@ pub async fn run(keep: bool, hotlined: Option<PathBuf>) -> Result<(), String> {
             "\n1. Nodes created with `hotlined init`, bundles exchanged and pinned (`peer add`),"
         );
         println!(
-            "   one duty officer each (`operator add`), both daemons started (`hotlined run`)"
+            "   one duty officer each (keys made by the officer, `hotline keygen`; credential\n   \
+             issued from the request, `operator add --request`), both daemons started"
         );
         println!("   CERT-A  {a_addr}  fingerprint {}", a_id.fingerprint());
         println!("   CERT-B  {b_addr}  fingerprint {}", b_id.fingerprint());
-        let anna = connect(&a_dir.join("anna.credential"), &a_addr, &mut na).await?;
-        let bruno = connect(&b_dir.join("bruno.credential"), &b_addr, &mut nb).await?;
+        let anna = connect(&anna_cred, &a_addr, &mut na).await?;
+        let bruno = connect(&bruno_cred, &b_addr, &mut nb).await?;
         let done = exchange(anna, bruno, &b_id).await;
         na.stop();
         nb.stop();

@@ -117,18 +117,36 @@ enum PeerCommand {
 
 #[derive(Subcommand, Debug)]
 enum OperatorCommand {
-    /// Issue a credential file for an operator.
+    /// Issue an operator credential: from the officer's key request (`hotline keygen` on
+    /// their machine; the node never sees their secret keys), or, for viewers, with keys made
+    /// here.
+    #[command(group = clap::ArgGroup::new("from").required(true).args(["name", "request"]))]
     Add {
         /// The node directory.
         #[arg(long)]
         dir: PathBuf,
-        /// The operator's name, as receipts will show it.
-        #[arg(long)]
-        name: String,
+        /// The operator's key request (DIR/request of `hotline keygen`): issues the credential
+        /// for the keys it names, with the name it carries, and writes --out, a public file to
+        /// hand back.
+        #[arg(long, value_name = "FILE")]
+        request: Option<PathBuf>,
+        /// Make the operator's keys here (old flow): the operator's name, as receipts will
+        /// show it. Officers need --keys-on-node too.
+        #[arg(long, conflicts_with = "request")]
+        name: Option<String>,
         /// officer (reads, sends, acknowledges) or viewer (reads).
         #[arg(long, value_parser = ["officer", "viewer"])]
         role: String,
-        /// Where to write the credential file (created mode 0600; never overwritten).
+        /// With --request: how many days the credential is valid, 1 to 825 [default: 365].
+        #[arg(long, value_name = "N")]
+        valid_days: Option<u32>,
+        /// With --name and --role officer: generate the officer's signing key on this host
+        /// anyway (demos, tests). Whoever administers the node then holds it.
+        #[arg(long, conflicts_with = "request")]
+        keys_on_node: bool,
+        /// Where to write: with --request, the issued credential (public, for the officer's
+        /// `hotline credential import`); with --name, the credential file (secret, mode 0600).
+        /// Never overwritten.
         #[arg(long)]
         out: PathBuf,
     },
@@ -212,11 +230,33 @@ pub fn main() -> ExitCode {
             command:
                 OperatorCommand::Add {
                     dir,
+                    request,
                     name,
                     role,
+                    valid_days,
+                    keys_on_node,
                     out,
                 },
-        } => crate::operator::add(&dir, &name, &role, &out),
+        } => match (request, name) {
+            (Some(request), _) => crate::operator::add_from_request(
+                &dir,
+                &request,
+                &role,
+                valid_days.unwrap_or(crate::operator::DEFAULT_VALID_DAYS),
+                &out,
+            ),
+            (None, Some(_)) if valid_days.is_some() => Err(commands::CommandError(
+                "--valid-days applies to --request only (keys made here are valid one year)".into(),
+            )),
+            (None, Some(name)) if role == "officer" && !keys_on_node => {
+                Err(crate::operator::officer_keys_on_node_refused(&dir, &name))
+            }
+            (None, Some(name)) => crate::operator::add(&dir, &name, &role, &out),
+            // clap's group "from" requires one of the two.
+            (None, None) => Err(commands::CommandError(
+                "give --request FILE (or --name NAME)".into(),
+            )),
+        },
         Command::Operator {
             command: OperatorCommand::List { dir },
         } => crate::operator::list(&dir),

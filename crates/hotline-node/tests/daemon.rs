@@ -422,7 +422,14 @@ fn operator_add_issues_a_private_credential_the_node_signed() {
     let st = hotlined()
         .args(["operator", "add", "--dir"])
         .arg(&p.a)
-        .args(["--name", "Alice Example", "--role", "officer", "--out"])
+        .args([
+            "--name",
+            "Alice Example",
+            "--role",
+            "officer",
+            "--keys-on-node",
+        ])
+        .arg("--out")
         .arg(&out)
         .output()
         .expect("runs");
@@ -696,7 +703,14 @@ fn admin_commands_reach_the_running_daemon_and_sighup_reloads() {
     let out = hotlined()
         .args(["operator", "add", "--dir"])
         .arg(&p.a)
-        .args(["--name", "Olga", "--role", "officer", "--out"])
+        .args([
+            "--name",
+            "Olga",
+            "--role",
+            "officer",
+            "--keys-on-node",
+            "--out",
+        ])
         .arg(p.a.join("olga.cred"))
         .output()
         .expect("runs");

@@ -46,6 +46,9 @@ pub enum Label {
     OfficerMessage,
     /// A duty officer's acknowledgement.
     OfficerAck,
+    /// A duty officer's key request: proof that the requester holds the officer key
+    /// (SPEC.md §15.2.5). Signed on the officer's machine; never seen by a peer.
+    OfficerRequest,
 }
 
 impl Label {
@@ -60,6 +63,7 @@ impl Label {
             Label::OfficerCredential => b"hotline/1 officer-credential",
             Label::OfficerMessage => b"hotline/1 officer-message",
             Label::OfficerAck => b"hotline/1 officer-ack",
+            Label::OfficerRequest => b"hotline/1 officer-request",
         }
     }
 }
@@ -319,4 +323,63 @@ pub(crate) fn hexs(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Label; 9] = [
+        Label::Bundle,
+        Label::EncryptionKey,
+        Label::Hello,
+        Label::Envelope,
+        Label::Receipt,
+        Label::OfficerCredential,
+        Label::OfficerMessage,
+        Label::OfficerAck,
+        Label::OfficerRequest,
+    ];
+
+    /// No tbs of one kind is a tbs of another: labels hold no 0x00 and none, with the 0x00
+    /// appended, is a prefix of another (SPEC.md §5.4).
+    #[test]
+    fn labels_are_distinct_and_prefix_free() {
+        for a in ALL {
+            assert!(!a.as_bytes().contains(&0), "{a:?}");
+            assert!(a.as_bytes().starts_with(b"hotline/1 "), "{a:?}");
+            for b in ALL {
+                if a != b {
+                    assert!(!tbs(b, &[]).starts_with(&tbs(a, &[])), "{a:?} / {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn officer_request_label_is_the_one_the_spec_names() {
+        assert_eq!(
+            tbs(Label::OfficerRequest, &[b"x"]),
+            b"hotline/1 officer-request\0x".to_vec()
+        );
+        assert_eq!(Label::OfficerRequest.as_bytes().len(), 25);
+    }
+
+    #[test]
+    fn a_request_signature_is_not_a_message_signature() {
+        let key = SecretSigningKey::from_seed(&[7; KEY_LEN]);
+        let sig = key.sign(Label::OfficerRequest, &[b"body"]);
+        assert!(verify(
+            &key.public(),
+            Label::OfficerRequest,
+            &[b"body"],
+            &sig
+        ));
+        assert!(!verify(
+            &key.public(),
+            Label::OfficerMessage,
+            &[b"body"],
+            &sig
+        ));
+    }
 }

@@ -7,8 +7,10 @@
 //! the node signed over that key, name and role, a TLS client key and certificate for the
 //! operator API (pinned by the node), and how to reach and authenticate the node.
 //!
-//! The node writes it (`hotlined operator add`); the operator client reads it. Both use this
-//! module, so the two cannot disagree on the format.
+//! The operator's client writes it from keys it made itself and the credential the node
+//! issued for them (`hotline credential import`, see `officer_keys`, SPEC.md §15.2.5), or the
+//! node writes it with keys it made (`hotlined operator add --name`); the operator client
+//! reads it. All use this module, so they cannot disagree on the format.
 
 use std::path::{Path, PathBuf};
 

@@ -7,6 +7,8 @@
 //! - [`keyfile`]: secret key files (mode 0600, zeroized in memory);
 //! - [`material`]: a node directory's key material (identity, encryption and TLS keys);
 //! - [`credential`]: the operator credential file (SPEC.md §15.2.2);
+//! - [`request`] and [`officer_keys`]: an officer's key request and the credential issued from
+//!   it, and the officer's own key directory (SPEC.md §15.2.5);
 //! - [`display`]: text from the peer or other operators made safe to show on a terminal;
 //! - [`time`]: the wall clock ([`now_ms`], for signed timestamps) and UTC text for operators.
 #![forbid(unsafe_code)]
@@ -15,6 +17,8 @@ pub mod credential;
 pub mod display;
 pub mod keyfile;
 pub mod material;
+pub mod officer_keys;
+pub mod request;
 pub mod time;
 pub mod tls;
 

@@ -13,6 +13,7 @@ use crate::format::{Style, hex};
 use crate::parse::{self, IdArg};
 
 pub mod evidence;
+pub mod keys;
 pub mod messages;
 pub mod node;
 pub mod send;

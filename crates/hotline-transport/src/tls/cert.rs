@@ -347,6 +347,11 @@ fn pem_len(label: &str, der: &[u8]) -> usize {
     2 * (label.len() + 16) + body + der.len().div_ceil(48)
 }
 
+/// A certificate as PEM (`CERTIFICATE`).
+pub fn cert_pem(cert_der: &CertificateDer<'_>) -> String {
+    pem_encode("CERTIFICATE", cert_der)
+}
+
 fn pem_encode(label: &str, der: &[u8]) -> String {
     let mut out = String::with_capacity(pem_len(label, der));
     pem_into(&mut out, label, der);

@@ -30,7 +30,7 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::{SignatureScheme, SupportedCipherSuite};
 
 pub use cert::{
-    NodeTlsKey, ProfileError, certs_from_pem, check_validity, crls_from_pem, spki_sha256,
+    NodeTlsKey, ProfileError, cert_pem, certs_from_pem, check_validity, crls_from_pem, spki_sha256,
 };
 pub use config::{
     TransportLimits, client_config, rustls_client_config, rustls_server_config, server_config,
