@@ -13,6 +13,7 @@ mod demo;
 pub mod error;
 pub mod evidence_file;
 pub mod format;
+mod officer_info;
 pub mod parse;
 mod removed;
 mod verify;

@@ -18,6 +18,8 @@ use crate::evidence_file::{Field, FileError, Reader};
 use crate::format::{clean, clean_text, hex};
 use crate::removed::{self, Removed};
 
+pub use crate::officer_info::OfficerInfo;
+
 /// A node as a bundle names it. Bundles are self-signed: compare `node` with a node id
 /// obtained independently before trusting whose node this is.
 #[derive(Serialize, Clone, Debug, PartialEq, Eq)]
@@ -54,6 +56,9 @@ pub struct ReceiptReport {
     pub signer_fingerprint: Option<String>,
     /// ACKNOWLEDGED: the officer's name (from a credential the signer issued).
     pub officer: Option<String>,
+    /// ACKNOWLEDGED: the officer's key and credential validity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub officer_credential: Option<OfficerInfo>,
     /// ACKNOWLEDGED: when the officer acknowledged.
     pub ack_time_ms: Option<u64>,
     /// ACKNOWLEDGED: the officer's note.
@@ -133,6 +138,7 @@ pub fn check_receipt(
             note,
         } => {
             rep.officer = Some(clean(officer.name()));
+            rep.officer_credential = Some(OfficerInfo::of(officer));
             rep.ack_time_ms = Some(*time);
             rep.note = Some(clean_text(note));
         }
@@ -525,6 +531,9 @@ pub struct MessageReport {
     pub content_valid: bool,
     /// What failed about the content.
     pub content_error: Option<String>,
+    /// The sending officer, from the credential in the content, once it verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub officer: Option<OfficerInfo>,
     /// The receipts.
     pub receipts: Vec<ReceiptReport>,
     /// Everything present verified.
@@ -573,6 +582,7 @@ pub fn check_message(
         envelope_valid: false,
         content_valid: false,
         content_error: None,
+        officer: None,
         receipts: Vec::new(),
         valid: false,
         removed: show.removed.as_ref().map(Removed::of),
@@ -616,6 +626,7 @@ pub fn check_message(
         _ if content_removed => None,
         Ok(c) => {
             report.content_valid = true;
+            report.officer = Some(OfficerInfo::of(&c.officer));
             Some(c)
         }
         Err(e) => {

@@ -14,6 +14,9 @@ struct Fixture {
     /// What B's node would answer to Show for the outgoing message.
     show: wire::ShowResponse,
     out_id: [u8; 16],
+    /// The credentials of A's officer (who wrote the outgoing message) and B's (who
+    /// acknowledged it).
+    officers: [hotline_protocol::officer::Credential; 2],
 }
 
 fn bundle_of(n: &SimNode, name: &str) -> Bytes {
@@ -79,6 +82,10 @@ fn fixture() -> Fixture {
         bundle,
         show,
         out_id,
+        officers: [
+            p.a.officer.credential().clone(),
+            p.b.officer.credential().clone(),
+        ],
     }
 }
 
@@ -103,6 +110,25 @@ fn exported_evidence_verifies_with_statuses_and_officer() {
     let v: serde_json::Value = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
     assert_eq!(v["valid"], true);
     assert_eq!(v["items"][0]["receipts"][1]["officer"], "Bob Officer");
+    // Not only the name: the key and the credential's validity (issue 14).
+    let bob = &f.officers[1];
+    let info = ack.officer_credential.as_ref().expect("officer credential");
+    assert_eq!(
+        info.key_fingerprint,
+        hotline_transport::request::fingerprint(bob.officer_key())
+    );
+    assert_eq!(
+        (info.valid_from_ms, info.valid_until_ms),
+        (bob.not_before(), bob.not_after())
+    );
+    assert_eq!(
+        v["items"][0]["receipts"][1]["officer_credential"]["key_fingerprint"],
+        info.key_fingerprint.as_str()
+    );
+    assert!(
+        info.describe()
+            .starts_with(&format!("key {}, credential valid ", info.key_fingerprint))
+    );
 }
 
 /// The bytes of `EvidenceBundle.created_ms`'s value: the one value no signature covers
@@ -249,6 +275,29 @@ fn show_answer_verifies_content_envelope_and_receipts() {
     assert_eq!(c.draft.subject, "Phishing wave");
     assert_eq!(c.officer.name(), "Alice Officer");
     assert_eq!(status(&r.receipts), "acknowledged");
+    let alice = &f.officers[0];
+    assert_eq!(r.officer, Some(OfficerInfo::of(alice)));
+    let text = crate::commands::messages::show_text(
+        &crate::format::Style::plain(),
+        &f.out_id,
+        &f.show,
+        &r,
+        Some(&c),
+    );
+    let bob = OfficerInfo::of(&f.officers[1]);
+    for want in [
+        format!(
+            "Officer:    \"Alice Officer\", {}",
+            OfficerInfo::of(alice).describe()
+        ),
+        format!("      {}", bob.describe()),
+    ] {
+        assert!(text.contains(&want), "{want:?} missing from:\n{text}");
+    }
+    assert_ne!(
+        OfficerInfo::of(alice).key_fingerprint,
+        OfficerInfo::of(&f.officers[1]).key_fingerprint
+    );
 }
 
 #[test]

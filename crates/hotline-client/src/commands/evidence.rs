@@ -293,6 +293,9 @@ pub fn report_text(style: &Style, file: &Path, r: &Report) -> String {
                 if let Some(n) = rc.note.as_ref().filter(|n| !n.is_empty()) {
                     out.push_str(&format!(", note {n:?}"));
                 }
+                if let Some(c) = &rc.officer_credential {
+                    out.push_str(&format!(" ({})", c.describe()));
+                }
             }
             if let Some(reason) = &rc.reason {
                 out.push_str(&format!(

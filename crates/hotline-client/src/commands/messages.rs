@@ -90,6 +90,9 @@ fn receipt_line(style: &Style, r: &ReceiptReport) -> String {
         if let Some(n) = r.note.as_ref().filter(|n| !n.is_empty()) {
             s.push_str(&format!(", note: {n:?}"));
         }
+        if let Some(c) = &r.officer_credential {
+            s.push_str(&format!("\n      {}", c.describe()));
+        }
     }
     if let Some(reason) = &r.reason {
         s.push_str(&format!(
@@ -147,6 +150,9 @@ pub(crate) fn show_text(
         "From",
         format!("{}, duty officer {officer:?}", party(&rep.sender_bundle)),
     );
+    if let Some(o) = &rep.officer {
+        line("Officer", format!("{:?}, {}", o.name, o.describe()));
+    }
     line("To", party(&rep.receiver_bundle));
     line(
         "Direction",
