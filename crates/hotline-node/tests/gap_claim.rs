@@ -8,13 +8,9 @@ mod raw_peer;
 use std::time::Duration;
 
 use common::{BRUNO, Client, Watch, connect_and_watch, with_bruno};
-use hotline_protocol::ALPN;
-use hotline_protocol::frame::{self, FrameType};
-use hotline_protocol::hello::{self, Offer, Side};
 use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
-use hotline_transport::now_ms;
-use prost::Message;
-use raw_peer::{Link, Raw, World, block_on, step};
+use raw_peer::control::{heartbeat, link_keeping_control};
+use raw_peer::{World, block_on, step};
 
 /// How long to go on watching for an event that must not come.
 const SETTLE: Duration = Duration::from_millis(700);
@@ -33,67 +29,6 @@ async fn next_event(watch: &mut Watch, kind: &str, limit: Duration) -> Option<wi
             None => return None,
         }
     }
-}
-
-/// The raw peer's link, with its control stream's sending side kept for Heartbeats of its own
-/// (as in `sequence_peer.rs`: `raw_peer::Link` answers B's pings with a claim of 0).
-async fn link_keeping_control(w: &World) -> (Link, quinn::SendStream) {
-    let d = w.as_a();
-    let raw = step(
-        "dial B",
-        Raw::connect(w.client_config(&d.tls, ALPN), w.b_addr),
-    )
-    .await
-    .expect("TLS handshake with B");
-    let ours = hello::create(
-        &d.identity,
-        Side::Client,
-        &raw.exporter,
-        &Offer::default(),
-        &d.keys,
-        now_ms(),
-    );
-    let mut control = raw.send_hello(&ours).await;
-    let f = step("B's Hello", control.read_frame())
-        .await
-        .expect("B's Hello");
-    assert_eq!(f.ty, FrameType::Hello);
-    let b_hello = hello::verify(
-        &f.payload,
-        &w.b_id,
-        Side::Server,
-        &raw.exporter,
-        &Offer::default(),
-    )
-    .expect("B's Hello verifies");
-    let raw_peer::Control { send, mut recv, .. } = control;
-    // Read (and drop) what B sends on the control stream, so that it never blocks.
-    let heartbeats =
-        tokio::spawn(
-            async move { while let Ok(Some(_)) = recv.read_chunk(64 * 1024, true).await {} },
-        );
-    let link = Link {
-        raw,
-        hello: ours,
-        b_hello,
-        heartbeats,
-    };
-    (link, send)
-}
-
-async fn heartbeat(control: &mut quinn::SendStream, last_sequence_sent: u64) {
-    let hb = wire::Heartbeat {
-        ping: 0,
-        echo: 0,
-        time_ms: now_ms(),
-        last_sequence_sent,
-        received_through: 0,
-    }
-    .encode_to_vec();
-    control
-        .write_all(&frame::encode(FrameType::Heartbeat, &hb))
-        .await
-        .expect("write Heartbeat");
 }
 
 async fn status(c: &Client) -> wire::StatusResponse {
@@ -122,7 +57,7 @@ fn a_huge_last_sequence_sent_is_capped_in_status_and_alerted_once() {
         .await;
         let (link, mut control) = link_keeping_control(&w).await;
         let huge = 1u64 << 63;
-        heartbeat(&mut control, huge).await;
+        heartbeat(&mut control, huge, 0).await;
         let e = next_event(&mut watch, "gap_claim_capped", raw_peer::STEP)
             .await
             .expect("B alerts its operators");
@@ -134,7 +69,7 @@ fn a_huge_last_sequence_sent_is_capped_in_status_and_alerted_once() {
         // The claim again, every 3 s, past the grace period (and within B's liveness window).
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_secs(3)).await;
-            heartbeat(&mut control, huge).await;
+            heartbeat(&mut control, huge, 0).await;
         }
         assert!(
             next_event(&mut watch, "gap_claim_capped", SETTLE)

@@ -23,16 +23,17 @@ use hotline_transport::now_ms;
 use hotline_transport::tls::{self, PeerTrust};
 use raw_peer::{Control, Link, Raw, World, block_on, expect_receipt, random_id, step};
 
-/// A world in which A's node id is the larger (init draws fresh keys each time).
-async fn world_where_a_wins() -> World {
+/// A world in which A's node id is the larger (`a_larger`) or the smaller: init draws fresh
+/// keys each time.
+async fn world_where_a_is_larger(a_larger: bool) -> World {
     for _ in 0..64 {
         let w = World::start().await;
-        if w.a.identity.id().as_bytes() > w.b_id.as_bytes() {
+        if (w.a.identity.id().as_bytes() > w.b_id.as_bytes()) == a_larger {
             return w;
         }
         w.stop().await;
     }
-    panic!("64 draws and A's id never the larger");
+    panic!("64 draws and never the order wanted");
 }
 
 /// Listens at A's address until B's own dial arrives, and completes the Hello exchange on it
@@ -147,7 +148,7 @@ fn app_code(e: &quinn::ConnectionError) -> Option<u64> {
 #[test]
 fn a_second_connection_whose_hello_fails_does_not_replace_the_up_one() {
     block_on(async {
-        let w = world_where_a_wins().await;
+        let w = world_where_a_is_larger(true).await;
         let (first, _relay) = accept_b_dial(&w).await;
         let second = step(
             "dial B again",
@@ -186,7 +187,7 @@ fn a_second_connection_whose_hello_fails_does_not_replace_the_up_one() {
 #[test]
 fn a_second_connection_that_wins_the_race_replaces_the_up_one_once_its_hello_verified() {
     block_on(async {
-        let w = world_where_a_wins().await;
+        let w = world_where_a_is_larger(true).await;
         let (first, _relay) = accept_b_dial(&w).await;
         let second = step(
             "dial B again",
@@ -211,18 +212,6 @@ fn a_second_connection_that_wins_the_race_replaces_the_up_one_once_its_hello_ver
     });
 }
 
-/// A world in which B's node id is the larger: in a dial race the ids keep B's connection.
-async fn world_where_b_wins() -> World {
-    for _ in 0..64 {
-        let w = World::start().await;
-        if w.a.identity.id().as_bytes() < w.b_id.as_bytes() {
-            return w;
-        }
-        w.stop().await;
-    }
-    panic!("64 draws and B's id never the larger");
-}
-
 /// SPEC.md §3.9 case 2, the other way round: A restarts within the race window of B's
 /// connection to it (its new process dials B, its old connection ends). The ids keep B's
 /// connection, but B holds the new one and probes its own instead of refusing the new one at
@@ -231,7 +220,7 @@ async fn world_where_b_wins() -> World {
 #[test]
 fn a_peer_restarted_within_the_race_window_gets_the_link_back_at_once() {
     block_on(async {
-        let w = world_where_b_wins().await;
+        let w = world_where_a_is_larger(false).await;
         let (first, relay) = accept_b_dial(&w).await;
         // A's old process is killed: its connection falls silent.
         relay.abort();

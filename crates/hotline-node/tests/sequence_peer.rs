@@ -14,15 +14,13 @@ mod raw_peer;
 use std::time::{Duration, Instant};
 
 use common::{BRUNO, Client, Watch, connect_and_watch, draft, send_request, with_bruno};
+use hotline_protocol::NodeId;
 use hotline_protocol::envelope::MessageId;
-use hotline_protocol::frame::{self, FrameType};
-use hotline_protocol::hello::{self, Offer, Side};
 use hotline_protocol::receipt::ReceiptKind;
 use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
-use hotline_protocol::{ALPN, NodeId};
 use hotline_transport::now_ms;
-use prost::Message;
-use raw_peer::{Link, Raw, World, block_on, expect_receipt, random_id, step};
+use raw_peer::control::{heartbeat, link_keeping_control};
+use raw_peer::{World, block_on, expect_receipt, random_id, step};
 
 /// How long to go on watching for an event that must not come.
 const SETTLE: Duration = Duration::from_millis(700);
@@ -111,67 +109,6 @@ fn a_sequence_reused_for_another_message_is_accepted_and_alerted_with_both_ids()
     });
 }
 
-/// The raw peer's link, with its control stream's sending side kept for Heartbeats of its own
-/// (`raw_peer::Link` answers B's pings with `received_through` 0).
-async fn link_keeping_control(w: &World) -> (Link, quinn::SendStream) {
-    let d = w.as_a();
-    let raw = step(
-        "dial B",
-        Raw::connect(w.client_config(&d.tls, ALPN), w.b_addr),
-    )
-    .await
-    .expect("TLS handshake with B");
-    let ours = hello::create(
-        &d.identity,
-        Side::Client,
-        &raw.exporter,
-        &Offer::default(),
-        &d.keys,
-        now_ms(),
-    );
-    let mut control = raw.send_hello(&ours).await;
-    let f = step("B's Hello", control.read_frame())
-        .await
-        .expect("B's Hello");
-    assert_eq!(f.ty, FrameType::Hello);
-    let b_hello = hello::verify(
-        &f.payload,
-        &w.b_id,
-        Side::Server,
-        &raw.exporter,
-        &Offer::default(),
-    )
-    .expect("B's Hello verifies");
-    let raw_peer::Control { send, mut recv, .. } = control;
-    // Read (and drop) what B sends on the control stream, so that it never blocks.
-    let heartbeats =
-        tokio::spawn(
-            async move { while let Ok(Some(_)) = recv.read_chunk(64 * 1024, true).await {} },
-        );
-    let link = Link {
-        raw,
-        hello: ours,
-        b_hello,
-        heartbeats,
-    };
-    (link, send)
-}
-
-async fn heartbeat(control: &mut quinn::SendStream, received_through: u64) {
-    let hb = wire::Heartbeat {
-        ping: 0,
-        echo: 0,
-        time_ms: now_ms(),
-        last_sequence_sent: 0,
-        received_through,
-    }
-    .encode_to_vec();
-    control
-        .write_all(&frame::encode(FrameType::Heartbeat, &hb))
-        .await
-        .expect("write Heartbeat");
-}
-
 /// Bruno sends a message to A; the sequence B assigned it.
 async fn send_to_a(w: &World, bruno: &Client, to: &NodeId, subject: &str) -> (MessageId, u64) {
     let id = random_id();
@@ -194,7 +131,7 @@ fn the_peers_received_through_above_what_the_database_holds_sets_a_floor_once() 
         let (bruno, mut watch) = bruno(&w).await;
         let a_id = w.a.identity.id();
         let (link, mut control) = link_keeping_control(&w).await;
-        heartbeat(&mut control, 5).await;
+        heartbeat(&mut control, 0, 5).await;
         let e = next_event(&mut watch, "sequence_rollback", raw_peer::STEP)
             .await
             .expect("B alerts its operators");
@@ -207,8 +144,8 @@ fn the_peers_received_through_above_what_the_database_holds_sets_a_floor_once() 
         assert_eq!((env.message_id(), env.header().sequence), (&id, 6));
 
         // The same claim again, and one beyond any sequence: no new floor, no new alert.
-        heartbeat(&mut control, 5).await;
-        heartbeat(&mut control, u64::MAX).await;
+        heartbeat(&mut control, 0, 5).await;
+        heartbeat(&mut control, 0, u64::MAX).await;
         assert!(
             next_event(&mut watch, "sequence_rollback", SETTLE)
                 .await

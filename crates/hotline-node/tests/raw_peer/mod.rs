@@ -8,6 +8,8 @@
 //! closed with its code).
 #![allow(dead_code)]
 
+pub mod control;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -37,20 +37,13 @@ impl Session {
         side: Side,
         exporter: [u8; crate::EXPORTER_LEN],
     ) {
-        if matches!(self.state, LinkState::Up | LinkState::Handshaking) {
-            self.events.push_back(Event::LinkDown {
-                code: CloseCode::NoError,
-                reason: "replaced by a new connection".into(),
-                by_peer: false,
-            });
-        }
-        self.reset_connection();
-        self.set_state(LinkState::Handshaking, now);
-        self.side = side;
-        self.exporter = exporter;
-        self.last_rx = Some(self.wall(now));
-        // Each connection starts with a full ping allowance (SPEC.md §13.2).
-        self.ping_limiter.refill(now);
+        self.begin_connection(
+            now,
+            side,
+            exporter,
+            CloseCode::NoError,
+            "replaced by a new connection",
+        );
         let hello = hello::create(
             &self.identity,
             side,
@@ -66,6 +59,33 @@ impl Session {
         });
         self.timers
             .set(Timer::Hello, now.after(self.config.hello_timeout));
+    }
+
+    /// Starts over on a new connection (`side` our end, `exporter` its exporter value): the
+    /// link on the old one, if any, is reported down with `code` and `reason`; items in flight
+    /// on it are queued again. The state is Handshaking until the peer's Hello verifies.
+    pub(super) fn begin_connection(
+        &mut self,
+        now: Monotonic,
+        side: Side,
+        exporter: [u8; crate::EXPORTER_LEN],
+        code: CloseCode,
+        reason: &str,
+    ) {
+        if matches!(self.state, LinkState::Up | LinkState::Handshaking) {
+            self.events.push_back(Event::LinkDown {
+                code,
+                reason: reason.into(),
+                by_peer: false,
+            });
+        }
+        self.reset_connection();
+        self.set_state(LinkState::Handshaking, now);
+        self.side = side;
+        self.exporter = exporter;
+        self.last_rx = Some(self.wall(now));
+        // Each connection starts with a full ping allowance (SPEC.md §13.2).
+        self.ping_limiter.refill(now);
     }
 
     /// The connection is gone (closed by either side, or lost). In-flight items will be

@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 
-use super::{Event, LinkState, Monotonic, Session, StreamId};
+use super::{Monotonic, Session, StreamId};
 use crate::EXPORTER_LEN;
 use crate::codes::CloseCode;
 use crate::frame::{self, Decoder, FrameType, StreamKind};
@@ -144,19 +144,13 @@ impl Session {
         let Some(hello) = hello.filter(|_| !failed) else {
             return false;
         };
-        if matches!(self.state, LinkState::Up | LinkState::Handshaking) {
-            self.events.push_back(Event::LinkDown {
-                code: CloseCode::DuplicateConnection,
-                reason: "replaced by a new connection whose Hello verified".into(),
-                by_peer: false,
-            });
-        }
-        self.reset_connection();
-        self.set_state(LinkState::Handshaking, now);
-        self.side = side;
-        self.exporter = exporter;
-        self.last_rx = Some(self.wall(now));
-        self.ping_limiter.refill(now);
+        self.begin_connection(
+            now,
+            side,
+            exporter,
+            CloseCode::DuplicateConnection,
+            "replaced by a new connection whose Hello verified",
+        );
         self.control = control;
         self.link_up(now, *hello);
         if self.control.buffered() > 0 {
