@@ -9,6 +9,8 @@ use std::io::{IsTerminal, Write};
 use hotline_protocol::wire;
 use serde_json::{Value, json};
 
+pub use crate::status_view::{status_json, status_text};
+
 /// Neutralises control characters (terminal escapes) and invisible format characters (bidi
 /// overrides and isolates, zero-width characters, ...) in one-line text from elsewhere.
 pub fn clean(s: &str) -> String {
@@ -302,153 +304,6 @@ pub fn messages_table(style: &Style, incoming: bool, msgs: &[wire::MessageSummar
     )
 }
 
-/// The JSON form of a link status.
-pub fn status_json(s: &wire::StatusResponse) -> Value {
-    json!({
-        "node": s.node,
-        "name": s.name,
-        "links": s.links.iter().map(|l| json!({
-            "peer": l.peer,
-            "node": l.node,
-            "up": l.up,
-            "since_ms": l.since_ms,
-            "rtt_ms": l.rtt_ms,
-            "last_received_ms": l.last_received_ms,
-            "queue": l.queue,
-            "overdue": l.overdue,
-            "gaps": l.gaps,
-            "group": l.group,
-            "oldest_pending_ms": l.oldest_pending_ms,
-            "unsealed": l.unsealed,
-            "stored_bytes": l.stored_bytes,
-            "clock_skew_ms": l.clock_skew_ms,
-            "quota_bytes": l.quota_bytes,
-        })).collect::<Vec<_>>(),
-        "disk_free_bytes": s.disk_free_bytes,
-        "disk_floor_bytes": s.disk_floor_bytes,
-        "refusing_new_messages": s.refusing_new_messages,
-    })
-}
-
-/// The text form of `status`.
-pub fn status_text(style: &Style, s: &wire::StatusResponse) -> String {
-    let mut out = format!("Node {} ({})\n\n", clean(&s.name), clean(&s.node));
-    if s.links.is_empty() {
-        out.push_str("No peers installed (`hotlined peer add` installs one).\n");
-        return out;
-    }
-    let rows = s
-        .links
-        .iter()
-        .map(|l| {
-            vec![
-                Cell::new(clean(&l.peer)),
-                if l.up {
-                    Cell::colour("up", Some(Colour::Green))
-                } else {
-                    Cell::colour("DOWN", Some(Colour::Red))
-                },
-                Cell::new(second_or_dash(l.since_ms)),
-                Cell::new(if l.rtt_ms == 0 {
-                    "-".into()
-                } else {
-                    format!("{} ms", l.rtt_ms)
-                }),
-                Cell::new(second_or_dash(l.last_received_ms)),
-                Cell::new(l.queue.to_string()),
-                Cell::colour(
-                    l.overdue.to_string(),
-                    (l.overdue > 0).then_some(Colour::Red),
-                ),
-                Cell::colour(l.gaps.to_string(), (l.gaps > 0).then_some(Colour::Yellow)),
-                Cell::new(second_or_dash(l.oldest_pending_ms)),
-                Cell::new(if l.group.is_empty() {
-                    "-".into()
-                } else {
-                    clean(&l.group)
-                }),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        style,
-        &[
-            "PEER",
-            "LINK",
-            "SINCE",
-            "RTT",
-            "LAST RECEIVED",
-            "QUEUE",
-            "OVERDUE",
-            "GAPS",
-            "OLDEST UNDELIVERED",
-            "GROUP",
-        ],
-        rows,
-    ));
-    const MIB: u64 = 1024 * 1024;
-    if s.refusing_new_messages {
-        out.push_str(&style.paint(
-            &format!(
-                "\nDISK NEARLY FULL: {} MiB free, floor {} MiB. The node takes no new messages \
-                 (peers keep theirs and retry; Sends are refused) until space is freed.\n",
-                s.disk_free_bytes / MIB,
-                s.disk_floor_bytes / MIB
-            ),
-            Colour::Red,
-        ));
-    }
-    for l in s
-        .links
-        .iter()
-        .filter(|l| l.quota_bytes > 0 && l.stored_bytes >= l.quota_bytes / 10 * 9)
-    {
-        out.push_str(&style.paint(
-            &format!(
-                "\nMessages from {} use {} of {} MiB ([storage] peer_quota_mib); at the quota new \
-                 ones are rejected.\n",
-                clean(&l.peer),
-                l.stored_bytes / MIB,
-                l.quota_bytes / MIB
-            ),
-            Colour::Yellow,
-        ));
-    }
-    for l in s
-        .links
-        .iter()
-        .filter(|l| l.clock_skew_ms.unsigned_abs() > 60_000)
-    {
-        out.push_str(&style.paint(
-            &format!(
-                "\nThe clock of {} is {} s {} this node's: check both clocks (NTP); beyond 5 \
-                 minutes messages are refused.\n",
-                clean(&l.peer),
-                l.clock_skew_ms.unsigned_abs() / 1000,
-                if l.clock_skew_ms > 0 {
-                    "ahead of"
-                } else {
-                    "behind"
-                }
-            ),
-            Colour::Yellow,
-        ));
-    }
-    for l in s.links.iter().filter(|l| l.unsealed > 0) {
-        out.push_str(&style.paint(
-            &format!(
-                "\n{} message(s) to {} accepted but NOT SENT: they cannot be sealed (no valid \
-                 encryption key of the peer, or the officer's credential expired); ask the peer for \
-                 a new bundle (`hotlined peer update`), or look for them with `hotline outbox`.\n",
-                l.unsealed,
-                clean(&l.peer)
-            ),
-            Colour::Red,
-        ));
-    }
-    out
-}
-
 /// The JSON form of the peers list.
 pub fn peers_json(p: &wire::PeersResponse) -> Value {
     Value::Array(
@@ -641,6 +496,7 @@ mod tests {
             disk_free_bytes: 100 << 20,
             disk_floor_bytes: 512 << 20,
             refusing_new_messages: true,
+            expiries: Vec::new(),
         };
         let v: Value = serde_json::from_str(&status_json(&st).to_string()).unwrap();
         assert_eq!(v["links"][0]["up"], true);

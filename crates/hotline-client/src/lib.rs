@@ -16,4 +16,5 @@ pub mod format;
 mod officer_info;
 pub mod parse;
 mod removed;
+mod status_view;
 mod verify;

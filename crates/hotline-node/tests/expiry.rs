@@ -87,6 +87,36 @@ fn the_running_node_exports_when_each_key_and_credential_lapses() {
             expiry_gauge(&text, "tls_certificate", "").is_some_and(|v| v > year_on),
             "{text}"
         );
+        // The same times in the operator API's status, soonest first (SPEC.md §15.5.5).
+        let (bruno, _watch) =
+            common::connect_and_watch(&w.b_dir.join(common::BRUNO), w.b_addr).await;
+        let st = match bruno
+            .call(hotline_protocol::wire::operator_request::Request::Status(
+                Default::default(),
+            ))
+            .await
+            .expect("status")
+        {
+            hotline_protocol::wire::operator_response::Response::Status(s) => s,
+            other => panic!("{other:?}"),
+        };
+        let kinds: Vec<&str> = st.expiries.iter().map(|e| e.kind.as_str()).collect();
+        for k in ["encryption_key", "operator_credential", "tls_certificate"] {
+            assert!(kinds.contains(&k), "{k} missing: {st:?}");
+        }
+        assert!(
+            st.expiries.windows(2).all(|p| p[0].at_ms <= p[1].at_ms),
+            "{st:?}"
+        );
+        let bruno_at = st
+            .expiries
+            .iter()
+            .find(|e| e.kind == "operator_credential" && e.name == "Bruno")
+            .map(|e| e.at_ms / 1000);
+        assert_eq!(
+            bruno_at,
+            expiry_gauge(&text, "operator_credential", "Bruno")
+        );
         w.stop().await;
     });
 }

@@ -84,6 +84,10 @@ fn a_huge_last_sequence_sent_is_capped_in_status_and_alerted_once() {
             .find(|l| l.peer == "cert-a")
             .expect("link to A");
         assert_eq!(a.gaps, 65_536, "gaps not capped: {a:?}");
+        assert_eq!(
+            a.gap_claim_capped, huge,
+            "status names the raw claim: {a:?}"
+        );
         let audit =
             w.b.with_store(|s| s.recent_audit(100))
                 .await

@@ -37,6 +37,8 @@ pub struct PeerMetrics {
     pub unsealed: u64,
     /// The peer's clock minus ours, ms (SPEC.md §11.2); `None` until measured.
     pub clock_skew_ms: Option<i64>,
+    /// The peer's implausible `last_sequence_sent` while it stands capped (SPEC.md §10.3).
+    pub claim_capped: Option<u64>,
 }
 
 impl PeerMetrics {

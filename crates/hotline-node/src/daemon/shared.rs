@@ -188,9 +188,24 @@ impl Shared {
                     quota_bytes: self.guard.quota(),
                     clock_skew_ms: pm.clock_skew_ms.unwrap_or(0),
                     unsealed: pm.unsealed,
+                    gap_claim_capped: pm.claim_capped.unwrap_or(0),
                 }
             })
             .collect();
+        let mut expiries: Vec<hotline_protocol::wire::Expiry> = m
+            .as_ref()
+            .map(|g| {
+                g.expiries
+                    .iter()
+                    .map(|e| hotline_protocol::wire::Expiry {
+                        kind: e.kind.to_owned(),
+                        name: e.name.clone(),
+                        at_ms: e.at_ms,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        expiries.sort_by_key(|e| e.at_ms);
         hotline_protocol::wire::StatusResponse {
             node: self.id.to_string(),
             name: self.name.clone(),
@@ -202,6 +217,7 @@ impl Shared {
             },
             disk_floor_bytes: self.guard.min_free(),
             refusing_new_messages: self.guard.refusing(),
+            expiries,
         }
     }
 

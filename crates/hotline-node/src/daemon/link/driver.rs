@@ -395,6 +395,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
             m.since_ms = st.since;
             m.last_received_ms = st.last_received.unwrap_or(0);
             m.clock_skew_ms = st.clock_skew_ms;
+            m.claim_capped = st.claim_capped;
         });
     }
 }
