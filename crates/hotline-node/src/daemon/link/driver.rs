@@ -163,6 +163,11 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                             existing.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
                             session.handle_disconnected(now);
                         }
+                        // A replacement still in its Hello is older than this one: the newest
+                        // connection is the one used.
+                        if let Some(older) = replacement.take() {
+                            older.conn.conn.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
+                        }
                         conn = Some(attach(&ctx, &mut session, c, next_conn_id, Side::Server, false));
                         next_conn_id += 1;
                     }
