@@ -500,6 +500,13 @@ fn show_after_the_node_applied_retention_says_what_was_removed_and_when() {
             detail.contains("content of 1 message(s), 1 envelope(s) and 1 receipt(s)"),
             "{detail}"
         );
+        // And in the metrics: one content, one envelope and one receipt.
+        assert!(
+            nb.metrics_text()
+                .contains("\nhotline_retention_removed_total 3\n"),
+            "{}",
+            nb.metrics_text()
+        );
         nb.shutdown().await;
     });
     let mut store = SqliteStore::open(&b.join(config::DB_FILE)).expect("db");

@@ -121,7 +121,7 @@ const COUNTERS: [(&str, &str); 6] = [
 ];
 
 /// Counters of events an operator should see rise (`hotline_NAME_total`).
-const EVENT_COUNTERS: [(&str, &str); 6] = [
+const EVENT_COUNTERS: [(&str, &str); 7] = [
     (
         "receipts_discarded",
         "Receipts from peers not stored: one of their kind was held already for the message",
@@ -137,6 +137,10 @@ const EVENT_COUNTERS: [(&str, &str); 6] = [
     (
         "sequence_rollback",
         "Times this node found it had been restored from an older copy and skipped sequences (SPEC 10.1)",
+    ),
+    (
+        "retention_removed",
+        "Parts of stored messages (contents, envelopes, receipts) removed by the retention policy (SPEC 13.4)",
     ),
     (
         "gap_claims_capped",
@@ -359,6 +363,7 @@ mod tests {
             "hotline_receipts_discarded_total 3",
             "hotline_sequence_reused_total 0",
             "hotline_gap_claims_capped_total 0",
+            "hotline_retention_removed_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

@@ -108,6 +108,11 @@ pub(super) async fn pass(shared: &Weak<Shared>, policy: &RetentionPolicy) -> Opt
             bytes = total.bytes,
             "{detail}"
         );
+        super::metrics::count(
+            &s.metrics,
+            "retention_removed",
+            total.contents + total.envelopes + total.receipts,
+        );
         s.event("retention_purged", None, None, detail.clone());
         let audited = s
             .store
