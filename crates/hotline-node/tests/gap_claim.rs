@@ -7,40 +7,12 @@ mod raw_peer;
 
 use std::time::Duration;
 
-use common::{BRUNO, Client, Watch, connect_and_watch, with_bruno};
-use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
+use common::{BRUNO, connect_and_watch, next_event, status, with_bruno};
 use raw_peer::control::{heartbeat, link_keeping_control};
 use raw_peer::{World, block_on, step};
 
 /// How long to go on watching for an event that must not come.
 const SETTLE: Duration = Duration::from_millis(700);
-
-/// The next Watch event of `kind` within `limit`, if any.
-async fn next_event(watch: &mut Watch, kind: &str, limit: Duration) -> Option<wire::OperatorEvent> {
-    let until = std::time::Instant::now() + limit;
-    loop {
-        let left = until.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        match watch.next(left).await {
-            Some(Response::Event(e)) if e.kind == kind => return Some(e),
-            Some(_) => {}
-            None => return None,
-        }
-    }
-}
-
-async fn status(c: &Client) -> wire::StatusResponse {
-    match c
-        .call(Request::Status(Default::default()))
-        .await
-        .expect("status")
-    {
-        Response::Status(s) => s,
-        other => panic!("{other:?}"),
-    }
-}
 
 /// SPEC.md §10.3: A's Heartbeats claim it sent sequence 2^63; nothing arrived. Past the gap
 /// grace period (10 s) B's status counts 65,536 missing sequences (the bound above what

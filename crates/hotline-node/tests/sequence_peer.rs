@@ -11,13 +11,15 @@
 mod common;
 mod raw_peer;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{BRUNO, Client, Watch, connect_and_watch, draft, send_request, with_bruno};
+use common::{
+    BRUNO, Client, Watch, connect_and_watch, draft, next_event, send_request, with_bruno,
+};
 use hotline_protocol::NodeId;
 use hotline_protocol::envelope::MessageId;
 use hotline_protocol::receipt::ReceiptKind;
-use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
+use hotline_protocol::wire::{operator_request::Request, operator_response::Response};
 use hotline_transport::now_ms;
 use raw_peer::control::{heartbeat, link_keeping_control};
 use raw_peer::{World, block_on, expect_receipt, random_id, step};
@@ -32,22 +34,6 @@ async fn bruno(w: &World) -> (Client, Watch) {
         connect_and_watch(&w.b_dir.join(BRUNO), w.b_addr),
     )
     .await
-}
-
-/// The next Watch event of `kind` within `limit`, if any.
-async fn next_event(watch: &mut Watch, kind: &str, limit: Duration) -> Option<wire::OperatorEvent> {
-    let until = Instant::now() + limit;
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        match watch.next(left).await {
-            Some(Response::Event(e)) if e.kind == kind => return Some(e),
-            Some(_) => {}
-            None => return None,
-        }
-    }
 }
 
 fn hex(id: &[u8]) -> String {

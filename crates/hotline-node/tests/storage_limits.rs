@@ -8,28 +8,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{
-    Client, draft, error_code, peer_id, random_id, runtime, send_request, start, two_nodes,
+    Client, draft, error_code, peer_id, random_id, runtime, send_request, start, status, two_nodes,
     wait_state,
 };
 use hotline_node::config;
-use hotline_protocol::wire::{self, OperatorErrorCode as Code};
+use hotline_protocol::wire::OperatorErrorCode as Code;
 use hotline_protocol::wire::{operator_request::Request, operator_response::Response};
 
 fn set_storage(dir: &Path, f: impl FnOnce(&mut config::Storage)) {
     let mut cfg = config::Config::load(dir).expect("config");
     f(&mut cfg.storage);
     std::fs::write(dir.join(config::CONFIG_FILE), cfg.to_toml()).expect("write config");
-}
-
-async fn status(c: &Client) -> wire::StatusResponse {
-    match c
-        .call(Request::Status(Default::default()))
-        .await
-        .expect("status")
-    {
-        Response::Status(s) => s,
-        other => panic!("{other:?}"),
-    }
 }
 
 #[test]

@@ -244,3 +244,35 @@ pub async fn connect_and_watch(cred: &Path, addr: SocketAddr) -> (Client, Watch)
     let watch = c.watch().await.expect("watch");
     (c, watch)
 }
+
+/// The node's Status answer to `c`.
+pub async fn status(c: &Client) -> wire::StatusResponse {
+    match c
+        .call(Request::Status(Default::default()))
+        .await
+        .expect("status")
+    {
+        Response::Status(s) => s,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The next Watch event of `kind` within `limit`, if any.
+pub async fn next_event(
+    watch: &mut Watch,
+    kind: &str,
+    limit: Duration,
+) -> Option<wire::OperatorEvent> {
+    let until = Instant::now() + limit;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        match watch.next(left).await {
+            Some(Response::Event(e)) if e.kind == kind => return Some(e),
+            Some(_) => {}
+            None => return None,
+        }
+    }
+}
