@@ -12,7 +12,7 @@ use crate::receipt::MAX_RECEIPT_LEN;
 
 /// Length of a frame header.
 pub const HEADER_LEN: usize = 5;
-/// Largest control-stream frame payload (Hello, Heartbeat, Close).
+/// Largest control-stream frame payload (Hello, Heartbeat, Close, KeyUpdate).
 pub const MAX_CONTROL_LEN: usize = 16 * 1024;
 /// Largest ReceiptStored payload.
 pub const MAX_STORED_LEN: usize = 1024;
@@ -27,6 +27,8 @@ pub enum FrameType {
     Heartbeat,
     /// 0x03, control stream.
     Close,
+    /// 0x04, control stream; protocol version 2 only (SPEC.md §4.3.5).
+    KeyUpdate,
     /// 0x10, message stream.
     Envelope,
     /// 0x11, message stream.
@@ -42,6 +44,7 @@ impl FrameType {
             FrameType::Hello => 0x01,
             FrameType::Heartbeat => 0x02,
             FrameType::Close => 0x03,
+            FrameType::KeyUpdate => 0x04,
             FrameType::Envelope => 0x10,
             FrameType::Receipt => 0x11,
             FrameType::ReceiptStored => 0x12,
@@ -54,6 +57,7 @@ impl FrameType {
             0x01 => FrameType::Hello,
             0x02 => FrameType::Heartbeat,
             0x03 => FrameType::Close,
+            0x04 => FrameType::KeyUpdate,
             0x10 => FrameType::Envelope,
             0x11 => FrameType::Receipt,
             0x12 => FrameType::ReceiptStored,
@@ -64,7 +68,9 @@ impl FrameType {
     /// The payload limit for this type.
     pub const fn max_len(self) -> usize {
         match self {
-            FrameType::Hello | FrameType::Heartbeat | FrameType::Close => MAX_CONTROL_LEN,
+            FrameType::Hello | FrameType::Heartbeat | FrameType::Close | FrameType::KeyUpdate => {
+                MAX_CONTROL_LEN
+            }
             FrameType::Envelope => MAX_ENVELOPE_LEN,
             FrameType::Receipt => MAX_RECEIPT_LEN,
             FrameType::ReceiptStored => MAX_STORED_LEN,
@@ -75,7 +81,7 @@ impl FrameType {
     pub const fn is_control(self) -> bool {
         matches!(
             self,
-            FrameType::Hello | FrameType::Heartbeat | FrameType::Close
+            FrameType::Hello | FrameType::Heartbeat | FrameType::Close | FrameType::KeyUpdate
         )
     }
 }

@@ -59,7 +59,7 @@ pub struct Offer {
 impl Default for Offer {
     fn default() -> Self {
         Offer {
-            versions: vec![crate::PROTOCOL_VERSION],
+            versions: vec![crate::PROTOCOL_VERSION, crate::PROTOCOL_VERSION_2],
             suites: vec![crate::SUITE_V1_BASE],
             max_inflight: 256,
         }

@@ -25,6 +25,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod hello;
 pub mod identity;
+pub mod keyring;
 pub mod officer;
 pub mod receipt;
 pub mod session;
@@ -35,8 +36,12 @@ pub mod wire;
 pub use codes::{CloseCode, RejectReason};
 pub use identity::NodeId;
 
-/// The protocol version this crate implements.
+/// Protocol version 1: the format version of envelopes, receipts and bundles, which version 2
+/// keeps unchanged (SPEC.md §12.5).
 pub const PROTOCOL_VERSION: u32 = 1;
+/// Protocol version 2: version 1 plus the KeyUpdate control frame (SPEC.md §4.3.5). Offered
+/// in Hello next to version 1; negotiation picks the highest common one.
+pub const PROTOCOL_VERSION_2: u32 = 2;
 /// The only suite of version 1: Ed25519 (strict), SHA-256, HPKE base mode with
 /// DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / ChaCha20-Poly1305.
 pub const SUITE_V1_BASE: u32 = 1;

@@ -21,16 +21,19 @@ use hotline_protocol::fuzzing::{
     fixture_bundle, fixture_frame, session_script,
 };
 use hotline_protocol::hello::Side;
+use hotline_protocol::wire;
+use prost::Message;
 
 /// The one command that rewrites the generated seeds.
 const REGENERATE: &str =
     "cargo test -p hotline-protocol --test fuzz_corpus -- --ignored regenerate_seed_corpus";
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
     "frame_decoder",
     "envelope_open",
     "receipt_verify",
     "hello_verify",
+    "key_update",
     "session",
     "bundle",
 ];
@@ -81,6 +84,11 @@ fn replays_receipt_verify_corpus() {
 #[test]
 fn replays_hello_verify_corpus() {
     replay("hello_verify", fuzzing::hello_verify);
+}
+
+#[test]
+fn replays_key_update_corpus() {
+    replay("key_update", fuzzing::key_update);
 }
 
 #[test]
@@ -518,8 +526,44 @@ fn session_seeds() -> Vec<(&'static str, Vec<Op>, Expect)> {
         ),
         (
             "server-no-common-version",
-            vec![server(), ctl(F::HelloOnlyVersion2)],
+            vec![server(), ctl(F::HelloOnlyVersion9)],
             |t| t.link_ups == 0 && t.link_downs == 1,
+        ),
+        (
+            // Both ends offer versions 1 and 2: the link speaks 2 and takes the KeyUpdate.
+            "key-update",
+            with(
+                link_up(),
+                &[ctl(F::KeyUpdateFromPeer), ctl(F::HeartbeatPing)],
+            ),
+            |t| t.link_ups == 1 && t.key_updates == 1 && t.link_downs == 0,
+        ),
+        (
+            "key-update-on-version-1-link",
+            vec![
+                server(),
+                ctl(F::HelloOnlyVersion1),
+                ctl(F::KeyUpdateFromPeer),
+            ],
+            |t| t.link_ups == 1 && t.key_updates == 0 && t.link_downs == 1,
+        ),
+        (
+            "key-update-without-keys",
+            with(
+                link_up(),
+                &[Op::Data {
+                    stream: S::Control,
+                    fin: false,
+                    data: vec![0x04, 0, 0, 0, 0],
+                }],
+            ),
+            |t| t.link_ups == 1 && t.key_updates == 0 && t.link_downs == 1,
+        ),
+        (
+            // Four at once are taken; the fifth within the minute closes the link.
+            "key-update-rate-limited",
+            with(link_up(), &vec![ctl(F::KeyUpdateFromPeer); 5]),
+            |t| t.key_updates == 4 && t.link_downs == 1,
         ),
         (
             "server-hello-with-foreign-key",
@@ -676,13 +720,18 @@ fn generated_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     );
     add("hello_verify", "wrong-role", payload(F::HelloFromServer));
     for (name, f) in [
-        ("only-version-2", F::HelloOnlyVersion2),
+        ("only-version-9", F::HelloOnlyVersion9),
+        ("only-version-1", F::HelloOnlyVersion1),
         ("only-suite-2", F::HelloOnlySuite2),
         ("wide-offer", F::HelloWideOffer),
         ("signed-by-me", F::HelloFromMe),
         ("foreign-key", F::HelloForeignKey),
     ] {
         add("hello_verify", name, payload(f));
+    }
+
+    for (name, bytes) in key_update_seeds() {
+        add("key_update", name, bytes);
     }
 
     for (name, ops, _) in session_seeds() {
@@ -721,6 +770,59 @@ fn generated_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         text.replacen('A', "!", 1).into_bytes(),
     );
     out
+}
+
+/// KeyUpdate payloads: the peer's valid one, and one breaking each rule of SPEC.md §4.3.5.
+fn key_update_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let valid = payload(F::KeyUpdateFromPeer);
+    let peer_keys = wire::KeyUpdate::decode(&valid[..])
+        .expect("the fixture's KeyUpdate decodes")
+        .encryption_keys;
+    // My key certificate, as the foreign-key Hello carries it.
+    let hello = wire::Hello::decode(&payload(F::HelloForeignKey)[..]).expect("Hello decodes");
+    let my_keys = wire::HelloBody::decode(hello.body)
+        .expect("HelloBody decodes")
+        .encryption_keys;
+    let update = |keys: Vec<wire::SignedEncryptionKey>| {
+        wire::KeyUpdate {
+            encryption_keys: keys,
+        }
+        .encode_to_vec()
+    };
+    let five = peer_keys.iter().cycle().take(5).cloned().collect();
+    let mut not_canonical = valid.clone();
+    not_canonical.extend_from_slice(&[0x10, 0x01]);
+    vec![
+        ("valid", valid),
+        ("foreign-key", update(my_keys)),
+        ("no-keys", Vec::new()),
+        ("five-keys", update(five)),
+        ("not-canonical", not_canonical),
+    ]
+}
+
+/// The KeyUpdate seeds reach the rule each was made for: only the valid one verifies.
+#[test]
+fn key_update_seeds_fail_for_their_reasons() {
+    use hotline_protocol::session::verify_key_update;
+    let hello = wire::Hello::decode(&payload(F::HelloFromClient)[..]).expect("Hello decodes");
+    let body = wire::HelloBody::decode(hello.body).expect("HelloBody decodes");
+    let peer = hotline_protocol::NodeId::from_bytes(&body.identity).expect("the peer's id");
+    for (name, bytes) in key_update_seeds() {
+        let got = verify_key_update(&bytes, &peer);
+        match name {
+            "valid" => assert_eq!(got.map(|k| k.len()), Ok(1), "{name}"),
+            "foreign-key" => assert_eq!(
+                got,
+                Err("KeyUpdate carries a key that does not verify"),
+                "{name}"
+            ),
+            "no-keys" | "five-keys" => {
+                assert_eq!(got, Err("KeyUpdate must carry 1 to 4 keys"), "{name}")
+            }
+            _ => assert_eq!(got, Err("KeyUpdate is not canonical"), "{name}"),
+        }
+    }
 }
 
 fn bundle(b: B) -> Vec<u8> {

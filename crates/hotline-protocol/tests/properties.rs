@@ -1,5 +1,5 @@
 //! Property tests for every codec and decoder of the protocol crate: frames, envelopes,
-//! receipts, Hello, peer bundles and the node id text form.
+//! receipts, Hello, KeyUpdate, peer bundles and the node id text form.
 //!
 //! For each: the round trip, the encoded length where it is defined, and no panic on
 //! arbitrary, bit-flipped or truncated input; for the signed objects, that no tampered
@@ -22,6 +22,7 @@ use hotline_protocol::identity::{
 };
 use hotline_protocol::officer::{OfficerKey, Role};
 use hotline_protocol::receipt::{Receipt, ReceiptBuild, ReceiptError, ReceiptKind, Subject};
+use hotline_protocol::session::{MAX_ANNOUNCED_KEYS, key_update_payload, verify_key_update};
 use hotline_protocol::sim::{EPOCH, TestRng};
 use hotline_protocol::time::DAY;
 use hotline_protocol::{EXPORTER_LEN, bundle::PeerBundle, crypto};
@@ -208,6 +209,7 @@ fn frame_types() -> Vec<FrameType> {
         FrameType::Hello,
         FrameType::Heartbeat,
         FrameType::Close,
+        FrameType::KeyUpdate,
         FrameType::Envelope,
         FrameType::Receipt,
         FrameType::ReceiptStored,
@@ -679,15 +681,16 @@ fn every_single_byte_flip_of_each_receipt_kind_is_refused() {
 // ---------------------------------------------------------------------------------------------
 // Hello
 
+/// A peer's offer: one to three versions out of 0..=3, in any order and possibly repeated (so
+/// sometimes none in common with ours), and suite 1 somewhere in the list.
 fn offer_strategy() -> impl Strategy<Value = Offer> {
     (
+        proptest::collection::vec(0u32..4, 1..4),
         proptest::collection::vec(0u32..4, 0..3),
-        proptest::collection::vec(0u32..4, 0..3),
-        any::<u32>(),
+        1..=u32::MAX,
     )
-        .prop_map(|(mut versions, mut suites, max_inflight)| {
-            // Always offer version 1 and suite 1 (somewhere in the list) so negotiation works.
-            versions.push(hotline_protocol::PROTOCOL_VERSION);
+        .prop_map(|(versions, mut suites, max_inflight)| {
+            // Always offer suite 1 so that only the versions decide whether negotiation works.
             suites.insert(0, hotline_protocol::SUITE_V1_BASE);
             Offer {
                 versions,
@@ -697,6 +700,14 @@ fn offer_strategy() -> impl Strategy<Value = Offer> {
         })
 }
 
+/// Our offer: versions 1 and 2 in either order (the default), or only one of them.
+fn our_offer_strategy() -> impl Strategy<Value = Offer> {
+    select(vec![vec![1, 2], vec![2, 1], vec![1], vec![2]]).prop_map(|versions| Offer {
+        versions,
+        ..Offer::default()
+    })
+}
+
 fn side_strategy() -> impl Strategy<Value = Side> {
     select(vec![Side::Client, Side::Server])
 }
@@ -704,21 +715,40 @@ fn side_strategy() -> impl Strategy<Value = Side> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CRYPTO_CASES))]
 
+    /// The negotiated version is the highest one both offers list (SPEC.md §6.4), in whatever
+    /// order either lists them; with none in common the Hello is refused UNSUPPORTED_VERSION.
     #[test]
     fn hello_create_verify_round_trips(
         side in side_strategy(),
         exporter in any::<[u8; EXPORTER_LEN]>(),
         offer in offer_strategy(),
+        ours in our_offer_strategy(),
         now in now_strategy(),
     ) {
         let f = &*FIXTURE;
-        let ours = Offer::default();
         let bytes = hello::create(&f.a.identity, side, &exporter, &offer, &f.a.certs(), now);
+        let highest_common = ours.versions.iter().filter(|v| offer.versions.contains(v)).max();
+        let got = hello::verify(&bytes, &f.a.id(), side, &exporter, &ours);
+        match highest_common {
+            None => prop_assert_eq!(got, Err(CloseCode::UnsupportedVersion)),
+            Some(&version) => {
+                let h = got.expect("verify");
+                prop_assert_eq!(h.identity, f.a.id());
+                prop_assert_eq!(&h.offer, &offer);
+                prop_assert_eq!(&h.encryption_keys, &f.a.certs());
+                prop_assert_eq!((h.time, h.version, h.suite), (now, version, 1));
+            }
+        }
+    }
+
+    /// Between two default offers, version 2 is negotiated whichever way round.
+    #[test]
+    fn default_offers_negotiate_version_2(side in side_strategy(), exporter in any::<[u8; EXPORTER_LEN]>()) {
+        let f = &*FIXTURE;
+        let ours = Offer::default();
+        let bytes = hello::create(&f.a.identity, side, &exporter, &ours, &f.a.certs(), EPOCH);
         let h = hello::verify(&bytes, &f.a.id(), side, &exporter, &ours).expect("verify");
-        prop_assert_eq!(h.identity, f.a.id());
-        prop_assert_eq!(&h.offer, &offer);
-        prop_assert_eq!(&h.encryption_keys, &f.a.certs());
-        prop_assert_eq!((h.time, h.version, h.suite), (now, 1, 1));
+        prop_assert_eq!((h.version, h.suite), (hotline_protocol::PROTOCOL_VERSION_2, 1));
     }
 
     #[test]
@@ -759,6 +789,93 @@ proptest! {
     fn hello_verify_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
         let f = &*FIXTURE;
         prop_assert!(hello::verify(&bytes, &f.a.id(), Side::Client, &[0; EXPORTER_LEN], &Offer::default()).is_err());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// KeyUpdate
+
+/// A certificate body's inputs: public key, `not_before_ms` and a validity length (≥ 1 ms).
+type CertInputs = ([u8; 32], u64, u64);
+
+fn cert_inputs() -> impl Strategy<Value = CertInputs> {
+    (any::<[u8; 32]>(), 0..u64::MAX / 2, 1..u64::MAX / 2)
+}
+
+fn certify(who: &IdentityKey, (public, from, len): CertInputs) -> EncryptionKey {
+    EncryptionKey::certify(who, public, from, from + len)
+}
+
+/// Node A's certificates for `inputs`, in order.
+fn a_certs(inputs: &[CertInputs]) -> Vec<EncryptionKey> {
+    inputs
+        .iter()
+        .map(|i| certify(&FIXTURE.a.identity, *i))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CRYPTO_CASES))]
+
+    /// Any 1 to 4 certificates of the peer's go through a KeyUpdate unchanged, in order, and
+    /// its frame fits the control-stream cap.
+    #[test]
+    fn key_update_round_trips(inputs in proptest::collection::vec(cert_inputs(), 1..=MAX_ANNOUNCED_KEYS)) {
+        let f = &*FIXTURE;
+        let keys = a_certs(&inputs);
+        let payload = key_update_payload(&keys);
+        prop_assert_eq!(verify_key_update(&payload, &f.a.id()), Ok(keys));
+        let encoded = frame::encode(FrameType::KeyUpdate, &payload);
+        let (frames, error, finish) = chunked_decode(StreamKind::Control, &[&encoded[..]]);
+        prop_assert_eq!((frames.len(), error, finish), (1, None, Ok(())));
+        prop_assert_eq!(frames[0].ty, FrameType::KeyUpdate);
+        prop_assert_eq!(&frames[0].payload[..], &payload[..]);
+    }
+
+    /// No keys, more than four, or any key certified by someone other than the peer: refused.
+    #[test]
+    fn key_update_breaking_a_rule_never_verifies(
+        inputs in proptest::collection::vec(cert_inputs(), 1..=MAX_ANNOUNCED_KEYS),
+        many in proptest::collection::vec(cert_inputs(), MAX_ANNOUNCED_KEYS + 1..=8),
+        foreign_at in any::<Index>(),
+    ) {
+        let f = &*FIXTURE;
+        let a = f.a.id();
+        prop_assert!(verify_key_update(&key_update_payload(&[]), &a).is_err());
+        prop_assert!(verify_key_update(&key_update_payload(&a_certs(&many)), &a).is_err());
+        let mut foreign = a_certs(&inputs);
+        let i = foreign_at.index(foreign.len());
+        foreign[i] = certify(&f.b.identity, inputs[i]);
+        prop_assert!(verify_key_update(&key_update_payload(&foreign), &a).is_err());
+        // B's own certificates verify as B's, not as A's.
+        prop_assert!(verify_key_update(&key_update_payload(&foreign[i..=i]), &f.b.id()).is_ok());
+    }
+
+    /// A KeyUpdate with one bit flipped never verifies. Cut short, it verifies only when cut
+    /// exactly after a certificate, and then it is the KeyUpdate of the leading certificates
+    /// (each certificate is signed on its own; the list is not).
+    #[test]
+    fn bit_flipped_or_truncated_key_update_never_verifies(
+        inputs in proptest::collection::vec(cert_inputs(), 1..=MAX_ANNOUNCED_KEYS),
+        index in any::<Index>(),
+        bit in 0u8..8,
+    ) {
+        let f = &*FIXTURE;
+        let keys = a_certs(&inputs);
+        let payload = key_update_payload(&keys);
+        let n = index.index(payload.len());
+        prop_assert!(verify_key_update(&flip(&payload, n, bit), &f.a.id()).is_err());
+        if let Ok(got) = verify_key_update(&payload[..n], &f.a.id()) {
+            prop_assert!(got.len() < keys.len());
+            prop_assert_eq!(&got[..], &keys[..got.len()]);
+            prop_assert_eq!(key_update_payload(&got), &payload[..n]);
+        }
+    }
+
+    #[test]
+    fn key_update_verify_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let f = &*FIXTURE;
+        prop_assert!(verify_key_update(&bytes, &f.a.id()).is_err());
     }
 }
 

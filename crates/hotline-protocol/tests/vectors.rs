@@ -1,5 +1,10 @@
 //! The committed test vectors (`vectors/v1/*.json`, SPEC.md Appendix A).
 //!
+//! Every file but `key_update.json` was made with version 1 only offered in Hello, and stays
+//! byte for byte as it was when version 2 came: other implementations test against it.
+//! `key_update.json` holds what version 2 added (SPEC.md §4.3.5): Hellos offering versions 1
+//! and 2, a KeyUpdate frame, and the KeyUpdate frames a receiver must refuse.
+//!
 //! `committed_vectors_are_reproduced` regenerates every file from fixed keys and fixed
 //! randomness and fails if a committed file differs. To rewrite them after a deliberate wire
 //! change (which must also change SPEC.md and `proto/`):
@@ -13,6 +18,7 @@
 //! every negative vector is refused with exactly its stated code.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use hotline_protocol::bundle::PeerBundle;
@@ -25,9 +31,13 @@ use hotline_protocol::hello::{self, Offer, Side};
 use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
 use hotline_protocol::officer::{Credential, OfficerKey, Role};
 use hotline_protocol::receipt::{Receipt, ReceiptBuild, Subject};
+use hotline_protocol::session::{
+    Config, Event, Monotonic, Session, StreamId, key_update_payload, verify_key_update,
+};
 use hotline_protocol::sim::TestRng;
 use hotline_protocol::time::DAY;
 use hotline_protocol::wire;
+use hotline_protocol::{PROTOCOL_VERSION, PROTOCOL_VERSION_2, SUITE_V1_BASE};
 use prost::Message;
 use serde_json::{Value, json};
 
@@ -119,6 +129,48 @@ fn cast() -> Cast {
 }
 
 const MESSAGE_ID: [u8; 16] = *b"hotline-vector-1";
+
+/// The offer of `hello.json` and `negative.json`: version 1 only, as `Offer::default()` was
+/// before version 2. Those files must not change.
+fn offer_v1() -> Offer {
+    Offer {
+        versions: vec![PROTOCOL_VERSION],
+        suites: vec![SUITE_V1_BASE],
+        max_inflight: 256,
+    }
+}
+
+/// The offer of `key_update.json`: versions 1 and 2.
+fn offer_v2() -> Offer {
+    Offer {
+        versions: vec![PROTOCOL_VERSION, PROTOCOL_VERSION_2],
+        ..offer_v1()
+    }
+}
+
+/// One of node A's encryption keys in `key_update.json`: its `ikm` (RFC 9180 DeriveKeyPair
+/// input, as for B's key in identity.json) and A's certificate of it.
+struct AKey {
+    ikm: [u8; 32],
+    cert: EncryptionKey,
+}
+
+fn a_key(c: &Cast, tag: &str, not_before: u64, not_after: u64) -> AKey {
+    let ikm = seed(tag);
+    let public = SecretAgreementKey::derive(&ikm).public();
+    AKey {
+        ikm,
+        cert: EncryptionKey::certify(&c.a, public, not_before, not_after),
+    }
+}
+
+/// A's current key (in its Hello) and the next one, which a rotation announces.
+fn a_keys(c: &Cast) -> (AKey, AKey) {
+    (
+        a_key(c, "node A encryption key", NOW - 30 * DAY, NOW + 335 * DAY),
+        a_key(c, "node A next encryption key", NOW, NOW + 365 * DAY),
+    )
+}
 
 fn draft() -> Draft {
     Draft {
@@ -239,12 +291,12 @@ fn generate() -> Vec<(&'static str, Value)> {
 
     // hello.json
     let exporter = crypto::sha256(b"hotline/1 test vector exporter");
-    let hello_a = hello::create(&c.a, Side::Client, &exporter, &Offer::default(), &[], NOW);
+    let hello_a = hello::create(&c.a, Side::Client, &exporter, &offer_v1(), &[], NOW);
     let hello_b = hello::create(
         &c.b,
         Side::Server,
         &exporter,
-        &Offer::default(),
+        &offer_v1(),
         &[c.b_keys[0].certificate.clone()],
         NOW,
     );
@@ -354,7 +406,141 @@ fn generate() -> Vec<(&'static str, Value)> {
         "negative.json",
         negatives(&c, &env, &hello_b, &exporter, &delivered),
     ));
+    files.push(("key_update.json", key_update(&c, &exporter)));
     files
+}
+
+/// `key_update.json`: version 2's Hello negotiation and KeyUpdate frame (SPEC.md §4.3.5).
+fn key_update(c: &Cast, exporter: &[u8; 32]) -> Value {
+    let (current, next) = a_keys(c);
+    let key = |k: &AKey| {
+        json!({
+            "ikm": h(&k.ikm),
+            "public": h(k.cert.public()),
+            "key_id": h(&k.cert.id()),
+            "certificate": h(&k.cert.to_wire().encode_to_vec()),
+            "not_before_ms": k.cert.not_before(),
+            "not_after_ms": k.cert.not_after(),
+        })
+    };
+    let hello_a = hello::create(
+        &c.a,
+        Side::Client,
+        exporter,
+        &offer_v2(),
+        std::slice::from_ref(&current.cert),
+        NOW,
+    );
+    let hello_b = hello::create(
+        &c.b,
+        Side::Server,
+        exporter,
+        &offer_v2(),
+        &[c.b_keys[0].certificate.clone()],
+        NOW,
+    );
+    // Newest first, as `Session::update_keys` orders them.
+    let announced = [next.cert.clone(), current.cert.clone()];
+    let payload = key_update_payload(&announced);
+    let decoded: Vec<Value> = announced
+        .iter()
+        .map(|k| {
+            json!({
+                "key_id": h(&k.id()),
+                "public": h(k.public()),
+                "not_before_ms": k.not_before(),
+                "not_after_ms": k.not_after(),
+            })
+        })
+        .collect();
+
+    let mut list = Vec::new();
+    let mut add = |name: &str, kind: &str, payload: Vec<u8>, expected: &str, note: &str| {
+        let input = frame::encode(FrameType::KeyUpdate, &payload);
+        list.push(json!({"name": name, "kind": kind, "input": h(&input), "expected": expected, "note": note}));
+    };
+    let foreign = EncryptionKey::certify(
+        &c.c,
+        SecretAgreementKey::derive(&seed("node C encryption key")).public(),
+        NOW,
+        NOW + 365 * DAY,
+    );
+    add(
+        "key_update_key_of_other_identity",
+        "control_v2",
+        key_update_payload(&[next.cert.clone(), foreign]),
+        "CLOSE:MALFORMED_FRAME",
+        "the second key is certified by node C, not by A",
+    );
+    add(
+        "key_update_no_keys",
+        "control_v2",
+        key_update_payload(&[]),
+        "CLOSE:MALFORMED_FRAME",
+        "an empty KeyUpdate: it must carry 1 to 4 keys",
+    );
+    let five: Vec<EncryptionKey> = [next.cert.clone(), current.cert.clone()]
+        .into_iter()
+        .chain((3..=5).map(|i| {
+            a_key(
+                c,
+                &format!("node A encryption key {i}"),
+                NOW - DAY,
+                NOW + 365 * DAY,
+            )
+            .cert
+        }))
+        .collect();
+    add(
+        "key_update_five_keys",
+        "control_v2",
+        key_update_payload(&five),
+        "CLOSE:MALFORMED_FRAME",
+        "five keys, each validly certified by A: at most 4",
+    );
+    add(
+        "key_update_not_canonical",
+        "control_v2",
+        {
+            let mut v = payload.clone();
+            v.extend_from_slice(&[0x10, 0x01]);
+            v
+        },
+        "CLOSE:MALFORMED_FRAME",
+        "the valid KeyUpdate with an unknown field appended",
+    );
+    add(
+        "key_update_on_version_1_link",
+        "control_v1",
+        payload.clone(),
+        "CLOSE:UNEXPECTED_FRAME",
+        "the valid KeyUpdate, on a link that negotiated version 1",
+    );
+
+    json!({
+        "description": "Protocol version 2 (SPEC.md §4.3.5): version 1 plus the KeyUpdate control frame (type 0x04), which announces the sender's current encryption key certificates on a live link. Keys come from identity.json; A's encryption keys are DeriveKeyPair(ikm) as for B's, certified by A. hello_v2: both nodes offer versions 1 and 2 (and suites and max_inflight as given) on the connection with the given exporter, A as QUIC client with its current key, B as server; each verifying the other's Hello negotiates version 2. key_update: A's KeyUpdate after a rotation, announcing its next and its current key (newest first); verified by B for A, it yields decoded_keys in order. negative: inputs each with the exact outcome as in negative.json; the input is the whole content node B receives on the control stream from A after both Hellos at now_ms; kind control_v2: on the link of hello_v2 (version 2); kind control_v1: A offered version 1 only, so the link negotiated version 1.",
+        "now_ms": NOW,
+        "exporter": h(exporter),
+        "node_a_encryption_key": key(&current),
+        "node_a_next_encryption_key": key(&next),
+        "hello_v2": {
+            "versions": offer_v2().versions,
+            "suites": offer_v2().suites,
+            "max_inflight": offer_v2().max_inflight,
+            "node_a_hello": h(&hello_a),
+            "node_a_hello_frame": h(&frame::encode(FrameType::Hello, &hello_a)),
+            "node_b_hello": h(&hello_b),
+            "node_b_hello_frame": h(&frame::encode(FrameType::Hello, &hello_b)),
+            "negotiated_version": PROTOCOL_VERSION_2,
+            "negotiated_suite": SUITE_V1_BASE,
+        },
+        "key_update": {
+            "payload": h(&payload),
+            "frame": h(&frame::encode(FrameType::KeyUpdate, &payload)),
+            "decoded_keys": decoded,
+        },
+        "negative": list,
+    })
 }
 
 /// Envelope bytes from a header with `edit` applied, re-signed by `signer` when given.
@@ -897,11 +1083,11 @@ fn outcome(kind: &str, input: &[u8], c: &Cast, exporter: &[u8; 32]) -> String {
             Ok(_) => "ACCEPTED".into(),
             Err(e) => format!("STREAM:{}", e.code()),
         },
-        "hello" => match hello::verify(input, &c.b.id(), Side::Server, exporter, &Offer::default())
-        {
+        "hello" => match hello::verify(input, &c.b.id(), Side::Server, exporter, &offer_v1()) {
             Ok(_) => "ACCEPTED".into(),
             Err(code) => format!("CLOSE:{code}"),
         },
+        "control_v2" | "control_v1" => key_update_outcome(kind, input, c, exporter),
         "frame_message" | "frame_control" => {
             let (sk, prefix) = if kind == "frame_message" {
                 (StreamKind::Message, "STREAM")
@@ -924,6 +1110,51 @@ fn outcome(kind: &str, input: &[u8], c: &Cast, exporter: &[u8; 32]) -> String {
         }
         other => panic!("unknown vector kind {other}"),
     }
+}
+
+/// What node B's session does with `input` on the control stream from A, after both Hellos of
+/// `key_update.json` (kind `control_v2`) or with A offering version 1 only (`control_v1`):
+/// the real state machine, not a re-implementation of its checks.
+fn key_update_outcome(kind: &str, input: &[u8], c: &Cast, exporter: &[u8; 32]) -> String {
+    let (a_offer, version) = match kind {
+        "control_v2" => (offer_v2(), PROTOCOL_VERSION_2),
+        _ => (offer_v1(), PROTOCOL_VERSION),
+    };
+    let b = IdentityKey::from_seed(&c.b_seed).expect("not weak");
+    let config = Config {
+        offer: offer_v2(),
+        ..Config::default()
+    };
+    let mut s = Session::new(
+        config,
+        Arc::new(b),
+        vec![c.b_keys[0].certificate.clone()],
+        c.a.id(),
+    );
+    let now = Monotonic::from_millis(1_000);
+    s.set_wall_clock(now, NOW);
+    s.handle_connected(now, Side::Server, *exporter);
+    let (current, _) = a_keys(c);
+    let hello_a = hello::create(&c.a, Side::Client, exporter, &a_offer, &[current.cert], NOW);
+    s.handle_data(
+        now,
+        StreamId::Control,
+        &frame::encode(FrameType::Hello, &hello_a),
+        false,
+    );
+    assert!(s.is_up(), "A's Hello is accepted");
+    assert_eq!(s.peer_hello().map(|h| h.version), Some(version));
+    while s.poll_transmit().is_some() {}
+    while s.poll_event().is_some() {}
+    s.handle_data(now, StreamId::Control, input, false);
+    while s.poll_transmit().is_some() {}
+    let mut outcome = "ACCEPTED".to_owned();
+    while let Some(ev) = s.poll_event() {
+        if let Event::LinkDown { code, .. } = ev {
+            outcome = format!("CLOSE:{code}");
+        }
+    }
+    outcome
 }
 
 /// RFC 9180 §7.1.3 DeriveKeyPair(ikm) for DHKEM(X25519, HKDF-SHA256): the secret `sk` as the
@@ -1026,7 +1257,17 @@ fn committed_vectors_verify() {
         &b,
         Side::Server,
         &exporter,
-        &Offer::default(),
+        &offer_v1(),
+    )
+    .expect("Hello verifies");
+    assert_eq!((peer.version, peer.suite), (1, 1));
+    // A version 2 node talking to the node of hello.json still negotiates version 1.
+    let peer = hello::verify(
+        &unhex(&hello["node_b_hello"]),
+        &b,
+        Side::Server,
+        &exporter,
+        &offer_v2(),
     )
     .expect("Hello verifies");
     assert_eq!((peer.version, peer.suite), (1, 1));
@@ -1097,6 +1338,97 @@ fn committed_vectors_verify() {
             v["kind"].as_str().expect("kind"),
             &unhex(&v["input"]),
             &c,
+            &exporter,
+        );
+        assert_eq!(
+            got,
+            v["expected"].as_str().expect("expected"),
+            "negative vector {}",
+            v["name"]
+        );
+    }
+
+    verify_key_update_file(&c, &a, &b);
+}
+
+/// Checks the committed `key_update.json`: A's keys derive from their ikm and are A's; both
+/// version 2 Hellos verify and negotiate version 2; the KeyUpdate frame verifies as A's and
+/// yields the listed keys, and node B's session takes it; each negative vector is refused
+/// with exactly its stated outcome.
+fn verify_key_update_file(c: &Cast, a: &NodeId, b: &NodeId) {
+    let k = read("key_update.json");
+    let exporter: [u8; 32] = unhex(&k["exporter"]).try_into().expect("32");
+    let now = k["now_ms"].as_u64().expect("u64");
+    for name in ["node_a_encryption_key", "node_a_next_encryption_key"] {
+        let v = &k[name];
+        let raw =
+            wire::SignedEncryptionKey::decode(&unhex(&v["certificate"])[..]).expect("decodes");
+        let cert = EncryptionKey::verify(&raw, a).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ikm: [u8; 32] = unhex(&v["ikm"]).try_into().expect("32 bytes");
+        assert_eq!(&SecretAgreementKey::derive(&ikm).public(), cert.public());
+        assert_eq!(h(cert.public()), v["public"].as_str().expect("str"));
+        assert_eq!(h(&cert.id()), v["key_id"].as_str().expect("str"));
+        assert_eq!(cert.not_before(), v["not_before_ms"].as_u64().expect("u64"));
+        assert_eq!(cert.not_after(), v["not_after_ms"].as_u64().expect("u64"));
+    }
+
+    // Hello: versions 1 and 2 on both sides give version 2, either way round.
+    let hv = &k["hello_v2"];
+    let want = (
+        hv["negotiated_version"].as_u64().expect("u64"),
+        hv["negotiated_suite"].as_u64().expect("u64"),
+    );
+    assert_eq!(want, (2, 1));
+    for (field, who, side) in [
+        ("node_a_hello", a, Side::Client),
+        ("node_b_hello", b, Side::Server),
+    ] {
+        let bytes = unhex(&hv[field]);
+        let p = hello::verify(&bytes, who, side, &exporter, &offer_v2())
+            .unwrap_or_else(|e| panic!("{field}: {e}"));
+        assert_eq!((u64::from(p.version), u64::from(p.suite)), want, "{field}");
+        assert_eq!(p.time, now);
+        let mut d = Decoder::new(StreamKind::Control);
+        d.push(&unhex(&hv[format!("{field}_frame")]));
+        let f = d.next_frame().expect("a frame").expect("complete");
+        assert_eq!((f.ty, &f.payload[..]), (FrameType::Hello, &bytes[..]));
+        // Against a version 1 only offer, the same Hello negotiates version 1.
+        let p = hello::verify(&bytes, who, side, &exporter, &offer_v1()).expect("verifies");
+        assert_eq!(p.version, 1);
+    }
+
+    // The KeyUpdate frame.
+    let ku = &k["key_update"];
+    let mut d = Decoder::new(StreamKind::Control);
+    let frame_bytes = unhex(&ku["frame"]);
+    d.push(&frame_bytes);
+    let f = d.next_frame().expect("a frame").expect("complete");
+    assert_eq!(d.next_frame(), Ok(None));
+    assert_eq!(f.ty, FrameType::KeyUpdate);
+    assert_eq!(f.payload[..], unhex(&ku["payload"])[..]);
+    let keys = verify_key_update(&f.payload, a).expect("KeyUpdate verifies");
+    let listed = ku["decoded_keys"].as_array().expect("list");
+    assert_eq!(keys.len(), listed.len());
+    for (key, v) in keys.iter().zip(listed) {
+        assert_eq!(h(&key.id()), v["key_id"].as_str().expect("str"));
+        assert_eq!(h(key.public()), v["public"].as_str().expect("str"));
+        assert_eq!(key.not_before(), v["not_before_ms"].as_u64().expect("u64"));
+        assert_eq!(key.not_after(), v["not_after_ms"].as_u64().expect("u64"));
+    }
+    assert_eq!(
+        key_update_outcome("control_v2", &frame_bytes, c, &exporter),
+        "ACCEPTED"
+    );
+    // Not from B: the keys are A's.
+    assert!(verify_key_update(&f.payload, b).is_err());
+
+    let list = k["negative"].as_array().expect("list");
+    assert_eq!(list.len(), 5, "negative KeyUpdate vectors");
+    for v in list {
+        let got = outcome(
+            v["kind"].as_str().expect("kind"),
+            &unhex(&v["input"]),
+            c,
             &exporter,
         );
         assert_eq!(

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::hex;
 
 /// The vector files, in report order, with their committed text.
-const EMBEDDED: [(&str, &str); 7] = [
+const EMBEDDED: [(&str, &str); 8] = [
     (
         "identity.json",
         include_str!("../../../../vectors/v1/identity.json"),
@@ -38,6 +38,16 @@ const EMBEDDED: [(&str, &str); 7] = [
         "negative.json",
         include_str!("../../../../vectors/v1/negative.json"),
     ),
+    (
+        "key_update.json",
+        include_str!("../../../../vectors/v1/key_update.json"),
+    ),
+];
+
+/// The vector files that hold negative vectors, and the field of their list.
+const NEGATIVE_LISTS: [(&str, &str); 2] = [
+    ("negative.json", "vectors"),
+    ("key_update.json", "negative"),
 ];
 
 /// The names of the vector files, which are also the names of the results files.
@@ -399,6 +409,93 @@ const POSITIVE: &[(&str, &str, Kind, Src)] = &[
         Text,
         Const("node shutting down"),
     ),
+    // key_update.json: protocol version 2 (SPEC.md §4.3.5).
+    ("key_update.json", "node_a_encryption_key.public", Hex, Same),
+    ("key_update.json", "node_a_encryption_key.key_id", Hex, Same),
+    (
+        "key_update.json",
+        "node_a_encryption_key.certificate",
+        Hex,
+        Same,
+    ),
+    (
+        "key_update.json",
+        "node_a_next_encryption_key.public",
+        Hex,
+        Same,
+    ),
+    (
+        "key_update.json",
+        "node_a_next_encryption_key.key_id",
+        Hex,
+        Same,
+    ),
+    (
+        "key_update.json",
+        "node_a_next_encryption_key.certificate",
+        Hex,
+        Same,
+    ),
+    ("key_update.json", "hello_v2.node_a_hello", Hex, Same),
+    ("key_update.json", "hello_v2.node_a_hello_frame", Hex, Same),
+    ("key_update.json", "hello_v2.node_b_hello", Hex, Same),
+    ("key_update.json", "hello_v2.node_b_hello_frame", Hex, Same),
+    ("key_update.json", "key_update.payload", Hex, Same),
+    ("key_update.json", "key_update.frame", Hex, Same),
+    (
+        "key_update.json",
+        "hello_v2.node_a_hello#version",
+        Int,
+        At("key_update.json", "hello_v2.negotiated_version"),
+    ),
+    (
+        "key_update.json",
+        "hello_v2.node_b_hello#version",
+        Int,
+        At("key_update.json", "hello_v2.negotiated_version"),
+    ),
+    (
+        "key_update.json",
+        "key_update.frame#key_count",
+        Int,
+        Const("2"),
+    ),
+    (
+        "key_update.json",
+        "key_update.frame#keys.0.key_id",
+        Hex,
+        At("key_update.json", "key_update.decoded_keys.0.key_id"),
+    ),
+    (
+        "key_update.json",
+        "key_update.frame#keys.0.not_before_ms",
+        Int,
+        At("key_update.json", "key_update.decoded_keys.0.not_before_ms"),
+    ),
+    (
+        "key_update.json",
+        "key_update.frame#keys.0.not_after_ms",
+        Int,
+        At("key_update.json", "key_update.decoded_keys.0.not_after_ms"),
+    ),
+    (
+        "key_update.json",
+        "key_update.frame#keys.1.key_id",
+        Hex,
+        At("key_update.json", "key_update.decoded_keys.1.key_id"),
+    ),
+    (
+        "key_update.json",
+        "key_update.frame#keys.1.not_before_ms",
+        Int,
+        At("key_update.json", "key_update.decoded_keys.1.not_before_ms"),
+    ),
+    (
+        "key_update.json",
+        "key_update.frame#keys.1.not_after_ms",
+        Int,
+        At("key_update.json", "key_update.decoded_keys.1.not_after_ms"),
+    ),
 ];
 
 /// The parsed committed vector files.
@@ -419,15 +516,18 @@ impl Committed {
         Ok(Committed { files })
     }
 
-    /// The value at a dotted `path` of vector file `file`.
+    /// The value at a dotted `path` of vector file `file`; a number part indexes a list.
     pub fn at(&self, file: &str, path: &str) -> Result<&Value, String> {
         let mut v = self
             .files
             .get(file)
             .ok_or_else(|| format!("internal error: no vector file {file}"))?;
         for part in path.split('.') {
-            v = v
-                .get(part)
+            let next = match v {
+                Value::Array(list) => part.parse::<usize>().ok().and_then(|i| list.get(i)),
+                _ => v.get(part),
+            };
+            v = next
                 .ok_or_else(|| format!("internal error: vectors/v1/{file} has no field {path}"))?;
         }
         Ok(v)
@@ -460,12 +560,16 @@ impl Committed {
         })
     }
 
-    /// The negative vectors: (name, kind, input, expected outcome).
-    pub fn negatives(&self) -> Result<Vec<Negative>, String> {
+    /// The negative vectors of vector file `file` (none if it holds none): (name, kind, input,
+    /// expected outcome).
+    pub fn negatives(&self, file: &str) -> Result<Vec<Negative>, String> {
+        let Some((_, field)) = NEGATIVE_LISTS.iter().find(|(f, _)| *f == file) else {
+            return Ok(Vec::new());
+        };
         let list = self
-            .at("negative.json", "vectors")?
+            .at(file, field)?
             .as_array()
-            .ok_or("internal error: negative.json vectors is not a list")?;
+            .ok_or_else(|| format!("internal error: {file} {field} is not a list"))?;
         list.iter()
             .map(|v| {
                 let field = |k: &str| {
@@ -484,7 +588,7 @@ impl Committed {
             .collect()
     }
 
-    /// Every case, positive then negative, in report order.
+    /// Every case in report order: file by file, positive then negative.
     pub fn cases(&self) -> Result<Vec<Case>, String> {
         let mut cases = Vec::with_capacity(POSITIVE.len() + 40);
         for file in file_names() {
@@ -501,14 +605,14 @@ impl Committed {
                     expected,
                 });
             }
-        }
-        for n in self.negatives()? {
-            cases.push(Case {
-                file: "negative.json",
-                key: n.name,
-                kind: Kind::Outcome,
-                expected: n.expected,
-            });
+            for n in self.negatives(file)? {
+                cases.push(Case {
+                    file,
+                    key: n.name,
+                    kind: Kind::Outcome,
+                    expected: n.expected,
+                });
+            }
         }
         Ok(cases)
     }
@@ -525,11 +629,13 @@ impl Committed {
     }
 }
 
-/// One vector of `negative.json`.
+/// One negative vector (of `negative.json` or `key_update.json`).
 pub struct Negative {
     /// Its name: the key in the results file.
     pub name: String,
-    /// What receives it: `envelope`, `receipt`, `hello`, `frame_message`, `frame_control`.
+    /// What receives it: `envelope`, `receipt`, `hello`, `frame_message`, `frame_control`;
+    /// in `key_update.json`, `control_v2` or `control_v1` (the control stream after both
+    /// Hellos, on a link that negotiated version 2 or 1).
     pub kind: String,
     /// The input bytes.
     pub input: Vec<u8>,

@@ -128,11 +128,23 @@ impl Keys {
     }
 }
 
-/// The Offer both nodes make in `hello.json`.
+/// The Offer both nodes make in `hello.json` (and the receiver's in `negative.json`): version
+/// 1 only. It is not `Offer::default()`, which also offers version 2.
 pub fn offer() -> Offer {
     Offer {
         versions: vec![hotline_protocol::PROTOCOL_VERSION],
         suites: vec![hotline_protocol::SUITE_V1_BASE],
         max_inflight: HELLO_MAX_INFLIGHT,
+    }
+}
+
+/// The Offer both nodes make in `key_update.json` (`hello_v2`): versions 1 and 2.
+pub fn offer_v2() -> Offer {
+    Offer {
+        versions: vec![
+            hotline_protocol::PROTOCOL_VERSION,
+            hotline_protocol::PROTOCOL_VERSION_2,
+        ],
+        ..offer()
     }
 }

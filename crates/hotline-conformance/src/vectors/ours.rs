@@ -7,22 +7,23 @@ use bytes::Bytes;
 use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::codes::{CloseCode, RejectReason};
 use hotline_protocol::content::SignedContent;
-use hotline_protocol::crypto::{self, Label};
+use hotline_protocol::crypto::{self, Label, SecretAgreementKey};
 use hotline_protocol::envelope::{Envelope, SealParams};
 use hotline_protocol::frame::{self, FrameType, StreamKind};
 use hotline_protocol::hello::{self, Side};
 use hotline_protocol::identity::{self, EncryptionKey, IdentityKey, NodeId};
 use hotline_protocol::officer::Credential;
 use hotline_protocol::receipt::{self, Receipt, ReceiptBuild, ReceiptKind, Subject};
+use hotline_protocol::session::key_update_payload;
 use hotline_protocol::wire;
 use prost::Message;
 
 use super::committed::Committed;
 use super::hex;
-use super::inputs::{self, Keys, offer};
+use super::inputs::{self, Keys, offer, offer_v2};
 use super::receive::{
-    canonical, close_code_name, control_frame, error, one_frame, open_as_b, outcome,
-    precedence_name, receipt_as_a, tlp_name,
+    canonical, close_code_name, control_frame, error, key_update_as_b, one_frame, open_as_b,
+    outcome, precedence_name, receipt_as_a, tlp_name,
 };
 
 /// Results by file, then by key.
@@ -40,7 +41,10 @@ pub fn results(c: &Committed) -> Result<Results, String> {
     all.insert("envelope.json", envelope_file(c, &k)?);
     all.insert("receipts.json", receipts_file(c, &k)?);
     all.insert("frames.json", frames_file(c)?);
-    all.insert("negative.json", negative_file(c, &k)?);
+    all.insert("negative.json", negative_file(c, &k, "negative.json")?);
+    let mut key_update = key_update_file(c, &k)?;
+    key_update.extend(negative_file(c, &k, "key_update.json")?);
+    all.insert("key_update.json", key_update);
     Ok(all)
 }
 
@@ -543,16 +547,125 @@ fn frames_file(c: &Committed) -> Result<BTreeMap<String, String>, String> {
     Ok(r)
 }
 
-fn negative_file(c: &Committed, k: &Keys) -> Result<BTreeMap<String, String>, String> {
+/// The outcome of each negative vector of `file`, in the context its description gives.
+fn negative_file(c: &Committed, k: &Keys, file: &str) -> Result<BTreeMap<String, String>, String> {
     let exporter = c.bytes32("hello.json", "exporter")?;
-    let now = c.u64("negative.json", "now_ms")?;
+    let now = c.u64(file, "now_ms")?;
     let env = Envelope::parse(Bytes::from(c.bytes("envelope.json", "envelope")?))
         .map_err(|e| format!("the committed envelope does not parse: {e}"))?;
-    Ok(c.negatives()?
+    Ok(c.negatives(file)?
         .into_iter()
         .map(|n| {
             let got = outcome(&n.kind, &n.input, k, &exporter, now, &env);
             (n.name, got)
         })
         .collect())
+}
+
+/// Node A's encryption key certificate at `name` of `key_update.json`, made from its `ikm` and
+/// validity.
+pub fn a_key(c: &Committed, k: &Keys, name: &str) -> Result<EncryptionKey, String> {
+    const K: &str = "key_update.json";
+    let public = SecretAgreementKey::derive(&c.bytes(K, &format!("{name}.ikm"))?).public();
+    Ok(EncryptionKey::certify(
+        &k.a,
+        public,
+        c.u64(K, &format!("{name}.not_before_ms"))?,
+        c.u64(K, &format!("{name}.not_after_ms"))?,
+    ))
+}
+
+fn key_update_file(c: &Committed, k: &Keys) -> Result<BTreeMap<String, String>, String> {
+    const K: &str = "key_update.json";
+    let mut r = BTreeMap::new();
+    let current = a_key(c, k, "node_a_encryption_key")?;
+    let next = a_key(c, k, "node_a_next_encryption_key")?;
+    for (name, key) in [
+        ("node_a_encryption_key", &current),
+        ("node_a_next_encryption_key", &next),
+    ] {
+        r.insert(format!("{name}.public"), h(key.public()));
+        r.insert(format!("{name}.key_id"), h(&key.id()));
+        r.insert(
+            format!("{name}.certificate"),
+            h(&key.to_wire().encode_to_vec()),
+        );
+    }
+
+    // Hellos offering versions 1 and 2: A as client with its current key, B as server.
+    let exporter = c.bytes32(K, "exporter")?;
+    let now = c.u64(K, "now_ms")?;
+    let a = hello::create(
+        &k.a,
+        Side::Client,
+        &exporter,
+        &offer_v2(),
+        std::slice::from_ref(&current),
+        now,
+    );
+    let b = hello::create(
+        &k.b,
+        Side::Server,
+        &exporter,
+        &offer_v2(),
+        &[k.b_cert().clone()],
+        now,
+    );
+    for (name, bytes) in [("node_a_hello", &a), ("node_b_hello", &b)] {
+        r.insert(format!("hello_v2.{name}"), h(bytes));
+        r.insert(
+            format!("hello_v2.{name}_frame"),
+            h(&frame::encode(FrameType::Hello, bytes)),
+        );
+    }
+    // Each node verifies the other's committed Hello with its own offer of versions 1 and 2.
+    for (name, who, side) in [
+        ("node_a_hello", &k.a, Side::Client),
+        ("node_b_hello", &k.b, Side::Server),
+    ] {
+        let bytes = c.bytes(K, &format!("hello_v2.{name}"))?;
+        r.insert(
+            format!("hello_v2.{name}#version"),
+            match hello::verify(&bytes, &who.id(), side, &exporter, &offer_v2()) {
+                Ok(p) => p.version.to_string(),
+                Err(code) => error(code),
+            },
+        );
+    }
+
+    // A's KeyUpdate after a rotation: the next key, then the current one (newest first).
+    let payload = key_update_payload(&[next, current]);
+    r.insert("key_update.payload".into(), h(&payload));
+    r.insert(
+        "key_update.frame".into(),
+        h(&frame::encode(FrameType::KeyUpdate, &payload)),
+    );
+    // B reads the committed frame from A.
+    let got = key_update_as_b(&c.bytes(K, "key_update.frame")?, k);
+    r.insert(
+        "key_update.frame#key_count".into(),
+        match &got {
+            Ok(keys) => keys.len().to_string(),
+            Err(e) => error(e),
+        },
+    );
+    for i in 0..2 {
+        let field = |f: &dyn Fn(&EncryptionKey) -> String| match &got {
+            Ok(keys) => keys.get(i).map_or_else(|| error(format!("no key {i}")), f),
+            Err(e) => error(e),
+        };
+        r.insert(
+            format!("key_update.frame#keys.{i}.key_id"),
+            field(&|key| h(&key.id())),
+        );
+        r.insert(
+            format!("key_update.frame#keys.{i}.not_before_ms"),
+            field(&|key| key.not_before().to_string()),
+        );
+        r.insert(
+            format!("key_update.frame#keys.{i}.not_after_ms"),
+            field(&|key| key.not_after().to_string()),
+        );
+    }
+    Ok(r)
 }

@@ -7,7 +7,9 @@ use hotline_protocol::content::{OpenedContent, Precedence, Tlp};
 use hotline_protocol::envelope::{Envelope, ParseError};
 use hotline_protocol::frame::{self, Decoder, FrameType, StreamKind};
 use hotline_protocol::hello::{self, Side};
+use hotline_protocol::identity::EncryptionKey;
 use hotline_protocol::receipt::Receipt;
+use hotline_protocol::session::verify_key_update;
 use prost::Message;
 
 use super::inputs::{Keys, offer};
@@ -90,8 +92,37 @@ pub fn receipt_as_a(bytes: &[u8], k: &Keys, env: &Envelope) -> Result<Receipt, S
     Ok(r)
 }
 
-/// What this implementation does with a negative vector's input, in the context that
-/// `negative.json`'s description gives.
+/// Verifies KeyUpdate frame bytes as node B receiving them from node A on the control stream
+/// of a link that negotiated version 2 (SPEC.md §4.3.5): A's keys, or the close code.
+pub fn key_update_as_b(bytes: &[u8], k: &Keys) -> Result<Vec<EncryptionKey>, String> {
+    let f = control_input(bytes)?;
+    if f.ty != FrameType::KeyUpdate {
+        return Err(error(format!("a {:?} frame, not KeyUpdate", f.ty)));
+    }
+    verify_key_update(&f.payload, &k.a.id())
+        .map_err(|_| format!("CLOSE:{}", CloseCode::MalformedFrame))
+}
+
+/// The single frame node B reads from `bytes` on the control stream, or the outcome of a
+/// framing error (`CLOSE:<code>`, SPEC.md §5.2).
+fn control_input(bytes: &[u8]) -> Result<frame::Frame, String> {
+    let close = |e: frame::FrameError| format!("CLOSE:{}", e.code());
+    let mut d = Decoder::new(StreamKind::Control);
+    d.push(bytes);
+    let first = d.next_frame().map_err(close)?;
+    match (first, d.next_frame().map_err(close)?) {
+        (Some(f), None) => Ok(f),
+        (None, _) => Err(d
+            .finish()
+            .map_err(close)
+            .err()
+            .unwrap_or_else(|| error("no frame"))),
+        (Some(_), Some(_)) => Err(error("more than one frame")),
+    }
+}
+
+/// What this implementation does with a negative vector's input, in the context that the
+/// description of `negative.json` or `key_update.json` gives.
 pub fn outcome(
     kind: &str,
     input: &[u8],
@@ -117,6 +148,19 @@ pub fn outcome(
         "hello" => match hello::verify(input, &k.b.id(), Side::Server, exporter, &offer()) {
             Ok(_) => "ACCEPTED".into(),
             Err(code) => format!("CLOSE:{code}"),
+        },
+        // On the control stream after both Hellos, from A to B: a KeyUpdate is an unexpected
+        // frame on a version 1 link (as any frame type version 1 lacks), checked on version 2.
+        "control_v1" => match control_input(input) {
+            Ok(f) if f.ty == FrameType::KeyUpdate => {
+                format!("CLOSE:{}", CloseCode::UnexpectedFrame)
+            }
+            Ok(f) => error(format!("a {:?} frame, not KeyUpdate", f.ty)),
+            Err(outcome) => outcome,
+        },
+        "control_v2" => match key_update_as_b(input, k) {
+            Ok(_) => "ACCEPTED".into(),
+            Err(code) => code,
         },
         "frame_message" | "frame_control" => {
             let (sk, prefix) = if kind == "frame_message" {

@@ -1,6 +1,6 @@
 //! Independent checks of another implementation's encodings with this implementation: its
 //! envelope must open as node B, its receipts must verify as node A, its Hello must bind the
-//! connection, and so on. These rows say whether the two implementations interoperate, which
+//! connection, its KeyUpdate must verify as node A's, and so on. These rows say whether the two implementations interoperate, which
 //! a byte comparison alone does not say when it fails.
 
 use bytes::Bytes;
@@ -13,12 +13,13 @@ use hotline_protocol::hello::{self, Side};
 use hotline_protocol::identity::{EncryptionKey, IdentityKey, NodeId};
 use hotline_protocol::officer::{Credential, Role};
 use hotline_protocol::receipt;
+use hotline_protocol::session::verify_key_update;
 use hotline_protocol::wire;
 use prost::Message;
 
 use super::committed::Committed;
 use super::hex;
-use super::inputs::{Keys, offer};
+use super::inputs::{Keys, offer, offer_v2};
 use super::receive::{self, canonical, one_frame};
 
 /// One independent check: `None` when an input it needs is missing from the results.
@@ -72,7 +73,7 @@ pub fn checks(c: &Committed, k: &Keys, theirs: &Lookup<'_>) -> Result<Vec<Check>
                     body: body.into(),
                     signature: signature.into(),
                 };
-                certificate(&raw, k, &public)
+                certificate(&raw, &k.b.id(), &public)
             }),
     );
     let key = "node_b_expired_encryption_key";
@@ -83,7 +84,7 @@ pub fn checks(c: &Committed, k: &Keys, theirs: &Lookup<'_>) -> Result<Vec<Check>
         bytes(ID, &format!("{key}.certificate")).map(|v| {
             let raw = canonical::<wire::SignedEncryptionKey>(&v)
                 .ok_or("not a canonical SignedEncryptionKey")?;
-            certificate(&raw, k, &public)
+            certificate(&raw, &k.b.id(), &public)
         }),
     );
     for (who, node) in [("node_a_officer", &k.a), ("node_b_officer", &k.b)] {
@@ -258,12 +259,87 @@ pub fn checks(c: &Committed, k: &Keys, theirs: &Lookup<'_>) -> Result<Vec<Check>
             }
         }),
     );
+
+    // key_update.json
+    const K: &str = "key_update.json";
+    for key in ["node_a_encryption_key", "node_a_next_encryption_key"] {
+        let public = c.bytes(K, &format!("{key}.public"))?;
+        add(
+            K,
+            &format!("{key}.certificate"),
+            bytes(K, &format!("{key}.certificate")).map(|v| {
+                let raw = canonical::<wire::SignedEncryptionKey>(&v)
+                    .ok_or("not a canonical SignedEncryptionKey")?;
+                certificate(&raw, &k.a.id(), &public)
+            }),
+        );
+    }
+    let exporter = c.bytes32(K, "exporter")?;
+    for (name, who, side, reader) in [
+        ("node_a_hello", &k.a, Side::Client, "node B (server)"),
+        ("node_b_hello", &k.b, Side::Server, "node A (client)"),
+    ] {
+        let v2 = |v: &[u8]| match hello::verify(v, &who.id(), side, &exporter, &offer_v2()) {
+            Ok(p) if p.version == hotline_protocol::PROTOCOL_VERSION_2 => Ok(()),
+            Ok(p) => Err(format!("verifies, but negotiates version {}", p.version)),
+            Err(code) => Err(format!("refused as {reader}: CLOSE:{code}")),
+        };
+        add(
+            K,
+            &format!("hello_v2.{name}"),
+            bytes(K, &format!("hello_v2.{name}")).map(|v| v2(&v)),
+        );
+        add(
+            K,
+            &format!("hello_v2.{name}_frame"),
+            bytes(K, &format!("hello_v2.{name}_frame")).map(|v| {
+                let f = one_frame(&v, StreamKind::Control)?;
+                if f.ty != FrameType::Hello {
+                    return Err(format!("a {:?} frame, not Hello", f.ty));
+                }
+                v2(&f.payload)
+            }),
+        );
+    }
+    let ids = (0..2)
+        .map(|i| c.bytes(K, &format!("key_update.decoded_keys.{i}.key_id")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let announces = |keys: Vec<EncryptionKey>| {
+        let got: Vec<Vec<u8>> = keys.iter().map(|key| key.id().to_vec()).collect();
+        if got == ids {
+            Ok(())
+        } else {
+            Err("verifies, but announces other keys or another order".to_owned())
+        }
+    };
+    add(
+        K,
+        "key_update.payload",
+        bytes(K, "key_update.payload").map(|v| {
+            verify_key_update(&v, &k.a.id())
+                .map_err(|why| format!("refused as node B: {why}"))
+                .and_then(announces)
+        }),
+    );
+    add(
+        K,
+        "key_update.frame",
+        bytes(K, "key_update.frame").map(|v| {
+            receive::key_update_as_b(&v, k)
+                .map_err(|e| format!("refused as node B: {e}"))
+                .and_then(announces)
+        }),
+    );
     Ok(out)
 }
 
-/// A certificate must verify as node B's and certify `public`.
-fn certificate(raw: &wire::SignedEncryptionKey, k: &Keys, public: &[u8]) -> Result<(), String> {
-    match EncryptionKey::verify(raw, &k.b.id()) {
+/// A certificate must verify as `owner`'s and certify `public`.
+fn certificate(
+    raw: &wire::SignedEncryptionKey,
+    owner: &NodeId,
+    public: &[u8],
+) -> Result<(), String> {
+    match EncryptionKey::verify(raw, owner) {
         Ok(key) if key.public()[..] == public[..] => Ok(()),
         Ok(_) => Err("verifies, but certifies another public key".into()),
         Err(e) => Err(format!("refused: {e}")),

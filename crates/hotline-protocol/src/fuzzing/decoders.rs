@@ -1,5 +1,5 @@
 //! Fuzz entry points for the frame decoder and the signed wire objects (envelope, receipt, Hello,
-//! peer bundle).
+//! KeyUpdate, peer bundle).
 
 use bytes::Bytes;
 
@@ -12,6 +12,7 @@ use crate::frame::{
 };
 use crate::hello::{self, Offer, Side};
 use crate::receipt::{self, Receipt, ReceiptKind};
+use crate::session::{MAX_ANNOUNCED_KEYS, key_update_payload, verify_key_update};
 use crate::sim::EPOCH;
 
 // ----- frame decoder -------------------------------------------------------------------
@@ -222,20 +223,54 @@ pub fn receipt_verify(data: &[u8]) {
 }
 
 /// Hello verification (SPEC.md §6.3) of a Hello from the fixed peer as QUIC client, on a
-/// connection with the fixed exporter value, against the default offer.
+/// connection with the fixed exporter value, against the default offer (versions 1 and 2).
 ///
-/// Checks that a Hello that verifies names the pinned peer, negotiates what we offered, and
-/// carries only encryption keys owned by the peer.
+/// Checks that a Hello that verifies names the pinned peer, negotiates the highest version
+/// and suite both sides offered, and carries only encryption keys owned by the peer.
 pub fn hello_verify(data: &[u8]) {
     let Some(fx) = fixture() else { return };
     let ours = Offer::default();
     if let Ok(h) = hello::verify(data, &fx.peer, Side::Client, &fx.exporter, &ours) {
+        let highest = |a: &[u32], b: &[u32]| a.iter().filter(|v| b.contains(v)).max().copied();
         assert_eq!(h.identity, fx.peer, "Hello verified for another identity");
-        assert!(ours.versions.contains(&h.version) && h.offer.versions.contains(&h.version));
-        assert!(ours.suites.contains(&h.suite) && h.offer.suites.contains(&h.suite));
+        assert_eq!(
+            Some(h.version),
+            highest(&ours.versions, &h.offer.versions),
+            "not the highest common version"
+        );
+        assert_eq!(
+            Some(h.suite),
+            highest(&ours.suites, &h.offer.suites),
+            "not the highest common suite"
+        );
         assert!(
             h.encryption_keys.iter().all(|k| k.owner() == fx.peer),
             "a key not owned by the peer"
+        );
+    }
+}
+
+/// KeyUpdate verification (SPEC.md §4.3.5) of a payload from the fixed peer, as a receiver
+/// on a version 2 link checks it.
+///
+/// Checks that a KeyUpdate that verifies carries 1 to 4 keys, all owned by the peer, and was
+/// in canonical form: the keys it yields encode back to the exact input.
+pub fn key_update(data: &[u8]) {
+    let Some(fx) = fixture() else { return };
+    if let Ok(keys) = verify_key_update(data, &fx.peer) {
+        assert!(
+            (1..=MAX_ANNOUNCED_KEYS).contains(&keys.len()),
+            "a KeyUpdate verified with {} keys",
+            keys.len()
+        );
+        assert!(
+            keys.iter().all(|k| k.owner() == fx.peer),
+            "a key not owned by the peer"
+        );
+        assert_eq!(
+            key_update_payload(&keys),
+            data,
+            "a non-canonical KeyUpdate verified"
         );
     }
 }

@@ -17,6 +17,7 @@ use crate::hello::{self, Offer, Side};
 use crate::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
 use crate::officer::{OfficerKey, Role};
 use crate::receipt::{self, Receipt, ReceiptBuild, Subject};
+use crate::session::key_update_payload;
 use crate::sim::{EPOCH, TestRng};
 use crate::time::{DAY, UnixMillis};
 use crate::wire;
@@ -68,8 +69,8 @@ pub enum FixtureFrame {
     ReceiptAcknowledged0,
     /// The peer's ReceiptStored for our asynchronous receipt 0.
     ReceiptStored0,
-    /// The peer's Hello as QUIC client offering only version 2 (no version in common).
-    HelloOnlyVersion2,
+    /// The peer's Hello as QUIC client offering only version 9 (no version in common).
+    HelloOnlyVersion9,
     /// The peer's Hello as QUIC client offering only suite 2 (no suite in common).
     HelloOnlySuite2,
     /// The peer's Hello as QUIC client offering versions 1–3, suites 1 and 9, and one
@@ -80,11 +81,17 @@ pub enum FixtureFrame {
     /// The peer's Hello as QUIC client carrying my encryption key certificate instead of its
     /// own (a key not owned by the peer).
     HelloForeignKey,
+    /// The peer's Hello as QUIC client offering only version 1: the link comes up with
+    /// version 1, on which a KeyUpdate is an unexpected frame.
+    HelloOnlyVersion1,
+    /// The peer's KeyUpdate announcing its encryption key certificates (valid on a version 2
+    /// link, which the default offers of both ends negotiate).
+    KeyUpdateFromPeer,
 }
 
 impl FixtureFrame {
     /// Every fixture frame, in byte order.
-    pub const ALL: [FixtureFrame; 23] = [
+    pub const ALL: [FixtureFrame; 25] = [
         FixtureFrame::HelloFromServer,
         FixtureFrame::HelloFromClient,
         FixtureFrame::HeartbeatPing,
@@ -103,11 +110,13 @@ impl FixtureFrame {
         FixtureFrame::ReceiptRejected2,
         FixtureFrame::ReceiptAcknowledged0,
         FixtureFrame::ReceiptStored0,
-        FixtureFrame::HelloOnlyVersion2,
+        FixtureFrame::HelloOnlyVersion9,
         FixtureFrame::HelloOnlySuite2,
         FixtureFrame::HelloWideOffer,
         FixtureFrame::HelloFromMe,
         FixtureFrame::HelloForeignKey,
+        FixtureFrame::HelloOnlyVersion1,
+        FixtureFrame::KeyUpdateFromPeer,
     ];
 
     pub(super) fn from_byte(b: u8) -> Self {
@@ -132,7 +141,8 @@ pub enum FixtureBundle {
     Wide,
     /// Carries my encryption key certificate instead of the peer's own (BadSignature).
     ForeignKey,
-    /// Supports only protocol version 2 (UnsupportedVersion).
+    /// Lists only protocol version 2, without version 1 (UnsupportedVersion: a bundle must
+    /// list version 1, the format of envelopes and receipts, even when version 2 is spoken).
     OnlyVersion2,
     /// A 65-byte name, signed correctly (Malformed after the signature check).
     NameTooLong,
@@ -364,8 +374,8 @@ fn build_fixture() -> Option<Fixture> {
                     (FrameType::Receipt, acknowledged0.bytes().to_vec())
                 }
                 FixtureFrame::ReceiptStored0 => (FrameType::ReceiptStored, stored0.clone()),
-                FixtureFrame::HelloOnlyVersion2 => {
-                    (FrameType::Hello, client_offering(vec![2], vec![1], 256))
+                FixtureFrame::HelloOnlyVersion9 => {
+                    (FrameType::Hello, client_offering(vec![9], vec![1], 256))
                 }
                 FixtureFrame::HelloOnlySuite2 => {
                     (FrameType::Hello, client_offering(vec![1], vec![2], 256))
@@ -382,6 +392,13 @@ fn build_fixture() -> Option<Fixture> {
                     FrameType::Hello,
                     hello(&peer, Side::Client, &default, &me.certs()),
                 ),
+                FixtureFrame::HelloOnlyVersion1 => (
+                    FrameType::Hello,
+                    client_offering(vec![crate::PROTOCOL_VERSION], vec![1], 256),
+                ),
+                FixtureFrame::KeyUpdateFromPeer => {
+                    (FrameType::KeyUpdate, key_update_payload(&peer_certs))
+                }
             };
             frame::encode(ty, &payload)
         })

@@ -16,7 +16,9 @@ mod fixture;
 mod session_driver;
 mod session_ops;
 
-pub use decoders::{bundle, envelope_open, frame_decoder, hello_verify, receipt_verify};
+pub use decoders::{
+    bundle, envelope_open, frame_decoder, hello_verify, key_update, receipt_verify,
+};
 pub use fixture::{FixtureBundle, FixtureFrame, fixture_bundle, fixture_frame};
 pub use session_driver::{SessionTrace, session, session_run};
 pub use session_ops::{SessionOp, StreamSel, session_script};

@@ -9,7 +9,9 @@ use crate::crypto;
 use crate::envelope::Envelope;
 use crate::frame::{Decoder, FrameType, StreamKind};
 use crate::receipt::{Receipt, ReceiptBuild, Subject};
-use crate::session::{Config, Event, ItemKey, LinkState, Monotonic, Session, StreamId, Transmit};
+use crate::session::{
+    Config, Event, ItemKey, LinkState, MAX_ANNOUNCED_KEYS, Monotonic, Session, StreamId, Transmit,
+};
 use crate::sim::EPOCH;
 use crate::time::UnixMillis;
 
@@ -29,6 +31,8 @@ pub struct SessionTrace {
     pub receipts_ok: usize,
     /// `ReceiptStored` events.
     pub receipts_stored: usize,
+    /// `PeerKeys` events: KeyUpdate frames accepted.
+    pub key_updates: usize,
     /// `AsyncReceipt` events.
     pub async_receipts: usize,
     /// `MalformedEnvelope` events.
@@ -109,7 +113,8 @@ fn fuzz_config() -> Config {
 /// pending items, the configured stream credit, nor what the peer's Hello accepts; reported
 /// gaps are sorted, disjoint, after `received_through` and within what the peer claims; an
 /// up link has the pinned peer's Hello; receipts, ReceiptStored and retransmit events only
-/// ever name items we queued.
+/// ever name items we queued; a KeyUpdate accepted (`PeerKeys`) carries 1 to 4 keys, all the
+/// peer's.
 pub fn session(data: &[u8]) {
     let _ = session_run(data);
 }
@@ -523,6 +528,18 @@ impl Driver {
                     "ReceiptStored for a receipt never queued"
                 );
                 self.trace.receipts_stored += 1;
+            }
+            Event::PeerKeys(keys) => {
+                assert!(
+                    (1..=MAX_ANNOUNCED_KEYS).contains(&keys.len()),
+                    "a KeyUpdate accepted with {} keys",
+                    keys.len()
+                );
+                assert!(
+                    keys.iter().all(|k| k.owner() == fx.peer),
+                    "a KeyUpdate accepted with a key not owned by the peer"
+                );
+                self.trace.key_updates += 1;
             }
             Event::Rtt(_) => self.trace.rtts += 1,
             Event::GapDetected { .. } => self.trace.gaps += 1,

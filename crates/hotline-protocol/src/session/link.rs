@@ -86,6 +86,7 @@ impl Session {
         self.last_rx = Some(self.wall(now));
         // Each connection starts with a full ping allowance (SPEC.md §13.2).
         self.ping_limiter.refill(now);
+        self.key_update_limiter.refill(now);
     }
 
     /// The connection is gone (closed by either side, or lost). In-flight items will be
@@ -271,6 +272,7 @@ impl Session {
                 }
             }
             (LinkState::Up, FrameType::Close) => self.peer_closed(&f.payload),
+            (LinkState::Up, FrameType::KeyUpdate) => self.peer_key_update(now, &f.payload),
             (_, FrameType::Hello) => self.fail(CloseCode::UnexpectedFrame, "second Hello"),
             _ => self.fail(
                 CloseCode::UnexpectedFrame,

@@ -29,6 +29,7 @@
 
 mod commands;
 mod dedup;
+mod keys;
 mod link;
 mod outgoing;
 mod pending;
@@ -42,6 +43,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 pub use dedup::{DedupWindow, Seen};
+pub use keys::{MAX_ANNOUNCED_KEYS, key_update_payload, verify_key_update};
 pub use outgoing::{Item, ItemKey};
 pub use pending::{HelloProgress, PendingHello};
 pub use rate::RateLimit;
@@ -90,6 +92,8 @@ pub struct Session {
     ping_limiter: RateLimit,
     /// Our own pings: probes on top of the heartbeat interval stay within the same limit.
     ping_budget: RateLimit,
+    /// The peer's KeyUpdate frames (SPEC.md §13.2).
+    key_update_limiter: RateLimit,
     /// Pings read from the peer and not yet answered, the latest `ECHOES_PER_READ`
     /// of one read of the control stream (SPEC.md §11.1).
     echo_due: VecDeque<u64>,
@@ -161,6 +165,11 @@ impl Session {
             byte_limiter,
             ping_limiter,
             ping_budget,
+            key_update_limiter: RateLimit::per_period(
+                keys::KEY_UPDATE_REFILL_S,
+                keys::KEY_UPDATE_BURST,
+                start,
+            ),
             echo_due: VecDeque::new(),
             received: RangeSet::default(),
             last_sent: 0,

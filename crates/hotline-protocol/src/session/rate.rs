@@ -24,6 +24,17 @@ impl RateLimit {
         Self::new_f64(bytes_per_s as f64, burst as f64, now)
     }
 
+    /// A full bucket of `burst` tokens, one coming back every `period_s` seconds.
+    pub fn per_period(period_s: u64, burst: u32, now: Monotonic) -> Self {
+        let burst = f64::from(burst.max(1));
+        RateLimit {
+            rate: 1.0 / period_s.max(1) as f64,
+            burst,
+            tokens: burst,
+            last: now,
+        }
+    }
+
     fn new_f64(rate: f64, burst: f64, now: Monotonic) -> Self {
         let burst = burst.max(1.0);
         RateLimit {

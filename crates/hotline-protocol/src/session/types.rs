@@ -178,6 +178,9 @@ pub enum Event {
         /// SHA-256 of the receipt.
         receipt_sha256: [u8; 32],
     },
+    /// The peer announced new encryption keys in a KeyUpdate frame (SPEC.md §4.3.5). They
+    /// replace those of its Hello: seal to the newest valid one from now on.
+    PeerKeys(Vec<crate::identity::EncryptionKey>),
     /// A round-trip time measurement, in milliseconds.
     Rtt(u64),
     /// Sequences the peer says it sent have not arrived within the grace period.

@@ -8,6 +8,7 @@ use crate::codes::{CloseCode, RejectReason};
 use crate::content::{Draft, OpenedContent, Precedence, Tlp};
 use crate::envelope::{Envelope, MessageId, SealParams};
 use crate::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
+use crate::keyring::{KeyChange, KeyPolicy, KeyRing};
 use crate::officer::OfficerKey;
 use crate::receipt::{Receipt, ReceiptBuild, ReceiptKind, Subject};
 use crate::session::{Event, Monotonic, Session};
@@ -193,6 +194,42 @@ impl SimNode {
         .expect("sign")
     }
 
+    /// Takes the peer's announced keys: they join the candidates, and keys the peer no longer
+    /// announces are dropped once expired.
+    fn learn_peer_keys(&mut self, keys: &[EncryptionKey]) {
+        for k in keys {
+            if !self.peer_keys.contains(k) {
+                self.peer_keys.push(k.clone());
+            }
+        }
+        let newest_start = keys
+            .iter()
+            .map(EncryptionKey::not_before)
+            .max()
+            .unwrap_or(0);
+        self.peer_keys
+            .retain(|k| keys.contains(k) || k.not_after() >= newest_start);
+    }
+
+    /// Runs the key ring (SPEC.md §4.3.4) at simulated time `at`: makes and destroys keys as
+    /// `policy` says and announces the change to the session, as `hotlined`'s key task does.
+    pub fn maintain_keys(
+        &mut self,
+        at: UnixMillis,
+        policy: &KeyPolicy,
+        rng: &mut TestRng,
+    ) -> Vec<KeyChange> {
+        let now = self.wall(at);
+        let mut ring = KeyRing::new(core::mem::take(&mut self.keys));
+        let changes = ring.maintain(&self.identity, now, policy, rng);
+        let announced = ring.announced(now);
+        self.keys = ring.into_keys();
+        if !changes.is_empty() {
+            let _ = self.session.update_keys(Self::mono(at), announced);
+        }
+        changes
+    }
+
     /// What `hotlined` does with each event, done inline, at simulated time `at`.
     pub(super) fn handle_event(&mut self, at: UnixMillis, ev: Event) {
         let (now, mono) = (self.wall(at), Self::mono(at));
@@ -269,6 +306,10 @@ impl SimNode {
                 Err(e) => self.session.refuse(*stream, e.code()),
             },
             Event::ReceiptStored { receipt_sha256 } => self.stored_confirmed.push(*receipt_sha256),
+            // What the peer announces replaces what we knew (SPEC.md §4.3.3): its Hello, then
+            // its KeyUpdate frames. Keys from before stay candidates until they expire.
+            Event::LinkUp(h) => self.learn_peer_keys(&h.encryption_keys),
+            Event::PeerKeys(keys) => self.learn_peer_keys(keys),
             _ => {}
         }
         self.events.push(ev);
