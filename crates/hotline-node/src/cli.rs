@@ -57,8 +57,30 @@ enum Command {
         #[command(subcommand)]
         command: OperatorCommand,
     },
+    /// The node's encryption keys: list them, or make a new one now (they also rotate by
+    /// themselves, by `[keys]` in hotlined.toml).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Check configuration, keys and their permissions, peers and the database.
     Check {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// List the encryption keys, their validity and state.
+    List {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Make a new encryption key now (a running node announces it within seconds).
+    Rotate {
         /// The node directory.
         #[arg(long)]
         dir: PathBuf,
@@ -263,6 +285,12 @@ pub fn main() -> ExitCode {
         Command::Operator {
             command: OperatorCommand::Remove { dir, name },
         } => crate::operator::remove(&dir, &name),
+        Command::Keys {
+            command: KeysCommand::List { dir },
+        } => crate::keys::list(&dir),
+        Command::Keys {
+            command: KeysCommand::Rotate { dir },
+        } => crate::keys::rotate(&dir),
         Command::Check { dir } => {
             let problems = commands::check(&dir);
             for w in commands::expiry_warnings(&dir) {

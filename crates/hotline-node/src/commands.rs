@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use hotline_protocol::bundle::PeerBundle;
-use hotline_protocol::time::UnixMillis;
+use hotline_protocol::time::{DAY, UnixMillis};
 
 use crate::config::{self, Config};
 use crate::store::sqlite::SqliteStore;
@@ -102,6 +102,18 @@ pub fn init_with_tls(
     listen: &str,
     tls: Option<TlsImport<'_>>,
 ) -> Result<(), CommandError> {
+    init_at(dir, name, listen, tls, now_ms())
+}
+
+/// [`init_with_tls`] as if run at `now` (Unix ms): a node set up long ago, for tests of what
+/// its keys do over time.
+pub fn init_at(
+    dir: &Path,
+    name: &str,
+    listen: &str,
+    tls: Option<TlsImport<'_>>,
+    now: UnixMillis,
+) -> Result<(), CommandError> {
     let cfg = Config {
         name: name.to_owned(),
         listen: listen.to_owned(),
@@ -110,6 +122,8 @@ pub fn init_with_tls(
         ca: None,
         storage: Default::default(),
         retention: Default::default(),
+        keys: Default::default(),
+        dir: None,
     };
     cfg.validate()
         .map_err(|e| CommandError(format!("invalid argument: {e}")))?;
@@ -130,7 +144,6 @@ pub fn init_with_tls(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let now = now_ms();
     let tls = match tls {
         Some(t) => t,
         None => Material::self_signed(name, listen, now)
@@ -452,8 +465,26 @@ pub fn expiry_warnings_at(dir: &Path, now: UnixMillis) -> Vec<String> {
             list.extend(crate::expiry::of_operators(&m.identity.id(), &ops));
         }
     }
-    // An encryption key, TLS certificate or CRL that has lapsed is a problem `check` reports.
-    list.retain(|e| e.at_ms > now || matches!(e.kind, "operator_credential" | "ca_certificate"));
+    // Encryption keys renew by themselves: only a renewal overdue by a day is worth a warning
+    // (the node is not running, or cannot write its key file).
+    let renew = cfg
+        .as_ref()
+        .map_or_else(
+            || crate::config::Keys::default().policy(),
+            |c| c.keys.policy(),
+        )
+        .renew_before;
+    list.retain(|e| {
+        e.kind != "encryption_key" || e.at_ms < now.saturating_add(renew).saturating_sub(DAY)
+    });
+    // A TLS certificate or CRL that has lapsed is a problem `check` reports.
+    list.retain(|e| {
+        e.at_ms > now
+            || matches!(
+                e.kind,
+                "operator_credential" | "ca_certificate" | "encryption_key"
+            )
+    });
     crate::expiry::warnings(&list, now)
 }
 
@@ -486,11 +517,6 @@ pub fn check(dir: &Path) -> Vec<String> {
     }
     if let Some(m) = &material {
         let now = now_ms();
-        if !m.encryption.iter().any(|k| k.certificate.valid_at(now)) {
-            problems.push(
-                "no encryption key is valid now; rotate it (a new key must be generated)".into(),
-            );
-        }
         if let Err(e) = hotline_transport::tls::check_validity(&m.tls.cert_der, now) {
             problems.push(format!(
                 "{}: {e}",

@@ -42,6 +42,77 @@ pub struct Config {
     /// How long stored messages are kept; forever by default.
     #[serde(default)]
     pub retention: Retention,
+    /// How the node's encryption keys rotate.
+    #[serde(default)]
+    pub keys: Keys,
+    /// The node directory the configuration was loaded from (not in the file).
+    #[serde(skip)]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+/// `[keys]`: the node's encryption keys rotate by themselves (SPEC.md §4.3.4). Read at start:
+/// a change takes effect when the node is restarted.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    /// Days a new encryption key is valid; also the forward-secrecy window of stored traffic.
+    #[serde(default = "Keys::default_lifetime")]
+    pub encryption_lifetime_days: u32,
+    /// A new key is made when no key stays valid for longer than this many days.
+    #[serde(default = "Keys::default_renew")]
+    pub encryption_renew_days: u32,
+    /// Days an expired key's secret is kept (for envelopes sealed to it still arriving), then
+    /// destroyed; at least 30.
+    #[serde(default = "Keys::default_retention")]
+    pub encryption_retention_days: u32,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys {
+            encryption_lifetime_days: Self::default_lifetime(),
+            encryption_renew_days: Self::default_renew(),
+            encryption_retention_days: Self::default_retention(),
+        }
+    }
+}
+
+impl Keys {
+    fn default_lifetime() -> u32 {
+        30
+    }
+    fn default_renew() -> u32 {
+        10
+    }
+    fn default_retention() -> u32 {
+        30
+    }
+
+    /// The policy these settings make.
+    pub fn policy(&self) -> hotline_protocol::keyring::KeyPolicy {
+        let day = hotline_protocol::time::DAY;
+        hotline_protocol::keyring::KeyPolicy {
+            lifetime: u64::from(self.encryption_lifetime_days) * day,
+            renew_before: u64::from(self.encryption_renew_days) * day,
+            retention: u64::from(self.encryption_retention_days) * day,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.encryption_lifetime_days > 3650 {
+            return Err("keys.encryption_lifetime_days is more than 3650 days".into());
+        }
+        self.policy().check().map_err(|e| {
+            format!(
+                "[keys] encryption_lifetime_days = {}, encryption_renew_days = {}, \
+                 encryption_retention_days = {}: {e} (renewal must be below the lifetime, \
+                 retention at least 30)",
+                self.encryption_lifetime_days,
+                self.encryption_renew_days,
+                self.encryption_retention_days
+            )
+        })
+    }
 }
 
 /// `[retention]`: how many days this node keeps each part of a stored message, counted from
@@ -340,6 +411,7 @@ impl Config {
         }
         cfg.validate()
             .map_err(|msg| ConfigError::Invalid { path, msg })?;
+        cfg.dir = Some(dir.to_owned());
         Ok(cfg)
     }
 
@@ -374,6 +446,7 @@ impl Config {
             return Err("limits.rate_per_s must be at least 1".into());
         }
         self.retention.validate()?;
+        self.keys.validate()?;
         if self.ca.as_ref().is_some_and(|ca| ca.crls.is_empty()) {
             return Err(
                 "[ca] crls must name at least one CRL file: a certificate whose \

@@ -46,8 +46,9 @@ impl Expiry {
     fn remedy(&self) -> &'static str {
         match self.kind {
             "encryption_key" => {
-                "a node without a valid encryption key cannot receive; generate a new key and \
-                 give the peers a new bundle"
+                "the running node renews it by [keys] encryption_renew_days, so this renewal is \
+                 overdue: is `hotlined run` running? It makes a new key at start; \
+                 `hotlined keys rotate` makes one now"
             }
             "tls_certificate" => {
                 "peers refuse an expired certificate; issue a new one (pinned mode: a new \

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod expiry;
+pub mod keys;
 pub mod notify;
 pub mod operator;
 pub mod store;

@@ -114,6 +114,23 @@ pub fn decode(
     text: &[u8],
     n: usize,
 ) -> Result<Vec<Zeroizing<Vec<u8>>>, KeyFileError> {
+    let parts = decode_all(path, kind, text)?;
+    if parts.len() != n {
+        return Err(KeyFileError::Invalid {
+            path: path.to_owned(),
+            kind,
+            msg: format!("expected {n} lines of key material, found {}", parts.len()),
+        });
+    }
+    Ok(parts)
+}
+
+/// Like [`decode`], for a file holding any number of parts.
+pub fn decode_all(
+    path: &Path,
+    kind: &'static str,
+    text: &[u8],
+) -> Result<Vec<Zeroizing<Vec<u8>>>, KeyFileError> {
     let invalid = |msg: &str| KeyFileError::Invalid {
         path: path.to_owned(),
         kind,
@@ -126,21 +143,45 @@ pub fn decode(
             "first line must be \"hotline {kind} v1\""
         )));
     }
-    let parts: Vec<Zeroizing<Vec<u8>>> = lines
+    lines
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             b64_decode(l.trim())
                 .map(Zeroizing::new)
                 .ok_or_else(|| invalid("bad base64"))
         })
-        .collect::<Result<_, _>>()?;
-    if parts.len() != n {
-        return Err(invalid(&format!(
-            "expected {n} lines of key material, found {}",
-            parts.len()
-        )));
+        .collect()
+}
+
+/// Replaces the secret file `path` with `contents` (mode 0600), atomically: a reader sees
+/// the old file or the new one, and a crash leaves one of them. The old file's bytes are
+/// then overwritten with zeros through a handle kept open across the rename, so that on a
+/// filesystem that writes in place (ext4, xfs) they do not linger in freed blocks; on a
+/// copy-on-write or journalled-data filesystem, or an SSD, older copies may survive and
+/// only full-disk encryption protects them.
+pub fn write_replace(path: &Path, contents: &[u8]) -> Result<(), KeyFileError> {
+    use std::io::{Seek, Write};
+    let io = |err| KeyFileError::Io {
+        path: path.to_owned(),
+        err,
+    };
+    let tmp = path.with_extension("new");
+    let _ = std::fs::remove_file(&tmp);
+    write_new(&tmp, contents)?;
+    let old = std::fs::OpenOptions::new().write(true).open(path).ok();
+    std::fs::rename(&tmp, path).map_err(io)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
     }
-    Ok(parts)
+    if let Some(mut old) = old {
+        let len = old.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = old.seek(std::io::SeekFrom::Start(0));
+        let _ = old.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)]);
+        let _ = old.sync_all();
+    }
+    Ok(())
 }
 
 fn data_encoding_b64(b: &[u8]) -> String {

@@ -6,6 +6,7 @@
 //!   private-CA peer verifiers, the certificate profile (SPEC.md §3);
 //! - [`keyfile`]: secret key files (mode 0600, zeroized in memory);
 //! - [`material`]: a node directory's key material (identity, encryption and TLS keys);
+//! - [`encryption_keys`]: the node's encryption key file, rotated and pruned under a lock;
 //! - [`credential`]: the operator credential file (SPEC.md §15.2.2);
 //! - [`request`] and [`officer_keys`]: an officer's key request and the credential issued from
 //!   it, and the officer's own key directory (SPEC.md §15.2.5);
@@ -15,6 +16,7 @@
 
 pub mod credential;
 pub mod display;
+pub mod encryption_keys;
 pub mod keyfile;
 pub mod material;
 pub mod officer_keys;

@@ -5,11 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hotline_protocol::bundle::PeerBundle;
-use hotline_protocol::crypto::SecretAgreementKey;
 use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey};
 use hotline_protocol::time::{DAY, UnixMillis};
-use hotline_protocol::wire;
-use prost::Message;
 
 use crate::keyfile::{self, KeyFileError};
 use crate::tls::{NodeTlsKey, TlsError};
@@ -25,8 +22,9 @@ pub const TLS_KEY_FILE: &str = "tls.key";
 /// The node's own peer bundle, the file handed to the other side.
 pub const BUNDLE_FILE: &str = "bundle";
 
-/// How long a new encryption key is valid.
-pub const ENCRYPTION_KEY_LIFETIME: u64 = 365 * DAY;
+/// How long the first encryption key is valid: the default lifetime of SPEC.md §4.3.4 (a
+/// running node renews it by `[keys]`).
+pub const ENCRYPTION_KEY_LIFETIME: u64 = 30 * DAY;
 /// How long a new TLS certificate is valid (the profile allows at most 825 days).
 pub const TLS_LIFETIME: u64 = 800 * DAY;
 
@@ -102,11 +100,7 @@ impl Material {
             &dir.join(IDENTITY_FILE),
             keyfile::encode("identity key", &[&*identity.dangerous_seed()]).as_bytes(),
         )?;
-        let cert = enc.certificate.to_wire().encode_to_vec();
-        keyfile::write_new(
-            &dir.join(ENCRYPTION_FILE),
-            keyfile::encode("encryption key", &[&*enc.secret.dangerous_bytes(), &cert]).as_bytes(),
-        )?;
+        crate::encryption_keys::create(dir, core::slice::from_ref(&enc))?;
         let (cert_pem, key_pem) = tls.to_pem();
         keyfile::write_new(&dir.join(TLS_KEY_FILE), key_pem.as_bytes())?;
         std::fs::write(dir.join(TLS_CERT_FILE), cert_pem).map_err(|err| KeyFileError::Io {
@@ -139,27 +133,7 @@ impl Material {
             msg: "not a valid Ed25519 identity".into(),
         })?;
 
-        let path = dir.join(ENCRYPTION_FILE);
-        let text = keyfile::read_secret(&path)?;
-        let parts = keyfile::decode(&path, "encryption key", &text, 2)?;
-        let invalid = |msg: &str| KeyFileError::Invalid {
-            path: path.clone(),
-            kind: "encryption key",
-            msg: msg.into(),
-        };
-        let secret: [u8; 32] = parts[0]
-            .as_slice()
-            .try_into()
-            .map_err(|_| invalid("secret must be 32 bytes"))?;
-        let secret =
-            SecretAgreementKey::from_bytes(&secret).ok_or_else(|| invalid("not an X25519 key"))?;
-        let raw = wire::SignedEncryptionKey::decode(parts[1].as_slice())
-            .map_err(|_| invalid("certificate does not decode"))?;
-        let certificate =
-            EncryptionKey::verify(&raw, &identity.id()).map_err(|e| invalid(&e.to_string()))?;
-        if certificate.public() != &secret.public() {
-            return Err(invalid("certificate does not match the secret key"));
-        }
+        let encryption = crate::encryption_keys::load(dir, &identity)?;
 
         let key_path = dir.join(TLS_KEY_FILE);
         let key_pem = keyfile::read_secret(&key_path)?;
@@ -175,15 +149,18 @@ impl Material {
         })?;
         Ok(Material {
             identity: Arc::new(identity),
-            encryption: vec![EncryptionKeypair {
-                secret,
-                certificate,
-            }],
+            encryption,
             tls,
         })
     }
 
-    /// The encryption key certificates to announce.
+    /// The encryption key certificates to announce at `now` (SPEC.md §4.3.4): those not yet
+    /// expired, newest first, at most four.
+    pub fn certificates_at(&self, now: UnixMillis) -> Vec<EncryptionKey> {
+        hotline_protocol::keyring::announced(&self.encryption, now)
+    }
+
+    /// Every encryption key certificate held, newest first, expired ones included.
     pub fn certificates(&self) -> Vec<EncryptionKey> {
         self.encryption
             .iter()
@@ -202,7 +179,7 @@ impl Material {
             &self.identity,
             name,
             crate::tls::spki_sha256(&self.tls.cert_der).unwrap_or([0; 32]),
-            &self.certificates(),
+            &self.certificates_at(now),
             &[listen.to_owned()],
             now,
         )

@@ -87,6 +87,16 @@ pub fn count(m: &SharedMetrics, name: &'static str, n: u64) {
     }
 }
 
+/// Counts a key made or destroyed (`kind` is the audit kind).
+pub fn count_key_change(m: &SharedMetrics, kind: &str) {
+    let name = if kind == "encryption_key_created" {
+        "encryption_key_created"
+    } else {
+        "encryption_key_destroyed"
+    };
+    count(m, name, 1);
+}
+
 /// Updates one peer's figures.
 pub fn peer(m: &SharedMetrics, alias: &str, f: impl FnOnce(&mut PeerMetrics)) {
     if let Ok(mut g) = m.lock() {
@@ -121,7 +131,15 @@ const COUNTERS: [(&str, &str); 6] = [
 ];
 
 /// Counters of events an operator should see rise (`hotline_NAME_total`).
-const EVENT_COUNTERS: [(&str, &str); 7] = [
+const EVENT_COUNTERS: [(&str, &str); 9] = [
+    (
+        "encryption_key_created",
+        "Encryption keys this node made (rotation, SPEC 4.3.4)",
+    ),
+    (
+        "encryption_key_destroyed",
+        "Expired encryption secrets this node destroyed after their retention (SPEC 4.3.4)",
+    ),
     (
         "receipts_discarded",
         "Receipts from peers not stored: one of their kind was held already for the message",

@@ -18,6 +18,7 @@ mod control;
 mod expiry_watch;
 pub mod guard;
 mod listener;
+pub mod own_keys;
 mod registry;
 mod retention;
 mod run;
@@ -104,10 +105,35 @@ impl Node {
             })?;
             bundles.push((p.clone(), b));
         }
-        let peer_keys: HashMap<NodeId, Vec<EncryptionKey>> = bundles
+        // The peers' keys: their bundles', and what each announced last (SPEC.md §4.3.3).
+        let bundle_keys: Vec<(NodeId, Vec<EncryptionKey>)> = bundles
             .iter()
             .map(|(p, b)| (p.identity, b.encryption_keys().to_vec()))
             .collect();
+        let peer_keys: HashMap<NodeId, Vec<EncryptionKey>> =
+            own_keys::at_start(&bundle_keys, &store.announced_keys()?, now);
+        // Our keys: brought up to date before the first Hello (a node that was off for longer
+        // than a key's life makes a new one now, SPEC.md §4.3.4).
+        let mut material = material;
+        let mut keys_changed = false;
+        if let Some(dir) = &cfg.dir {
+            let (keys, changes) = hotline_transport::encryption_keys::maintain(
+                dir,
+                &material.identity,
+                now,
+                &cfg.keys.policy(),
+                false,
+            )?;
+            for c in &changes {
+                let (what, k) = match c {
+                    hotline_protocol::keyring::KeyChange::Created(k) => ("made", k),
+                    hotline_protocol::keyring::KeyChange::Destroyed(k) => ("destroyed", k),
+                };
+                tracing::info!("{what} {}", own_keys::describe(k));
+            }
+            material.encryption = keys;
+            keys_changed = !changes.is_empty();
+        }
         let unsealed = store.unsealed()?;
         if !unsealed.is_empty() {
             tracing::info!(
@@ -207,11 +233,17 @@ impl Node {
         let local_addr = endpoint.local_addr()?;
         let own_bundle = material
             .bundle(&cfg.name, &cfg.listen, now)
-            .map(|b| b.bytes().clone())
             .map_err(|e| CommandError(format!("cannot make this node's bundle: {e}")))?;
+        // New keys at start: the bundle file handed to peers carries them.
+        if let (true, Some(dir)) = (keys_changed, &cfg.dir) {
+            own_keys::write_bundle_file(dir, &own_bundle);
+        }
+        let announced_at_start = material.certificates_at(now);
+        let own_bundle = own_bundle.bytes().clone();
         let own_expiry = crate::expiry::of_node(&material, ca.as_ref());
-        let mut material = material;
-        let keys = Arc::new(std::mem::take(&mut material.encryption));
+        let keys = Arc::new(own_keys::OwnKeys::new(std::mem::take(
+            &mut material.encryption,
+        )));
         let material = Arc::new(material);
 
         store.audit(&[AuditEvent {
@@ -252,7 +284,7 @@ impl Node {
             id: material.identity.id(),
             name: cfg.name.clone(),
             identity: material.identity.clone(),
-            own_bundle,
+            own_bundle: std::sync::RwLock::new(own_bundle),
             registry: Default::default(),
             changes: tokio::sync::watch::Sender::new(0),
             reloading: tokio::sync::Mutex::new(()),
@@ -276,6 +308,17 @@ impl Node {
         });
         tokio::spawn(guard::watch(Arc::downgrade(&shared)));
         tokio::spawn(expiry_watch::run(Arc::downgrade(&shared), own_expiry));
+        if let Some(dir) = &cfg.dir {
+            tokio::spawn(own_keys::run(
+                Arc::downgrade(&shared),
+                own_keys::KeyTask {
+                    dir: dir.clone(),
+                    policy: cfg.keys.policy(),
+                    listen: cfg.listen.clone(),
+                    announced: announced_at_start,
+                },
+            ));
+        }
         // `[retention]`: a pass now, then hourly (SPEC.md §13.4); stopped with the node.
         let retention = tokio::spawn(retention::run(
             Arc::downgrade(&shared),

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::envelope::Envelope;
-use hotline_protocol::identity::{EncryptionKeypair, NodeId};
+use hotline_protocol::identity::NodeId;
 use hotline_protocol::session::Config as SessionConfig;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -32,7 +32,7 @@ use hotline_transport::tls::{self, CaRoots, PeerTrust, TransportLimits};
 /// What every link is made with, fixed for the life of the process.
 pub(super) struct LinkEnv {
     pub material: Arc<Material>,
-    pub keys: Arc<Vec<EncryptionKeypair>>,
+    pub keys: Arc<super::own_keys::OwnKeys>,
     pub limits: TransportLimits,
     /// The private CA of `[ca]`, for peers in private CA mode.
     pub ca: Option<CaRoots>,
@@ -333,7 +333,10 @@ impl Shared {
         )
         .map_err(|e| e.to_string())?;
         if let Ok(mut keys) = self.peer_keys.lock() {
-            keys.insert(peer, bundle.encryption_keys().to_vec());
+            // A new bundle's keys join those the peer announced last (SPEC.md §4.3.3).
+            let held = keys.get(&peer).cloned().unwrap_or_default();
+            let merged = super::own_keys::merge(bundle.encryption_keys(), &held, now_ms());
+            keys.insert(peer, merged);
         }
         let endpoint = self.endpoint().ok_or("the node is shutting down")?;
         let (tx, rx) = mpsc::unbounded_channel();

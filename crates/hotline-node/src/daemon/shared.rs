@@ -24,8 +24,8 @@ pub struct Shared {
     pub name: String,
     /// The identity key (signs receipts).
     pub identity: Arc<hotline_protocol::identity::IdentityKey>,
-    /// This node's peer bundle bytes.
-    pub own_bundle: Bytes,
+    /// This node's peer bundle bytes (rewritten when its encryption keys change).
+    pub(super) own_bundle: RwLock<Bytes>,
     /// Peers and operators as the administrator set them (changed by [`Shared::reload`]).
     /// Never held across an await.
     pub(super) registry: RwLock<Registry>,
@@ -120,6 +120,29 @@ impl Shared {
     /// The QUIC endpoint, unless the node is shutting down.
     pub(super) fn endpoint(&self) -> Option<quinn::Endpoint> {
         self.endpoint.lock().ok()?.clone()
+    }
+
+    /// This node's current bundle bytes.
+    pub fn own_bundle(&self) -> Bytes {
+        self.own_bundle
+            .read()
+            .map(|b| b.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    pub(super) fn set_own_bundle(&self, bundle: Bytes) {
+        match self.own_bundle.write() {
+            Ok(mut b) => *b = bundle,
+            Err(e) => *e.into_inner() = bundle,
+        }
+    }
+
+    /// The channels of every pinned peer's link.
+    pub(super) fn links(&self) -> Vec<tokio::sync::mpsc::UnboundedSender<LinkMsg>> {
+        self.registry
+            .read()
+            .map(|r| r.peers.iter().map(|l| l.tx.clone()).collect())
+            .unwrap_or_default()
     }
 
     /// The link channel of a pinned peer.

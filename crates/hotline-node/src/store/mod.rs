@@ -191,6 +191,11 @@ pub trait Store: Send + 'static {
     /// its envelope was authenticated and answered REJECTED (SPEC.md §10.2). Committed before
     /// the receipt is sent; a sequence already recorded is left as it is.
     fn record_rejected_sequence(&mut self, r: &RejectedSequence) -> Result<()>;
+    /// Remembers the encryption keys `peer` announced last (a canonical KeyUpdate payload,
+    /// SPEC.md §4.3.5), replacing what was remembered.
+    fn set_announced_keys(&mut self, peer: &NodeId, keys: &[u8], now: UnixMillis) -> Result<()>;
+    /// Every peer's remembered announced keys, as stored by [`Store::set_announced_keys`].
+    fn announced_keys(&mut self) -> Result<Vec<(NodeId, Vec<u8>)>>;
     /// The inbox, newest first, at most `limit` rows.
     fn inbox(&mut self, limit: usize) -> Result<Vec<InboxRow>>;
     /// Stores a receipt we made asynchronously (ACKNOWLEDGED) for a message we received; it

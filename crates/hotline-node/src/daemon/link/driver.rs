@@ -40,7 +40,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut session = Session::new(
         config,
         ctx.identity.clone(),
-        ctx.keys.iter().map(|k| k.certificate.clone()).collect(),
+        ctx.keys.announced(hotline_transport::now_ms()),
         peer,
     );
     session.restore(&ctx.restore.0, ctx.restore.1);
@@ -284,6 +284,18 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         stored_pending = Some(s);
                     }
                     LinkMsg::SendReceipt(r) => session.send_receipt(now, *r),
+                    LinkMsg::Keys(keys) => {
+                        let sent = session.update_keys(now, keys);
+                        tracing::info!(
+                            peer = %ctx.alias,
+                            "encryption keys changed; {}",
+                            if sent {
+                                "announced in a KeyUpdate"
+                            } else {
+                                "the peer learns them from the next Hello"
+                            }
+                        );
+                    }
                 }
             }
             _ = sleep_until(timeout) => {

@@ -50,6 +50,29 @@ pub(super) fn audit(ctx: &LinkCtx, kind: &str, message_id: Option<MessageId>, de
     });
 }
 
+/// The peer announced `keys` (Hello or KeyUpdate, SPEC.md §4.3.3): with its bundle's keys
+/// they are the candidates to seal to, replacing what it announced before; remembered in the
+/// store so that a restart can seal before the next Hello.
+fn learn_peer_keys(ctx: &LinkCtx, peer_keys: &mut Vec<EncryptionKey>, keys: &[EncryptionKey]) {
+    let now = hotline_transport::now_ms();
+    let merged = crate::daemon::own_keys::merge(ctx.bundle.encryption_keys(), keys, now);
+    *peer_keys = merged.clone();
+    if let Ok(mut k) = ctx.shared_keys.lock() {
+        k.insert(ctx.bundle.identity(), merged);
+    }
+    let peer = ctx.bundle.identity();
+    let bytes = hotline_protocol::session::key_update_payload(keys);
+    let store = ctx.store.clone();
+    tokio::spawn(async move {
+        if let Some(Err(e)) = store
+            .call(move |s| s.set_announced_keys(&peer, &bytes, now))
+            .await
+        {
+            tracing::error!("cannot remember the peer's encryption keys: {e}");
+        }
+    });
+}
+
 pub(super) fn event(
     ctx: &LinkCtx,
     session: &mut Session,
@@ -61,10 +84,7 @@ pub(super) fn event(
     match ev {
         Event::LinkUp(hello) => {
             tracing::info!(peer = %ctx.alias, version = hello.version, "link up");
-            *peer_keys = hello.encryption_keys.clone();
-            if let Ok(mut k) = ctx.shared_keys.lock() {
-                k.insert(ctx.bundle.identity(), hello.encryption_keys.clone());
-            }
+            learn_peer_keys(ctx, peer_keys, &hello.encryption_keys);
             let group = conn.as_ref().and_then(|c| c.group.clone());
             metrics::peer(&ctx.metrics, &ctx.alias, |m| m.group = group);
             audit(ctx, "link_up", None, format!("version {}", hello.version));
@@ -159,6 +179,19 @@ pub(super) fn event(
             tokio::spawn(async move {
                 let _ = store.confirm_receipt(receipt_sha256).await;
             });
+        }
+        Event::PeerKeys(keys) => {
+            tracing::info!(peer = %ctx.alias, keys = keys.len(), "the peer announced new encryption keys");
+            audit(
+                ctx,
+                "peer_keys_announced",
+                None,
+                keys.iter()
+                    .map(crate::daemon::own_keys::describe)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            learn_peer_keys(ctx, peer_keys, &keys);
         }
         Event::Rtt(_) => {}
         Event::GapDetected { missing } => {

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::envelope::{Envelope, MessageId};
-use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
+use hotline_protocol::identity::{EncryptionKey, IdentityKey, NodeId};
 use hotline_protocol::receipt::Receipt;
 use hotline_protocol::session::{Config as SessionConfig, Monotonic, StreamId};
 use tokio::sync::mpsc;
@@ -67,6 +67,8 @@ pub enum LinkMsg {
     Uncancel(MessageId),
     /// Counts of the whole outbox, for status while a backlog is paged.
     Summary(crate::store::PendingSummary),
+    /// Our encryption keys changed: announce these (SPEC.md §4.3.5).
+    Keys(Vec<EncryptionKey>),
     /// Shut down: close the connection with SHUTDOWN and this reason, and stop (node shutdown,
     /// or the peer removed or updated by the administrator).
     Shutdown(&'static str),
@@ -113,8 +115,8 @@ pub enum Done {
 pub struct LinkCtx {
     /// Our identity.
     pub identity: Arc<IdentityKey>,
-    /// Our encryption key pairs.
-    pub keys: Arc<Vec<EncryptionKeypair>>,
+    /// Our encryption key pairs, replaced when they rotate.
+    pub keys: Arc<crate::daemon::own_keys::OwnKeys>,
     /// The peer's alias.
     pub alias: String,
     /// The peer's bundle.

@@ -41,7 +41,7 @@ impl LinkCtx {
             alias: self.alias.clone(),
             events: self.events.clone(),
             identity: self.identity.clone(),
-            keys: self.keys.clone(),
+            keys: self.keys.current(),
             peer: self.bundle.identity(),
             pool: self.pool.clone(),
             store: self.store.clone(),

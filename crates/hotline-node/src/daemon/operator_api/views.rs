@@ -118,7 +118,7 @@ pub(super) async fn show(shared: &Arc<Shared>, s: wire::ShowRequest) -> Reply {
             Code::NotFound,
             "no message with that id; `hotline inbox` lists them".to_string(),
         ))?;
-    let own = shared.own_bundle.clone();
+    let own = shared.own_bundle();
     let peer = shared.peer_bundle(&msg.row.peer);
     let (sender_bundle, receiver_bundle) = if msg.row.incoming {
         (peer, own)
@@ -174,7 +174,7 @@ pub(super) async fn export(shared: &Arc<Shared>, e: wire::ExportRequest) -> Repl
             .map_err(|e| (Code::Unavailable, e.to_string()))?;
         bundle.version = 1;
         bundle.created_ms = now_ms();
-        bundle.exporter_bundle = shared.own_bundle.clone();
+        bundle.exporter_bundle = shared.own_bundle();
         bundle.peer_bundles = peers.iter().map(|p| shared.peer_bundle(p)).collect();
     }
     let mut size = bundle.encoded_len();

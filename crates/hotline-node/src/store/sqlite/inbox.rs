@@ -193,6 +193,40 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(super) fn set_announced_keys(
+        &mut self,
+        peer: &NodeId,
+        keys: &[u8],
+        now: hotline_protocol::time::UnixMillis,
+    ) -> Result<()> {
+        let now = int(now, "updated_ms")?;
+        let tx = self.write()?;
+        tx.prepare_cached(
+            "INSERT INTO peer_announced_keys (peer, keys, updated_ms) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (peer) DO UPDATE SET keys = excluded.keys, updated_ms = excluded.updated_ms",
+        )?
+        .execute(params![&peer.as_bytes()[..], keys, now])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(super) fn announced_keys(&mut self) -> Result<Vec<(NodeId, Vec<u8>)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT peer, keys FROM peer_announced_keys")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (peer, keys) = row?;
+            if let Some(peer) = NodeId::from_bytes(&peer) {
+                out.push((peer, keys));
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) fn store_own_receipt(
         &mut self,
         receipt: &ReceiptRecord,

@@ -419,6 +419,19 @@ impl Store for SqliteStore {
         SqliteStore::record_rejected_sequence(self, r)
     }
 
+    fn set_announced_keys(
+        &mut self,
+        peer: &NodeId,
+        keys: &[u8],
+        now: hotline_protocol::time::UnixMillis,
+    ) -> Result<()> {
+        SqliteStore::set_announced_keys(self, peer, keys, now)
+    }
+
+    fn announced_keys(&mut self) -> Result<Vec<(NodeId, Vec<u8>)>> {
+        SqliteStore::announced_keys(self)
+    }
+
     /// Newest first by arrival time (then by arrival order).
     fn inbox(&mut self, limit: usize) -> Result<Vec<InboxRow>> {
         SqliteStore::inbox(self, limit)

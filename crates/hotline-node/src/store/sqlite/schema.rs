@@ -20,10 +20,22 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 13: the encryption keys each peer announced last (SPEC.md §4.3.3, §4.3.5), in its
+/// Hello or a KeyUpdate frame, stored as a canonical KeyUpdate, so that after a restart the
+/// node can seal to a peer whose bundle keys have expired before the link is up again. Can run
+/// again on a database that has it.
+const V13: &str = r"
+CREATE TABLE IF NOT EXISTS peer_announced_keys (
+    peer        BLOB    PRIMARY KEY CHECK (length(peer) = 32),
+    keys        BLOB    NOT NULL CHECK (length(keys) > 0),
+    updated_ms  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+";
 
 /// Version 12: the retention policy (`[retention]` in hotlined.toml, SPEC.md §13.4). A part of
 /// a message past its retention period is removed in place: its bytes become empty (no stored

@@ -1,0 +1,230 @@
+//! The node's own encryption keys while it runs (SPEC.md §4.3.4, §4.3.5): made and destroyed
+//! by the policy of `[keys]`, announced to every live peer, and the peers' announced keys
+//! remembered across restarts.
+//!
+//! Every [`CHECK`] the key task takes the key file's lock, brings the file up to date
+//! (`hotline_transport::encryption_keys::maintain`), and applies what it holds: so a key made
+//! by `hotlined keys rotate` while the node runs is announced within one check, and two
+//! writers never lose each other's keys.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use hotline_protocol::bundle::PeerBundle;
+use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, NodeId};
+use hotline_protocol::keyring::{self, KeyChange, KeyPolicy};
+use hotline_protocol::time::UnixMillis;
+use hotline_transport::{encryption_keys, now_ms};
+
+use super::Shared;
+use super::link::LinkMsg;
+use crate::store::AuditEvent;
+
+/// How often the key file is checked.
+pub const CHECK: Duration = Duration::from_secs(5);
+/// Most keys remembered for one peer (its bundle's and its latest announced ones).
+const MAX_PEER_KEYS: usize = 16;
+
+/// The key pairs that open envelopes, replaced whole when the key file changes.
+#[derive(Debug)]
+pub struct OwnKeys {
+    pairs: RwLock<Arc<Vec<EncryptionKeypair>>>,
+}
+
+impl OwnKeys {
+    /// Keys newest first.
+    pub fn new(keys: Vec<EncryptionKeypair>) -> Self {
+        OwnKeys {
+            pairs: RwLock::new(Arc::new(keys)),
+        }
+    }
+
+    /// The key pairs held now, newest first.
+    pub fn current(&self) -> Arc<Vec<EncryptionKeypair>> {
+        self.pairs
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// What to announce at `now`.
+    pub fn announced(&self, now: UnixMillis) -> Vec<EncryptionKey> {
+        keyring::announced(&self.current(), now)
+    }
+
+    fn replace(&self, keys: Vec<EncryptionKeypair>) {
+        match self.pairs.write() {
+            Ok(mut p) => *p = Arc::new(keys),
+            Err(e) => *e.into_inner() = Arc::new(keys),
+        }
+    }
+}
+
+/// What the key task needs besides `Shared`.
+pub(super) struct KeyTask {
+    pub dir: PathBuf,
+    pub policy: KeyPolicy,
+    pub listen: String,
+    /// The keys announced at start (in the bundle the node started with).
+    pub announced: Vec<EncryptionKey>,
+}
+
+/// Runs until the node stops: checks the key file every [`CHECK`].
+pub(super) async fn run(shared: Weak<Shared>, task: KeyTask) {
+    let mut tick = tokio::time::interval(CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_error = String::new();
+    let mut last_announced = task.announced.clone();
+    loop {
+        tick.tick().await;
+        let Some(s) = shared.upgrade() else { return };
+        let (dir, policy, identity, now) =
+            (task.dir.clone(), task.policy, s.identity.clone(), now_ms());
+        let done = tokio::task::spawn_blocking(move || {
+            encryption_keys::maintain(&dir, &identity, now, &policy, false)
+        })
+        .await;
+        match done {
+            Ok(Ok((keys, changes))) => {
+                last_error.clear();
+                apply(&s, &task, keys, &changes, now, &mut last_announced).await;
+            }
+            Ok(Err(e)) => {
+                let e = e.to_string();
+                if e != last_error {
+                    tracing::error!("encryption keys cannot be checked or renewed: {e}");
+                    last_error = e;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+async fn apply(
+    s: &Arc<Shared>,
+    task: &KeyTask,
+    keys: Vec<EncryptionKeypair>,
+    changes: &[KeyChange],
+    now: UnixMillis,
+    last_announced: &mut Vec<EncryptionKey>,
+) {
+    let mut audit = Vec::new();
+    for change in changes {
+        let (kind, key) = match change {
+            KeyChange::Created(k) => ("encryption_key_created", k),
+            KeyChange::Destroyed(k) => ("encryption_key_destroyed", k),
+        };
+        let detail = describe(key);
+        tracing::info!(event = kind, "{detail}");
+        super::metrics::count_key_change(&s.metrics, kind);
+        audit.push(AuditEvent {
+            time_ms: now,
+            kind: kind.into(),
+            peer: None,
+            message_id: None,
+            detail,
+        });
+    }
+    if !audit.is_empty() {
+        let store = s.store.clone();
+        if let Some(Err(e)) = store.call(move |st| st.audit(&audit)).await {
+            tracing::error!("audit write failed: {e}");
+        }
+    }
+    let held: Vec<_> = s
+        .env
+        .keys
+        .current()
+        .iter()
+        .map(|k| k.certificate.clone())
+        .collect();
+    let fresh: Vec<_> = keys.iter().map(|k| k.certificate.clone()).collect();
+    if held != fresh {
+        s.env.keys.replace(keys);
+    }
+    let announced = s.env.keys.announced(now);
+    if announced == *last_announced {
+        return;
+    }
+    tracing::info!(
+        keys = announced.len(),
+        "announcing encryption keys to every peer"
+    );
+    for tx in s.links() {
+        let _ = tx.send(LinkMsg::Keys(announced.clone()));
+    }
+    *last_announced = announced.clone();
+    // The bundle handed to peers out of band carries the current keys.
+    let tls = hotline_transport::tls::spki_sha256(&s.env.material.tls.cert_der).unwrap_or([0; 32]);
+    match PeerBundle::create(
+        &s.identity,
+        &s.name,
+        tls,
+        &announced,
+        std::slice::from_ref(&task.listen),
+        now,
+    ) {
+        Ok(b) => {
+            s.set_own_bundle(b.bytes().clone());
+            write_bundle_file(&task.dir, &b);
+        }
+        Err(e) => tracing::error!("cannot make this node's bundle: {e}"),
+    }
+}
+
+/// Rewrites the bundle file in `dir` (atomically), logging a failure.
+pub(super) fn write_bundle_file(dir: &std::path::Path, b: &PeerBundle) {
+    let path = dir.join(crate::config::BUNDLE_FILE);
+    let tmp = path.with_extension("new");
+    let written = std::fs::write(&tmp, b.to_armored()).and_then(|()| std::fs::rename(&tmp, &path));
+    if let Err(e) = written {
+        tracing::warn!("cannot rewrite {}: {e}", path.display());
+    }
+}
+
+/// A key for logs and the audit trail: its id and validity.
+pub fn describe(key: &EncryptionKey) -> String {
+    format!(
+        "encryption key {} valid {} to {}",
+        data_encoding::HEXLOWER.encode(&key.id()),
+        hotline_transport::time::utc_minute(key.not_before()),
+        hotline_transport::time::utc_minute(key.not_after()),
+    )
+}
+
+/// The candidate keys of a peer (SPEC.md §4.3.3): `a` and `b` together, without keys expired
+/// at `now`, newest first, at most [`MAX_PEER_KEYS`].
+pub fn merge(a: &[EncryptionKey], b: &[EncryptionKey], now: UnixMillis) -> Vec<EncryptionKey> {
+    let mut out: Vec<EncryptionKey> = Vec::new();
+    for k in a.iter().chain(b) {
+        if k.not_after() >= now && !out.contains(k) {
+            out.push(k.clone());
+        }
+    }
+    out.sort_by_key(|k| core::cmp::Reverse((k.not_before(), k.not_after())));
+    out.truncate(MAX_PEER_KEYS);
+    out
+}
+
+/// The peers' keys at start: each bundle's keys and the keys the peer announced last, as the
+/// store remembers them (those that no longer verify for the peer are left out).
+pub fn at_start(
+    bundles: &[(NodeId, Vec<EncryptionKey>)],
+    remembered: &[(NodeId, Vec<u8>)],
+    now: UnixMillis,
+) -> HashMap<NodeId, Vec<EncryptionKey>> {
+    let mut out = HashMap::new();
+    for (peer, keys) in bundles {
+        let announced = remembered
+            .iter()
+            .filter(|(p, _)| p == peer)
+            .filter_map(|(p, bytes)| hotline_protocol::session::verify_key_update(bytes, p).ok())
+            .next()
+            .unwrap_or_default();
+        out.insert(*peer, merge(keys, &announced, now));
+    }
+    out
+}

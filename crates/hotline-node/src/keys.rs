@@ -1,0 +1,116 @@
+//! `hotlined keys list|rotate`: the node's encryption keys as an administrator sees and
+//! renews them (SPEC.md §4.3.4). A running node checks its key file every few seconds
+//! (`daemon::own_keys`), so a key made here is announced to the peers without a restart.
+
+use std::path::Path;
+
+use hotline_protocol::identity::EncryptionKey;
+use hotline_protocol::keyring::KeyChange;
+use hotline_protocol::time::UnixMillis;
+use hotline_transport::encryption_keys;
+use hotline_transport::material::Material;
+use hotline_transport::now_ms;
+use hotline_transport::time::utc_minute;
+
+use crate::commands::CommandError;
+use crate::config::{self, Config};
+use crate::daemon::own_keys::{CHECK, describe};
+
+/// What state a key is in at `now`, for people.
+fn state(
+    key: &EncryptionKey,
+    announced: &[EncryptionKey],
+    now: UnixMillis,
+    retention: u64,
+) -> String {
+    if key.not_before() > now {
+        "not yet valid".into()
+    } else if key.not_after() < now {
+        format!(
+            "expired; its secret is kept until {} for envelopes still arriving",
+            utc_minute(key.not_after().saturating_add(retention))
+        )
+    } else if EncryptionKey::select(announced, now) == Some(key) {
+        "current: peers seal to it".into()
+    } else {
+        "valid, announced; peers seal to a newer one".into()
+    }
+}
+
+/// `hotlined keys list --dir DIR`.
+pub fn list(dir: &Path) -> Result<(), CommandError> {
+    let cfg = Config::load(dir)?;
+    let material = Material::load(dir)?;
+    let now = now_ms();
+    let policy = cfg.keys.policy();
+    let announced = material.certificates_at(now);
+    println!("node {} ({})", cfg.name, material.identity.id());
+    println!("  fingerprint  {}", material.identity.id().fingerprint());
+    println!(
+        "encryption keys, newest first (lifetime {} days, renewed {} days before expiry, \
+         secrets kept {} days after):",
+        cfg.keys.encryption_lifetime_days,
+        cfg.keys.encryption_renew_days,
+        cfg.keys.encryption_retention_days
+    );
+    for k in &material.encryption {
+        let c = &k.certificate;
+        println!(
+            "  {}  {} to {} UTC  {}",
+            data_encoding::HEXLOWER.encode(&c.id()),
+            utc_minute(c.not_before()),
+            utc_minute(c.not_after()),
+            state(c, &announced, now, policy.retention)
+        );
+    }
+    if let Some(newest) = material.encryption.first() {
+        let renew = newest
+            .certificate
+            .not_after()
+            .saturating_sub(policy.renew_before);
+        if renew > now {
+            println!(
+                "next rotation: {} UTC (by the running node)",
+                utc_minute(renew)
+            );
+        } else {
+            println!("next rotation: due now; the running node makes it within seconds");
+        }
+    }
+    if let Some(not_after) = hotline_transport::tls::certificate_not_after(&material.tls.cert_der) {
+        println!("TLS certificate valid until {} UTC", utc_minute(not_after));
+    }
+    Ok(())
+}
+
+/// `hotlined keys rotate --dir DIR`: makes a new encryption key now, and rewrites the bundle.
+pub fn rotate(dir: &Path) -> Result<(), CommandError> {
+    let cfg = Config::load(dir)?;
+    let material = Material::load(dir)?;
+    let now = now_ms();
+    let (keys, changes) =
+        encryption_keys::maintain(dir, &material.identity, now, &cfg.keys.policy(), true)?;
+    for c in &changes {
+        match c {
+            KeyChange::Created(k) => println!("made {}", describe(k)),
+            KeyChange::Destroyed(k) => println!("destroyed the secret of {}", describe(k)),
+        }
+    }
+    let material = Material {
+        encryption: keys,
+        ..material
+    };
+    let bundle = material
+        .bundle(&cfg.name, &cfg.listen, now)
+        .map_err(|e| CommandError(format!("cannot make this node's bundle: {e}")))?;
+    let path = dir.join(config::BUNDLE_FILE);
+    std::fs::write(&path, bundle.to_armored())?;
+    println!("rewrote {} with the current keys", path.display());
+    println!(
+        "A running node announces the new key to its peers within {} seconds (a peer on a \
+         version 1 link learns it at its next connection); peers that are not connected learn \
+         it from their next Hello.",
+        CHECK.as_secs()
+    );
+    Ok(())
+}
