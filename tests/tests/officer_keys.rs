@@ -330,3 +330,80 @@ fn the_old_flow_is_refused_for_officers_unless_keys_on_node() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(vera.exists());
 }
+
+#[test]
+fn a_renewed_credential_replaces_the_officers_file_and_works_for_the_same_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = NodeDir::init(tmp.path(), "CERT-A");
+    let keys = tmp.path().join("anna-keys");
+    keygen(&keys, "Anna Kowalska");
+    let issued = tmp.path().join("anna.issued");
+    let o = issue(&a.dir, &keys, &issued);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let import = |issued: &Path| {
+        hotline(
+            &[
+                "credential",
+                "import",
+                "--keys",
+                &s(&keys),
+                "--issued",
+                &s(issued),
+            ],
+            None,
+        )
+    };
+    let o = import(&issued);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let cred = keys.join(officer_keys::CREDENTIAL_FILE);
+    let first = hotline_transport::credential::load(&cred).unwrap();
+
+    // Renewal: the same keys, a new validity, nothing secret involved.
+    let renewed = tmp.path().join("anna.renewed");
+    let o = hotlined(&[
+        "operator",
+        "renew",
+        "--dir",
+        &s(&a.dir),
+        "--name",
+        "Anna Kowalska",
+        "--valid-days",
+        "30",
+        "--out",
+        &s(&renewed),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(stdout(&o).contains("valid until"), "{}", text(&o));
+    let o = import(&renewed);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let second = hotline_transport::credential::load(&cred).unwrap();
+    assert_eq!(
+        second.credential.officer_key(),
+        first.credential.officer_key()
+    );
+    let month = hotline_transport::now_ms() + 30 * hotline_protocol::time::DAY;
+    assert!(second.credential.not_after().abs_diff(month) < 120_000);
+    assert!(second.credential.not_after() < first.credential.not_after());
+    // The node knows only the renewed credential, and accepts it.
+    {
+        let _node = RunningNode::start(&a.dir);
+        let o = hotline(&["--credential", &s(&cred), "whoami", "--json"], None);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(stdout(&o).contains("Anna Kowalska"), "{}", text(&o));
+    }
+    assert!(operator_names(&a.dir).contains("Anna Kowalska"));
+
+    // Nobody else is renewed: an unknown name, or a removed operator.
+    let o = hotlined(&[
+        "operator",
+        "renew",
+        "--dir",
+        &s(&a.dir),
+        "--name",
+        "Nobody",
+        "--out",
+        &s(&tmp.path().join("nobody")),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no active operator"), "{}", text(&o));
+}

@@ -139,6 +139,22 @@ enum PeerCommand {
 
 #[derive(Subcommand, Debug)]
 enum OperatorCommand {
+    /// Renew an operator's credential: the same keys, a new validity. Writes the issued file
+    /// the operator imports with `hotline credential import`.
+    Renew {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The operator's name (see `hotlined operator list`).
+        #[arg(long)]
+        name: String,
+        /// How many days the new credential is valid, 1 to 825.
+        #[arg(long, value_name = "N", default_value_t = crate::operator::DEFAULT_VALID_DAYS)]
+        valid_days: u32,
+        /// Where to write the issued credential (public).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Issue an operator credential: from the officer's key request (`hotline keygen` on
     /// their machine; the node never sees their secret keys), or, for viewers, with keys made
     /// here.
@@ -282,6 +298,15 @@ pub fn main() -> ExitCode {
         Command::Operator {
             command: OperatorCommand::List { dir },
         } => crate::operator::list(&dir),
+        Command::Operator {
+            command:
+                OperatorCommand::Renew {
+                    dir,
+                    name,
+                    valid_days,
+                    out,
+                },
+        } => crate::operator_renew::renew(&dir, &name, valid_days, &out),
         Command::Operator {
             command: OperatorCommand::Remove { dir, name },
         } => crate::operator::remove(&dir, &name),

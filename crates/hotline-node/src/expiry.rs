@@ -60,8 +60,8 @@ impl Expiry {
                  current CRL"
             }
             "operator_credential" => {
-                "the operator cannot connect after it; issue a new credential with \
-                 `hotlined operator add`"
+                "the operator cannot connect after it; renew it with `hotlined operator \
+                 renew` (same keys, a new validity)"
             }
             _ => "renew it",
         }

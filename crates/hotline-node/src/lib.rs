@@ -11,4 +11,5 @@ pub mod expiry;
 pub mod keys;
 pub mod notify;
 pub mod operator;
+pub mod operator_renew;
 pub mod store;

@@ -46,7 +46,7 @@ fn check_warns_a_month_ahead_of_every_lapse_and_says_what_to_do() {
         ),
         (
             "the operator credential of Anna Officer expires on",
-            "hotlined operator add",
+            "hotlined operator renew",
         ),
     ] {
         assert!(

@@ -109,6 +109,17 @@ impl CredentialFile {
     /// Writes the file at `out` (mode 0600, never overwriting), with a header that says it is
     /// secret.
     pub fn write_new(&self, out: &Path) -> Result<(), CredentialError> {
+        keyfile::write_new(out, self.text(out)?.as_bytes())?;
+        Ok(())
+    }
+
+    /// Replaces the file at `out` atomically (a renewed credential for the same keys).
+    pub fn write_replace(&self, out: &Path) -> Result<(), CredentialError> {
+        keyfile::write_replace(out, self.text(out)?.as_bytes())?;
+        Ok(())
+    }
+
+    fn text(&self, out: &Path) -> Result<Zeroizing<String>, CredentialError> {
         let text =
             Zeroizing::new(
                 toml::to_string_pretty(self).map_err(|e| CredentialError::Invalid {
@@ -119,8 +130,7 @@ impl CredentialFile {
         let mut all = Zeroizing::new(String::with_capacity(HEADER.len() + text.len()));
         all.push_str(HEADER);
         all.push_str(&text);
-        keyfile::write_new(out, all.as_bytes())?;
-        Ok(())
+        Ok(all)
     }
 }
 

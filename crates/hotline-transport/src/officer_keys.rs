@@ -272,6 +272,21 @@ impl OfficerKeys {
             tls_cert: cert_pem,
             tls_key: key_pem,
         };
+        // A credential file of these same keys from this node is a renewal: replaced.
+        if out.exists() {
+            let existing = credential::load(out)?;
+            if existing.credential.officer_key() != &self.officer.public() || existing.node != node
+            {
+                return Err(KeysError::Invalid {
+                    path: out.to_owned(),
+                    msg: "exists and holds a credential of other keys or another node; choose \
+                          another --out"
+                        .into(),
+                });
+            }
+            file.write_replace(out)?;
+            return credential::load(out).map_err(Into::into);
+        }
         file.write_new(out)?;
         // The same checks every command makes (§15.2.2 steps 1–6); a file that fails them is
         // removed, since this call just created it.

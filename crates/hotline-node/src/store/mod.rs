@@ -81,6 +81,9 @@ pub trait Store: Send + 'static {
     fn add_operator(&mut self, op: &OperatorRecord) -> Result<()>;
     /// Revokes an operator by name at `now`; false if there is no such unrevoked operator.
     fn revoke_operator(&mut self, name: &str, now: UnixMillis) -> Result<bool>;
+    /// Replaces the credential of the unrevoked operator `name` (a renewal: same keys, new
+    /// validity); false if there is no such operator.
+    fn renew_operator(&mut self, name: &str, credential: &[u8]) -> Result<bool>;
 
     // ----- grouping -----
     /// Runs `f`, nesting every write it makes through the store in one transaction: one

@@ -177,6 +177,17 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub(super) fn renew_operator(&mut self, name: &str, credential: &[u8]) -> Result<bool> {
+        let tx = self.write()?;
+        let n = tx
+            .prepare_cached(
+                "UPDATE operators SET credential = ?2 WHERE name = ?1 AND revoked_ms IS NULL",
+            )?
+            .execute(params![name, credential])?;
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
     pub(super) fn revoke_operator(
         &mut self,
         name: &str,

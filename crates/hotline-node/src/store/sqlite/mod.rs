@@ -262,6 +262,10 @@ impl Store for SqliteStore {
         SqliteStore::add_operator(self, op)
     }
 
+    fn renew_operator(&mut self, name: &str, credential: &[u8]) -> Result<bool> {
+        SqliteStore::renew_operator(self, name, credential)
+    }
+
     fn revoke_operator(
         &mut self,
         name: &str,
