@@ -10,6 +10,8 @@ use crate::format::{Cell, Colour, Style, clean, minute, second_or_dash, table};
 
 /// How far ahead `status` points out what lapses (as `hotlined check` warns).
 const EXPIRY_AHEAD: u64 = 30 * DAY;
+/// How close an encryption key's expiry must be to show: it renews days before.
+const ENCRYPTION_KEY_AHEAD: u64 = 3 * DAY;
 
 /// The JSON form of a link status.
 pub fn status_json(s: &wire::StatusResponse) -> Value {
@@ -177,16 +179,22 @@ pub fn status_text(style: &Style, s: &wire::StatusResponse) -> String {
 }
 
 /// The keys, certificates, CRLs and credentials that lapse within 30 days of `now` or have
-/// lapsed, one line each.
+/// lapsed, one line each. Encryption keys, the node's and its peers', renew by themselves
+/// days ahead (SPEC.md §4.3.4): they show only in their last 3 days, when renewal failed.
 fn expiry_text(style: &Style, s: &wire::StatusResponse, now: u64) -> String {
     let mut out = String::new();
-    for e in s
-        .expiries
-        .iter()
-        .filter(|e| e.at_ms <= now.saturating_add(EXPIRY_AHEAD))
-    {
+    for e in s.expiries.iter().filter(|e| {
+        let ahead = match e.kind.as_str() {
+            "encryption_key" | "peer_encryption_key" => ENCRYPTION_KEY_AHEAD,
+            _ => EXPIRY_AHEAD,
+        };
+        e.at_ms <= now.saturating_add(ahead)
+    }) {
         let what = match e.kind.as_str() {
             "encryption_key" => "The node's newest encryption key".to_owned(),
+            "peer_encryption_key" => {
+                format!("The newest encryption key of peer {}", clean(&e.name))
+            }
             "tls_certificate" => "The node's TLS certificate".to_owned(),
             "ca_certificate" => format!("The CA certificate {}", clean(&e.name)),
             "crl" => format!("The CRL of {}", clean(&e.name)),

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use hotline_protocol::bundle::PeerBundle;
-use hotline_protocol::time::{DAY, UnixMillis};
+use hotline_protocol::time::UnixMillis;
 
 use crate::config::{self, Config};
 use crate::store::sqlite::SqliteStore;
@@ -474,9 +474,6 @@ pub fn expiry_warnings_at(dir: &Path, now: UnixMillis) -> Vec<String> {
             |c| c.keys.policy(),
         )
         .renew_before;
-    list.retain(|e| {
-        e.kind != "encryption_key" || e.at_ms < now.saturating_add(renew).saturating_sub(DAY)
-    });
     // A TLS certificate or CRL that has lapsed is a problem `check` reports.
     list.retain(|e| {
         e.at_ms > now
@@ -485,7 +482,7 @@ pub fn expiry_warnings_at(dir: &Path, now: UnixMillis) -> Vec<String> {
                 "operator_credential" | "ca_certificate" | "encryption_key"
             )
     });
-    crate::expiry::warnings(&list, now)
+    crate::expiry::warnings(&list, now, renew)
 }
 
 /// `hotlined check`: every problem found, each with what to do. Returns the problems.

@@ -34,6 +34,7 @@ impl Expiry {
     fn what(&self) -> String {
         match self.kind {
             "encryption_key" => "the node's newest encryption key".into(),
+            "peer_encryption_key" => format!("the newest encryption key of peer {}", self.name),
             "tls_certificate" => "the node's TLS certificate".into(),
             "ca_certificate" => format!("the CA certificate {}", self.name),
             "crl" => format!("the CRL of {}", self.name),
@@ -53,6 +54,10 @@ impl Expiry {
             "tls_certificate" => {
                 "peers refuse an expired certificate; issue a new one (pinned mode: a new \
                  bundle for the peers)"
+            }
+            "peer_encryption_key" => {
+                "the peer has announced no newer key; after this nothing can be sealed to it. \
+                 Ask its administrators (`hotlined keys list` there), or for a new bundle"
             }
             "ca_certificate" => "ask the CA for its new certificate and install it in [ca] roots",
             "crl" => {
@@ -96,6 +101,39 @@ pub fn of_node(m: &Material, ca: Option<&CaRoots>) -> Vec<Expiry> {
     out
 }
 
+/// How far ahead a peer's newest encryption key is warned about: a peer that rotates renews
+/// well before (hotlined: 10 days), so only one that stopped renewing gets this close.
+pub const PEER_KEY_WARN_AHEAD: u64 = 3 * DAY;
+
+/// Whether `e` deserves a warning at `now`: within [`WARN_AHEAD`] of lapsing, except that the
+/// node's own encryption keys renew by themselves `renew_before` ahead (a warning only once
+/// that renewal is a day overdue) and a peer's within [`PEER_KEY_WARN_AHEAD`].
+pub fn worth_warning(e: &Expiry, now: UnixMillis, renew_before: u64) -> bool {
+    match e.kind {
+        "encryption_key" => e.at_ms < now.saturating_add(renew_before).saturating_sub(DAY),
+        "peer_encryption_key" => e.at_ms <= now.saturating_add(PEER_KEY_WARN_AHEAD),
+        _ => e.at_ms <= now.saturating_add(WARN_AHEAD),
+    }
+}
+
+/// The newest encryption key of each peer (`name` its alias), from the keys it can be sealed
+/// to now.
+pub fn of_peers<'a>(
+    peers: impl IntoIterator<Item = (&'a str, &'a [hotline_protocol::identity::EncryptionKey])>,
+) -> Vec<Expiry> {
+    peers
+        .into_iter()
+        .filter_map(|(alias, keys)| {
+            let at_ms = keys.iter().map(|k| k.not_after()).max()?;
+            Some(Expiry {
+                kind: "peer_encryption_key",
+                name: alias.to_owned(),
+                at_ms,
+            })
+        })
+        .collect()
+}
+
 /// The credentials of operators who are not removed (a credential that does not parse is left
 /// out: `hotlined operator list` shows it).
 pub fn of_operators(node: &NodeId, operators: &[OperatorRecord]) -> Vec<Expiry> {
@@ -114,12 +152,12 @@ pub fn of_operators(node: &NodeId, operators: &[OperatorRecord]) -> Vec<Expiry> 
         .collect()
 }
 
-/// Warnings for what lapses within [`WARN_AHEAD`] of `now` or has lapsed, soonest first, each
-/// saying when and what to do.
-pub fn warnings(list: &[Expiry], now: UnixMillis) -> Vec<String> {
+/// Warnings for what lapses soon (by [`worth_warning`], the node's keys renewing
+/// `renew_before` ahead) or has lapsed, soonest first, each saying when and what to do.
+pub fn warnings(list: &[Expiry], now: UnixMillis, renew_before: u64) -> Vec<String> {
     let mut soon: Vec<&Expiry> = list
         .iter()
-        .filter(|e| e.at_ms <= now.saturating_add(WARN_AHEAD))
+        .filter(|e| worth_warning(e, now, renew_before))
         .collect();
     soon.sort_by_key(|e| e.at_ms);
     soon.into_iter()
@@ -160,9 +198,26 @@ mod tests {
             e("operator_credential", "Anna", now + 29 * DAY + 1),
             e("crl", "CN=ca", now - 1),
             e("encryption_key", "", now + 30 * DAY),
+            e("encryption_key", "", now + 8 * DAY),
+            e("peer_encryption_key", "cert-b", now + 4 * DAY),
+            e("peer_encryption_key", "cert-c", now + 2 * DAY),
         ];
-        let w = warnings(&list, now);
-        assert_eq!(w.len(), 3, "{w:?}");
+        let w = warnings(&list, now, 10 * DAY);
+        // Not the key renewed in 20 days, nor the peer's with 4 days left.
+        assert_eq!(w.len(), 4, "{w:?}");
+        // Keys that renew by themselves: only an overdue renewal, only a peer's last days.
+        assert!(
+            w[1].starts_with("the newest encryption key of peer cert-c"),
+            "{w:?}"
+        );
+        assert!(
+            w[2].starts_with("the node's newest encryption key expires"),
+            "{w:?}"
+        );
+        let w: Vec<_> = w
+            .into_iter()
+            .filter(|l| !l.contains("encryption key"))
+            .collect();
         assert!(w[0].starts_with("the CRL of CN=ca expired on "), "{w:?}");
         assert!(w[0].contains("fetch the CA's current CRL"), "{w:?}");
         assert!(
@@ -170,7 +225,6 @@ mod tests {
                 && w[1].contains("in 30 days"),
             "{w:?}"
         );
-        assert!(w[2].contains("in 30 days"), "{w:?}");
-        assert!(warnings(&list[..1], now).is_empty());
+        assert!(warnings(&list[..1], now, 10 * DAY).is_empty());
     }
 }

@@ -99,6 +99,12 @@ fn the_running_node_exports_when_each_key_and_credential_lapses() {
                 .is_some_and(|v| v.abs_diff(month_on) < 86_400),
             "{text}"
         );
+        // The peer's newest key too (from its bundle here), by alias.
+        assert!(
+            expiry_gauge(&text, "peer_encryption_key", "cert-a")
+                .is_some_and(|v| v.abs_diff(month_on) < 86_400),
+            "{text}"
+        );
         assert!(
             near(expiry_gauge(&text, "operator_credential", "Bruno")),
             "{text}"

@@ -2,9 +2,9 @@
 //! (issue: key lifecycle, item 6): exported as `hotline_key_expiry_timestamp_seconds{kind,name}`
 //! and, for what lapses within 30 days, a warning in the log at start and once a day.
 //!
-//! The node's own keys and `[ca]` are read at start (a change takes effect at the next start);
-//! the operators' credentials are read from the store every [`EVERY`], so one issued or
-//! removed while the node runs shows within a minute.
+//! The node's TLS certificate and `[ca]` are read at start (a change takes effect at the next
+//! start); its encryption keys (which rotate), the peers' newest encryption keys and the
+//! operators' credentials are read again every [`EVERY`], so a change shows within a minute.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -20,7 +20,12 @@ pub const EVERY: Duration = Duration::from_secs(60);
 const WARN_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Runs until the node stops.
-pub(super) async fn run(shared: Weak<Shared>, own: Vec<Expiry>) {
+pub(super) async fn run(shared: Weak<Shared>, own: Vec<Expiry>, renew_before: u64) {
+    // The encryption key's entry comes from the keys held now, not those of the start.
+    let own: Vec<Expiry> = own
+        .into_iter()
+        .filter(|e| e.kind != "encryption_key")
+        .collect();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned: Option<tokio::time::Instant> = None;
@@ -37,10 +42,25 @@ pub(super) async fn run(shared: Weak<Shared>, own: Vec<Expiry>) {
             None => return,
         };
         let mut all = own.clone();
+        if let Some(at_ms) = s
+            .env
+            .keys
+            .current()
+            .iter()
+            .map(|k| k.certificate.not_after())
+            .max()
+        {
+            all.push(Expiry {
+                kind: "encryption_key",
+                name: String::new(),
+                at_ms,
+            });
+        }
+        all.extend(s.peer_key_expiries());
         all.extend(operators);
         if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
             warned = Some(tokio::time::Instant::now());
-            for w in expiry::warnings(&all, now_ms()) {
+            for w in expiry::warnings(&all, now_ms(), renew_before) {
                 tracing::warn!("{w}");
             }
         }

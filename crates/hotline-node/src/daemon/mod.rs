@@ -307,7 +307,11 @@ impl Node {
             guard,
         });
         tokio::spawn(guard::watch(Arc::downgrade(&shared)));
-        tokio::spawn(expiry_watch::run(Arc::downgrade(&shared), own_expiry));
+        tokio::spawn(expiry_watch::run(
+            Arc::downgrade(&shared),
+            own_expiry,
+            cfg.keys.policy().renew_before,
+        ));
         if let Some(dir) = &cfg.dir {
             tokio::spawn(own_keys::run(
                 Arc::downgrade(&shared),

@@ -137,6 +137,28 @@ impl Shared {
         }
     }
 
+    /// The newest encryption key of each pinned peer, by alias (SPEC.md §4.3.3).
+    pub(super) fn peer_key_expiries(&self) -> Vec<crate::expiry::Expiry> {
+        let aliases: Vec<(NodeId, String)> = self
+            .registry
+            .read()
+            .map(|r| {
+                r.peers
+                    .iter()
+                    .map(|l| (l.record.identity, l.record.alias.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Ok(keys) = self.peer_keys.lock() else {
+            return Vec::new();
+        };
+        crate::expiry::of_peers(
+            aliases
+                .iter()
+                .filter_map(|(id, alias)| keys.get(id).map(|k| (alias.as_str(), k.as_slice()))),
+        )
+    }
+
     /// The channels of every pinned peer's link.
     pub(super) fn links(&self) -> Vec<tokio::sync::mpsc::UnboundedSender<LinkMsg>> {
         self.registry
