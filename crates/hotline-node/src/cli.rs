@@ -85,6 +85,16 @@ enum KeysCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Renew the TLS certificate for the same key (its pin stays): self-signed, or the one
+    /// your private CA issued with --tls-cert. A running node uses it within seconds.
+    RenewTls {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// A certificate (PEM) the private CA issued for this node's TLS key.
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -316,6 +326,9 @@ pub fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Rotate { dir },
         } => crate::keys::rotate(&dir),
+        Command::Keys {
+            command: KeysCommand::RenewTls { dir, tls_cert },
+        } => crate::keys::renew_tls(&dir, tls_cert.as_deref()),
         Command::Check { dir } => {
             let problems = commands::check(&dir);
             for w in commands::expiry_warnings(&dir) {

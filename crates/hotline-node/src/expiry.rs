@@ -76,15 +76,24 @@ impl Expiry {
 /// The node's own keys: the newest encryption key (the node can be reached until the last one
 /// lapses), the TLS certificate, and with a private CA its certificates and CRLs.
 pub fn of_node(m: &Material, ca: Option<&CaRoots>) -> Vec<Expiry> {
+    of_parts(&m.encryption, &m.tls, ca)
+}
+
+/// [`of_node`] from the keys themselves (those a running node holds now).
+pub fn of_parts(
+    encryption: &[hotline_protocol::identity::EncryptionKeypair],
+    tls_key: &tls::NodeTlsKey,
+    ca: Option<&CaRoots>,
+) -> Vec<Expiry> {
     let mut out = Vec::new();
-    if let Some(at_ms) = m.encryption.iter().map(|k| k.certificate.not_after()).max() {
+    if let Some(at_ms) = encryption.iter().map(|k| k.certificate.not_after()).max() {
         out.push(Expiry {
             kind: "encryption_key",
             name: String::new(),
             at_ms,
         });
     }
-    if let Some(at_ms) = tls::certificate_not_after(&m.tls.cert_der) {
+    if let Some(at_ms) = tls::certificate_not_after(&tls_key.cert_der) {
         out.push(Expiry {
             kind: "tls_certificate",
             name: String::new(),

@@ -114,3 +114,58 @@ pub fn rotate(dir: &Path) -> Result<(), CommandError> {
     );
     Ok(())
 }
+
+/// `hotlined keys renew-tls --dir DIR [--tls-cert FILE]`: a new certificate for the node's
+/// same TLS key, so its pin (in the peers' bundles and the operators' credential files) stays
+/// valid. Without `--tls-cert`, a new self-signed certificate (pinned mode), valid 800 days;
+/// with it, a certificate the private CA issued for this key (checked against the profile of
+/// SPEC.md §3.5). A running node uses it for new connections within seconds.
+pub fn renew_tls(dir: &Path, cert: Option<&Path>) -> Result<(), CommandError> {
+    use hotline_transport::tls::{self, NodeTlsKey};
+    let cfg = Config::load(dir)?;
+    let material = Material::load(dir)?;
+    let now = now_ms();
+    let renewed = match cert {
+        None => Material::renewed_self_signed(&material.tls, &cfg.name, &cfg.listen, now)
+            .map_err(|e| CommandError(format!("cannot make the certificate: {e}")))?,
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| CommandError(format!("{}: {e}", path.display())))?;
+            let (_, key_pem) = material.tls.to_pem();
+            let new = NodeTlsKey::from_pem(&pem, key_pem.as_bytes()).map_err(|e| {
+                CommandError(format!(
+                    "{}: {e}; it must certify this node's TLS key (the one in {}): a new key \
+                     would need new bundles at the peers and new credential files",
+                    path.display(),
+                    hotline_transport::material::TLS_KEY_FILE
+                ))
+            })?;
+            tls::check_validity(&new.cert_der, now)
+                .map_err(|e| CommandError(format!("{}: not valid now: {e}", path.display())))?;
+            new
+        }
+    };
+    if renewed.spki_sha256() != material.tls.spki_sha256() {
+        return Err(CommandError(
+            "the new certificate is for another key; refused (the pin must not change)".into(),
+        ));
+    }
+    let path = dir.join(config::TLS_CERT_FILE);
+    let tmp = path.with_extension("new");
+    let (cert_pem, _) = renewed.to_pem();
+    std::fs::write(&tmp, cert_pem)?;
+    std::fs::rename(&tmp, &path)?;
+    let until = tls::certificate_not_after(&renewed.cert_der).unwrap_or(0);
+    println!(
+        "Renewed the TLS certificate in {}: valid until {} UTC, for the same key (its pin is \
+         unchanged: peers and operators need nothing new).",
+        path.display(),
+        utc_minute(until)
+    );
+    println!(
+        "A running node uses it for new connections within {} seconds (or at once on SIGHUP); \
+         connections already up keep theirs.",
+        CHECK.as_secs()
+    );
+    Ok(())
+}

@@ -55,14 +55,24 @@ impl Material {
     /// (an iPAddress, or a dNSName for a host name), or `name` when it listens on every
     /// interface (0.0.0.0 or ::), which names no address a peer could dial.
     pub fn self_signed(name: &str, listen: &str, now: UnixMillis) -> Result<NodeTlsKey, TlsError> {
-        let host = listen_host(listen);
-        let alt = match host.parse::<std::net::IpAddr>() {
-            Ok(ip) if ip.is_unspecified() => name,
-            Ok(_) => host,
-            Err(_) if host.is_empty() => name,
-            Err(_) => host,
-        };
-        NodeTlsKey::generate_named(name, &[alt], now, now + TLS_LIFETIME)
+        NodeTlsKey::generate_named(name, &[alt_name(name, listen)], now, now + TLS_LIFETIME)
+    }
+
+    /// A new self-signed certificate for the TLS key `tls` already held, named as
+    /// [`Material::self_signed`] names one, valid [`TLS_LIFETIME`] from `now`: the key and its
+    /// pin stay the same, so peers and operators need nothing new.
+    pub fn renewed_self_signed(
+        tls: &NodeTlsKey,
+        name: &str,
+        listen: &str,
+        now: UnixMillis,
+    ) -> Result<NodeTlsKey, TlsError> {
+        tls.renew_self_signed(
+            name,
+            &[alt_name(name, listen)],
+            now - 60_000,
+            now + TLS_LIFETIME,
+        )
     }
 
     /// [`Material::create`], with the TLS key and certificate `tls` (e.g. issued by a private
@@ -183,6 +193,18 @@ impl Material {
             &[listen.to_owned()],
             now,
         )
+    }
+}
+
+/// The subjectAltName of a self-signed certificate: the address it listens on (an iPAddress,
+/// or a dNSName for a host name), or `name` when it listens on every interface.
+fn alt_name<'a>(name: &'a str, listen: &'a str) -> &'a str {
+    let host = listen_host(listen);
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => name,
+        Ok(_) => host,
+        Err(_) if host.is_empty() => name,
+        Err(_) => host,
     }
 }
 

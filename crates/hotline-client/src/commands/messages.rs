@@ -317,8 +317,16 @@ pub async fn show(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
     client.close().await;
     let (rep, opened) = verify::check_message(&s, &id, now_ms());
     if json {
+        // Which of the recipient's encryption keys it was sealed to (SPEC.md §4.3.2).
+        let envelope = Envelope::parse(s.envelope.clone()).ok().map(|e| {
+            json!({
+                "sha256": hex(e.sha256()),
+                "recipient_key_id": hex(&e.header().recipient_key_id),
+            })
+        });
         emit_json(&json!({
             "summary": s.summary.as_ref().map(format::summary_json),
+            "envelope": envelope,
             "content": opened.as_ref().map(content_json),
             "verification": rep,
             "status": verify::status(&rep.receipts),

@@ -2,15 +2,15 @@
 //! (issue: key lifecycle, item 6): exported as `hotline_key_expiry_timestamp_seconds{kind,name}`
 //! and, for what lapses within 30 days, a warning in the log at start and once a day.
 //!
-//! The node's TLS certificate and `[ca]` are read at start (a change takes effect at the next
-//! start); its encryption keys (which rotate), the peers' newest encryption keys and the
-//! operators' credentials are read again every [`EVERY`], so a change shows within a minute.
+//! The node's keys (which rotate or are renewed), its `[ca]` files, the peers' newest
+//! encryption keys and the operators' credentials are looked at again every [`EVERY`], so a
+//! change shows within a minute.
 
 use std::sync::Weak;
 use std::time::Duration;
 
 use super::Shared;
-use crate::expiry::{self, Expiry};
+use crate::expiry;
 use hotline_transport::now_ms;
 
 /// How often the operators' credentials are read again.
@@ -20,12 +20,7 @@ pub const EVERY: Duration = Duration::from_secs(60);
 const WARN_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 /// Runs until the node stops.
-pub(super) async fn run(shared: Weak<Shared>, own: Vec<Expiry>, renew_before: u64) {
-    // The encryption key's entry comes from the keys held now, not those of the start.
-    let own: Vec<Expiry> = own
-        .into_iter()
-        .filter(|e| e.kind != "encryption_key")
-        .collect();
+pub(super) async fn run(shared: Weak<Shared>, renew_before: u64) {
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut warned: Option<tokio::time::Instant> = None;
@@ -41,21 +36,7 @@ pub(super) async fn run(shared: Weak<Shared>, own: Vec<Expiry>, renew_before: u6
             }
             None => return,
         };
-        let mut all = own.clone();
-        if let Some(at_ms) = s
-            .env
-            .keys
-            .current()
-            .iter()
-            .map(|k| k.certificate.not_after())
-            .max()
-        {
-            all.push(Expiry {
-                kind: "encryption_key",
-                name: String::new(),
-                at_ms,
-            });
-        }
+        let mut all = expiry::of_parts(&s.env.keys.current(), &s.env.tls(), s.env.ca().as_ref());
         all.extend(s.peer_key_expiries());
         all.extend(operators);
         if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {

@@ -25,6 +25,7 @@ mod run;
 mod sequences;
 mod shared;
 mod submit;
+mod tls_files;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -240,7 +241,6 @@ impl Node {
         }
         let announced_at_start = material.certificates_at(now);
         let own_bundle = own_bundle.bytes().clone();
-        let own_expiry = crate::expiry::of_node(&material, ca.as_ref());
         let keys = Arc::new(own_keys::OwnKeys::new(std::mem::take(
             &mut material.encryption,
         )));
@@ -289,10 +289,14 @@ impl Node {
             changes: tokio::sync::watch::Sender::new(0),
             reloading: tokio::sync::Mutex::new(()),
             env: LinkEnv {
+                tls: std::sync::RwLock::new(material.tls.clone()),
                 material: material.clone(),
                 keys,
                 limits,
-                ca,
+                ca: std::sync::RwLock::new(ca),
+                ca_config: cfg.ca.clone(),
+                dir: cfg.dir.clone(),
+                tls_seen: Mutex::new(tls_files::stamps(cfg.dir.as_deref(), cfg.ca.as_ref())),
                 session,
                 window: cfg.limits.outbox_window,
                 deadlines: cfg.deadlines.clone(),
@@ -309,7 +313,6 @@ impl Node {
         tokio::spawn(guard::watch(Arc::downgrade(&shared)));
         tokio::spawn(expiry_watch::run(
             Arc::downgrade(&shared),
-            own_expiry,
             cfg.keys.policy().renew_before,
         ));
         if let Some(dir) = &cfg.dir {

@@ -80,6 +80,8 @@ pub(super) async fn run(shared: Weak<Shared>, task: KeyTask) {
     loop {
         tick.tick().await;
         let Some(s) = shared.upgrade() else { return };
+        // A renewed TLS certificate or new [ca] files, if any changed.
+        let _ = super::tls_files::refresh(&s, false).await;
         let (dir, policy, identity, now) =
             (task.dir.clone(), task.policy, s.identity.clone(), now_ms());
         let done = tokio::task::spawn_blocking(move || {
@@ -158,7 +160,7 @@ async fn apply(
     }
     *last_announced = announced.clone();
     // The bundle handed to peers out of band carries the current keys.
-    let tls = hotline_transport::tls::spki_sha256(&s.env.material.tls.cert_der).unwrap_or([0; 32]);
+    let tls = s.env.tls().spki_sha256();
     match PeerBundle::create(
         &s.identity,
         &s.name,

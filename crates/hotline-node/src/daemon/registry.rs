@@ -29,13 +29,23 @@ use hotline_transport::material::Material;
 use hotline_transport::now_ms;
 use hotline_transport::tls::{self, CaRoots, PeerTrust, TransportLimits};
 
-/// What every link is made with, fixed for the life of the process.
+/// What every link is made with.
 pub(super) struct LinkEnv {
+    /// The identity and the key material read at start (its TLS key: see `tls`).
     pub material: Arc<Material>,
     pub keys: Arc<super::own_keys::OwnKeys>,
     pub limits: TransportLimits,
-    /// The private CA of `[ca]`, for peers in private CA mode.
-    pub ca: Option<CaRoots>,
+    /// The TLS key and certificate in use: a renewed certificate replaces it while the node
+    /// runs (`super::tls_files`).
+    pub tls: std::sync::RwLock<tls::NodeTlsKey>,
+    /// The private CA of `[ca]`, for peers in private CA mode; re-read when its files change.
+    pub ca: std::sync::RwLock<Option<CaRoots>>,
+    /// Where `[ca]` is (its presence is read at start).
+    pub ca_config: Option<crate::config::CaConfig>,
+    /// The node directory, if the node was started from one.
+    pub dir: Option<std::path::PathBuf>,
+    /// The files of the TLS key and `[ca]` as last read (`super::tls_files`).
+    pub tls_seen: std::sync::Mutex<Vec<super::tls_files::Stamp>>,
     pub session: SessionConfig,
     pub window: usize,
     pub deadlines: crate::config::Deadlines,
@@ -127,6 +137,24 @@ fn changed(link: &PeerLink, record: &PeerRecord) -> bool {
         || link.record.trust != record.trust
 }
 
+impl LinkEnv {
+    /// The TLS key and certificate in use.
+    pub fn tls(&self) -> tls::NodeTlsKey {
+        self.tls
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The private CA in use, if `[ca]` is configured.
+    pub fn ca(&self) -> Option<CaRoots> {
+        self.ca
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+}
+
 impl Shared {
     /// Reads the peers and operators from the store and applies them (see the module docs).
     /// One reload runs at a time; a second waits and then reads the newest state.
@@ -145,7 +173,7 @@ impl Shared {
         let mut wanted: Vec<(PeerRecord, PeerBundle)> = Vec::new();
         for row in rows {
             match PeerBundle::from_bytes(&row.bundle) {
-                Ok(_) if row.trust == TrustMode::Ca && self.env.ca.is_none() => {
+                Ok(_) if row.trust == TrustMode::Ca && self.env.ca().is_none() => {
                     report.problems.push(format!(
                         "peer {} is trusted through a private CA but hotlined.toml has no [ca] \
                          section (read at start); not linked",
@@ -223,6 +251,10 @@ impl Shared {
             reg.operators = operators;
             reg.bundles = bundles;
         }
+        // A renewed TLS certificate, new CA certificates or CRLs (SPEC.md §3.6.2).
+        for problem in super::tls_files::refresh(self, true).await {
+            report.problems.push(problem);
+        }
         let server = self.server_config()?;
         if let Some(endpoint) = self.endpoint() {
             endpoint.set_server_config(Some(server));
@@ -265,8 +297,7 @@ impl Shared {
         }
         let ca = self
             .env
-            .ca
-            .clone()
+            .ca()
             .filter(|_| !ca_pinned.is_empty())
             .map(|ca| (ca, ca_pinned));
         let trust = if pinned.is_empty() && ca.is_none() {
@@ -275,12 +306,38 @@ impl Shared {
             PeerTrust::Mixed { pinned, ca }
         };
         tls::server_config(
-            &self.env.material.tls,
+            &self.env.tls(),
             &trust,
             &[hotline_protocol::ALPN, hotline_protocol::OPERATOR_ALPN],
             &self.env.limits,
         )
         .map_err(|e| format!("cannot build the TLS server configuration: {e}"))
+    }
+
+    /// The TLS client configuration to dial a peer trusted by `trust` whose bundle is `bundle`,
+    /// with the TLS key and CA files in use now.
+    pub(super) fn client_config(
+        &self,
+        trust: TrustMode,
+        bundle: &PeerBundle,
+    ) -> Result<quinn::ClientConfig, String> {
+        // Private CA mode: the dialed host must be a subjectAltName of the peer's certificate.
+        let trust = match (trust, self.env.ca()) {
+            (TrustMode::Ca, Some(ca)) => PeerTrust::Mixed {
+                pinned: Vec::new(),
+                ca: Some((ca, vec![*bundle.tls_spki_sha256()])),
+            },
+            _ => PeerTrust::Pinned {
+                spki_sha256: vec![*bundle.tls_spki_sha256()],
+            },
+        };
+        tls::client_config(
+            &self.env.tls(),
+            &trust,
+            hotline_protocol::ALPN,
+            &self.env.limits,
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// Loads what a new link needs from the store and starts its task.
@@ -315,23 +372,7 @@ impl Shared {
             .into_iter()
             .filter_map(|r| hotline_protocol::receipt::Receipt::verify(&r, &me).ok())
             .collect();
-        // Private CA mode: the dialed host must be a subjectAltName of the peer's certificate.
-        let trust = match (record.trust, &env.ca) {
-            (TrustMode::Ca, Some(ca)) => PeerTrust::Mixed {
-                pinned: Vec::new(),
-                ca: Some((ca.clone(), vec![*bundle.tls_spki_sha256()])),
-            },
-            _ => PeerTrust::Pinned {
-                spki_sha256: vec![*bundle.tls_spki_sha256()],
-            },
-        };
-        let client_config = tls::client_config(
-            &env.material.tls,
-            &trust,
-            hotline_protocol::ALPN,
-            &env.limits,
-        )
-        .map_err(|e| e.to_string())?;
+        let client_config = self.client_config(record.trust, &bundle)?;
         if let Ok(mut keys) = self.peer_keys.lock() {
             // A new bundle's keys join those the peer announced last (SPEC.md §4.3.3).
             let held = keys.get(&peer).cloned().unwrap_or_default();

@@ -181,6 +181,34 @@ impl NodeTlsKey {
         not_before_ms: u64,
         not_after_ms: u64,
     ) -> Result<Self, TlsError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
+        Self::self_signed_with(key, common_name, alt_names, not_before_ms, not_after_ms)
+    }
+
+    /// A new self-signed certificate, with the same profile as [`NodeTlsKey::generate_named`],
+    /// for this same key: its SPKI, and so every pin of it, stays the same (pinned mode
+    /// certificate renewal).
+    pub fn renew_self_signed(
+        &self,
+        common_name: &str,
+        alt_names: &[&str],
+        not_before_ms: u64,
+        not_after_ms: u64,
+    ) -> Result<Self, TlsError> {
+        let key = rcgen::KeyPair::try_from(&self.key_der)?;
+        let renewed =
+            Self::self_signed_with(key, common_name, alt_names, not_before_ms, not_after_ms)?;
+        debug_assert_eq!(renewed.spki_sha256, self.spki_sha256);
+        Ok(renewed)
+    }
+
+    fn self_signed_with(
+        key: rcgen::KeyPair,
+        common_name: &str,
+        alt_names: &[&str],
+        not_before_ms: u64,
+        not_after_ms: u64,
+    ) -> Result<Self, TlsError> {
         let span = not_after_ms
             .checked_sub(not_before_ms)
             .ok_or(ProfileError::Validity)?;
@@ -189,7 +217,6 @@ impl NodeTlsKey {
         }
         let at = |ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
         let (not_before, not_after) = (at(not_before_ms), at(not_after_ms));
-        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
         let alt: Vec<String> = alt_names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = rcgen::CertificateParams::new(alt)?;
         params.distinguished_name = rcgen::DistinguishedName::new();

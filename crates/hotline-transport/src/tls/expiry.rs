@@ -23,6 +23,13 @@ pub fn certificate_not_after(cert_der: &CertificateDer<'_>) -> Option<u64> {
     seconds_to_ms(cert.validity().not_after.timestamp())
 }
 
+/// A certificate's serial number (big-endian bytes, as a CRL names it); `None` if it does
+/// not parse.
+pub fn certificate_serial(cert_der: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    Some(cert.raw_serial().to_vec())
+}
+
 /// When each CA certificate expires and each CRL must be replaced (its nextUpdate: after it,
 /// every certificate of that CA is refused). Roots and CRLs that do not parse, and CRLs without
 /// a nextUpdate, are left out: `check_ca` reports them.

@@ -27,7 +27,7 @@ use crate::daemon::metrics;
 const OVERDUE_CHECK: Duration = Duration::from_secs(5);
 
 /// Runs the link until shutdown.
-pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
+pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let peer = ctx.bundle.identity();
     // Retransmission jitter (SPEC.md §9.7) from a random seed: two nodes' retries never fall
     // into step. A failed read leaves a fixed seed, which still spreads retries.
@@ -284,6 +284,7 @@ pub async fn run(ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         stored_pending = Some(s);
                     }
                     LinkMsg::SendReceipt(r) => session.send_receipt(now, *r),
+                    LinkMsg::ClientConfig(c) => ctx.client_config = *c,
                     LinkMsg::Keys(keys) => {
                         let sent = session.update_keys(now, keys);
                         tracing::info!(

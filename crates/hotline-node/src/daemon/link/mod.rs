@@ -67,6 +67,8 @@ pub enum LinkMsg {
     Uncancel(MessageId),
     /// Counts of the whole outbox, for status while a backlog is paged.
     Summary(crate::store::PendingSummary),
+    /// The TLS configuration to dial with from now on (a renewed certificate, new CA files).
+    ClientConfig(Box<quinn::ClientConfig>),
     /// Our encryption keys changed: announce these (SPEC.md §4.3.5).
     Keys(Vec<EncryptionKey>),
     /// Shut down: close the connection with SHUTDOWN and this reason, and stop (node shutdown,
