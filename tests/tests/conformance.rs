@@ -218,15 +218,27 @@ fn inputs(
     }
 }
 
+/// `hotlined keys rotate` on the target: the runner's `--target-rotate`.
+fn rotate_target(target: &Path) -> String {
+    shell_command(&[
+        env!("CARGO_BIN_EXE_hotline-e2e-daemon").to_owned(),
+        "keys".into(),
+        "rotate".into(),
+        "--dir".into(),
+        target.to_string_lossy().into_owned(),
+    ])
+}
+
 /// One run, as `hotline-conformance run` does it: load, probe, run. Returns the results and
 /// where the run's sequence numbers started.
-fn run(inputs: &Inputs, only: &[&str]) -> (Vec<CaseResult>, u64) {
+fn run(inputs: &Inputs, rotate: &str, only: &[&str]) -> (Vec<CaseResult>, u64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let cx = Ctx::load(inputs).await.expect("inputs load");
+        let mut cx = Ctx::load(inputs).await.expect("inputs load");
+        cx.target_rotate = Some(rotate.to_owned());
         let start = suite::probe(&cx).await.expect("the target answers");
         *cx.seq.lock().expect("lock") = Sequencer::starting_after(start);
         let mut all = cases::all(cx.trust);
@@ -262,7 +274,8 @@ fn every_case_passes_against_hotlined_as_ci_sets_it_up_and_again_on_a_second_run
         Some(target_send),
     );
 
-    let (results, start) = run(&inputs, &[]);
+    let rotate = rotate_target(&target_dir);
+    let (results, start) = run(&inputs, &rotate, &[]);
     assert_eq!(
         start, 0,
         "a fresh target has received nothing from the runner"
@@ -308,7 +321,7 @@ fn every_case_passes_against_hotlined_as_ci_sets_it_up_and_again_on_a_second_run
         "heartbeat-claims-unseen-sequence",
         "sequence-received-through",
     ];
-    let (second, start2) = run(&inputs, &again);
+    let (second, start2) = run(&inputs, &rotate, &again);
     assert!(start2 > results.len() as u64, "continued after {start2}");
     assert_eq!(second.len(), again.len());
     for r in &second {

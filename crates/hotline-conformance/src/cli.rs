@@ -63,9 +63,16 @@ enum Command {
         /// A shell command (run with `sh -c`) that makes the target queue one message to the
         /// runner's identity, e.g. `hotline send ... --to <the runner's alias>`; it may print
         /// the message id (32 hex digits). Cases that need the target to seal a new message
-        /// during the run (the sequence floor of SPEC.md §10.1) are skipped without it.
+        /// during the run (the sequence floor of SPEC.md §10.1, the use of a key the runner
+        /// announced in a KeyUpdate, §4.3.5) are skipped without it.
         #[arg(long, value_name = "CMD")]
         target_send: Option<String>,
+        /// A shell command (run with `sh -c`) that makes the target make a new encryption key
+        /// while it runs, e.g. `hotlined keys rotate --dir <the target's directory>`. The case
+        /// that needs the target to announce a new key on a live link and still open envelopes
+        /// sealed to its previous one (SPEC.md §4.3.4, §4.3.5) is skipped without it.
+        #[arg(long, value_name = "CMD")]
+        target_rotate: Option<String>,
     },
     /// Check another implementation's outputs for the committed test vectors.
     Vectors {
@@ -98,6 +105,7 @@ pub fn main() -> ExitCode {
             step_timeout,
             fail_on_skip,
             target_send,
+            target_rotate,
         } => {
             let trust = if pki.is_some() {
                 Trust::Ca
@@ -138,12 +146,18 @@ pub fn main() -> ExitCode {
                 step: Duration::from_secs(step_timeout.max(1)),
                 target_send,
             };
-            run(&inputs, &all, json, fail_on_skip)
+            run(&inputs, target_rotate, &all, json, fail_on_skip)
         }
     }
 }
 
-fn run(inputs: &Inputs, cases: &[suite::Case], json: bool, fail_on_skip: bool) -> ExitCode {
+fn run(
+    inputs: &Inputs,
+    target_rotate: Option<String>,
+    cases: &[suite::Case],
+    json: bool,
+    fail_on_skip: bool,
+) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,13 +170,14 @@ fn run(inputs: &Inputs, cases: &[suite::Case], json: bool, fail_on_skip: bool) -
     };
     rt.block_on(async {
         let t0 = Instant::now();
-        let cx = match Ctx::load(inputs).await {
+        let mut cx = match Ctx::load(inputs).await {
             Ok(cx) => cx,
             Err(e) => {
                 eprintln!("hotline-conformance: {e}");
                 return ExitCode::from(EXIT_SETUP);
             }
         };
+        cx.target_rotate = target_rotate;
         let received_through = match suite::probe(&cx).await {
             Ok(n) => n,
             Err(e) => {
@@ -232,6 +247,31 @@ mod tests {
             Cli::try_parse_from(["hotline-conformance", "vectors", "d", "--fail-on-skip"]).is_err(),
             "a flag of `run` only"
         );
+    }
+
+    #[test]
+    fn target_rotate_takes_one_shell_command() {
+        let argv = [
+            "hotline-conformance",
+            "run",
+            "--list",
+            "--target-rotate",
+            "hotlined keys rotate --dir 'a b'",
+        ];
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Command::Run {
+                target_rotate,
+                target_send,
+                ..
+            } => {
+                assert_eq!(
+                    target_rotate.as_deref(),
+                    Some("hotlined keys rotate --dir 'a b'")
+                );
+                assert_eq!(target_send, None);
+            }
+            Command::Vectors { .. } => panic!("not run"),
+        }
     }
 
     #[test]

@@ -185,6 +185,11 @@ pub struct Ctx {
     /// `--target-send CMD`: a shell command that makes the target queue one message to the
     /// runner's identity.
     pub target_send: Option<String>,
+    /// `--target-rotate CMD`: a shell command that makes the target make a new encryption key
+    /// (SPEC.md §4.3.4), for the case that needs the target to rotate during the run; it is
+    /// skipped without it. Set after [`Ctx::load`] (`None` until then) rather than in
+    /// [`Inputs`], which tests elsewhere in the workspace build as a struct literal.
+    pub target_rotate: Option<String>,
 }
 
 /// Why the runner could not start: the operator's inputs, or the target unreachable.
@@ -283,6 +288,7 @@ impl Ctx {
             hello_keys: Mutex::new(Vec::new()),
             from_target: Arc::new(FromTarget::default()),
             target_send: inputs.target_send.clone(),
+            target_rotate: None,
         })
     }
 
@@ -379,15 +385,7 @@ impl Ctx {
         subject: &str,
         created: u64,
     ) -> Result<Envelope, String> {
-        let draft = Draft {
-            subject: subject.into(),
-            text: "Sent by hotline-conformance, the interop conformance runner. \
-                   Nothing to act on."
-                .into(),
-            language: "en".into(),
-            ..Default::default()
-        };
-        self.seal_draft(id, sequence, &draft, created)
+        self.seal_draft(id, sequence, &runner_draft(subject), created)
     }
 
     /// A valid envelope carrying `draft`, signed by the runner's officer.
@@ -401,6 +399,28 @@ impl Ctx {
         let key = self
             .recipient_key(created)
             .ok_or("the target has no encryption key valid now (SPEC.md §4.3.3)")?;
+        self.seal_draft_to(&key, id, sequence, draft, created)
+    }
+
+    /// [`Ctx::seal`] to the target's key `key`, whichever key the runner would choose.
+    pub fn seal_to(
+        &self,
+        key: &EncryptionKey,
+        id: MessageId,
+        sequence: u64,
+        subject: &str,
+    ) -> Result<Envelope, String> {
+        self.seal_draft_to(key, id, sequence, &runner_draft(subject), now_ms())
+    }
+
+    fn seal_draft_to(
+        &self,
+        key: &EncryptionKey,
+        id: MessageId,
+        sequence: u64,
+        draft: &Draft,
+        created: u64,
+    ) -> Result<Envelope, String> {
         let content = draft
             .sign(&id, &self.target.id, &self.me.officer, created)
             .map_err(|e| format!("content: {e}"))?;
@@ -408,7 +428,7 @@ impl Ctx {
             &self.me.identity,
             &SealParams {
                 recipient: self.target.id,
-                recipient_key: &key,
+                recipient_key: key,
                 message_id: id,
                 sequence,
                 created,
@@ -440,6 +460,17 @@ impl Ctx {
     /// `last_sequence_sent` for heartbeats.
     pub fn sent_max(&self) -> u64 {
         self.seq.lock().map(|s| s.sent_max()).unwrap_or(0)
+    }
+}
+
+/// The content of the runner's valid messages: `subject` and a text saying where it comes from.
+fn runner_draft(subject: &str) -> Draft {
+    Draft {
+        subject: subject.into(),
+        text: "Sent by hotline-conformance, the interop conformance runner. Nothing to act on."
+            .into(),
+        language: "en".into(),
+        ..Default::default()
     }
 }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::envelope::{Envelope, MessageId};
 use hotline_protocol::frame::{Decoder, Frame, FrameType, HEADER_LEN, StreamKind};
-use hotline_protocol::identity::NodeId;
+use hotline_protocol::identity::{EncryptionKeypair, KEY_ID_LEN, NodeId};
+use hotline_transport::now_ms;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
@@ -35,6 +36,12 @@ pub struct Seen {
     pub sha256: [u8; 32],
     /// Its sequence number (target → runner).
     pub sequence: u64,
+    /// The header's `recipient_key_id`: the runner's key the target sealed it to.
+    pub recipient_key_id: [u8; KEY_ID_LEN],
+    /// For an envelope sealed to a key a case gave [`FromTarget::open_with`]: whether it opened
+    /// with that key (SPEC.md §7.6 steps 3–12, as the runner), or why not. `None` otherwise:
+    /// the runner holds no other secret key.
+    pub opened: Option<Result<(), String>>,
     /// How many times it arrived.
     pub arrivals: u32,
     /// When it last arrived.
@@ -46,6 +53,9 @@ pub struct Seen {
 pub struct FromTarget {
     seen: Mutex<Vec<Seen>>,
     arrived: Notify,
+    /// Key pairs of the runner's that cases announced to the target: envelopes sealed to one
+    /// are opened as they are recorded.
+    keys: Mutex<Vec<EncryptionKeypair>>,
 }
 
 impl FromTarget {
@@ -70,6 +80,8 @@ impl FromTarget {
                         id: h.message_id,
                         sha256: *env.sha256(),
                         sequence: h.sequence,
+                        recipient_key_id: h.recipient_key_id,
+                        opened: self.open(env, target, runner),
                         arrivals: 1,
                         last: at,
                     });
@@ -84,6 +96,24 @@ impl FromTarget {
             self.arrived.notify_waiters();
         }
         recorded
+    }
+
+    /// From now on, envelopes the target seals to `key` (a key of the runner's identity that a
+    /// case announced) are opened as they arrive; [`Seen::opened`] says how that went.
+    pub fn open_with(&self, key: EncryptionKeypair) {
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.push(key);
+        }
+    }
+
+    fn open(&self, env: &Envelope, target: &NodeId, runner: &NodeId) -> Option<Result<(), String>> {
+        let keys = self.keys.lock().ok()?;
+        let id = env.header().recipient_key_id;
+        keys.iter().any(|k| k.certificate.id() == id).then(|| {
+            env.open(runner, target, &keys, now_ms())
+                .map(|_| ())
+                .map_err(|r| r.to_string())
+        })
     }
 
     /// Everything recorded so far, in order of first arrival.
@@ -244,6 +274,93 @@ mod tests {
         );
         assert_eq!(seen[0].last, t0 + Duration::from_secs(1));
         assert_eq!(seen[1].sha256, *a2.sha256());
+    }
+
+    /// An envelope from `from` to `to`, sealed to `key` at `created`.
+    fn sealed_to(
+        from: &IdentityKey,
+        to: &IdentityKey,
+        key: &EncryptionKeypair,
+        id: MessageId,
+        created: u64,
+    ) -> Envelope {
+        let officer = OfficerKey::generate(
+            from,
+            "o",
+            Role::Officer,
+            created - DAY,
+            created + DAY,
+            &mut rng(),
+        )
+        .expect("officer");
+        let content = Draft {
+            subject: "s".into(),
+            text: "t".into(),
+            ..Default::default()
+        }
+        .sign(&id, &to.id(), &officer, created)
+        .expect("content");
+        Envelope::seal(
+            from,
+            &SealParams {
+                recipient: to.id(),
+                recipient_key: &key.certificate,
+                message_id: id,
+                sequence: 1,
+                created,
+                precedence: Precedence::Routine,
+                tlp: Tlp::Green,
+            },
+            &content,
+            &mut rng(),
+        )
+        .expect("seal")
+    }
+
+    #[test]
+    fn opens_what_is_sealed_to_a_key_a_case_gave_it() {
+        let (target, runner) = (
+            IdentityKey::generate(&mut rng()),
+            IdentityKey::generate(&mut rng()),
+        );
+        let (t, r) = (target.id(), runner.id());
+        let now = now_ms();
+        let given = EncryptionKeypair::generate(&runner, now - 60 * DAY, now + DAY, &mut rng());
+        let other = EncryptionKeypair::generate(&runner, now - DAY, now + DAY, &mut rng());
+        let (given_id, other_id) = (given.certificate.id(), other.certificate.id());
+        let from = FromTarget::default();
+        let before = sealed_to(&target, &runner, &given, [1; 16], now);
+        assert!(from.record(&before, &t, &r, Instant::now()));
+        let envelopes = [
+            sealed_to(&target, &runner, &given, [2; 16], now),
+            sealed_to(&target, &runner, &given, [3; 16], now - 40 * DAY),
+            sealed_to(&target, &runner, &other, [4; 16], now),
+        ];
+        from.open_with(given);
+        for env in &envelopes {
+            assert!(from.record(env, &t, &r, Instant::now()));
+        }
+        let seen = from.seen();
+        let got: Vec<_> = seen
+            .iter()
+            .map(|s| (s.recipient_key_id, s.opened.as_ref().map(|o| o.is_ok())))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (given_id, None),
+                (given_id, Some(true)),
+                (given_id, Some(false)),
+                (other_id, None),
+            ],
+            "before the key was given: not opened; then opened, or why not (too old); another \
+             key: not opened"
+        );
+        assert!(
+            matches!(&seen[2].opened, Some(Err(e)) if e.contains("30 days")),
+            "{:?}",
+            seen[2].opened
+        );
     }
 
     #[test]

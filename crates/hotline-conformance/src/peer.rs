@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::frame::{self, Decoder, Frame, FrameType, StreamKind};
 use hotline_protocol::hello::{self, Offer, PeerHello, Side};
@@ -154,6 +155,8 @@ pub struct ControlLog {
     pub heartbeats: Vec<(Instant, wire::Heartbeat)>,
     /// Close frames.
     pub closes: Vec<wire::Close>,
+    /// KeyUpdate payloads (SPEC.md §4.3.5), unverified, with when they arrived.
+    pub key_updates: Vec<(Instant, Bytes)>,
     /// Anything else, or a heartbeat that did not decode: described.
     pub other: Vec<String>,
     /// How the stream ended, if it did.
@@ -240,10 +243,23 @@ pub async fn link(cx: &Ctx) -> Result<Link, String> {
 
 /// [`link`] with a chosen behaviour.
 pub async fn link_with(cx: &Ctx, behaviour: Behaviour) -> Result<Link, String> {
+    link_offering(cx, &Offer::default(), behaviour).await
+}
+
+/// [`link`] with a chosen offer (the runner's Hello offers it, and the runner negotiates the
+/// target's Hello with it) and behaviour.
+pub async fn link_offering(cx: &Ctx, offer: &Offer, behaviour: Behaviour) -> Result<Link, String> {
     let cfg = cx.client_config()?;
     let raw = Raw::connect(cx, cfg).await.map_err(|e| e.describe())?;
-    let hello = raw.hello(cx);
-    raw.into_link(cx, hello, behaviour).await
+    let hello = hello::create(
+        &cx.me.identity,
+        Side::Client,
+        &raw.exporter,
+        offer,
+        &cx.me.keys,
+        now_ms(),
+    );
+    raw.into_link_offering(cx, hello, behaviour, offer).await
 }
 
 impl Raw {
@@ -254,6 +270,19 @@ impl Raw {
         cx: &Ctx,
         hello: Vec<u8>,
         behaviour: Behaviour,
+    ) -> Result<Link, String> {
+        self.into_link_offering(cx, hello, behaviour, &Offer::default())
+            .await
+    }
+
+    /// [`Raw::into_link`] where the runner's `hello` offered `offer`: the target's Hello is
+    /// negotiated with it.
+    pub async fn into_link_offering(
+        self,
+        cx: &Ctx,
+        hello: Vec<u8>,
+        behaviour: Behaviour,
+        offer: &Offer,
     ) -> Result<Link, String> {
         let mut control = self
             .open_control(cx, &frame::encode(FrameType::Hello, &hello))
@@ -279,7 +308,7 @@ impl Raw {
             &cx.target.id,
             Side::Server,
             &self.exporter,
-            &Offer::default(),
+            offer,
         )
         .map_err(|c| format!("the target's Hello does not verify on this connection: {c}"))?;
         if let Ok(mut keys) = cx.hello_keys.lock() {
@@ -406,6 +435,7 @@ async fn read_control(
                     Ok(c) => l.closes.push(c),
                     Err(e) => l.other.push(format!("Close that does not decode: {e}")),
                 },
+                FrameType::KeyUpdate => l.key_updates.push((Instant::now(), f.payload.clone())),
                 other => l.other.push(format!("{other:?} frame")),
             }
         }
@@ -502,17 +532,29 @@ impl Link {
         limit: Duration,
         pred: impl Fn(&wire::Heartbeat) -> bool,
     ) -> Option<wire::Heartbeat> {
+        self.wait_log(limit, |l| {
+            l.heartbeats
+                .iter()
+                .map(|(_, h)| h)
+                .find(|h| pred(h))
+                .cloned()
+        })
+        .await
+    }
+
+    /// Waits up to `limit` until `found` finds something in the control log (checked at once,
+    /// then after each frame the target sends and when the control stream ends).
+    pub async fn wait_log<T>(
+        &self,
+        limit: Duration,
+        found: impl Fn(&ControlLog) -> Option<T>,
+    ) -> Option<T> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
+            // Registered before the look, so a frame in between is not missed.
             let notified = self.changed.notified();
-            if let Some(hb) = self.log(|l| {
-                l.heartbeats
-                    .iter()
-                    .map(|(_, h)| h)
-                    .find(|h| pred(h))
-                    .cloned()
-            }) {
-                return Some(hb);
+            if let Some(t) = self.log(&found) {
+                return Some(t);
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return None;

@@ -144,6 +144,7 @@ fn heading(number: &str) -> Option<&'static str> {
         "§3.7" => "QUIC transport parameters and streams",
         "§3.8" => "Closing a connection",
         "§3.9.1" => "Showing an UP connection dead",
+        "§4.3.5" => "KeyUpdate",
         "§5.2" => "Frame types, placement and limits",
         "§5.3" => "Canonical encoding",
         "§6.3" => "Verifying the peer's Hello",

@@ -601,3 +601,53 @@ fn a_target_that_delivers_the_id_of_its_own_message_fails_the_id_space_case() {
     assert!(!r.outcome_passed && r.still_serving, "{r:?}");
     assert!(r.observed.contains("DELIVERED"), "{r:?}");
 }
+
+#[test]
+fn a_target_that_ignores_key_updates_fails_the_key_update_cases() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (target_dir, runner_dir) = broken_setup(tmp.path());
+    // The broken target offers versions 1 and 2 and ignores every KeyUpdate frame.
+    let target = broken_target(&target_dir, &runner_dir);
+    let inputs = inputs(target.addr, &target_dir, &runner_dir, None);
+    let ignored = [
+        "key-update-on-version-1-link",
+        "key-update-foreign-key",
+        "key-update-empty",
+        "key-update-rate-limit",
+    ];
+    // Each waits 10 s for a close that does not come: side by side, one run each.
+    let results: Vec<CaseResult> = std::thread::scope(|s| {
+        let runs: Vec<_> = ignored
+            .iter()
+            .map(|name| s.spawn(|| run(&inputs, &[name]).0))
+            .collect();
+        runs.into_iter()
+            .flat_map(|r| r.join().expect("run"))
+            .collect()
+    });
+    assert_eq!(results.len(), ignored.len());
+    for r in &results {
+        assert_eq!(r.status, Status::Failed, "{r:?}");
+        assert!(!r.outcome_passed && r.still_serving, "{r:?}");
+        assert!(r.observed.contains("stayed open"), "{r:?}");
+    }
+    let rate = results
+        .iter()
+        .find(|r| r.name == "key-update-rate-limit")
+        .expect("the rate-limit case");
+    assert!(
+        rate.observed.starts_with("4 KeyUpdates accepted"),
+        "{rate:?}"
+    );
+
+    // Without --target-send and --target-rotate the two others say what they need.
+    let (results, _) = run(
+        &inputs,
+        &["key-update-is-used", "target-key-update-and-previous-key"],
+    );
+    assert_eq!(results.len(), 2);
+    for (r, needs) in results.iter().zip(["--target-send", "--target-rotate"]) {
+        assert_eq!(r.status, Status::Skipped, "{r:?}");
+        assert!(r.observed.contains(&format!("needs {needs}")), "{r:?}");
+    }
+}

@@ -6,8 +6,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// Cases plus independent checks over all seven vector files.
-const ROWS: usize = 152;
+/// Cases plus independent checks over all eight vector files.
+const ROWS: usize = 186;
 
 fn vectors(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hotline-conformance"))
@@ -84,6 +84,7 @@ fn our_emitted_results_pass_every_case() {
         "receipts.json",
         "frames.json",
         "negative.json",
+        "key_update.json",
     ] {
         let doc: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).expect("emitted"))
@@ -104,6 +105,16 @@ fn our_emitted_results_pass_every_case() {
     assert_eq!(
         rows.iter().filter(|r| r["file"] == "negative.json").count(),
         36
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r["file"] == "key_update.json"
+                && r["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("key_update_")))
+            .count(),
+        5,
+        "the negative vectors of key_update.json"
     );
 }
 
@@ -236,7 +247,7 @@ fn the_table_names_each_failure() {
         "{table}"
     );
     // The byte comparison and our own decoder both refuse it.
-    assert!(table.contains("150 PASS, 2 FAIL, 0 MISSING"), "{table}");
+    assert!(table.contains("184 PASS, 2 FAIL, 0 MISSING"), "{table}");
 }
 
 #[test]

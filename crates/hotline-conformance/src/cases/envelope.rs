@@ -320,6 +320,8 @@ async fn tlp_unspecified(cx: &Ctx) -> Outcome {
     rejected_draft(cx, &d, RejectReason::Malformed).await
 }
 
+/// Version 2 is a protocol version (SPEC.md §12.5), not an envelope format version, which is 1
+/// on links of either protocol version: a node that confuses the two accepts this envelope.
 async fn unsupported_version(cx: &Ctx) -> Outcome {
     let mut d = tri!(Draft::reserved(cx));
     d.header.version = 2;

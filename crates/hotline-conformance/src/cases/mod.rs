@@ -1,11 +1,13 @@
 //! The cases, by SPEC.md area, and the checks they share.
 
+mod command;
 mod control;
 mod control_limits;
 mod envelope;
 mod envelope_content;
 mod envelope_replay;
 mod hello;
+mod key_update;
 mod limits;
 mod receipts;
 mod sequence_floor;
@@ -37,6 +39,7 @@ pub fn all(trust: Trust) -> Vec<Case> {
     cases.extend(receipts::cases());
     cases.extend(limits::cases());
     cases.extend(sequence_floor::cases());
+    cases.extend(key_update::cases());
     cases
 }
 

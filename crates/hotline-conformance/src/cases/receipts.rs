@@ -160,6 +160,7 @@ async fn spoiled(cx: &Ctx, spoil: impl FnOnce(&mut wire::ReceiptBody)) -> Outcom
     .await
 }
 
+/// The receipt format version is 1 on links of protocol version 1 and 2 alike (SPEC.md §12.5).
 async fn bad_version(cx: &Ctx) -> Outcome {
     spoiled(cx, |b| b.version = 2).await
 }
