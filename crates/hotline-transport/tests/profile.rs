@@ -104,3 +104,36 @@ fn pinned_mode_still_refuses_a_ca_or_a_key_not_for_signatures() {
         "keyUsage without digitalSignature"
     );
 }
+
+fn pki(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../certs/test-pki")
+            .join(name),
+    )
+    .expect("test PKI file")
+}
+
+#[test]
+fn a_renewed_self_signed_certificate_keeps_the_key_and_its_pin() {
+    let old = Material::self_signed("CERT-A", "192.0.2.1:4433", NOW).expect("cert");
+    let new =
+        Material::renewed_self_signed(&old, "CERT-A", "192.0.2.1:4433", NOW + 700 * 86_400_000)
+            .expect("renewed");
+    assert_eq!(new.spki_sha256(), old.spki_sha256());
+    assert_ne!(new.cert_der, old.cert_der);
+    assert!(tls::certificate_not_after(&new.cert_der) > tls::certificate_not_after(&old.cert_der));
+    assert_eq!(alt_names(&new.cert_der), alt_names(&old.cert_der));
+}
+
+#[test]
+fn a_crl_lists_the_revoked_certificate_and_not_the_others() {
+    let ca = tls::CaRoots {
+        roots: tls::certs_from_pem(&pki("ca.pem")).expect("ca"),
+        crls: tls::crls_from_pem(&pki("ca.crl.pem")).expect("crl"),
+    };
+    let cert = |name: &str| tls::certs_from_pem(&pki(name)).expect("cert")[0].clone();
+    assert!(tls::listed_in_crl(&ca, &cert("revoked.pem")));
+    assert!(!tls::listed_in_crl(&ca, &cert("node-a.pem")));
+    assert!(!tls::listed_in_crl(&ca, &cert("foreign-node.pem")));
+}

@@ -132,9 +132,12 @@ pub(super) async fn refresh(s: &Arc<Shared>, force: bool) -> Vec<String> {
         })
         .unwrap_or_default();
     for (tx, trust, bundle) in links {
+        let crls = (trust == crate::store::TrustMode::Ca)
+            .then(|| s.env.ca())
+            .flatten();
         match s.client_config(trust, &bundle) {
             Ok(c) => {
-                let _ = tx.send(LinkMsg::ClientConfig(Box::new(c)));
+                let _ = tx.send(LinkMsg::ClientConfig(Box::new(c), crls));
             }
             Err(e) => problems.push(format!("cannot rebuild a link's TLS configuration: {e}")),
         }

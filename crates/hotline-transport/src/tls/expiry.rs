@@ -30,6 +30,23 @@ pub fn certificate_serial(cert_der: &CertificateDer<'_>) -> Option<Vec<u8>> {
     Some(cert.raw_serial().to_vec())
 }
 
+/// Whether one of `ca`'s CRLs lists `cert`: a CRL of the certificate's issuer (by name) names
+/// its serial number. For connections already up when a new CRL is loaded (SPEC.md §3.6.2);
+/// new connections are checked in full by the TLS verifier.
+pub fn listed_in_crl(ca: &CaRoots, cert: &CertificateDer<'_>) -> bool {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(cert) else {
+        return false;
+    };
+    ca.crls.iter().any(|crl| {
+        x509_parser::parse_x509_crl(crl).is_ok_and(|(_, crl)| {
+            crl.issuer().as_raw() == cert.issuer().as_raw()
+                && crl
+                    .iter_revoked_certificates()
+                    .any(|r| r.raw_serial() == cert.raw_serial())
+        })
+    })
+}
+
 /// When each CA certificate expires and each CRL must be replaced (its nextUpdate: after it,
 /// every certificate of that CA is refused). Roots and CRLs that do not parse, and CRLs without
 /// a nextUpdate, are left out: `check_ca` reports them.

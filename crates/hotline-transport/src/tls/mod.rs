@@ -38,7 +38,7 @@ pub use config::{
 };
 pub use conn::{exporter, negotiated_group, peer_certificate};
 pub use error::{TlsError, connection_failure_reason, failure_reason};
-pub use expiry::{Lapse, ca_lapses, certificate_not_after, certificate_serial};
+pub use expiry::{Lapse, ca_lapses, certificate_not_after, certificate_serial, listed_in_crl};
 pub use trust::{CaRoots, PeerTrust, check_ca, client_cert_verifier, server_cert_verifier};
 
 /// Longest allowed node certificate validity, notAfter − notBefore (SPEC.md §3.5): 825 days.

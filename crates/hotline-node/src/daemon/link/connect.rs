@@ -141,3 +141,18 @@ pub(super) fn attach_io(
         group,
     }
 }
+
+/// Whether the certificate the peer presented on `conn` is listed in `ca`'s CRLs (a CRL loaded
+/// after the connection was set up, SPEC.md §3.6.2).
+pub(super) fn peer_certificate_revoked(
+    conn: &quinn::Connection,
+    ca: &hotline_transport::tls::CaRoots,
+) -> bool {
+    conn.peer_identity()
+        .and_then(|id| {
+            id.downcast::<Vec<quinn::rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .and_then(|certs| certs.first().cloned())
+        .is_some_and(|cert| hotline_transport::tls::listed_in_crl(ca, &cert))
+}

@@ -284,7 +284,16 @@ pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         stored_pending = Some(s);
                     }
                     LinkMsg::SendReceipt(r) => session.send_receipt(now, *r),
-                    LinkMsg::ClientConfig(c) => ctx.client_config = *c,
+                    LinkMsg::ClientConfig(c, crls) => {
+                        ctx.client_config = *c;
+                        if let (Some(ca), Some(c)) = (crls, &conn)
+                            && super::connect::peer_certificate_revoked(&c.conn, &ca)
+                        {
+                            tracing::warn!(peer = %ctx.alias, "a new CRL lists the peer's TLS certificate: closing its connection");
+                            metrics::handshake_failure(&ctx.metrics, "revoked");
+                            session.close(now, CloseCode::ProtocolViolation, "TLS certificate revoked");
+                        }
+                    }
                     LinkMsg::Keys(keys) => {
                         let sent = session.update_keys(now, keys);
                         tracing::info!(

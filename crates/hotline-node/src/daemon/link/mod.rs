@@ -67,8 +67,13 @@ pub enum LinkMsg {
     Uncancel(MessageId),
     /// Counts of the whole outbox, for status while a backlog is paged.
     Summary(crate::store::PendingSummary),
-    /// The TLS configuration to dial with from now on (a renewed certificate, new CA files).
-    ClientConfig(Box<quinn::ClientConfig>),
+    /// The TLS configuration to dial with from now on (a renewed certificate, new CA files);
+    /// with the private CA's new CRLs for a peer in private CA mode, whose connection up now
+    /// is closed if they list its certificate (SPEC.md §3.6.2).
+    ClientConfig(
+        Box<quinn::ClientConfig>,
+        Option<hotline_transport::tls::CaRoots>,
+    ),
     /// Our encryption keys changed: announce these (SPEC.md §4.3.5).
     Keys(Vec<EncryptionKey>),
     /// Shut down: close the connection with SHUTDOWN and this reason, and stop (node shutdown,
