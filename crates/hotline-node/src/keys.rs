@@ -56,7 +56,7 @@ pub fn list(dir: &Path) -> Result<(), CommandError> {
     for k in &material.encryption {
         let c = &k.certificate;
         println!(
-            "  {}  {} to {} UTC  {}",
+            "  {}  {} to {}  {}",
             data_encoding::HEXLOWER.encode(&c.id()),
             utc_minute(c.not_before()),
             utc_minute(c.not_after()),
@@ -69,16 +69,13 @@ pub fn list(dir: &Path) -> Result<(), CommandError> {
             .not_after()
             .saturating_sub(policy.renew_before);
         if renew > now {
-            println!(
-                "next rotation: {} UTC (by the running node)",
-                utc_minute(renew)
-            );
+            println!("next rotation: {} (by the running node)", utc_minute(renew));
         } else {
             println!("next rotation: due now; the running node makes it within seconds");
         }
     }
     if let Some(not_after) = hotline_transport::tls::certificate_not_after(&material.tls.cert_der) {
-        println!("TLS certificate valid until {} UTC", utc_minute(not_after));
+        println!("TLS certificate valid until {}", utc_minute(not_after));
     }
     Ok(())
 }
@@ -157,7 +154,7 @@ pub fn renew_tls(dir: &Path, cert: Option<&Path>) -> Result<(), CommandError> {
     std::fs::rename(&tmp, &path)?;
     let until = tls::certificate_not_after(&renewed.cert_der).unwrap_or(0);
     println!(
-        "Renewed the TLS certificate in {}: valid until {} UTC, for the same key (its pin is \
+        "Renewed the TLS certificate in {}: valid until {}, for the same key (its pin is \
          unchanged: peers and operators need nothing new).",
         path.display(),
         utc_minute(until)

@@ -102,7 +102,7 @@ pub fn renew(dir: &Path, name: &str, valid_days: u32, out: &Path) -> Result<(), 
         ),
     }])?;
     say!(
-        "Renewed the credential of {who} (key {fingerprint}): valid until {} UTC (was {} UTC): {}",
+        "Renewed the credential of {who} (key {fingerprint}): valid until {} (was {}): {}",
         utc_minute(not_after),
         utc_minute(old.not_after()),
         out.display()

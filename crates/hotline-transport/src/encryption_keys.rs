@@ -5,6 +5,7 @@
 //! `encryption.lock`, so `hotlined keys rotate` and a running node never lose each other's
 //! changes: whoever holds the lock reads the file, changes it and writes it back.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use hotline_protocol::crypto::SecretAgreementKey;
@@ -41,6 +42,7 @@ pub fn lock(dir: &Path) -> Result<KeysLock, KeyFileError> {
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&path)
         .map_err(io)?;
     file.lock().map_err(io)?;

@@ -83,7 +83,7 @@ pub(super) async fn refresh(s: &Arc<Shared>, force: bool) -> Vec<String> {
                     Ok(()) => {
                         let until = tls::certificate_not_after(&new.cert_der).unwrap_or(0);
                         changed.push(format!(
-                            "TLS certificate renewed, valid until {} UTC",
+                            "TLS certificate renewed, valid until {}",
                             hotline_transport::time::utc_minute(until)
                         ));
                         if let Ok(mut t) = s.env.tls.write() {
