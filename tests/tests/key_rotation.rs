@@ -122,6 +122,33 @@ fn keys_rotate_on_a_running_node_without_dropping_the_link_and_evidence_verifies
     let first = newest_key(&a.dir);
     let before = send(&bruno, "before the rotation");
     assert_eq!(sealed_to(&bruno, &before), first);
+    // Both nodes speak version 2: Bruno's signature binds his credential, precedence and TLP
+    // (SPEC.md §7.5.1), and `show` says so on both sides.
+    for cred in [&bruno, &olga] {
+        let o = poll(
+            &["show", &before, "--json", "--credential", cred],
+            Duration::from_secs(20),
+            |o| o.status.code() == Some(0),
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["verification"]["officer_signature"], "v2", "{v}");
+    }
+    // Olga acknowledges by the version 2 rule; B verifies the receipt.
+    let o = hotline(
+        &["ack", &before, "--note", "seen", "--credential", &olga],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = poll(
+        &["receipts", &before, "--json", "--credential", &bruno],
+        Duration::from_secs(20),
+        |o| String::from_utf8_lossy(&o.stdout).to_uppercase().contains("ACKNOWLEDGED"),
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).to_uppercase().contains("ACKNOWLEDGED"),
+        "{}",
+        text(&o)
+    );
     // The dial race of the start is settled once a message went through.
     std::thread::sleep(Duration::from_secs(3));
     let since = status(&bruno)["links"][0]["since_ms"].clone();

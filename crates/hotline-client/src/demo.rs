@@ -366,8 +366,17 @@ async fn exchange(
         language: "en".into(),
         ..Default::default()
     };
+    // Both nodes speak version 2: Anna's signature binds her credential, FLASH and TLP:AMBER
+    // too (SPEC.md §7.5).
     let content = draft
-        .sign(&id, b_id, &anna_cred.officer, now_ms())
+        .sign_marked(
+            &id,
+            b_id,
+            &anna_cred.officer,
+            now_ms(),
+            hotline_protocol::content::Precedence::Flash,
+            hotline_protocol::content::Tlp::Amber,
+        )
         .map_err(|e| e.to_string())?;
     let sent = anna
         .send(wire::SendRequest {
@@ -433,7 +442,13 @@ async fn exchange(
     let sha = hotline_protocol::crypto::sha256(&at_b.envelope);
     let ack = bruno_cred
         .officer
-        .acknowledge(&id, &sha, now_ms(), "Domains blocked nationally.")
+        .acknowledge_as(
+            &id,
+            &sha,
+            now_ms(),
+            "Domains blocked nationally.",
+            hotline_protocol::officer::Binding::Marked,
+        )
         .map_err(|e| e.to_string())?;
     bruno
         .ack(wire::AckRequest {

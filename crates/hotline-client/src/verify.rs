@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use hotline_protocol::bundle::PeerBundle;
-use hotline_protocol::content::OpenedContent;
+use hotline_protocol::content::{OpenedContent, Precedence, Tlp};
 use hotline_protocol::crypto::{self, Label};
 use hotline_protocol::envelope::{Envelope, MAX_ENVELOPE_LEN, ParseError};
 use hotline_protocol::receipt::{Receipt, ReceiptKind};
@@ -534,6 +534,10 @@ pub struct MessageReport {
     /// The sending officer, from the credential in the content, once it verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub officer: Option<OfficerInfo>,
+    /// What the officer's signature binds (SPEC.md §7.5): `v2`, the body, the credential it was
+    /// made under, precedence and TLP; `v1`, the body only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub officer_signature: Option<&'static str>,
     /// The receipts.
     pub receipts: Vec<ReceiptReport>,
     /// Everything present verified.
@@ -583,6 +587,7 @@ pub fn check_message(
         content_valid: false,
         content_error: None,
         officer: None,
+        officer_signature: None,
         receipts: Vec::new(),
         valid: false,
         removed: show.removed.as_ref().map(Removed::of),
@@ -621,12 +626,30 @@ pub fn check_message(
         .removed
         .as_ref()
         .is_some_and(|r| r.content_ms.is_some());
-    let opened = match OpenedContent::parse(&show.content, message_id, &sender, &recipient, created)
-    {
+    // The marking a version 2 officer signature binds: the envelope header's, else what the
+    // node's record says (an envelope removed by retention).
+    let marking = env
+        .as_ref()
+        .map(|e| (e.header().precedence, e.header().tlp))
+        .or_else(|| {
+            let s = show.summary.as_ref()?;
+            Some((Precedence::from_wire(s.precedence)?, Tlp::from_wire(s.tlp)?))
+        })
+        .unwrap_or((Precedence::Routine, Tlp::Clear));
+    let opened = match OpenedContent::parse(
+        &show.content,
+        message_id,
+        &sender,
+        &recipient,
+        created,
+        marking.0,
+        marking.1,
+    ) {
         _ if content_removed => None,
         Ok(c) => {
             report.content_valid = true;
             report.officer = Some(OfficerInfo::of(&c.officer));
+            report.officer_signature = Some(c.binding.as_str());
             Some(c)
         }
         Err(e) => {

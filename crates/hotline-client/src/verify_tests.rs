@@ -70,7 +70,13 @@ fn fixture() -> Fixture {
     };
     let at_b = &p.b.inbox[&out_id];
     let show = wire::ShowResponse {
-        summary: None,
+        // The node's record of the marking (what Show carries): a version 2 officer signature
+        // is checked against it once the envelope is removed.
+        summary: Some(wire::MessageSummary {
+            precedence: wire::Precedence::Flash as i32,
+            tlp: wire::Tlp::Amber as i32,
+            ..Default::default()
+        }),
         envelope: at_b.envelope.bytes().clone(),
         content: at_b.content.plaintext.clone(),
         receipts: out_receipts,
@@ -528,6 +534,10 @@ fn show_of_a_message_whose_content_envelope_and_receipts_were_removed() {
         created_ms: EPOCH,
         officer: "Alice Officer".into(),
         state: "acknowledged".into(),
+        // The node's record of the marking: what a version 2 officer signature is checked
+        // against once the envelope is gone.
+        precedence: wire::Precedence::Flash as i32,
+        tlp: wire::Tlp::Amber as i32,
         ..Default::default()
     });
     let (r, opened) = check_message(&s, &f.out_id, EPOCH);

@@ -5,7 +5,7 @@ use prost::Message;
 
 use crate::canonical;
 use crate::identity::NodeId;
-use crate::officer::{Credential, OfficerKey};
+use crate::officer::{Binding, Credential, Marking, OfficerKey};
 use crate::time::UnixMillis;
 use crate::wire;
 
@@ -48,7 +48,8 @@ impl Precedence {
         }) as i32
     }
 
-    pub(crate) fn from_wire(v: i32) -> Option<Self> {
+    /// The value of a wire enum, if registered (SPEC.md §12.8).
+    pub fn from_wire(v: i32) -> Option<Self> {
         match wire::Precedence::try_from(v).ok()? {
             wire::Precedence::Flash => Some(Precedence::Flash),
             wire::Precedence::Immediate => Some(Precedence::Immediate),
@@ -108,7 +109,8 @@ impl Tlp {
         }) as i32
     }
 
-    pub(crate) fn from_wire(v: i32) -> Option<Self> {
+    /// The value of a wire enum, if registered (SPEC.md §12.8).
+    pub fn from_wire(v: i32) -> Option<Self> {
         match wire::Tlp::try_from(v).ok()? {
             wire::Tlp::Clear => Some(Tlp::Clear),
             wire::Tlp::Green => Some(Tlp::Green),
@@ -249,7 +251,8 @@ impl Draft {
         .encode_to_vec())
     }
 
-    /// Builds the signed `Content` plaintext: the body signed by `officer`.
+    /// Builds the signed `Content` plaintext: the body signed by `officer` by the version 1
+    /// rule (the body only; for a peer that speaks version 1 only).
     pub fn sign(
         &self,
         message_id: &[u8; 16],
@@ -257,12 +260,42 @@ impl Draft {
         officer: &OfficerKey,
         now: UnixMillis,
     ) -> Result<SignedContent, ContentError> {
+        self.sign_with(message_id, recipient, officer, now, None)
+    }
+
+    /// Builds the signed `Content` plaintext of a message sent with `precedence` and `tlp`,
+    /// signed by the version 2 rule: the body, the officer's credential, precedence and TLP
+    /// (SPEC.md §7.5).
+    pub fn sign_marked(
+        &self,
+        message_id: &[u8; 16],
+        recipient: &NodeId,
+        officer: &OfficerKey,
+        now: UnixMillis,
+        precedence: Precedence,
+        tlp: Tlp,
+    ) -> Result<SignedContent, ContentError> {
+        let marking = marking(precedence, tlp);
+        self.sign_with(message_id, recipient, officer, now, Some(marking))
+    }
+
+    fn sign_with(
+        &self,
+        message_id: &[u8; 16],
+        recipient: &NodeId,
+        officer: &OfficerKey,
+        now: UnixMillis,
+        marking: Option<Marking>,
+    ) -> Result<SignedContent, ContentError> {
         officer
             .credential()
             .check_officer_at(now)
             .map_err(|_| ContentError::Officer("not an officer now"))?;
         let body = self.encode_body(message_id, recipient)?;
-        let sig = officer.sign_message(&body);
+        let sig = match marking {
+            Some(m) => officer.sign_message_marked(&body, m),
+            None => officer.sign_message(&body),
+        };
         Ok(SignedContent(
             wire::Content {
                 body: body.into(),
@@ -298,16 +331,30 @@ pub struct OpenedContent {
     pub officer: Credential,
     /// The exact decrypted `Content` bytes (what the officer signed, for the record).
     pub plaintext: Bytes,
+    /// What the officer's signature binds: version 2 also the credential, precedence and TLP.
+    pub binding: Binding,
+}
+
+/// The marking a version 2 officer signature binds.
+pub fn marking(precedence: Precedence, tlp: Tlp) -> Marking {
+    let byte = |v: i32| u8::try_from(v).unwrap_or(0);
+    Marking {
+        precedence: byte(precedence.to_wire()),
+        tlp: byte(tlp.to_wire()),
+    }
 }
 
 impl OpenedContent {
-    /// Parses and checks decrypted content against its header (SPEC.md §7.6 steps 11–12).
+    /// Parses and checks decrypted content against its header (SPEC.md §7.6 steps 11–12):
+    /// `precedence` and `tlp` are the header's, which a version 2 officer signature binds.
     pub fn parse(
         plaintext: &[u8],
         message_id: &[u8; 16],
         sender: &NodeId,
         recipient: &NodeId,
         created: UnixMillis,
+        precedence: Precedence,
+        tlp: Tlp,
     ) -> Result<Self, ContentError> {
         let content: wire::Content =
             canonical::decode(plaintext).ok_or(ContentError::Bad("content not canonical"))?;
@@ -362,13 +409,14 @@ impl OpenedContent {
         officer
             .check_officer_at(created)
             .map_err(|_| ContentError::Officer("not an officer when sent"))?;
-        if !officer.verify_message(&content.body, &sig.signature) {
-            return Err(ContentError::Officer("signature does not verify"));
-        }
+        let binding = officer
+            .verify_message_marked(&content.body, marking(precedence, tlp), &sig.signature)
+            .ok_or(ContentError::Officer("signature does not verify"))?;
         Ok(OpenedContent {
             draft,
             officer,
             plaintext: Bytes::copy_from_slice(plaintext),
+            binding,
         })
     }
 }

@@ -46,6 +46,11 @@ pub enum Label {
     OfficerMessage,
     /// A duty officer's acknowledgement.
     OfficerAck,
+    /// A duty officer's signature on a message body, binding also the credential it was made
+    /// under and the message's precedence and TLP (SPEC.md §7.5, version 2).
+    OfficerMessageV2,
+    /// A duty officer's acknowledgement, binding also the credential (SPEC.md §8.3, version 2).
+    OfficerAckV2,
     /// A duty officer's key request: proof that the requester holds the officer key
     /// (SPEC.md §15.2.5). Signed on the officer's machine; never seen by a peer.
     OfficerRequest,
@@ -64,6 +69,8 @@ impl Label {
             Label::OfficerMessage => b"hotline/1 officer-message",
             Label::OfficerAck => b"hotline/1 officer-ack",
             Label::OfficerRequest => b"hotline/1 officer-request",
+            Label::OfficerMessageV2 => b"hotline/2 officer-message",
+            Label::OfficerAckV2 => b"hotline/2 officer-ack",
         }
     }
 }
@@ -329,7 +336,7 @@ pub(crate) fn hexs(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Label; 9] = [
+    const ALL: [Label; 11] = [
         Label::Bundle,
         Label::EncryptionKey,
         Label::Hello,
@@ -339,6 +346,8 @@ mod tests {
         Label::OfficerMessage,
         Label::OfficerAck,
         Label::OfficerRequest,
+        Label::OfficerMessageV2,
+        Label::OfficerAckV2,
     ];
 
     /// No tbs of one kind is a tbs of another: labels hold no 0x00 and none, with the 0x00
@@ -347,7 +356,10 @@ mod tests {
     fn labels_are_distinct_and_prefix_free() {
         for a in ALL {
             assert!(!a.as_bytes().contains(&0), "{a:?}");
-            assert!(a.as_bytes().starts_with(b"hotline/1 "), "{a:?}");
+            assert!(
+                a.as_bytes().starts_with(b"hotline/1 ") || a.as_bytes().starts_with(b"hotline/2 "),
+                "{a:?}"
+            );
             for b in ALL {
                 if a != b {
                     assert!(!tbs(b, &[]).starts_with(&tbs(a, &[])), "{a:?} / {b:?}");

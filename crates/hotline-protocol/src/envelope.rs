@@ -384,6 +384,8 @@ impl Envelope {
             &h.sender,
             &h.recipient,
             h.created,
+            h.precedence,
+            h.tlp,
         )
         .map_err(|e| match e {
             crate::content::ContentError::Bad(d) => Rejection::new(R::BadContent, d),

@@ -244,7 +244,8 @@ impl Credential {
         Ok(())
     }
 
-    /// Verifies the officer's signature on a message body.
+    /// Verifies the officer's signature on a message body by the version 1 rule (the body
+    /// only).
     pub fn verify_message(&self, body: &[u8], signature: &[u8]) -> bool {
         crypto::verify(
             &self.officer_key,
@@ -254,7 +255,36 @@ impl Credential {
         )
     }
 
-    /// Verifies the officer's acknowledgement signature.
+    /// SHA-256 of this credential's canonical `OfficerCredential` encoding: what a version 2
+    /// officer signature binds (SPEC.md §7.5).
+    pub fn sha256(&self) -> [u8; 32] {
+        crypto::sha256(&self.raw.encode_to_vec())
+    }
+
+    /// Verifies the officer's signature on a message body whose envelope says `marking`: by
+    /// the version 2 rule (body, this credential, precedence and TLP), else by the version 1
+    /// rule (body only). Which rule held; `None` if neither.
+    pub fn verify_message_marked(
+        &self,
+        body: &[u8],
+        marking: Marking,
+        signature: &[u8],
+    ) -> Option<Binding> {
+        if crypto::verify(
+            &self.officer_key,
+            Label::OfficerMessageV2,
+            &message_v2_parts(&crypto::sha256(body), &self.sha256(), &marking.bytes()),
+            signature,
+        ) {
+            Some(Binding::Marked)
+        } else if self.verify_message(body, signature) {
+            Some(Binding::BodyOnly)
+        } else {
+            None
+        }
+    }
+
+    /// Verifies the officer's acknowledgement signature, by either rule (SPEC.md §8.3).
     pub fn verify_ack(
         &self,
         message_id: &[u8; 16],
@@ -263,18 +293,76 @@ impl Credential {
         note: &str,
         signature: &[u8],
     ) -> bool {
-        crypto::verify(
-            &self.officer_key,
-            Label::OfficerAck,
-            &ack_parts(
-                message_id,
-                envelope_sha256,
-                &time_ms.to_be_bytes(),
-                &crypto::sha256(note.as_bytes()),
-            ),
-            signature,
-        )
+        self.verify_ack_binding(message_id, envelope_sha256, time_ms, note, signature)
+            .is_some()
     }
+
+    /// Verifies the officer's acknowledgement signature by the version 2 rule (which binds this
+    /// credential too), else by the version 1 rule. Which rule held; `None` if neither.
+    pub fn verify_ack_binding(
+        &self,
+        message_id: &[u8; 16],
+        envelope_sha256: &[u8; 32],
+        time_ms: UnixMillis,
+        note: &str,
+        signature: &[u8],
+    ) -> Option<Binding> {
+        let (t, n) = (time_ms.to_be_bytes(), crypto::sha256(note.as_bytes()));
+        let v1 = ack_parts(message_id, envelope_sha256, &t, &n);
+        let cred = self.sha256();
+        let v2 = [v1[0], v1[1], v1[2], v1[3], &cred[..]];
+        if crypto::verify(&self.officer_key, Label::OfficerAckV2, &v2, signature) {
+            Some(Binding::Marked)
+        } else if crypto::verify(&self.officer_key, Label::OfficerAck, &v1, signature) {
+            Some(Binding::BodyOnly)
+        } else {
+            None
+        }
+    }
+}
+
+/// What an officer's signature binds (SPEC.md §7.5, §8.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binding {
+    /// Version 1: the message body (or the acknowledged envelope), not the credential it was
+    /// made under nor the message's precedence and TLP.
+    BodyOnly,
+    /// Version 2: also the SHA-256 of the credential, and for a message its precedence and TLP.
+    Marked,
+}
+
+impl Binding {
+    /// For people and JSON: `v1` or `v2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Binding::BodyOnly => "v1",
+            Binding::Marked => "v2",
+        }
+    }
+}
+
+/// A message's precedence and TLP as its envelope header states them (their registry values,
+/// SPEC.md §12.8), which a version 2 officer signature binds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marking {
+    /// `Precedence` value, 1..=4.
+    pub precedence: u8,
+    /// `Tlp` value, 1..=5.
+    pub tlp: u8,
+}
+
+impl Marking {
+    fn bytes(self) -> [u8; 2] {
+        [self.precedence, self.tlp]
+    }
+}
+
+fn message_v2_parts<'a>(
+    body: &'a [u8; 32],
+    credential: &'a [u8; 32],
+    marking: &'a [u8; 2],
+) -> [&'a [u8]; 3] {
+    [body, credential, marking]
 }
 
 fn ack_parts<'a>(
@@ -354,7 +442,25 @@ impl OfficerKey {
         }
     }
 
-    /// Makes an acknowledgement of the envelope `envelope_sha256` (message `message_id`).
+    /// Signs a message body by the version 2 rule: with the SHA-256 of this credential and the
+    /// message's precedence and TLP (SPEC.md §7.5).
+    pub fn sign_message_marked(&self, body: &[u8], marking: Marking) -> wire::OfficerSignature {
+        let sig = self.secret.sign(
+            Label::OfficerMessageV2,
+            &message_v2_parts(
+                &crypto::sha256(body),
+                &self.credential.sha256(),
+                &marking.bytes(),
+            ),
+        );
+        wire::OfficerSignature {
+            credential: Some(self.credential.to_wire()),
+            signature: Bytes::copy_from_slice(&sig),
+        }
+    }
+
+    /// Makes an acknowledgement of the envelope `envelope_sha256` (message `message_id`) by the
+    /// version 1 rule.
     pub fn acknowledge(
         &self,
         message_id: &[u8; 16],
@@ -362,19 +468,32 @@ impl OfficerKey {
         time_ms: UnixMillis,
         note: &str,
     ) -> Result<wire::OfficerAck, CredentialError> {
+        self.acknowledge_as(message_id, envelope_sha256, time_ms, note, Binding::BodyOnly)
+    }
+
+    /// Makes an acknowledgement by the rule `binding` says: version 2 ([`Binding::Marked`])
+    /// binds this credential too (SPEC.md §8.3).
+    pub fn acknowledge_as(
+        &self,
+        message_id: &[u8; 16],
+        envelope_sha256: &[u8; 32],
+        time_ms: UnixMillis,
+        note: &str,
+        binding: Binding,
+    ) -> Result<wire::OfficerAck, CredentialError> {
         if note.len() > MAX_NOTE_LEN {
             return Err(CredentialError::Malformed);
         }
         self.credential.check_officer_at(time_ms)?;
-        let sig = self.secret.sign(
-            Label::OfficerAck,
-            &ack_parts(
-                message_id,
-                envelope_sha256,
-                &time_ms.to_be_bytes(),
-                &crypto::sha256(note.as_bytes()),
-            ),
-        );
+        let (t, n) = (time_ms.to_be_bytes(), crypto::sha256(note.as_bytes()));
+        let v1 = ack_parts(message_id, envelope_sha256, &t, &n);
+        let cred = self.credential.sha256();
+        let sig = match binding {
+            Binding::BodyOnly => self.secret.sign(Label::OfficerAck, &v1),
+            Binding::Marked => self
+                .secret
+                .sign(Label::OfficerAckV2, &[v1[0], v1[1], v1[2], v1[3], &cred[..]]),
+        };
         Ok(wire::OfficerAck {
             credential: Some(self.credential.to_wire()),
             time_ms,

@@ -190,6 +190,7 @@ fn answer(cfg: &MockConfig, st: &Mutex<MockState>, req: Option<Request>) -> Resp
         name: cfg.peer_bundle.name().into(),
         address: "127.0.0.1:9".into(),
         trust: "pinned".into(),
+        version: 2,
     };
     let now = hotline_transport::now_ms();
     match req {
@@ -222,9 +223,21 @@ fn answer(cfg: &MockConfig, st: &Mutex<MockState>, req: Option<Request>) -> Resp
             let Ok(id) = <[u8; 16]>::try_from(s.message_id.as_ref()) else {
                 return error(C::BadRequest, "id");
             };
-            if let Err(e) =
-                OpenedContent::parse(&s.content, &id, &cfg.me, &cfg.peer_bundle.identity(), now)
-            {
+            let (Some(precedence), Some(tlp)) = (
+                hotline_protocol::content::Precedence::from_wire(s.precedence),
+                hotline_protocol::content::Tlp::from_wire(s.tlp),
+            ) else {
+                return error(C::BadRequest, "precedence or TLP");
+            };
+            if let Err(e) = OpenedContent::parse(
+                &s.content,
+                &id,
+                &cfg.me,
+                &cfg.peer_bundle.identity(),
+                now,
+                precedence,
+                tlp,
+            ) {
                 return error(C::BadContent, &format!("content refused: {e}"));
             }
             let mut st = st.lock().unwrap();

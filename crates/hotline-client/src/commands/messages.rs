@@ -2,6 +2,7 @@
 
 use hotline_protocol::content::OpenedContent;
 use hotline_protocol::envelope::Envelope;
+use hotline_protocol::officer::Binding;
 use hotline_protocol::wire;
 use serde_json::{Value, json};
 
@@ -152,6 +153,9 @@ pub(crate) fn show_text(
     );
     if let Some(o) = &rep.officer {
         line("Officer", format!("{:?}, {}", o.name, o.describe()));
+    }
+    if let Some(b) = rep.officer_signature {
+        line("Signed", signature_binding(b).to_owned());
     }
     line("To", party(&rep.receiver_bundle));
     line(
@@ -463,7 +467,21 @@ pub async fn ack(ctx: &Ctx, id: &str, note: &str, json: bool) -> Result<()> {
     let env = Envelope::parse(s.envelope.clone())
         .map_err(|e| Failure::new(Exit::Verification, format!("envelope: {e}")))?;
     let ack_time = now_ms();
-    let officer_ack = cred.officer.acknowledge(&id, env.sha256(), ack_time, note).map_err(|_| {
+    // A version 2 acknowledgement binds the officer's credential too (SPEC.md §8.3); the peer
+    // that sent the message checks it, so it gets one only if it speaks version 2.
+    let peer = s
+        .summary
+        .as_ref()
+        .map(|m| m.peer.clone())
+        .unwrap_or_default();
+    let binding = match super::find_peer(&client, &peer).await {
+        Ok(p) if p.version >= hotline_protocol::PROTOCOL_VERSION_2 => Binding::Marked,
+        _ => Binding::BodyOnly,
+    };
+    let officer_ack = cred
+        .officer
+        .acknowledge_as(&id, env.sha256(), ack_time, note, binding)
+        .map_err(|_| {
         Failure::new(Exit::Credential, "your credential does not allow acknowledging now (not yet valid, or expired); ask for a new one")
     })?;
     let resp = client
@@ -528,4 +546,13 @@ pub async fn cancel(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What an officer signature of `binding` (`v1`/`v2`) covers, for people (SPEC.md §7.5).
+pub(crate) fn signature_binding(binding: &str) -> &'static str {
+    if binding == "v2" {
+        "by the officer over the text, this credential, precedence and TLP (version 2)"
+    } else {
+        "by the officer over the text only (version 1: not the credential, precedence or TLP)"
+    }
 }

@@ -189,7 +189,21 @@ pub async fn run(ctx: &Ctx, args: SendArgs) -> Result<()> {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id)
         .map_err(|e| Failure::general(format!("no system randomness for the message id: {e}")))?;
-    let content = draft.sign(&id, &peer_id, &cred.officer, now_ms()).map_err(|e| match e {
+    // Version 2 officer signatures bind the credential, precedence and TLP (SPEC.md §7.5); a
+    // peer that speaks only version 1 (or whose link has not been up this run) gets version 1.
+    let signed = if peer.version >= hotline_protocol::PROTOCOL_VERSION_2 {
+        draft.sign_marked(
+            &id,
+            &peer_id,
+            &cred.officer,
+            now_ms(),
+            args.precedence,
+            args.tlp,
+        )
+    } else {
+        draft.sign(&id, &peer_id, &cred.officer, now_ms())
+    };
+    let content = signed.map_err(|e| match e {
         ContentError::Officer(_) => Failure::new(
             Exit::Credential,
             "your credential does not allow sending now (not yet valid, or expired); ask for a new one",

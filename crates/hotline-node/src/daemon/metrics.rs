@@ -12,6 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub struct PeerMetrics {
     /// 1 when the link is up.
     pub up: bool,
+    /// The protocol version negotiated on the current or last connection (0: none yet).
+    pub version: u32,
     /// Last RTT from the session's heartbeats (ping to echo), in whole milliseconds of a
     /// millisecond clock: on a link faster than 1 ms a sample reads 0 or 1 depending on where
     /// the clock ticks fall. Use [`PeerMetrics::rtt`], not this, for display.

@@ -184,6 +184,7 @@ impl Shared {
         let Ok(reg) = self.registry.read() else {
             return Vec::new();
         };
+        let m = self.metrics.lock().ok();
         reg.peers
             .iter()
             .map(|l| hotline_protocol::wire::PeerInfo {
@@ -193,6 +194,10 @@ impl Shared {
                 name: l.bundle.name().to_owned(),
                 address: l.record.address.clone(),
                 trust: l.record.trust.as_str().to_owned(),
+                version: m
+                    .as_ref()
+                    .and_then(|m| m.peers.get(&l.record.alias))
+                    .map_or(0, |p| p.version),
             })
             .collect()
     }

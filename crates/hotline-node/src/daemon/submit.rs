@@ -79,7 +79,9 @@ impl Shared {
         let bytes = Bytes::copy_from_slice(content.as_bytes());
         let opened = self
             .pool
-            .run(move || OpenedContent::parse(&bytes, &message_id, &me, &to, now_ms()))
+            .run(move || {
+                OpenedContent::parse(&bytes, &message_id, &me, &to, now_ms(), precedence, tlp)
+            })
             .await
             .ok_or_else(|| SubmitError::Store("worker pool stopped".into()))?
             .map_err(|e| SubmitError::Content(e.to_string()))?;

@@ -128,8 +128,16 @@ impl SimNode {
             text: format!("body of {subject}"),
             ..Default::default()
         };
+        // Both sides speak version 2: the officer signature binds the marking too (§7.5).
         let content = draft
-            .sign(&message_id, &self.peer, &self.officer, now)
+            .sign_marked(
+                &message_id,
+                &self.peer,
+                &self.officer,
+                now,
+                precedence,
+                Tlp::Amber,
+            )
             .expect("officer valid");
         let key = EncryptionKey::select(&self.peer_keys, now).expect("peer key valid");
         Envelope::seal(

@@ -86,7 +86,11 @@ pub(super) fn event(
             tracing::info!(peer = %ctx.alias, version = hello.version, "link up");
             learn_peer_keys(ctx, peer_keys, &hello.encryption_keys);
             let group = conn.as_ref().and_then(|c| c.group.clone());
-            metrics::peer(&ctx.metrics, &ctx.alias, |m| m.group = group);
+            let version = hello.version;
+            metrics::peer(&ctx.metrics, &ctx.alias, |m| {
+                m.group = group;
+                m.version = version;
+            });
             audit(ctx, "link_up", None, format!("version {}", hello.version));
         }
         Event::LinkDown {

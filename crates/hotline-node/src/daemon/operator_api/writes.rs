@@ -50,7 +50,7 @@ pub(super) async fn send(shared: &Arc<Shared>, op: &Operator, s: wire::SendReque
     let me = shared.id;
     let opened = shared
         .pool
-        .run(move || OpenedContent::parse(&content, &id, &me, &to, now_ms()))
+        .run(move || OpenedContent::parse(&content, &id, &me, &to, now_ms(), precedence, tlp))
         .await
         .ok_or((Code::Unavailable, "node shutting down".to_string()))?
         .map_err(|e| (Code::BadContent, format!("content refused: {e}")))?;
