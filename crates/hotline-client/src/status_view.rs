@@ -195,6 +195,7 @@ fn expiry_text(style: &Style, s: &wire::StatusResponse, now: u64) -> String {
             "peer_encryption_key" => {
                 format!("The newest encryption key of peer {}", clean(&e.name))
             }
+            "peer_tls_certificate" => format!("The TLS certificate of peer {}", clean(&e.name)),
             "tls_certificate" => "The node's TLS certificate".to_owned(),
             "ca_certificate" => format!("The CA certificate {}", clean(&e.name)),
             "crl" => format!("The CRL of {}", clean(&e.name)),

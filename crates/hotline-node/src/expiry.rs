@@ -35,6 +35,7 @@ impl Expiry {
         match self.kind {
             "encryption_key" => "the node's newest encryption key".into(),
             "peer_encryption_key" => format!("the newest encryption key of peer {}", self.name),
+            "peer_tls_certificate" => format!("the TLS certificate of peer {}", self.name),
             "tls_certificate" => "the node's TLS certificate".into(),
             "ca_certificate" => format!("the CA certificate {}", self.name),
             "crl" => format!("the CRL of {}", self.name),
@@ -58,6 +59,10 @@ impl Expiry {
             "peer_encryption_key" => {
                 "the peer has announced no newer key; after this nothing can be sealed to it. \
                  Ask its administrators (`hotlined keys list` there), or for a new bundle"
+            }
+            "peer_tls_certificate" => {
+                "this node refuses it after that; ask the peer's administrators to renew it \
+                 (`hotlined keys renew-tls` keeps the key, so nothing changes here)"
             }
             "ca_certificate" => "ask the CA for its new certificate and install it in [ca] roots",
             "crl" => {

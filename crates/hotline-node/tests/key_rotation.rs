@@ -96,6 +96,19 @@ fn a_key_rotated_on_a_running_node_is_announced_and_sealed_to_without_a_reconnec
         // The dial race of the start is over (SPEC.md §3.9) once a message went through.
         tokio::time::sleep(Duration::from_secs(3)).await;
         let up = wait_up(&bruno).await;
+        // B exports when the TLS certificate A presented lapses (800 days from `init`).
+        let gauge =
+            "hotline_key_expiry_timestamp_seconds{kind=\"peer_tls_certificate\",name=\"cert-a\"} ";
+        let at = nb
+            .metrics_text()
+            .lines()
+            .find_map(|l| l.strip_prefix(gauge).and_then(|v| v.parse::<u64>().ok()));
+        let in_800_days = (hotline_transport::now_ms() + 800 * hotline_protocol::time::DAY) / 1000;
+        assert!(
+            at.is_some_and(|v| v.abs_diff(in_800_days) < 86_400),
+            "{}",
+            nb.metrics_text()
+        );
 
         // The administrator of A makes a new key while both run.
         hotline_node::keys::rotate(&a).expect("keys rotate");

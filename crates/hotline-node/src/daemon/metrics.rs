@@ -14,6 +14,9 @@ pub struct PeerMetrics {
     pub up: bool,
     /// The protocol version negotiated on the current or last connection (0: none yet).
     pub version: u32,
+    /// When the TLS certificate the peer presented on the current or last connection expires
+    /// (Unix ms; `None` before the first connection).
+    pub peer_tls_not_after: Option<u64>,
     /// Last RTT from the session's heartbeats (ping to echo), in whole milliseconds of a
     /// millisecond clock: on a link faster than 1 ms a sample reads 0 or 1 depending on where
     /// the clock ticks fall. Use [`PeerMetrics::rtt`], not this, for display.
@@ -97,6 +100,22 @@ pub fn count_key_change(m: &SharedMetrics, kind: &str) {
         "encryption_key_destroyed"
     };
     count(m, name, 1);
+}
+
+/// The TLS certificate each peer presented on its current or last connection, by alias: a
+/// pinned peer renews its own (`hotlined keys renew-tls`), and this node sees the lapse
+/// coming. Read from the peers' figures as they are now (not every minute like the others).
+pub fn peer_tls_expiries(m: &Metrics) -> Vec<crate::expiry::Expiry> {
+    m.peers
+        .iter()
+        .filter_map(|(alias, p)| {
+            Some(crate::expiry::Expiry {
+                kind: "peer_tls_certificate",
+                name: alias.clone(),
+                at_ms: p.peer_tls_not_after?,
+            })
+        })
+        .collect()
 }
 
 /// Updates one peer's figures.
@@ -256,7 +275,13 @@ pub fn render(m: &Metrics) -> String {
         s,
         "# HELP hotline_key_expiry_timestamp_seconds When a key, certificate, CRL (its nextUpdate) or operator credential stops being usable (Unix seconds).\n# TYPE hotline_key_expiry_timestamp_seconds gauge"
     );
-    for e in &m.expiries {
+    let peer_tls = peer_tls_expiries(m);
+    for e in m
+        .expiries
+        .iter()
+        .filter(|e| e.kind != "peer_tls_certificate")
+        .chain(&peer_tls)
+    {
         let _ = writeln!(
             s,
             "hotline_key_expiry_timestamp_seconds{{kind=\"{}\",name=\"{}\"}} {}",

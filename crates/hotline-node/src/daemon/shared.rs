@@ -137,7 +137,8 @@ impl Shared {
         }
     }
 
-    /// The newest encryption key of each pinned peer, by alias (SPEC.md §4.3.3).
+    /// The newest encryption key of each pinned peer, and the TLS certificate it presented
+    /// last, by alias (SPEC.md §4.3.3).
     pub(super) fn peer_key_expiries(&self) -> Vec<crate::expiry::Expiry> {
         let aliases: Vec<(NodeId, String)> = self
             .registry
@@ -149,14 +150,17 @@ impl Shared {
                     .collect()
             })
             .unwrap_or_default();
-        let Ok(keys) = self.peer_keys.lock() else {
-            return Vec::new();
-        };
-        crate::expiry::of_peers(
-            aliases
-                .iter()
-                .filter_map(|(id, alias)| keys.get(id).map(|k| (alias.as_str(), k.as_slice()))),
-        )
+        let mut out =
+            match self.peer_keys.lock() {
+                Ok(keys) => crate::expiry::of_peers(aliases.iter().filter_map(|(id, alias)| {
+                    keys.get(id).map(|k| (alias.as_str(), k.as_slice()))
+                })),
+                Err(_) => Vec::new(),
+            };
+        if let Ok(m) = self.metrics.lock() {
+            out.extend(super::metrics::peer_tls_expiries(&m));
+        }
+        out
     }
 
     /// The channels of every pinned peer's link.
@@ -247,6 +251,8 @@ impl Shared {
             .map(|g| {
                 g.expiries
                     .iter()
+                    .filter(|e| e.kind != "peer_tls_certificate")
+                    .chain(&super::metrics::peer_tls_expiries(g))
                     .map(|e| hotline_protocol::wire::Expiry {
                         kind: e.kind.to_owned(),
                         name: e.name.clone(),

@@ -142,17 +142,28 @@ pub(super) fn attach_io(
     }
 }
 
-/// Whether the certificate the peer presented on `conn` is listed in `ca`'s CRLs (a CRL loaded
-/// after the connection was set up, SPEC.md §3.6.2).
-pub(super) fn peer_certificate_revoked(
+/// The certificate the peer presented on `conn`.
+fn peer_certificate(
     conn: &quinn::Connection,
-    ca: &hotline_transport::tls::CaRoots,
-) -> bool {
+) -> Option<quinn::rustls::pki_types::CertificateDer<'static>> {
     conn.peer_identity()
         .and_then(|id| {
             id.downcast::<Vec<quinn::rustls::pki_types::CertificateDer<'static>>>()
                 .ok()
         })
         .and_then(|certs| certs.first().cloned())
-        .is_some_and(|cert| hotline_transport::tls::listed_in_crl(ca, &cert))
+}
+
+/// Whether the certificate the peer presented on `conn` is listed in `ca`'s CRLs (a CRL loaded
+/// after the connection was set up, SPEC.md §3.6.2).
+pub(super) fn peer_certificate_revoked(
+    conn: &quinn::Connection,
+    ca: &hotline_transport::tls::CaRoots,
+) -> bool {
+    peer_certificate(conn).is_some_and(|cert| hotline_transport::tls::listed_in_crl(ca, &cert))
+}
+
+/// When the certificate the peer presented on `conn` expires (Unix ms).
+pub(super) fn peer_certificate_not_after(conn: &quinn::Connection) -> Option<u64> {
+    hotline_transport::tls::certificate_not_after(&peer_certificate(conn)?)
 }

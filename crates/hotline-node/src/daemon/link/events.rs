@@ -87,9 +87,13 @@ pub(super) fn event(
             learn_peer_keys(ctx, peer_keys, &hello.encryption_keys);
             let group = conn.as_ref().and_then(|c| c.group.clone());
             let version = hello.version;
+            let tls_not_after = conn
+                .as_ref()
+                .and_then(|c| super::connect::peer_certificate_not_after(&c.conn));
             metrics::peer(&ctx.metrics, &ctx.alias, |m| {
                 m.group = group;
                 m.version = version;
+                m.peer_tls_not_after = tls_not_after.or(m.peer_tls_not_after);
             });
             audit(ctx, "link_up", None, format!("version {}", hello.version));
         }
