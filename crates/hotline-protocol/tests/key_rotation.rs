@@ -299,3 +299,31 @@ fn a_key_update_is_refused_on_version_1_unsigned_or_too_often() {
     }
     assert_eq!(closes(&p), [CloseCode::RateLimited]);
 }
+
+#[test]
+fn keys_made_while_our_hello_is_on_its_way_are_announced_once_the_link_is_up() {
+    let policy = KeyPolicy::default();
+    let mut p = rotating_pair(51, Config::default(), &policy);
+    let mut rng = TestRng::new(52);
+    p.connect();
+    // A's Hello is sent with its first key; a new key is made before the link is up.
+    let now = p.now;
+    let mut ring = hotline_protocol::keyring::KeyRing::new(std::mem::take(&mut p.a.keys));
+    let KeyChange::Created(new) = ring.rotate(&p.a.identity, now, &policy, &mut rng) else {
+        panic!("no key made");
+    };
+    let announced = ring.announced(now);
+    p.a.keys = ring.into_keys();
+    assert!(!p.a.session.update_keys(p.mono(), announced));
+    p.run_for(1000);
+    assert!(p.b.session.is_up());
+    assert_eq!(
+        key_updates_sent(&p.b),
+        1,
+        "no KeyUpdate after the link came up"
+    );
+    assert!(p.b.peer_keys.contains(&new));
+    // Nothing more to tell: no second KeyUpdate.
+    p.run_for(60_000);
+    assert_eq!(key_updates_sent(&p.b), 1);
+}

@@ -36,9 +36,17 @@ impl Session {
             return false;
         }
         self.our_keys = keys;
-        if !self.speaks_v2() {
+        self.announce_keys_if_changed()
+    }
+
+    /// On a version 2 link, tells the peer our keys if they differ from what it was told on
+    /// this connection (in our Hello, or a KeyUpdate): also right after the link comes up, for
+    /// keys that changed while our Hello was on its way. Whether a KeyUpdate was queued.
+    pub(super) fn announce_keys_if_changed(&mut self) -> bool {
+        if !self.speaks_v2() || self.told_keys == self.our_keys {
             return false;
         }
+        self.told_keys = self.our_keys.clone();
         let payload = key_update_payload(&self.our_keys);
         self.transmits.push_back(Transmit::Data {
             stream: StreamId::Control,

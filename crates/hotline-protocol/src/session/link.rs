@@ -52,6 +52,7 @@ impl Session {
             &self.our_keys,
             self.wall(now),
         );
+        self.told_keys = self.our_keys.clone();
         self.transmits.push_back(Transmit::Data {
             stream: StreamId::Control,
             data: frame::encode(FrameType::Hello, &hello),
@@ -317,6 +318,8 @@ impl Session {
             .set(Timer::Liveness, now.after(self.config.liveness_window));
         let _ = self.ping_budget.allow(now);
         self.send_heartbeat(now);
+        // Keys that changed after our Hello was made (SPEC.md §4.3.5).
+        let _ = self.announce_keys_if_changed();
         self.timers
             .set(Timer::Heartbeat, now.after(self.config.heartbeat_interval));
         for (stream, frame) in core::mem::take(&mut self.held) {

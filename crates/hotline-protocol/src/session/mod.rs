@@ -65,6 +65,8 @@ pub struct Session {
     config: Config,
     identity: Arc<IdentityKey>,
     our_keys: Vec<EncryptionKey>,
+    /// The keys the peer was told on the current connection (in our Hello, then KeyUpdates).
+    told_keys: Vec<EncryptionKey>,
     peer: NodeId,
     state: LinkState,
     /// When the state last changed: on the monotonic clock, and by the wall clock for status.
@@ -144,6 +146,7 @@ impl Session {
         Session {
             config,
             identity,
+            told_keys: our_keys.clone(),
             our_keys,
             peer,
             state: LinkState::Down,

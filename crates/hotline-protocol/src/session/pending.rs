@@ -28,6 +28,8 @@ pub struct PendingHello {
     /// The peer's Hello, once verified.
     hello: Option<Box<PeerHello>>,
     failed: bool,
+    /// The encryption keys our Hello on this connection carries.
+    keys: Vec<crate::identity::EncryptionKey>,
 }
 
 /// Where a [`PendingHello`] stands after the peer's bytes.
@@ -73,6 +75,7 @@ impl Session {
             control: Decoder::new(StreamKind::Control),
             hello: None,
             failed: false,
+            keys: self.our_keys.clone(),
         };
         (pending, frame::encode(FrameType::Hello, &hello))
     }
@@ -140,6 +143,7 @@ impl Session {
             control,
             hello,
             failed,
+            keys,
         } = p;
         let Some(hello) = hello.filter(|_| !failed) else {
             return false;
@@ -152,6 +156,7 @@ impl Session {
             "replaced by a new connection whose Hello verified",
         );
         self.control = control;
+        self.told_keys = keys;
         self.link_up(now, *hello);
         if self.control.buffered() > 0 {
             self.handle_data(now, StreamId::Control, &[], false);
