@@ -129,6 +129,9 @@ pub fn peer(m: &SharedMetrics, alias: &str, f: impl FnOnce(&mut PeerMetrics)) {
 pub fn forget_peer(m: &SharedMetrics, alias: &str) {
     if let Ok(mut g) = m.lock() {
         g.peers.remove(alias);
+        // Its keys' expiry too, without waiting for the next refresh.
+        g.expiries
+            .retain(|e| !(e.kind.starts_with("peer_") && e.name == alias));
     }
 }
 
