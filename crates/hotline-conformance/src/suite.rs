@@ -149,6 +149,7 @@ fn heading(number: &str) -> Option<&'static str> {
         "§5.3" => "Canonical encoding",
         "§6.3" => "Verifying the peer's Hello",
         "§6.6" => "Hello timeout",
+        "§7.5.1" => "Version 2 officer signature",
         "§7.6" => "Opening procedure (receiver)",
         "§8.4" => "Verifying a receipt (sender of the envelope)",
         "§9.1" => "Control stream",

@@ -651,3 +651,29 @@ fn a_target_that_ignores_key_updates_fails_the_key_update_cases() {
         assert!(r.observed.contains(&format!("needs {needs}")), "{r:?}");
     }
 }
+
+#[test]
+fn a_target_that_delivers_everything_fails_the_v2_officer_signature_cases() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (target_dir, runner_dir) = broken_setup(tmp.path());
+    // The broken target offers versions 1 and 2 and checks no officer signature.
+    let target = broken_target(&target_dir, &runner_dir);
+    let inputs = inputs(target.addr, &target_dir, &runner_dir, None);
+    let (results, _) = run(
+        &inputs,
+        &[
+            "officer-signature-v2-accepted",
+            "officer-signature-v2-other-tlp",
+            "officer-signature-v2-other-credential",
+            "officer-signature-v1-still-accepted",
+        ],
+    );
+    assert_eq!(results.len(), 4);
+    for r in &results {
+        assert!(r.still_serving, "{r:?}");
+        assert!(r.observed.contains("DELIVERED"), "{r:?}");
+        let refused = r.name.contains("other");
+        assert_eq!(r.status == Status::Failed, refused, "{r:?}");
+        assert_eq!(r.outcome_passed, !refused, "{r:?}");
+    }
+}

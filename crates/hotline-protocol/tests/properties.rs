@@ -1,5 +1,5 @@
 //! Property tests for every codec and decoder of the protocol crate: frames, envelopes,
-//! receipts, Hello, KeyUpdate, peer bundles and the node id text form.
+//! receipts, Hello, KeyUpdate, officer signatures, peer bundles and the node id text form.
 //!
 //! For each: the round trip, the encoded length where it is defined, and no panic on
 //! arbitrary, bit-flipped or truncated input; for the signed objects, that no tampered
@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 use hotline_protocol::codes::{CloseCode, RejectReason};
-use hotline_protocol::content::{Draft, Precedence, Tlp};
+use hotline_protocol::content::{self, Draft, Precedence, Tlp};
 use hotline_protocol::envelope::{Envelope, MessageId, SealParams};
 use hotline_protocol::frame::{
     self, Decoder, Frame, FrameError, FrameType, HEADER_LEN, StreamKind,
@@ -20,7 +20,7 @@ use hotline_protocol::hello::{self, Offer, Side};
 use hotline_protocol::identity::{
     EncryptionKey, EncryptionKeypair, IdentityKey, NodeId, NodeIdParseError,
 };
-use hotline_protocol::officer::{OfficerKey, Role};
+use hotline_protocol::officer::{Binding, Credential, Marking, OfficerKey, Role};
 use hotline_protocol::receipt::{Receipt, ReceiptBuild, ReceiptError, ReceiptKind, Subject};
 use hotline_protocol::session::{MAX_ANNOUNCED_KEYS, key_update_payload, verify_key_update};
 use hotline_protocol::sim::{EPOCH, TestRng};
@@ -876,6 +876,121 @@ proptest! {
     fn key_update_verify_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
         let f = &*FIXTURE;
         prop_assert!(verify_key_update(&bytes, &f.a.id()).is_err());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Officer signatures, version 1 and 2 (SPEC.md §7.5.1, §8.3)
+
+/// Every marking a header can carry: the registry values of precedence and TLP (§12.8).
+fn markings() -> Vec<Marking> {
+    Precedence::ALL
+        .iter()
+        .flat_map(|&p| tlps().into_iter().map(move |t| content::marking(p, t)))
+        .collect()
+}
+
+/// Every registered marking and one arbitrary pair of bytes, which a receiver never builds
+/// from a parsed header but a verifier must not accept either.
+fn other_markings(arbitrary: (u8, u8)) -> Vec<Marking> {
+    let mut all = markings();
+    all.push(Marking {
+        precedence: arbitrary.0,
+        tlp: arbitrary.1,
+    });
+    all
+}
+
+/// A's officer key certified a second time by A, under another name: a version 2 signature
+/// made under the first credential must not verify under this one.
+static RENAMED: LazyLock<Credential> = LazyLock::new(|| {
+    let first = FIXTURE.a.officer.credential();
+    Credential::issue(
+        &FIXTURE.a.identity,
+        *first.officer_key(),
+        "Mallory Officer",
+        Role::Officer,
+        first.not_before(),
+        first.not_after(),
+    )
+    .expect("credential")
+});
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CRYPTO_CASES))]
+
+    #[test]
+    fn marked_signature_verifies_only_with_its_marking_and_credential(
+        body in proptest::collection::vec(any::<u8>(), 0..512),
+        m in select(markings()),
+        arbitrary in any::<(u8, u8)>(),
+    ) {
+        let officer = &FIXTURE.a.officer;
+        let cred = officer.credential();
+        let sig = officer.sign_message_marked(&body, m).signature;
+        prop_assert_eq!(cred.verify_message_marked(&body, m, &sig), Some(Binding::Marked));
+        for other in other_markings(arbitrary) {
+            if other != m {
+                prop_assert_eq!(cred.verify_message_marked(&body, other, &sig), None, "{:?}", other);
+            }
+        }
+        prop_assert_eq!(RENAMED.verify_message_marked(&body, m, &sig), None);
+        prop_assert!(!cred.verify_message(&body, &sig), "a version 2 signature is no version 1 one");
+    }
+
+    #[test]
+    fn v1_signature_never_verifies_as_marked(
+        body in proptest::collection::vec(any::<u8>(), 0..512),
+        arbitrary in any::<(u8, u8)>(),
+    ) {
+        let officer = &FIXTURE.a.officer;
+        let sig = officer.sign_message(&body).signature;
+        for m in other_markings(arbitrary) {
+            for cred in [officer.credential(), &*RENAMED] {
+                prop_assert_eq!(cred.verify_message_marked(&body, m, &sig), Some(Binding::BodyOnly));
+            }
+        }
+    }
+
+    #[test]
+    fn ack_verifies_by_the_rule_it_was_made_by(
+        message_id in any::<MessageId>(),
+        envelope_sha256 in any::<[u8; 32]>(),
+        offset in 0..300 * DAY,
+        note in "[ -~]{0,64}",
+    ) {
+        let officer = &FIXTURE.b.officer;
+        let (cred, time) = (officer.credential(), EPOCH + offset);
+        let renamed = Credential::issue(
+            &FIXTURE.b.identity,
+            *cred.officer_key(),
+            "Mallory Officer",
+            Role::Officer,
+            cred.not_before(),
+            cred.not_after(),
+        )
+        .expect("credential");
+        let verify = |c: &Credential, sig: &[u8]| {
+            c.verify_ack_binding(&message_id, &envelope_sha256, time, &note, sig)
+        };
+        let v1 = officer
+            .acknowledge(&message_id, &envelope_sha256, time, &note)
+            .expect("ack")
+            .signature;
+        prop_assert_eq!(verify(cred, &v1), Some(Binding::BodyOnly));
+        prop_assert_eq!(verify(&renamed, &v1), Some(Binding::BodyOnly));
+        let v2 = officer
+            .acknowledge_as(&message_id, &envelope_sha256, time, &note, Binding::Marked)
+            .expect("ack")
+            .signature;
+        prop_assert_eq!(verify(cred, &v2), Some(Binding::Marked));
+        prop_assert_eq!(verify(&renamed, &v2), None);
+        prop_assert!(cred.verify_ack(&message_id, &envelope_sha256, time, &note, &v2));
+        let later = time + 1;
+        prop_assert_eq!(
+            cred.verify_ack_binding(&message_id, &envelope_sha256, later, &note, &v2),
+            None
+        );
     }
 }
 

@@ -1,9 +1,12 @@
 //! The committed test vectors (`vectors/v1/*.json`, SPEC.md Appendix A).
 //!
-//! Every file but `key_update.json` was made with version 1 only offered in Hello, and stays
-//! byte for byte as it was when version 2 came: other implementations test against it.
-//! `key_update.json` holds what version 2 added (SPEC.md §4.3.5): Hellos offering versions 1
-//! and 2, a KeyUpdate frame, and the KeyUpdate frames a receiver must refuse.
+//! Every file but `key_update.json` and `officer_v2.json` was made with version 1 only offered
+//! in Hello, and stays byte for byte as it was when version 2 came: other implementations test
+//! against it. `key_update.json` holds what version 2 added in SPEC.md §4.3.5: Hellos offering
+//! versions 1 and 2, a KeyUpdate frame, and the KeyUpdate frames a receiver must refuse.
+//! `officer_v2.json` holds the version 2 officer signatures (§7.5.1, §8.3): a Content and an
+//! OfficerAck signed by the version 2 rule, and envelopes that a version 2 receiver must
+//! accept (saying by which rule) or refuse.
 //!
 //! `committed_vectors_are_reproduced` regenerates every file from fixed keys and fixed
 //! randomness and fails if a committed file differs. To rewrite them after a deliberate wire
@@ -23,13 +26,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::codes::RejectReason;
-use hotline_protocol::content::{Draft, Incident, Indicator, Precedence, Tlp};
+use hotline_protocol::content::{self, Draft, Incident, Indicator, OpenedContent, Precedence, Tlp};
 use hotline_protocol::crypto::{self, HPKE_INFO, HpkeSender, Label, SecretAgreementKey};
 use hotline_protocol::envelope::{Envelope, ParseError, SealParams};
 use hotline_protocol::frame::{self, Decoder, FrameType, StreamKind};
 use hotline_protocol::hello::{self, Offer, Side};
 use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
-use hotline_protocol::officer::{Credential, OfficerKey, Role};
+use hotline_protocol::officer::{Binding, Credential, OfficerKey, Role};
 use hotline_protocol::receipt::{Receipt, ReceiptBuild, Subject};
 use hotline_protocol::session::{
     Config, Event, Monotonic, Session, StreamId, key_update_payload, verify_key_update,
@@ -407,7 +410,170 @@ fn generate() -> Vec<(&'static str, Value)> {
         negatives(&c, &env, &hello_b, &exporter, &delivered),
     ));
     files.push(("key_update.json", key_update(&c, &exporter)));
+    files.push(("officer_v2.json", officer_v2(&c, &env)));
     files
+}
+
+/// The message of `officer_v2.json` and the marking its officer signs by the version 2 rule.
+const MESSAGE_ID_V2: [u8; 16] = *b"hotline-vector-2";
+const V2_PRECEDENCE: Precedence = Precedence::Immediate;
+const V2_TLP: Tlp = Tlp::Red;
+/// The TLP of the header that relabels it (`officer_v2_other_tlp`).
+const V2_OTHER_TLP: Tlp = Tlp::Green;
+/// The name under which node A certifies its officer's key a second time.
+const OTHER_OFFICER_NAME: &str = "Mallory Example, duty officer";
+/// The acknowledgement of `officer_v2.json`: the envelope of `envelope.json`, as in
+/// `receipts.json` but by the version 2 rule.
+const ACK_TIME: u64 = NOW + 60_000;
+const ACK_NOTE: &str = "Blocked. Thank you.";
+
+/// A second credential node A issues for its officer's key, under another name, with the same
+/// validity: what a version 2 signature must not verify under.
+fn other_officer_credential(c: &Cast) -> Credential {
+    let first = c.a_officer.credential();
+    Credential::issue(
+        &c.a,
+        *first.officer_key(),
+        OTHER_OFFICER_NAME,
+        Role::Officer,
+        first.not_before(),
+        first.not_after(),
+    )
+    .expect("valid")
+}
+
+/// The SPEC.md §12.8 registry name of a TLP value (`AMBER_STRICT`, not `TLP:AMBER+STRICT`).
+fn tlp_name(t: Tlp) -> String {
+    t.as_str().trim_start_matches("TLP:").replace('+', "_")
+}
+
+/// `content` (encoded `Content`) with its officer credential replaced by `other`.
+fn with_credential(content: &[u8], other: &Credential) -> Vec<u8> {
+    let mut w = wire::Content::decode(content).expect("content");
+    w.officer.as_mut().expect("officer").credential = Some(other.to_wire());
+    w.encode_to_vec()
+}
+
+/// `officer_v2.json`: version 2 officer signatures (SPEC.md §7.5.1, §8.3).
+fn officer_v2(c: &Cast, env: &Envelope) -> Value {
+    let m = content::marking(V2_PRECEDENCE, V2_TLP);
+    let body = draft()
+        .encode_body(&MESSAGE_ID_V2, &c.b.id())
+        .expect("body");
+    let a_cred = c.a_officer.credential();
+    let content = draft()
+        .sign_marked(
+            &MESSAGE_ID_V2,
+            &c.b.id(),
+            &c.a_officer,
+            NOW,
+            V2_PRECEDENCE,
+            V2_TLP,
+        )
+        .expect("officer");
+    let signature = wire::Content::decode(content.as_bytes())
+        .expect("content")
+        .officer
+        .expect("officer")
+        .signature;
+    let other = other_officer_credential(c);
+
+    let b_cred = c.b_officer.credential();
+    let ack = c
+        .b_officer
+        .acknowledge_as(
+            &MESSAGE_ID,
+            env.sha256(),
+            ACK_TIME,
+            ACK_NOTE,
+            Binding::Marked,
+        )
+        .expect("ack");
+
+    // Envelopes from A to B carrying the content, under a header with `tlp`.
+    let seal = |tlp: Tlp, content: &[u8]| {
+        let header_marking = content::marking(V2_PRECEDENCE, tlp);
+        forge(
+            c,
+            |h| {
+                h.message_id = Bytes::copy_from_slice(&MESSAGE_ID_V2);
+                h.precedence = i32::from(header_marking.precedence);
+                h.tlp = i32::from(header_marking.tlp);
+            },
+            |_| {},
+            None,
+            content,
+        )
+    };
+    let v1 = draft()
+        .sign(&MESSAGE_ID_V2, &c.b.id(), &c.a_officer, NOW)
+        .expect("officer");
+    let mut list = Vec::new();
+    let mut add = |name: &str, input: Vec<u8>, expected: &str, note: &str| {
+        list.push(json!({"name": name, "kind": "envelope_v2", "input": h(&input), "expected": expected, "note": note}));
+    };
+    add(
+        "officer_v2_header_marking",
+        seal(V2_TLP, content.as_bytes()),
+        "ACCEPTED:v2",
+        "content_v2 under a header with its precedence and TLP",
+    );
+    add(
+        "officer_v2_other_tlp",
+        seal(V2_OTHER_TLP, content.as_bytes()),
+        &format!("REJECTED:{}", RejectReason::BadOfficerSignature),
+        "content_v2 (signed for TLP RED) under a header that says TLP GREEN",
+    );
+    add(
+        "officer_v2_other_credential",
+        seal(V2_TLP, &with_credential(content.as_bytes(), &other)),
+        &format!("REJECTED:{}", RejectReason::BadOfficerSignature),
+        "content_v2 with its credential replaced by other_credential: the same officer key, certified by A under another name",
+    );
+    add(
+        "officer_v1_signature_on_version_2_link",
+        seal(V2_TLP, v1.as_bytes()),
+        "ACCEPTED:v1",
+        "the same body signed by the version 1 rule (body only): still accepted, and it binds neither credential nor marking",
+    );
+
+    json!({
+        "description": "Version 2 officer signatures (SPEC.md §7.5.1, §8.3), made by the officers of identity.json under their credentials there. content_v2: node A's officer signs body (the canonical MessageBody of message_id to node B) by the version 2 rule for the marking (precedence and TLP, registry values, SPEC.md §12.8): signed_bytes = \"hotline/2 officer-message\" || 0x00 || SHA-256(body) || SHA-256(credential) || u8(precedence) || u8(tlp), where credential is the canonical OfficerCredential of identity.json node_a_officer; content is the canonical Content carrying body and the OfficerSignature. other_credential: a second credential node A issues for the same officer key under another name, with the same validity and role OFFICER. ack_v2: node B's officer acknowledges the envelope of envelope.json by the version 2 rule: signed_bytes = \"hotline/2 officer-ack\" || 0x00 || message_id || envelope_sha256 || u64be(time_ms) || SHA-256(note) || SHA-256(credential), credential that of identity.json node_b_officer; officer_ack is the encoded OfficerAck. envelopes: inputs each with the exact outcome; kind envelope_v2: node B receives the envelope on an envelope stream from node A at now_ms, with B's keys of identity.json, on a link that negotiated version 2; the outcome is REJECTED:<reason>, or ACCEPTED:v1 / ACCEPTED:v2 for an envelope that is accepted, by the rule its officer signature verifies by.",
+        "now_ms": NOW,
+        "marking": {
+            "precedence": m.precedence,
+            "precedence_name": V2_PRECEDENCE.as_str(),
+            "tlp": m.tlp,
+            "tlp_name": tlp_name(V2_TLP),
+        },
+        "content_v2": {
+            "message_id": h(&MESSAGE_ID_V2),
+            "body": h(&body),
+            "body_sha256": h(&crypto::sha256(&body)),
+            "credential_sha256": h(&a_cred.sha256()),
+            "signed_bytes": h(&crypto::tbs(Label::OfficerMessageV2, &[&crypto::sha256(&body), &a_cred.sha256(), &[m.precedence, m.tlp]])),
+            "signature": h(&signature),
+            "content": h(content.as_bytes()),
+        },
+        "other_credential": {
+            "name": OTHER_OFFICER_NAME,
+            "not_before_ms": other.not_before(),
+            "not_after_ms": other.not_after(),
+            "credential": h(&other.to_wire().encode_to_vec()),
+            "credential_sha256": h(&other.sha256()),
+        },
+        "ack_v2": {
+            "message_id": h(&MESSAGE_ID),
+            "envelope_sha256": h(env.sha256()),
+            "time_ms": ACK_TIME,
+            "note": ACK_NOTE,
+            "credential_sha256": h(&b_cred.sha256()),
+            "signed_bytes": h(&crypto::tbs(Label::OfficerAckV2, &[&MESSAGE_ID, env.sha256(), &ACK_TIME.to_be_bytes(), &crypto::sha256(ACK_NOTE.as_bytes()), &b_cred.sha256()])),
+            "signature": h(&ack.signature),
+            "officer_ack": h(&ack.encode_to_vec()),
+        },
+        "envelopes": list,
+    })
 }
 
 /// `key_update.json`: version 2's Hello negotiation and KeyUpdate frame (SPEC.md §4.3.5).
@@ -1088,6 +1254,14 @@ fn outcome(kind: &str, input: &[u8], c: &Cast, exporter: &[u8; 32]) -> String {
             Err(code) => format!("CLOSE:{code}"),
         },
         "control_v2" | "control_v1" => key_update_outcome(kind, input, c, exporter),
+        // On a link that negotiated version 2: which rule the officer signature verifies by.
+        "envelope_v2" => match Envelope::parse(Bytes::copy_from_slice(input)) {
+            Err(_) => "UNKNOWN".into(),
+            Ok(e) => match e.open(&c.b.id(), &c.a.id(), &c.b_keys, NOW) {
+                Ok(o) => format!("ACCEPTED:{}", o.binding.as_str()),
+                Err(r) => format!("REJECTED:{}", r.reason),
+            },
+        },
         "frame_message" | "frame_control" => {
             let (sk, prefix) = if kind == "frame_message" {
                 (StreamKind::Message, "STREAM")
@@ -1349,6 +1523,190 @@ fn committed_vectors_verify() {
     }
 
     verify_key_update_file(&c, &a, &b);
+    verify_officer_v2_file(&c, &a, &b);
+}
+
+/// Checks the committed `officer_v2.json` from its inputs and identity.json: the signed bytes
+/// rebuilt by concatenation (not with the crate's `tbs`), the signatures verify strictly by the
+/// officers' keys, the content opens by the version 2 rule only with its marking and its own
+/// credential, the acknowledgement verifies by the version 2 rule only under its credential,
+/// and each envelope meets exactly its stated outcome.
+fn verify_officer_v2_file(c: &Cast, a: &NodeId, b: &NodeId) {
+    let id = read("identity.json");
+    let o = read("officer_v2.json");
+    let now = o["now_ms"].as_u64().expect("u64");
+    let byte = |v: &Value| u8::try_from(v.as_u64().expect("u64")).expect("one byte");
+    let (p, t) = (
+        byte(&o["marking"]["precedence"]),
+        byte(&o["marking"]["tlp"]),
+    );
+    let precedence = Precedence::from_wire(i32::from(p)).expect("registered");
+    let tlp = Tlp::from_wire(i32::from(t)).expect("registered");
+    assert_eq!(precedence.as_str(), o["marking"]["precedence_name"]);
+    assert_eq!(tlp_name(tlp), o["marking"]["tlp_name"]);
+    let credential = |who: &str, issuer: &NodeId| {
+        let raw = unhex(&id[who]["credential"]);
+        let w = wire::OfficerCredential::decode(&raw[..]).expect("decodes");
+        let cred = Credential::verify(&w, issuer).expect("verifies");
+        assert_eq!(cred.to_wire().encode_to_vec(), raw, "canonical");
+        (cred, raw)
+    };
+
+    // content_v2: A's officer, by the version 2 rule.
+    let cv = &o["content_v2"];
+    let (a_cred, a_raw) = credential("node_a_officer", a);
+    let body = unhex(&cv["body"]);
+    let message_id: [u8; 16] = unhex(&cv["message_id"]).try_into().expect("16 bytes");
+    assert_eq!(
+        draft().encode_body(&message_id, b).expect("body"),
+        body,
+        "the body is envelope.json's draft for this message id"
+    );
+    assert_eq!(unhex(&cv["body_sha256"]), crypto::sha256(&body));
+    assert_eq!(unhex(&cv["credential_sha256"]), crypto::sha256(&a_raw));
+    let signed = [
+        &b"hotline/2 officer-message\x00"[..],
+        &crypto::sha256(&body),
+        &crypto::sha256(&a_raw),
+        &[p, t],
+    ]
+    .concat();
+    assert_eq!(unhex(&cv["signed_bytes"]), signed);
+    let officer_pub = unhex(&id["node_a_officer"]["public"]);
+    assert!(crypto::verify_strict_raw(
+        &officer_pub,
+        &signed,
+        &unhex(&cv["signature"])
+    ));
+    let content_bytes = unhex(&cv["content"]);
+    let w = wire::Content::decode(&content_bytes[..]).expect("decodes");
+    assert_eq!(w.encode_to_vec(), content_bytes, "canonical");
+    assert_eq!(w.body[..], body[..]);
+    let sig = w.officer.as_ref().expect("officer");
+    assert_eq!(sig.signature[..], unhex(&cv["signature"])[..]);
+    assert_eq!(
+        sig.credential.as_ref().map(Message::encode_to_vec),
+        Some(a_raw)
+    );
+    let parse = |bytes: &[u8], p: Precedence, t: Tlp| {
+        OpenedContent::parse(bytes, &message_id, a, b, now, p, t).map(|o| o.binding)
+    };
+    assert_eq!(parse(&content_bytes, precedence, tlp), Ok(Binding::Marked));
+    for other_p in Precedence::ALL {
+        for other_t in [
+            Tlp::Clear,
+            Tlp::Green,
+            Tlp::Amber,
+            Tlp::AmberStrict,
+            Tlp::Red,
+        ] {
+            if (other_p, other_t) != (precedence, tlp) {
+                assert!(parse(&content_bytes, other_p, other_t).is_err());
+            }
+        }
+    }
+
+    // other_credential: A certifies the same officer key under another name.
+    let oc = &o["other_credential"];
+    let other_raw = unhex(&oc["credential"]);
+    let other = Credential::verify(
+        &wire::OfficerCredential::decode(&other_raw[..]).expect("decodes"),
+        a,
+    )
+    .expect("verifies as A's");
+    assert_eq!(other.officer_key(), a_cred.officer_key());
+    assert_ne!(other.name(), a_cred.name());
+    assert_eq!(other.name(), oc["name"].as_str().expect("str"));
+    assert_eq!(
+        other.not_before(),
+        oc["not_before_ms"].as_u64().expect("u64")
+    );
+    assert_eq!(other.not_after(), oc["not_after_ms"].as_u64().expect("u64"));
+    assert_eq!(unhex(&oc["credential_sha256"]), crypto::sha256(&other_raw));
+    let swapped = with_credential(&content_bytes, &other);
+    assert!(parse(&swapped, precedence, tlp).is_err());
+    // By the version 1 rule the same swap would go unnoticed: what version 2 is for.
+    let v1 = draft()
+        .sign(&message_id, b, &c.a_officer, now)
+        .expect("officer");
+    assert_eq!(
+        parse(&with_credential(v1.as_bytes(), &other), precedence, tlp),
+        Ok(Binding::BodyOnly)
+    );
+
+    // ack_v2: B's officer acknowledges envelope.json's envelope by the version 2 rule.
+    let av = &o["ack_v2"];
+    let (b_cred, b_raw) = credential("node_b_officer", b);
+    let e = read("envelope.json");
+    assert_eq!(av["message_id"], e["message_id"]);
+    assert_eq!(av["envelope_sha256"], e["envelope_sha256"]);
+    let ack_id: [u8; 16] = unhex(&av["message_id"]).try_into().expect("16 bytes");
+    let env_sha: [u8; 32] = unhex(&av["envelope_sha256"]).try_into().expect("32 bytes");
+    let time = av["time_ms"].as_u64().expect("u64");
+    let note = av["note"].as_str().expect("str");
+    assert_eq!(unhex(&av["credential_sha256"]), crypto::sha256(&b_raw));
+    let signed = [
+        &b"hotline/2 officer-ack\x00"[..],
+        &ack_id,
+        &env_sha,
+        &time.to_be_bytes(),
+        &crypto::sha256(note.as_bytes()),
+        &crypto::sha256(&b_raw),
+    ]
+    .concat();
+    assert_eq!(unhex(&av["signed_bytes"]), signed);
+    let ack_sig = unhex(&av["signature"]);
+    assert!(crypto::verify_strict_raw(
+        &unhex(&id["node_b_officer"]["public"]),
+        &signed,
+        &ack_sig
+    ));
+    let ack = wire::OfficerAck::decode(&unhex(&av["officer_ack"])[..]).expect("decodes");
+    assert_eq!(ack.encode_to_vec(), unhex(&av["officer_ack"]), "canonical");
+    assert_eq!((ack.time_ms, ack.note.as_str()), (time, note));
+    assert_eq!(ack.signature[..], ack_sig[..]);
+    assert_eq!(
+        ack.credential.as_ref().map(Message::encode_to_vec),
+        Some(b_raw)
+    );
+    assert_eq!(
+        b_cred.verify_ack_binding(&ack_id, &env_sha, time, note, &ack_sig),
+        Some(Binding::Marked)
+    );
+    let b_other = Credential::issue(
+        &c.b,
+        *b_cred.officer_key(),
+        OTHER_OFFICER_NAME,
+        Role::Officer,
+        b_cred.not_before(),
+        b_cred.not_after(),
+    )
+    .expect("issue");
+    assert_eq!(
+        b_other.verify_ack_binding(&ack_id, &env_sha, time, note, &ack_sig),
+        None
+    );
+
+    // The envelopes.
+    let list = o["envelopes"].as_array().expect("list");
+    assert_eq!(list.len(), 4, "officer_v2.json envelopes");
+    let exporter: [u8; 32] = unhex(&read("hello.json")["exporter"])
+        .try_into()
+        .expect("32");
+    for v in list {
+        let got = outcome(
+            v["kind"].as_str().expect("kind"),
+            &unhex(&v["input"]),
+            c,
+            &exporter,
+        );
+        assert_eq!(
+            got,
+            v["expected"].as_str().expect("expected"),
+            "officer_v2.json envelope {}",
+            v["name"]
+        );
+    }
 }
 
 /// Checks the committed `key_update.json`: A's keys derive from their ikm and are A's; both

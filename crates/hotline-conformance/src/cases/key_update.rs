@@ -97,20 +97,25 @@ const KEY_UPDATE_WAIT: Duration = Duration::from_secs(20);
 const SETTLE: Duration = Duration::from_secs(1);
 
 /// A link that negotiated version 2; a skip if the target does not offer it (a node of
-/// version 1 only is conforming, SPEC.md §6.4, and never receives a KeyUpdate).
-async fn link_v2(cx: &Ctx) -> Result<Link, Outcome> {
+/// version 1 only is conforming, SPEC.md §6.4: it never receives a KeyUpdate, nor has to
+/// verify a version 2 officer signature). `what` names what is version 2 only, for the skip
+/// reason.
+pub(super) async fn link_v2(cx: &Ctx, what: &str) -> Result<Link, Outcome> {
     let link = peer::link(cx)
         .await
         .map_err(|e| Outcome::fail(format!("no link: {e}")))?;
     if link.hello.version < PROTOCOL_VERSION_2 {
         return Err(Outcome::skip(format!(
-            "the target offers versions {:?} and the link negotiated version {}: KeyUpdate is \
-             version 2 only (SPEC.md §4.3.5)",
+            "the target offers versions {:?} and the link negotiated version {}: {what} is \
+             version 2 only",
             link.hello.offer.versions, link.hello.version
         )));
     }
     Ok(link)
 }
+
+/// What the KeyUpdate cases' skip reason says is version 2 only.
+const KEY_UPDATE: &str = "KeyUpdate (SPEC.md §4.3.5)";
 
 /// The runner's own keys, as its Hello announces them: a valid KeyUpdate carries them.
 fn own_keys(cx: &Ctx, at_most: usize) -> Result<Vec<EncryptionKey>, String> {
@@ -161,7 +166,7 @@ async fn on_version_1_link(cx: &Ctx) -> Outcome {
 }
 
 async fn foreign_key(cx: &Ctx) -> Outcome {
-    let link = match link_v2(cx).await {
+    let link = match link_v2(cx, KEY_UPDATE).await {
         Ok(link) => link,
         Err(o) => return o,
     };
@@ -175,7 +180,7 @@ async fn foreign_key(cx: &Ctx) -> Outcome {
 }
 
 async fn empty(cx: &Ctx) -> Outcome {
-    let link = match link_v2(cx).await {
+    let link = match link_v2(cx, KEY_UPDATE).await {
         Ok(link) => link,
         Err(o) => return o,
     };
@@ -183,7 +188,7 @@ async fn empty(cx: &Ctx) -> Outcome {
 }
 
 async fn rate_limit(cx: &Ctx) -> Outcome {
-    let link = match link_v2(cx).await {
+    let link = match link_v2(cx, KEY_UPDATE).await {
         Ok(link) => link,
         Err(o) => return o,
     };
@@ -219,7 +224,7 @@ async fn is_used(cx: &Ctx) -> Outcome {
              the runner's KeyUpdate shows which key it uses. .ci/conformance passes one",
         );
     };
-    let link = match link_v2(cx).await {
+    let link = match link_v2(cx, KEY_UPDATE).await {
         Ok(link) => link,
         Err(o) => return o,
     };
@@ -295,7 +300,7 @@ async fn target_rotates(cx: &Ctx) -> Outcome {
              target's directory>`). .ci/conformance passes one",
         );
     };
-    let link = match link_v2(cx).await {
+    let link = match link_v2(cx, KEY_UPDATE).await {
         Ok(link) => link,
         Err(o) => return o,
     };

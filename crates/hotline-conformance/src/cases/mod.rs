@@ -9,6 +9,7 @@ mod envelope_replay;
 mod hello;
 mod key_update;
 mod limits;
+mod officer_v2;
 mod receipts;
 mod sequence_floor;
 mod streams;
@@ -40,6 +41,7 @@ pub fn all(trust: Trust) -> Vec<Case> {
     cases.extend(limits::cases());
     cases.extend(sequence_floor::cases());
     cases.extend(key_update::cases());
+    cases.extend(officer_v2::cases());
     cases
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::hex;
 
 /// The vector files, in report order, with their committed text.
-const EMBEDDED: [(&str, &str); 8] = [
+const EMBEDDED: [(&str, &str); 9] = [
     (
         "identity.json",
         include_str!("../../../../vectors/v1/identity.json"),
@@ -42,12 +42,17 @@ const EMBEDDED: [(&str, &str); 8] = [
         "key_update.json",
         include_str!("../../../../vectors/v1/key_update.json"),
     ),
+    (
+        "officer_v2.json",
+        include_str!("../../../../vectors/v1/officer_v2.json"),
+    ),
 ];
 
 /// The vector files that hold negative vectors, and the field of their list.
-const NEGATIVE_LISTS: [(&str, &str); 2] = [
+const NEGATIVE_LISTS: [(&str, &str); 3] = [
     ("negative.json", "vectors"),
     ("key_update.json", "negative"),
+    ("officer_v2.json", "envelopes"),
 ];
 
 /// The names of the vector files, which are also the names of the results files.
@@ -98,7 +103,7 @@ pub struct Case {
 }
 
 /// Where a case's expected value comes from.
-enum Src {
+pub enum Src {
     /// The committed value at the case's own key (an encoding case: key = JSON path).
     Same,
     /// The committed value at a path of a vector file.
@@ -592,7 +597,8 @@ impl Committed {
     pub fn cases(&self) -> Result<Vec<Case>, String> {
         let mut cases = Vec::with_capacity(POSITIVE.len() + 40);
         for file in file_names() {
-            for (f, key, kind, src) in POSITIVE.iter().filter(|c| c.0 == file) {
+            let positive = POSITIVE.iter().chain(super::officer_v2::POSITIVE);
+            for (f, key, kind, src) in positive.filter(|c| c.0 == file) {
                 let expected = match src {
                     Same => self.scalar(f, key)?,
                     At(file, path) => self.scalar(file, path)?,
@@ -629,13 +635,15 @@ impl Committed {
     }
 }
 
-/// One negative vector (of `negative.json` or `key_update.json`).
+/// One negative vector (of `negative.json` or `key_update.json`), or one of the envelopes of
+/// `officer_v2.json`, each with its exact outcome.
 pub struct Negative {
     /// Its name: the key in the results file.
     pub name: String,
     /// What receives it: `envelope`, `receipt`, `hello`, `frame_message`, `frame_control`;
     /// in `key_update.json`, `control_v2` or `control_v1` (the control stream after both
-    /// Hellos, on a link that negotiated version 2 or 1).
+    /// Hellos, on a link that negotiated version 2 or 1); in `officer_v2.json`, `envelope_v2`
+    /// (an envelope on a link that negotiated version 2).
     pub kind: String,
     /// The input bytes.
     pub input: Vec<u8>,

@@ -61,6 +61,8 @@ pub struct Keys {
     pub b_officer: OfficerKey,
     /// A's officer credential.
     pub a_officer: Credential,
+    /// A's officer, with that credential (`officer_v2.json` signs with it).
+    pub a_officer_key: OfficerKey,
 }
 
 impl Keys {
@@ -109,7 +111,9 @@ impl Keys {
                 .map_err(|e| format!("{who}: cannot issue the credential: {e}"))?;
                 Ok((cred, seed))
             };
-        let (a_officer, _) = credential(&a, "node_a_officer")?;
+        let (a_officer, a_seed) = credential(&a, "node_a_officer")?;
+        let a_officer_key = OfficerKey::from_parts(&a_seed, a_officer.clone())
+            .map_err(|e| format!("node_a_officer: {e}"))?;
         let (b_cred, b_seed) = credential(&b, "node_b_officer")?;
         let b_officer =
             OfficerKey::from_parts(&b_seed, b_cred).map_err(|e| format!("node_b_officer: {e}"))?;
@@ -119,6 +123,7 @@ impl Keys {
             b_keys,
             b_officer,
             a_officer,
+            a_officer_key,
         })
     }
 

@@ -14,6 +14,7 @@
 mod committed;
 mod hex;
 mod inputs;
+mod officer_v2;
 mod ours;
 mod receive;
 mod results;

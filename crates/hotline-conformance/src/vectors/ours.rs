@@ -45,6 +45,9 @@ pub fn results(c: &Committed) -> Result<Results, String> {
     let mut key_update = key_update_file(c, &k)?;
     key_update.extend(negative_file(c, &k, "key_update.json")?);
     all.insert("key_update.json", key_update);
+    let mut officer_v2 = super::officer_v2::results(c, &k)?;
+    officer_v2.extend(negative_file(c, &k, super::officer_v2::FILE)?);
+    all.insert(super::officer_v2::FILE, officer_v2);
     Ok(all)
 }
 

@@ -121,8 +121,27 @@ fn control_input(bytes: &[u8]) -> Result<frame::Frame, String> {
     }
 }
 
+/// What node B does with envelope bytes from node A at `now` (SPEC.md §7.6): `accepted` says
+/// what an accepted envelope's outcome is.
+fn envelope_outcome(
+    input: &[u8],
+    k: &Keys,
+    now: u64,
+    accepted: impl FnOnce(&OpenedContent) -> String,
+) -> String {
+    match Envelope::parse(Bytes::copy_from_slice(input)) {
+        Err(ParseError::Unreadable) => format!("STREAM:{}", CloseCode::MalformedFrame),
+        Err(ParseError::Malformed { .. }) => format!("REJECTED:{}", RejectReason::Malformed),
+        Err(e) => error(e),
+        Ok(e) => match e.open(&k.b.id(), &k.a.id(), &k.b_keys, now) {
+            Ok(o) => accepted(&o),
+            Err(r) => format!("REJECTED:{}", r.reason),
+        },
+    }
+}
+
 /// What this implementation does with a negative vector's input, in the context that the
-/// description of `negative.json` or `key_update.json` gives.
+/// description of `negative.json`, `key_update.json` or `officer_v2.json` gives.
 pub fn outcome(
     kind: &str,
     input: &[u8],
@@ -132,15 +151,12 @@ pub fn outcome(
     env: &Envelope,
 ) -> String {
     match kind {
-        "envelope" => match Envelope::parse(Bytes::copy_from_slice(input)) {
-            Err(ParseError::Unreadable) => format!("STREAM:{}", CloseCode::MalformedFrame),
-            Err(ParseError::Malformed { .. }) => format!("REJECTED:{}", RejectReason::Malformed),
-            Err(e) => error(e),
-            Ok(e) => match e.open(&k.b.id(), &k.a.id(), &k.b_keys, now) {
-                Ok(_) => "ACCEPTED".into(),
-                Err(r) => format!("REJECTED:{}", r.reason),
-            },
-        },
+        "envelope" => envelope_outcome(input, k, now, |_| "ACCEPTED".into()),
+        // On a link that negotiated version 2 (`officer_v2.json`), an accepted envelope says
+        // which rule its officer signature verified by (SPEC.md §7.5.1).
+        "envelope_v2" => envelope_outcome(input, k, now, |o| {
+            format!("ACCEPTED:{}", o.binding.as_str())
+        }),
         "receipt" => match receipt_as_a(input, k, env) {
             Ok(_) => "ACCEPTED".into(),
             Err(code) => code,

@@ -1,7 +1,8 @@
 //! Independent checks of another implementation's encodings with this implementation: its
 //! envelope must open as node B, its receipts must verify as node A, its Hello must bind the
-//! connection, its KeyUpdate must verify as node A's, and so on. These rows say whether the two implementations interoperate, which
-//! a byte comparison alone does not say when it fails.
+//! connection, its KeyUpdate must verify as node A's, its officer signatures must verify by the
+//! version 2 rule, and so on. These rows say whether the two implementations interoperate,
+//! which a byte comparison alone does not say when it fails.
 
 use bytes::Bytes;
 use hotline_protocol::bundle::PeerBundle;
@@ -330,6 +331,7 @@ pub fn checks(c: &Committed, k: &Keys, theirs: &Lookup<'_>) -> Result<Vec<Check>
                 .and_then(announces)
         }),
     );
+    out.extend(super::officer_v2::checks(c, k, theirs)?);
     Ok(out)
 }
 
@@ -347,7 +349,7 @@ fn certificate(
 }
 
 /// A credential must verify as issued by `node`, for the officer key `public`, role OFFICER.
-fn credential(bytes: &[u8], node: &IdentityKey, public: &[u8]) -> Result<(), String> {
+pub fn credential(bytes: &[u8], node: &IdentityKey, public: &[u8]) -> Result<(), String> {
     let raw =
         canonical::<wire::OfficerCredential>(bytes).ok_or("not a canonical OfficerCredential")?;
     let cred = Credential::verify(&raw, &node.id()).map_err(|e| format!("refused: {e}"))?;
