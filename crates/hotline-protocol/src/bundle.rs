@@ -58,7 +58,7 @@ pub struct PeerBundle {
 }
 
 impl PeerBundle {
-    /// Creates and self-signs a bundle.
+    /// Creates and self-signs a bundle of a node that supports protocol versions 1 and 2.
     pub fn create(
         identity: &IdentityKey,
         name: &str,
@@ -66,6 +66,29 @@ impl PeerBundle {
         encryption_keys: &[EncryptionKey],
         addresses: &[String],
         created: UnixMillis,
+    ) -> Result<Self, BundleError> {
+        let versions = [crate::PROTOCOL_VERSION, crate::PROTOCOL_VERSION_2];
+        Self::create_for_versions(
+            identity,
+            name,
+            tls_spki_sha256,
+            encryption_keys,
+            addresses,
+            created,
+            &versions,
+        )
+    }
+
+    /// [`PeerBundle::create`] listing the protocol `versions` given (which must contain 1):
+    /// for the test vectors, made by a version 1 node.
+    pub fn create_for_versions(
+        identity: &IdentityKey,
+        name: &str,
+        tls_spki_sha256: [u8; 32],
+        encryption_keys: &[EncryptionKey],
+        addresses: &[String],
+        created: UnixMillis,
+        versions: &[u32],
     ) -> Result<Self, BundleError> {
         let body = wire::BundleBody {
             version: crate::PROTOCOL_VERSION,
@@ -75,7 +98,7 @@ impl PeerBundle {
             encryption_keys: encryption_keys.iter().map(EncryptionKey::to_wire).collect(),
             addresses: addresses.to_vec(),
             created_ms: created,
-            versions: vec![crate::PROTOCOL_VERSION],
+            versions: versions.to_vec(),
         }
         .encode_to_vec();
         let signature = identity.sign(Label::Bundle, &[&body]);

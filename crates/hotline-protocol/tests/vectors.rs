@@ -272,14 +272,15 @@ fn generate() -> Vec<(&'static str, Value)> {
         }),
     ));
 
-    // bundle.json
-    let bundle = PeerBundle::create(
+    // bundle.json (a version 1 node's, as committed)
+    let bundle = PeerBundle::create_for_versions(
         &c.b,
         "CERT-B",
         crypto::sha256(b"node B TLS SubjectPublicKeyInfo (placeholder DER)"),
         &[c.b_keys[0].certificate.clone()],
         &["hotline.cert-b.example:4433".to_owned()],
         NOW,
+        &[PROTOCOL_VERSION],
     )
     .expect("bundle");
     files.push((

@@ -152,13 +152,15 @@ fn bundle_file(c: &Committed, k: &Keys) -> Result<BTreeMap<String, String>, Stri
     let spki: [u8; 32] = hex::decode(inputs::BUNDLE_TLS_SPKI_SHA256)
         .and_then(|v| v.try_into().ok())
         .ok_or("internal error: BUNDLE_TLS_SPKI_SHA256 is not 32 bytes of hex")?;
-    let bundle = PeerBundle::create(
+    // bundle.json is a version 1 node's.
+    let bundle = PeerBundle::create_for_versions(
         &k.b,
         inputs::BUNDLE_NAME,
         spki,
         &[k.b_cert().clone()],
         &[inputs::BUNDLE_ADDRESS.to_owned()],
         inputs::BUNDLE_CREATED_MS,
+        &[hotline_protocol::PROTOCOL_VERSION],
     )
     .map_err(|e| format!("cannot create node B's bundle: {e}"))?;
     r.insert("bundle".into(), h(bundle.bytes()));
