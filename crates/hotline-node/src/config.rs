@@ -50,8 +50,8 @@ pub struct Config {
     pub dir: Option<std::path::PathBuf>,
 }
 
-/// `[keys]`: the node's encryption keys rotate by themselves (SPEC.md §4.3.4). Read at start:
-/// a change takes effect when the node is restarted.
+/// `[keys]`: the node's encryption keys rotate by themselves (SPEC.md §4.3.4). The running node
+/// reads it again at each key check (every 5 s): a change applies without a restart.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {

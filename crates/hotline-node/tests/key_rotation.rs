@@ -220,3 +220,40 @@ fn nodes_started_a_year_after_init_renew_their_keys_and_link_without_a_manual_st
         nb.shutdown().await;
     });
 }
+
+#[test]
+fn a_changed_keys_section_applies_to_the_running_node() {
+    use hotline_protocol::time::DAY;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, _b) = two_nodes(tmp.path(), &[]);
+    runtime().block_on(async {
+        let na = start(a.clone()).await;
+        assert_eq!(Material::load(&a).expect("a").encryption.len(), 1);
+        // Longer-lived keys, renewed 45 days ahead: the 30-day key `init` made is due now.
+        let cfg_path = a.join(hotline_node::config::CONFIG_FILE);
+        let toml = std::fs::read_to_string(&cfg_path).expect("cfg");
+        let toml = toml
+            .replace(
+                "encryption_lifetime_days = 30",
+                "encryption_lifetime_days = 60",
+            )
+            .replace("encryption_renew_days = 10", "encryption_renew_days = 45");
+        std::fs::write(&cfg_path, toml).expect("write");
+        let t0 = Instant::now();
+        loop {
+            let keys = Material::load(&a).expect("a").encryption;
+            if keys.len() == 2 {
+                let c = &keys[0].certificate;
+                let life = c.not_after() - c.not_before();
+                assert!(life.abs_diff(60 * DAY) < 120_000, "{life}");
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "the running node did not apply [keys]"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        na.shutdown().await;
+    });
+}

@@ -72,7 +72,7 @@ pub(super) struct KeyTask {
 }
 
 /// Runs until the node stops: checks the key file every [`CHECK`].
-pub(super) async fn run(shared: Weak<Shared>, task: KeyTask) {
+pub(super) async fn run(shared: Weak<Shared>, mut task: KeyTask) {
     let mut tick = tokio::time::interval(CHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_error = String::new();
@@ -82,6 +82,8 @@ pub(super) async fn run(shared: Weak<Shared>, task: KeyTask) {
         let Some(s) = shared.upgrade() else { return };
         // A renewed TLS certificate or new [ca] files, if any changed.
         let _ = super::tls_files::refresh(&s, false).await;
+        // `[keys]` as the file says now: a change applies from the next check.
+        policy_now(&task.dir, &mut task.policy);
         let (dir, policy, identity, now) =
             (task.dir.clone(), task.policy, s.identity.clone(), now_ms());
         let done = tokio::task::spawn_blocking(move || {
@@ -101,6 +103,24 @@ pub(super) async fn run(shared: Weak<Shared>, task: KeyTask) {
                 }
             }
             Err(_) => return,
+        }
+    }
+}
+
+/// Reads `[keys]` from the configuration in `dir` and takes it if it changed (logged); a
+/// configuration that does not load leaves `policy` as it was (`hotlined check` says why).
+fn policy_now(dir: &std::path::Path, policy: &mut KeyPolicy) {
+    if let Ok(cfg) = crate::config::Config::load(dir) {
+        let new = cfg.keys.policy();
+        if new != *policy {
+            tracing::info!(
+                "[keys] changed: encryption keys live {} days, renewed {} days ahead, secrets \
+                 kept {} days after expiry",
+                cfg.keys.encryption_lifetime_days,
+                cfg.keys.encryption_renew_days,
+                cfg.keys.encryption_retention_days
+            );
+            *policy = new;
         }
     }
 }
