@@ -512,7 +512,6 @@ mod real_nodes {
 
     use super::code;
     use super::common::{self, NodeDir, RunningNode, hotline, poll, stdout, text};
-    use hotline_node::{commands, config};
     use serde_json::Value;
 
     struct Two {
@@ -530,22 +529,7 @@ mod real_nodes {
     /// Bruno (B), viewer Vera (B); both running, link up.
     fn two() -> Two {
         let tmp = tempfile::tempdir().unwrap();
-        let a = NodeDir::init(tmp.path(), "CERT-A");
-        let b = NodeDir::init(tmp.path(), "CERT-B");
-        commands::peer_add(
-            &a.dir,
-            &b.dir.join(config::BUNDLE_FILE),
-            &b.addr,
-            Some("cert-b"),
-        )
-        .unwrap();
-        commands::peer_add(
-            &b.dir,
-            &a.dir.join(config::BUNDLE_FILE),
-            &a.addr,
-            Some("cert-a"),
-        )
-        .unwrap();
+        let (a, b) = common::pinned_pair(tmp.path());
         let olga = a.credential("Olga", "officer").display().to_string();
         let bruno = b.credential("Bruno", "officer").display().to_string();
         let vera = b.credential("Vera", "viewer").display().to_string();

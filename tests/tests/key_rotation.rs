@@ -11,8 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NodeDir, hotline, poll, stdout, text};
-use hotline_node::{commands, config};
+use common::{hotline, poll, stdout, text};
 use serde_json::Value;
 
 fn hotlined(args: &[&str]) -> Output {
@@ -89,22 +88,7 @@ fn newest_key(dir: &Path) -> String {
 #[test]
 fn keys_rotate_on_a_running_node_without_dropping_the_link_and_evidence_verifies() {
     let tmp = tempfile::tempdir().unwrap();
-    let a = NodeDir::init(tmp.path(), "CERT-A");
-    let b = NodeDir::init(tmp.path(), "CERT-B");
-    commands::peer_add(
-        &a.dir,
-        &b.dir.join(config::BUNDLE_FILE),
-        &b.addr,
-        Some("cert-b"),
-    )
-    .unwrap();
-    commands::peer_add(
-        &b.dir,
-        &a.dir.join(config::BUNDLE_FILE),
-        &a.addr,
-        Some("cert-a"),
-    )
-    .unwrap();
+    let (a, b) = common::pinned_pair(tmp.path());
     let olga = a.credential("Olga", "officer").display().to_string();
     let bruno = b.credential("Bruno", "officer").display().to_string();
     let _da = Daemon::start(&a.dir);
@@ -142,10 +126,16 @@ fn keys_rotate_on_a_running_node_without_dropping_the_link_and_evidence_verifies
     let o = poll(
         &["receipts", &before, "--json", "--credential", &bruno],
         Duration::from_secs(20),
-        |o| String::from_utf8_lossy(&o.stdout).to_uppercase().contains("ACKNOWLEDGED"),
+        |o| {
+            String::from_utf8_lossy(&o.stdout)
+                .to_uppercase()
+                .contains("ACKNOWLEDGED")
+        },
     );
     assert!(
-        String::from_utf8_lossy(&o.stdout).to_uppercase().contains("ACKNOWLEDGED"),
+        String::from_utf8_lossy(&o.stdout)
+            .to_uppercase()
+            .contains("ACKNOWLEDGED"),
         "{}",
         text(&o)
     );

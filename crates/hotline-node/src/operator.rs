@@ -214,10 +214,7 @@ pub fn add_from_request(
          (public); they finish with: hotline credential import --keys DIR --issued {}",
         hotline_transport::display::line(name),
         out.display(),
-        out.file_name().map_or_else(
-            || out.display().to_string(),
-            |f| f.to_string_lossy().into_owned()
-        )
+        crate::operator::file_name(out)
     );
     crate::notify::apply_to_running_node(dir);
     Ok(())
@@ -316,6 +313,14 @@ fn audit_added(
         detail: format!("{name} ({}; {how})", role.as_str()),
     }])?;
     Ok(())
+}
+
+/// The file name of `out` (its whole path if it has none), for the command to run next.
+pub(crate) fn file_name(out: &Path) -> String {
+    out.file_name().map_or_else(
+        || out.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    )
 }
 
 fn article(role: Role) -> &'static str {

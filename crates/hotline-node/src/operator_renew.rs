@@ -112,10 +112,7 @@ pub fn renew(dir: &Path, name: &str, valid_days: u32, out: &Path) -> Result<(), 
          DIR --issued {} (it replaces their credential file). The old credential stops working \
          for the operator API now; what it signed stays valid evidence.",
         out.display(),
-        out.file_name().map_or_else(
-            || out.display().to_string(),
-            |f| f.to_string_lossy().into_owned()
-        )
+        crate::operator::file_name(out)
     );
     crate::notify::apply_to_running_node(dir);
     Ok(())

@@ -7,6 +7,8 @@
 //! subjectAltName, so nodes listen on and dial 127.0.0.1: a client in private CA mode checks
 //! the dialed host against the server's certificate.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,18 +19,7 @@ use hotline_node::store::sqlite::SqliteStore;
 use hotline_node::store::{Store, TrustMode};
 use hotline_transport::material::Material;
 
-fn pki(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../certs/test-pki")
-        .join(name)
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
+use common::{free_udp_port, pki};
 
 /// A node directory made by `init`.
 struct NodeDir {
@@ -411,17 +402,10 @@ fn peer_trust_is_stored_and_older_peers_migrate_as_pinned() {
 /// as PEM certificate and key.
 fn issue_from_test_ca() -> (String, String) {
     use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose, date_time_ymd,
+        CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+        date_time_ymd,
     };
-    let ca_key =
-        KeyPair::from_pem(&std::fs::read_to_string(pki("ca.key")).expect("ca.key")).expect("key");
-    // The issuer name certs/gen gives the test CA.
-    let mut ca = CertificateParams::new(Vec::new()).expect("params");
-    ca.distinguished_name
-        .push(DnType::CommonName, "hotline test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    let ca = Issuer::new(ca, ca_key);
+    let ca = common::test_ca();
     let key = KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("key");
     let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
     params

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Client, runtime, start, status, two_nodes};
+use common::{Client, pki, runtime, start, status, two_nodes};
 use hotline_node::config;
 use rustls::pki_types::CertificateDer;
 
@@ -108,26 +108,13 @@ fn a_renewed_certificate_for_the_same_key_is_served_without_dropping_the_link() 
     });
 }
 
-fn pki(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../certs/test-pki")
-        .join(name)
-}
-
 /// A CRL of the test CA revoking `cert` (PEM file), as PEM.
 fn crl_revoking(cert: &Path) -> String {
     use rcgen::{
-        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
-        KeyIdMethod, KeyPair, RevocationReason, RevokedCertParams, SerialNumber, date_time_ymd,
+        CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams,
+        SerialNumber, date_time_ymd,
     };
-    let ca_key =
-        KeyPair::from_pem(&std::fs::read_to_string(pki("ca.key")).expect("ca.key")).expect("key");
-    // The issuer name certs/gen gives the test CA.
-    let mut ca = CertificateParams::new(Vec::new()).expect("params");
-    ca.distinguished_name
-        .push(DnType::CommonName, "hotline test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    let ca = Issuer::new(ca, ca_key);
+    let ca = common::test_ca();
     let der = hotline_transport::tls::certs_from_pem(&std::fs::read(cert).expect("cert"))
         .expect("pem")[0]
         .clone();

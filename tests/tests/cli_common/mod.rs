@@ -54,6 +54,23 @@ impl NodeDir {
     }
 }
 
+/// Nodes CERT-A and CERT-B made by `hotlined init` in `root`, pinned to each other (aliases
+/// cert-b and cert-a).
+pub fn pinned_pair(root: &Path) -> (NodeDir, NodeDir) {
+    let a = NodeDir::init(root, "CERT-A");
+    let b = NodeDir::init(root, "CERT-B");
+    for (at, peer, alias) in [(&a, &b, "cert-b"), (&b, &a, "cert-a")] {
+        commands::peer_add(
+            &at.dir,
+            &peer.dir.join(config::BUNDLE_FILE),
+            &peer.addr,
+            Some(alias),
+        )
+        .unwrap();
+    }
+    (a, b)
+}
+
 /// Runs `hotline ARGS` with `stdin` (none: /dev/null) and no credential from the environment.
 pub fn hotline(args: &[&str], stdin: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hotline-e2e-client"));

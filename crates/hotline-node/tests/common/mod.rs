@@ -276,3 +276,23 @@ pub async fn next_event(
         }
     }
 }
+
+/// A file of the committed test PKI (`certs/test-pki`).
+pub fn pki(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../certs/test-pki")
+        .join(name)
+}
+
+/// The test PKI's CA as an rcgen issuer (its key, and the name `certs/gen` gives it): to issue
+/// certificates and CRLs in tests.
+pub fn test_ca() -> rcgen::Issuer<'static, rcgen::KeyPair> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key =
+        KeyPair::from_pem(&std::fs::read_to_string(pki("ca.key")).expect("ca.key")).expect("key");
+    let mut ca = CertificateParams::new(Vec::new()).expect("params");
+    ca.distinguished_name
+        .push(DnType::CommonName, "hotline test CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    Issuer::new(ca, ca_key)
+}
