@@ -468,7 +468,13 @@ impl OfficerKey {
         time_ms: UnixMillis,
         note: &str,
     ) -> Result<wire::OfficerAck, CredentialError> {
-        self.acknowledge_as(message_id, envelope_sha256, time_ms, note, Binding::BodyOnly)
+        self.acknowledge_as(
+            message_id,
+            envelope_sha256,
+            time_ms,
+            note,
+            Binding::BodyOnly,
+        )
     }
 
     /// Makes an acknowledgement by the rule `binding` says: version 2 ([`Binding::Marked`])
@@ -490,9 +496,10 @@ impl OfficerKey {
         let cred = self.credential.sha256();
         let sig = match binding {
             Binding::BodyOnly => self.secret.sign(Label::OfficerAck, &v1),
-            Binding::Marked => self
-                .secret
-                .sign(Label::OfficerAckV2, &[v1[0], v1[1], v1[2], v1[3], &cred[..]]),
+            Binding::Marked => self.secret.sign(
+                Label::OfficerAckV2,
+                &[v1[0], v1[1], v1[2], v1[3], &cred[..]],
+            ),
         };
         Ok(wire::OfficerAck {
             credential: Some(self.credential.to_wire()),
