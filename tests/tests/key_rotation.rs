@@ -132,13 +132,14 @@ fn keys_rotate_on_a_running_node_without_dropping_the_link_and_evidence_verifies
                 .contains("ACKNOWLEDGED")
         },
     );
-    assert!(
-        String::from_utf8_lossy(&o.stdout)
-            .to_uppercase()
-            .contains("ACKNOWLEDGED"),
-        "{}",
-        text(&o)
-    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    let acks: Vec<&Value> = v["receipts"]
+        .as_array()
+        .map(|r| r.iter().filter(|r| r["kind"] == "ACKNOWLEDGED").collect())
+        .unwrap_or_default();
+    assert_eq!(acks.len(), 1, "{}", text(&o));
+    assert_eq!(acks[0]["valid"], true, "{v}");
+    assert_eq!(acks[0]["officer_signature"], "v2", "{v}");
     // The dial race of the start is settled once a message went through.
     std::thread::sleep(Duration::from_secs(3));
     let since = status(&bruno)["links"][0]["since_ms"].clone();

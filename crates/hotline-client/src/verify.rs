@@ -59,6 +59,10 @@ pub struct ReceiptReport {
     /// ACKNOWLEDGED: the officer's key and credential validity.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub officer_credential: Option<OfficerInfo>,
+    /// ACKNOWLEDGED: what the officer's signature binds: `v2` also the credential (SPEC.md
+    /// §8.3), `v1` not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub officer_signature: Option<&'static str>,
     /// ACKNOWLEDGED: when the officer acknowledged.
     pub ack_time_ms: Option<u64>,
     /// ACKNOWLEDGED: the officer's note.
@@ -136,9 +140,11 @@ pub fn check_receipt(
             officer,
             time,
             note,
+            binding,
         } => {
             rep.officer = Some(clean(officer.name()));
             rep.officer_credential = Some(OfficerInfo::of(officer));
+            rep.officer_signature = Some(binding.as_str());
             rep.ack_time_ms = Some(*time);
             rep.note = Some(clean_text(note));
         }

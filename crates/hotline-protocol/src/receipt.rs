@@ -14,7 +14,7 @@ use crate::codes::RejectReason;
 use crate::crypto::{self, Label, SIGNATURE_LEN};
 use crate::envelope::{Envelope, MESSAGE_ID_LEN, MessageId};
 use crate::identity::{IdentityKey, NodeId};
-use crate::officer::Credential;
+use crate::officer::{Binding, Credential};
 use crate::time::UnixMillis;
 use crate::wire;
 
@@ -36,6 +36,8 @@ pub enum ReceiptKind {
         time: UnixMillis,
         /// The officer's note.
         note: String,
+        /// What the officer's signature binds: version 2 also this credential (SPEC.md §8.3).
+        binding: Binding,
     },
     /// The receiver refused the envelope.
     Rejected {
@@ -253,11 +255,12 @@ impl Receipt {
                     return Err(M("ACKNOWLEDGED carries a reason"));
                 }
                 let ack = body.ack.ok_or(M("ACKNOWLEDGED without acknowledgement"))?;
-                let officer = check_ack(&ack, receiver, &message_id, &envelope_sha256)?;
+                let (officer, binding) = check_ack(&ack, receiver, &message_id, &envelope_sha256)?;
                 ReceiptKind::Acknowledged {
                     officer,
                     time: ack.time_ms,
                     note: ack.note,
+                    binding,
                 }
             }
             _ => return Err(M("unknown receipt kind")),
@@ -341,7 +344,7 @@ fn check_ack(
     receiver: &NodeId,
     message_id: &[u8; MESSAGE_ID_LEN],
     envelope_sha256: &[u8; 32],
-) -> Result<Credential, ReceiptError> {
+) -> Result<(Credential, Binding), ReceiptError> {
     let cred = ack
         .credential
         .as_ref()
@@ -354,16 +357,16 @@ fn check_ack(
     if ack.note.len() > crate::officer::MAX_NOTE_LEN {
         return Err(ReceiptError::Malformed("note longer than 1024 bytes"));
     }
-    if !officer.verify_ack(
-        message_id,
-        envelope_sha256,
-        ack.time_ms,
-        &ack.note,
-        &ack.signature,
-    ) {
-        return Err(ReceiptError::BadOfficer("signature does not verify"));
-    }
-    Ok(officer)
+    let binding = officer
+        .verify_ack_binding(
+            message_id,
+            envelope_sha256,
+            ack.time_ms,
+            &ack.note,
+            &ack.signature,
+        )
+        .ok_or(ReceiptError::BadOfficer("signature does not verify"))?;
+    Ok((officer, binding))
 }
 
 fn truncate(s: &str, max: usize) -> &str {

@@ -608,7 +608,7 @@ proptest! {
                 prop_assert_eq!(reason, r2);
                 prop_assert_eq!(detail, d2);
             }
-            (Kind::Acknowledged(note), ReceiptKind::Acknowledged { officer, time, note: n2 }) => {
+            (Kind::Acknowledged(note), ReceiptKind::Acknowledged { officer, time, note: n2, .. }) => {
                 prop_assert_eq!(officer, f.b.officer.credential());
                 prop_assert_eq!((time, n2), (&now, note));
             }

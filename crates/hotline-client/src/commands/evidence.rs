@@ -296,6 +296,9 @@ pub fn report_text(style: &Style, file: &Path, r: &Report) -> String {
                 if let Some(c) = &rc.officer_credential {
                     out.push_str(&format!(" ({})", c.describe()));
                 }
+                if let Some(b) = rc.officer_signature {
+                    out.push_str(&format!(", signed {}", super::messages::ack_binding(b)));
+                }
             }
             if let Some(reason) = &rc.reason {
                 out.push_str(&format!(

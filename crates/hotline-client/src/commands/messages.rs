@@ -94,6 +94,9 @@ fn receipt_line(style: &Style, r: &ReceiptReport) -> String {
         if let Some(c) = &r.officer_credential {
             s.push_str(&format!("\n      {}", c.describe()));
         }
+        if let Some(b) = r.officer_signature {
+            s.push_str(&format!("\n      signed {}", ack_binding(b)));
+        }
     }
     if let Some(reason) = &r.reason {
         s.push_str(&format!(
@@ -546,6 +549,15 @@ pub async fn cancel(ctx: &Ctx, id: &str, json: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What an acknowledgement signature of `binding` (`v1`/`v2`) covers, for people (SPEC.md §8.3).
+pub(crate) fn ack_binding(binding: &str) -> &'static str {
+    if binding == "v2" {
+        "over the envelope, the note and this credential (version 2)"
+    } else {
+        "over the envelope and the note (version 1: not the credential)"
+    }
 }
 
 /// What an officer signature of `binding` (`v1`/`v2`) covers, for people (SPEC.md §7.5).

@@ -441,6 +441,7 @@ fn receipts_file(c: &Committed, k: &Keys) -> Result<BTreeMap<String, String>, St
                         officer,
                         time,
                         note,
+                        ..
                     } => Ok((officer.clone(), *time, note.clone())),
                     other => Err(error(format!("kind {}", other.as_str()))),
                 };
