@@ -100,8 +100,7 @@ pub fn rotate(dir: &Path) -> Result<(), CommandError> {
     let bundle = material
         .bundle(&cfg.name, &cfg.listen, now)
         .map_err(|e| CommandError(format!("cannot make this node's bundle: {e}")))?;
-    let path = dir.join(config::BUNDLE_FILE);
-    std::fs::write(&path, bundle.to_armored())?;
+    let path = crate::daemon::own_keys::write_bundle_file(dir, &bundle)?;
     println!("rewrote {} with the current keys", path.display());
     println!(
         "A running node announces the new key to its peers within {} seconds (a peer on a \

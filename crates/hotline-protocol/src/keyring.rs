@@ -88,11 +88,6 @@ impl KeyRing {
         self.keys
     }
 
-    /// The key pair whose key id is `id`, to open an envelope.
-    pub fn find(&self, id: &[u8; 16]) -> Option<&EncryptionKeypair> {
-        self.keys.iter().find(|k| &k.certificate.id() == id)
-    }
-
     /// The certificates to announce at `now` (in Hello, KeyUpdate and the bundle): those not
     /// yet expired, newest first, at most four. If every key has expired, the newest one, so
     /// that a Hello is still well formed (senders will not use it).

@@ -92,16 +92,6 @@ pub fn count(m: &SharedMetrics, name: &'static str, n: u64) {
     }
 }
 
-/// Counts a key made or destroyed (`kind` is the audit kind).
-pub fn count_key_change(m: &SharedMetrics, kind: &str) {
-    let name = if kind == "encryption_key_created" {
-        "encryption_key_created"
-    } else {
-        "encryption_key_destroyed"
-    };
-    count(m, name, 1);
-}
-
 /// The TLS certificate each peer presented on its current or last connection, by alias: a
 /// pinned peer renews its own (`hotlined keys renew-tls`), and this node sees the lapse
 /// coming. Read from the peers' figures as they are now (not every minute like the others).

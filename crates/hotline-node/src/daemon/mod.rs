@@ -236,8 +236,10 @@ impl Node {
             .bundle(&cfg.name, &cfg.listen, now)
             .map_err(|e| CommandError(format!("cannot make this node's bundle: {e}")))?;
         // New keys at start: the bundle file handed to peers carries them.
-        if let (true, Some(dir)) = (keys_changed, &cfg.dir) {
-            own_keys::write_bundle_file(dir, &own_bundle);
+        if let (true, Some(dir)) = (keys_changed, &cfg.dir)
+            && let Err(e) = own_keys::write_bundle_file(dir, &own_bundle)
+        {
+            tracing::warn!("cannot rewrite the bundle file in {}: {e}", dir.display());
         }
         let announced_at_start = material.certificates_at(now);
         let own_bundle = own_bundle.bytes().clone();

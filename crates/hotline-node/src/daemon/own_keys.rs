@@ -141,7 +141,7 @@ async fn apply(
         };
         let detail = describe(key);
         tracing::info!(event = kind, "{detail}");
-        super::metrics::count_key_change(&s.metrics, kind);
+        super::metrics::count(&s.metrics, kind, 1);
         audit.push(AuditEvent {
             time_ms: now,
             kind: kind.into(),
@@ -191,19 +191,26 @@ async fn apply(
     ) {
         Ok(b) => {
             s.set_own_bundle(b.bytes().clone());
-            write_bundle_file(&task.dir, &b);
+            rewrite_bundle_file(&task.dir, &b);
         }
         Err(e) => tracing::error!("cannot make this node's bundle: {e}"),
     }
 }
 
-/// Rewrites the bundle file in `dir` (atomically), logging a failure.
-pub(super) fn write_bundle_file(dir: &std::path::Path, b: &PeerBundle) {
+/// Rewrites the bundle file in `dir` atomically (a reader sees the old file or the new one);
+/// its path.
+pub(crate) fn write_bundle_file(dir: &std::path::Path, b: &PeerBundle) -> std::io::Result<PathBuf> {
     let path = dir.join(crate::config::BUNDLE_FILE);
     let tmp = path.with_extension("new");
-    let written = std::fs::write(&tmp, b.to_armored()).and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
-        tracing::warn!("cannot rewrite {}: {e}", path.display());
+    std::fs::write(&tmp, b.to_armored())?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
+/// [`write_bundle_file`] for the running node: a failure is logged.
+fn rewrite_bundle_file(dir: &std::path::Path, b: &PeerBundle) {
+    if let Err(e) = write_bundle_file(dir, b) {
+        tracing::warn!("cannot rewrite the bundle file in {}: {e}", dir.display());
     }
 }
 

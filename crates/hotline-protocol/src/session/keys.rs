@@ -56,11 +56,6 @@ impl Session {
         true
     }
 
-    /// Our current encryption key certificates, as announced.
-    pub fn our_keys(&self) -> &[EncryptionKey] {
-        &self.our_keys
-    }
-
     /// Whether the link is up with protocol version 2 or later.
     pub fn speaks_v2(&self) -> bool {
         self.state == LinkState::Up
