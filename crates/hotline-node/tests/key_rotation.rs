@@ -219,6 +219,19 @@ fn nodes_started_a_year_after_init_renew_their_keys_and_link_without_a_manual_st
         na.shutdown().await;
         nb.shutdown().await;
     });
+    // The audit trail says so: the new key made, the old secret destroyed (SPEC.md §4.3.4).
+    use hotline_node::store::Store;
+    let mut store =
+        hotline_node::store::sqlite::SqliteStore::open(&a.join(config::DB_FILE)).expect("db");
+    let kinds: Vec<String> = store
+        .recent_audit(100)
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for k in ["encryption_key_created", "encryption_key_destroyed"] {
+        assert!(kinds.iter().any(|x| x == k), "no {k} in {kinds:?}");
+    }
 }
 
 #[test]

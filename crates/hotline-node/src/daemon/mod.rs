@@ -117,6 +117,7 @@ impl Node {
         // than a key's life makes a new one now, SPEC.md §4.3.4).
         let mut material = material;
         let mut keys_changed = false;
+        let mut key_audit = Vec::new();
         if let Some(dir) = &cfg.dir {
             let (keys, changes) = hotline_transport::encryption_keys::maintain(
                 dir,
@@ -125,13 +126,7 @@ impl Node {
                 &cfg.keys.policy(),
                 false,
             )?;
-            for c in &changes {
-                let (what, k) = match c {
-                    hotline_protocol::keyring::KeyChange::Created(k) => ("made", k),
-                    hotline_protocol::keyring::KeyChange::Destroyed(k) => ("destroyed", k),
-                };
-                tracing::info!("{what} {}", own_keys::describe(k));
-            }
+            key_audit = own_keys::record(&changes, now, &metrics);
             material.encryption = keys;
             keys_changed = !changes.is_empty();
         }
@@ -248,13 +243,17 @@ impl Node {
         )));
         let material = Arc::new(material);
 
-        store.audit(&[AuditEvent {
-            time_ms: now,
-            kind: "started".into(),
-            peer: None,
-            message_id: None,
-            detail: format!("listening on {local_addr}"),
-        }])?;
+        key_audit.insert(
+            0,
+            AuditEvent {
+                time_ms: now,
+                kind: "started".into(),
+                peer: None,
+                message_id: None,
+                detail: format!("listening on {local_addr}"),
+            },
+        );
+        store.audit(&key_audit)?;
         let guard = Arc::new(guard::StorageGuard::new(
             store.location(),
             cfg.storage.min_free_mib,

@@ -125,6 +125,34 @@ fn policy_now(dir: &std::path::Path, policy: &mut KeyPolicy) {
     }
 }
 
+/// Logs and counts each key made or destroyed; the audit rows to write for them (SPEC.md
+/// §4.3.4: a destroyed secret is said so in the audit trail).
+pub(super) fn record(
+    changes: &[KeyChange],
+    now: UnixMillis,
+    metrics: &super::metrics::SharedMetrics,
+) -> Vec<AuditEvent> {
+    changes
+        .iter()
+        .map(|change| {
+            let (kind, key) = match change {
+                KeyChange::Created(k) => ("encryption_key_created", k),
+                KeyChange::Destroyed(k) => ("encryption_key_destroyed", k),
+            };
+            let detail = describe(key);
+            tracing::info!(event = kind, "{detail}");
+            super::metrics::count(metrics, kind, 1);
+            AuditEvent {
+                time_ms: now,
+                kind: kind.into(),
+                peer: None,
+                message_id: None,
+                detail,
+            }
+        })
+        .collect()
+}
+
 async fn apply(
     s: &Arc<Shared>,
     task: &KeyTask,
@@ -133,23 +161,7 @@ async fn apply(
     now: UnixMillis,
     last_announced: &mut Vec<EncryptionKey>,
 ) {
-    let mut audit = Vec::new();
-    for change in changes {
-        let (kind, key) = match change {
-            KeyChange::Created(k) => ("encryption_key_created", k),
-            KeyChange::Destroyed(k) => ("encryption_key_destroyed", k),
-        };
-        let detail = describe(key);
-        tracing::info!(event = kind, "{detail}");
-        super::metrics::count(&s.metrics, kind, 1);
-        audit.push(AuditEvent {
-            time_ms: now,
-            kind: kind.into(),
-            peer: None,
-            message_id: None,
-            detail,
-        });
-    }
+    let audit = record(changes, now, &s.metrics);
     if !audit.is_empty() {
         let store = s.store.clone();
         if let Some(Err(e)) = store.call(move |st| st.audit(&audit)).await {
