@@ -120,6 +120,9 @@ registry! {
         Conflict = 15, "CONFLICT";
         /// Refused by local policy.
         Policy = 16, "POLICY";
+        /// Version 2: the officer key that signed the content was revoked by the sender, with a
+        /// cutoff at or before the envelope's `created_ms` (SPEC.md §4.6).
+        RevokedKey = 17, "REVOKED_KEY";
     }
 }
 

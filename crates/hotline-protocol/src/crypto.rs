@@ -51,6 +51,8 @@ pub enum Label {
     OfficerMessageV2,
     /// A duty officer's acknowledgement, binding also the credential (SPEC.md §8.3, version 2).
     OfficerAckV2,
+    /// A node's revocation of one of its officers' keys (SPEC.md §4.6, version 2).
+    KeyRevocation,
     /// A duty officer's key request: proof that the requester holds the officer key
     /// (SPEC.md §15.2.5). Signed on the officer's machine; never seen by a peer.
     OfficerRequest,
@@ -71,6 +73,7 @@ impl Label {
             Label::OfficerRequest => b"hotline/1 officer-request",
             Label::OfficerMessageV2 => b"hotline/2 officer-message",
             Label::OfficerAckV2 => b"hotline/2 officer-ack",
+            Label::KeyRevocation => b"hotline/2 key-revocation",
         }
     }
 }
@@ -336,7 +339,7 @@ pub(crate) fn hexs(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const ALL: [Label; 11] = [
+    const ALL: [Label; 12] = [
         Label::Bundle,
         Label::EncryptionKey,
         Label::Hello,
@@ -348,6 +351,7 @@ mod tests {
         Label::OfficerRequest,
         Label::OfficerMessageV2,
         Label::OfficerAckV2,
+        Label::KeyRevocation,
     ];
 
     /// No tbs of one kind is a tbs of another: labels hold no 0x00 and none, with the 0x00

@@ -106,7 +106,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(reason: RejectReason, detail: &'static str) -> Self {
+    pub(crate) fn new(reason: RejectReason, detail: &'static str) -> Self {
         Rejection { reason, detail }
     }
 }
@@ -301,6 +301,28 @@ impl Envelope {
     ) -> Result<OpenedContent, Rejection> {
         self.verify(me, peer, now)?;
         self.decrypt(keys)
+    }
+
+    /// [`Envelope::open`], then the check a version 2 receiver adds (SPEC.md §7.6 step 12a):
+    /// the officer key that signed the content is not one `peer` revoked with a cutoff at or
+    /// before `created_ms` (REVOKED_KEY). `revocations` are those `peer` sent (others are
+    /// ignored).
+    pub fn open_checked(
+        &self,
+        me: &NodeId,
+        peer: &NodeId,
+        keys: &[EncryptionKeypair],
+        now: UnixMillis,
+        revocations: &[crate::revocation::Revocation],
+    ) -> Result<OpenedContent, Rejection> {
+        let content = self.open(me, peer, keys, now)?;
+        crate::revocation::check_officer(
+            revocations,
+            peer,
+            content.officer.officer_key(),
+            self.header.created,
+        )?;
+        Ok(content)
     }
 
     /// Steps 3–7: version, sender, recipient, signature and age. Cheap checks first; the

@@ -12,7 +12,8 @@ use crate::receipt::MAX_RECEIPT_LEN;
 
 /// Length of a frame header.
 pub const HEADER_LEN: usize = 5;
-/// Largest control-stream frame payload (Hello, Heartbeat, Close, KeyUpdate).
+/// Largest control-stream frame payload (Hello, Heartbeat, Close, KeyUpdate,
+/// Revocations).
 pub const MAX_CONTROL_LEN: usize = 16 * 1024;
 /// Largest ReceiptStored payload.
 pub const MAX_STORED_LEN: usize = 1024;
@@ -29,6 +30,8 @@ pub enum FrameType {
     Close,
     /// 0x04, control stream; protocol version 2 only (SPEC.md §4.3.5).
     KeyUpdate,
+    /// 0x05, control stream; protocol version 2 only (SPEC.md §4.6).
+    Revocations,
     /// 0x10, message stream.
     Envelope,
     /// 0x11, message stream.
@@ -45,6 +48,7 @@ impl FrameType {
             FrameType::Heartbeat => 0x02,
             FrameType::Close => 0x03,
             FrameType::KeyUpdate => 0x04,
+            FrameType::Revocations => 0x05,
             FrameType::Envelope => 0x10,
             FrameType::Receipt => 0x11,
             FrameType::ReceiptStored => 0x12,
@@ -58,6 +62,7 @@ impl FrameType {
             0x02 => FrameType::Heartbeat,
             0x03 => FrameType::Close,
             0x04 => FrameType::KeyUpdate,
+            0x05 => FrameType::Revocations,
             0x10 => FrameType::Envelope,
             0x11 => FrameType::Receipt,
             0x12 => FrameType::ReceiptStored,
@@ -68,9 +73,11 @@ impl FrameType {
     /// The payload limit for this type.
     pub const fn max_len(self) -> usize {
         match self {
-            FrameType::Hello | FrameType::Heartbeat | FrameType::Close | FrameType::KeyUpdate => {
-                MAX_CONTROL_LEN
-            }
+            FrameType::Hello
+            | FrameType::Heartbeat
+            | FrameType::Close
+            | FrameType::KeyUpdate
+            | FrameType::Revocations => MAX_CONTROL_LEN,
             FrameType::Envelope => MAX_ENVELOPE_LEN,
             FrameType::Receipt => MAX_RECEIPT_LEN,
             FrameType::ReceiptStored => MAX_STORED_LEN,
@@ -81,7 +88,11 @@ impl FrameType {
     pub const fn is_control(self) -> bool {
         matches!(
             self,
-            FrameType::Hello | FrameType::Heartbeat | FrameType::Close | FrameType::KeyUpdate
+            FrameType::Hello
+                | FrameType::Heartbeat
+                | FrameType::Close
+                | FrameType::KeyUpdate
+                | FrameType::Revocations
         )
     }
 }

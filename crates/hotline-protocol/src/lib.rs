@@ -28,6 +28,7 @@ pub mod identity;
 pub mod keyring;
 pub mod officer;
 pub mod receipt;
+pub mod revocation;
 pub mod session;
 pub mod sim;
 pub mod time;

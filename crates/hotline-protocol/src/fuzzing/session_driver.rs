@@ -33,6 +33,8 @@ pub struct SessionTrace {
     pub receipts_stored: usize,
     /// `PeerKeys` events: KeyUpdate frames accepted.
     pub key_updates: usize,
+    /// `PeerRevocations` events: Revocations frames accepted.
+    pub revocation_frames: usize,
     /// `AsyncReceipt` events.
     pub async_receipts: usize,
     /// `MalformedEnvelope` events.
@@ -540,6 +542,18 @@ impl Driver {
                     "a KeyUpdate accepted with a key not owned by the peer"
                 );
                 self.trace.key_updates += 1;
+            }
+            Event::PeerRevocations(revs) => {
+                assert!(
+                    (1..=crate::revocation::MAX_PER_FRAME).contains(&revs.len()),
+                    "a Revocations frame accepted with {} revocations",
+                    revs.len()
+                );
+                assert!(
+                    revs.iter().all(|r| r.issuer() == fx.peer),
+                    "a revocation accepted that the peer did not issue"
+                );
+                self.trace.revocation_frames += 1;
             }
             Event::Rtt(_) => self.trace.rtts += 1,
             Event::GapDetected { .. } => self.trace.gaps += 1,

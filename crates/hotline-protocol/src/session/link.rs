@@ -88,6 +88,8 @@ impl Session {
         // Each connection starts with a full ping allowance (SPEC.md §13.2).
         self.ping_limiter.refill(now);
         self.key_update_limiter.refill(now);
+        self.revocation_limiter.refill(now);
+        self.our_revocations.reset();
     }
 
     /// The connection is gone (closed by either side, or lost). In-flight items will be
@@ -274,6 +276,7 @@ impl Session {
             }
             (LinkState::Up, FrameType::Close) => self.peer_closed(&f.payload),
             (LinkState::Up, FrameType::KeyUpdate) => self.peer_key_update(now, &f.payload),
+            (LinkState::Up, FrameType::Revocations) => self.peer_revocations(now, &f.payload),
             (_, FrameType::Hello) => self.fail(CloseCode::UnexpectedFrame, "second Hello"),
             _ => self.fail(
                 CloseCode::UnexpectedFrame,
@@ -320,6 +323,8 @@ impl Session {
         self.send_heartbeat(now);
         // Keys that changed after our Hello was made (SPEC.md §4.3.5).
         let _ = self.announce_keys_if_changed();
+        // Every revocation we issued, on each new connection (SPEC.md §4.6.2).
+        let _ = self.announce_revocations();
         self.timers
             .set(Timer::Heartbeat, now.after(self.config.heartbeat_interval));
         for (stream, frame) in core::mem::take(&mut self.held) {

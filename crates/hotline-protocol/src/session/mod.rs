@@ -35,6 +35,7 @@ mod outgoing;
 mod pending;
 pub mod ranges;
 mod rate;
+mod revocations;
 mod streams;
 mod timers;
 mod types;
@@ -47,6 +48,7 @@ pub use keys::{MAX_ANNOUNCED_KEYS, key_update_payload, verify_key_update};
 pub use outgoing::{Item, ItemKey};
 pub use pending::{HelloProgress, PendingHello};
 pub use rate::RateLimit;
+pub use revocations::MAX_REVOCATIONS;
 pub use timers::Monotonic;
 pub use types::{Config, Event, LinkState, Status, StreamId, Transmit, Withdrawal};
 
@@ -96,6 +98,10 @@ pub struct Session {
     ping_budget: RateLimit,
     /// The peer's KeyUpdate frames (SPEC.md §13.2).
     key_update_limiter: RateLimit,
+    /// Our revocations, and which the peer was told on this connection (SPEC.md §4.6.2).
+    our_revocations: revocations::OurRevocations,
+    /// The peer's Revocations frames (SPEC.md §13.2).
+    revocation_limiter: RateLimit,
     /// Pings read from the peer and not yet answered, the latest `ECHOES_PER_READ`
     /// of one read of the control stream (SPEC.md §11.1).
     echo_due: VecDeque<u64>,
@@ -171,6 +177,12 @@ impl Session {
             key_update_limiter: RateLimit::per_period(
                 keys::KEY_UPDATE_REFILL_S,
                 keys::KEY_UPDATE_BURST,
+                start,
+            ),
+            our_revocations: Default::default(),
+            revocation_limiter: RateLimit::per_period(
+                revocations::REVOCATION_REFILL_S,
+                revocations::REVOCATION_BURST,
                 start,
             ),
             echo_due: VecDeque::new(),

@@ -181,6 +181,10 @@ pub enum Event {
     /// The peer announced new encryption keys in a KeyUpdate frame (SPEC.md §4.3.5). They
     /// replace those of its Hello: seal to the newest valid one from now on.
     PeerKeys(Vec<crate::identity::EncryptionKey>),
+    /// The peer sent revocations of its officers' keys (SPEC.md §4.6.2), each checked and
+    /// issued by the peer. Store them (duplicates are harmless) and refuse envelopes signed
+    /// by a revoked key after its cutoff (§7.6).
+    PeerRevocations(Vec<crate::revocation::Revocation>),
     /// A round-trip time measurement, in milliseconds.
     Rtt(u64),
     /// Sequences the peer says it sent have not arrived within the grace period.

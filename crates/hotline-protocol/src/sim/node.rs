@@ -39,6 +39,8 @@ pub struct SimNode {
     pub peer: NodeId,
     /// The peer's encryption key certificates.
     pub peer_keys: Vec<EncryptionKey>,
+    /// Revocations the peer sent (SPEC.md §4.6), distinct.
+    pub peer_revocations: Vec<crate::revocation::Revocation>,
     /// Accepted messages, by id.
     pub inbox: BTreeMap<MessageId, Accepted>,
     /// Every acceptance, in order (a duplicate would show twice).
@@ -256,7 +258,13 @@ impl SimNode {
                         )
                     }
                 } else {
-                    match envelope.open(&self.identity.id(), &self.peer, &self.keys, now) {
+                    match envelope.open_checked(
+                        &self.identity.id(),
+                        &self.peer,
+                        &self.keys,
+                        now,
+                        &self.peer_revocations,
+                    ) {
                         Ok(content) => {
                             let r = Receipt::sign(
                                 &self.identity,
@@ -318,6 +326,13 @@ impl SimNode {
             // its KeyUpdate frames. Keys from before stay candidates until they expire.
             Event::LinkUp(h) => self.learn_peer_keys(&h.encryption_keys),
             Event::PeerKeys(keys) => self.learn_peer_keys(keys),
+            Event::PeerRevocations(revs) => {
+                for r in revs {
+                    if !self.peer_revocations.contains(r) {
+                        self.peer_revocations.push(r.clone());
+                    }
+                }
+            }
             _ => {}
         }
         self.events.push(ev);

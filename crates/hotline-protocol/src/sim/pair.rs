@@ -133,6 +133,7 @@ impl Pair {
             officer,
             peer,
             peer_keys,
+            peer_revocations: Vec::new(),
             inbox: BTreeMap::new(),
             accept_log: Vec::new(),
             outbox: BTreeMap::new(),
