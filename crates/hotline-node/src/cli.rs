@@ -85,6 +85,24 @@ enum KeysCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Revoke an officer's key: the credential is revoked here, and the peers are told that
+    /// signatures by the key from --compromised-since on (or, without it, from now on) do not
+    /// count.
+    Revoke {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The operator whose officer key is revoked.
+        #[arg(long, value_name = "NAME")]
+        officer: String,
+        /// Since when the key is believed stolen: an RFC 3339 time (2026-01-31T12:00:00Z), a
+        /// duration ago (3d, 12h), or `now`. Without it the key is retired in good order.
+        #[arg(long, value_name = "WHEN")]
+        compromised_since: Option<String>,
+        /// Why, for the peer's administrators (at most 256 bytes).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// Renew the TLS certificate for the same key (its pin stays): self-signed, or the one
     /// your private CA issued with --tls-cert. A running node uses it within seconds.
     RenewTls {
@@ -329,6 +347,15 @@ pub fn main() -> ExitCode {
         Command::Keys {
             command: KeysCommand::RenewTls { dir, tls_cert },
         } => crate::keys::renew_tls(&dir, tls_cert.as_deref()),
+        Command::Keys {
+            command:
+                KeysCommand::Revoke {
+                    dir,
+                    officer,
+                    compromised_since,
+                    reason,
+                },
+        } => crate::revoke::revoke(&dir, &officer, compromised_since.as_deref(), &reason),
         Command::Check { dir } => {
             let problems = commands::check(&dir);
             for w in commands::expiry_warnings(&dir) {

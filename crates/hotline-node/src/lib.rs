@@ -12,4 +12,5 @@ pub mod keys;
 pub mod notify;
 pub mod operator;
 pub mod operator_renew;
+pub mod revoke;
 pub mod store;

@@ -370,18 +370,40 @@ pub fn list(dir: &Path) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `hotlined operator remove`: revokes a credential (the record stays, as evidence).
+/// `hotlined operator remove`: revokes a credential (the record stays, as evidence), and
+/// retires its officer key: a revocation without a compromise time tells the peers that
+/// signatures by it from now on do not count (SPEC.md §4.6).
 pub fn remove(dir: &Path, name: &str) -> Result<(), CommandError> {
     let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
-    if store.revoke_operator(name, now_ms())? {
+    let now = now_ms();
+    if store.revoke_operator(name, now)? {
         store.audit(&[AuditEvent {
-            time_ms: now_ms(),
+            time_ms: now,
             kind: "operator_revoked".into(),
             peer: None,
             message_id: None,
             detail: name.to_owned(),
         }])?;
         say!("Revoked the credential of {name}.");
+        let record = store
+            .operators()?
+            .into_iter()
+            .find(|o| o.name == name && o.revoked_ms == Some(now));
+        if let Some(record) = record {
+            let identity = hotline_transport::material::Material::load(dir)?.identity;
+            crate::revoke::issue(
+                &mut store,
+                &identity,
+                &record,
+                now,
+                None,
+                "operator removed",
+            )?;
+            say!(
+                "Peers on version 2 links are told that the key's signatures from now on do not                  count; if the key may have been stolen earlier, say since when with `hotlined                  keys revoke --dir {} --officer {name:?} --compromised-since WHEN`.",
+                dir.display()
+            );
+        }
         crate::notify::apply_to_running_node(dir);
         Ok(())
     } else {

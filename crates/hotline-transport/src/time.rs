@@ -1,5 +1,8 @@
 //! The wall clock: Unix milliseconds, for the timestamps hotline signs and checks, and their
-//! ISO 8601 text for operators (UTC), shared by the node and the operator client.
+//! ISO 8601 text for operators (UTC), and the parsing of times and durations operators type,
+//! shared by the node and the operator client.
+
+use std::time::Duration;
 
 use hotline_protocol::time::UnixMillis;
 
@@ -42,6 +45,167 @@ pub fn utc_minute(ms: UnixMillis) -> String {
 pub fn utc_second(ms: UnixMillis) -> String {
     let (y, m, d, h, mi, s) = parts(ms);
     format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+const UNITS: &str = "ms, s, m, h, d or w (e.g. 30s, 5m, 1h30m, 7d)";
+
+/// Parses a duration: one or more `NUMBER UNIT` groups, units `ms`, `s`, `m`, `h`, `d`, `w`.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err(format!("empty duration; use {UNITS}"));
+    }
+    let mut total: u64 = 0;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("{text:?} is not a duration; use {UNITS}"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{text:?}: number too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms_per = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "" => return Err(format!("{text:?} lacks a unit; use {UNITS}")),
+            u => return Err(format!("{text:?}: unknown unit {u:?}; use {UNITS}")),
+        };
+        rest = &rest[unit_len..];
+        total = n
+            .checked_mul(ms_per)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{text:?}: duration too large"))?;
+    }
+    Ok(Duration::from_millis(total))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn num(s: &str, what: &str) -> Result<u32, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{what} {s:?} is not a number"));
+    }
+    s.parse().map_err(|_| format!("{what} {s:?} out of range"))
+}
+
+/// Parses an RFC 3339 date-time (`2026-01-31T12:00:00Z`, `…+02:00`, fractional seconds,
+/// seconds optional) or a bare date (`2026-01-31`, midnight UTC) into Unix milliseconds.
+pub fn rfc3339(text: &str) -> Result<u64, String> {
+    let bad = |why: String| {
+        format!("{text:?} is not an RFC 3339 time ({why}); e.g. 2026-01-31 or 2026-01-31T12:00:00Z")
+    };
+    let s = text.trim();
+    let (date, time) = match s.find(['T', 't', ' ']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mut parts = date.splitn(3, '-');
+    let (y, m, d) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(y), Some(m), Some(d)) if y.len() == 4 && m.len() == 2 && d.len() == 2 => (
+            num(y, "year").map_err(bad)?,
+            num(m, "month").map_err(bad)?,
+            num(d, "day").map_err(bad)?,
+        ),
+        _ => return Err(bad("the date is YYYY-MM-DD".into())),
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d == 0 || d > month_days[(m - 1) as usize] {
+        return Err(bad("no such date".into()));
+    }
+    let days = days_from_civil(i64::from(y), m, d);
+    let mut ms = days * 86_400_000;
+    if let Some(time) = time {
+        let (clock, offset_ms) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
+            (c, 0i64)
+        } else if let Some(i) = time.rfind(['+', '-']) {
+            let (c, off) = (&time[..i], &time[i..]);
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = off[1..]
+                .split_once(':')
+                .ok_or_else(|| bad("the offset is ±HH:MM".into()))?;
+            let (oh, om) = (
+                num(oh, "offset").map_err(bad)?,
+                num(om, "offset").map_err(bad)?,
+            );
+            if oh > 23 || om > 59 {
+                return Err(bad("offset out of range".into()));
+            }
+            (c, sign * i64::from(oh * 3600 + om * 60) * 1000)
+        } else {
+            return Err(bad("a time needs Z or an offset such as +02:00".into()));
+        };
+        let mut hms = clock.splitn(3, ':');
+        let h = num(hms.next().unwrap_or(""), "hour").map_err(bad)?;
+        let mi = num(hms.next().unwrap_or(""), "minute").map_err(bad)?;
+        let (sec, frac_ms) = match hms.next() {
+            None => (0, 0),
+            Some(sec) => {
+                let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
+                let frac_ms = if frac.is_empty() {
+                    0
+                } else {
+                    let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+                    num(frac, "fraction").map_err(bad)?;
+                    num(&digits, "fraction").map_err(bad)?
+                };
+                (num(whole, "second").map_err(bad)?, frac_ms)
+            }
+        };
+        if h > 23 || mi > 59 || sec > 60 {
+            return Err(bad("time out of range".into()));
+        }
+        ms += i64::from(h * 3600 + mi * 60 + sec.min(59)) * 1000 + i64::from(frac_ms);
+        ms -= offset_ms;
+    }
+    u64::try_from(ms).map_err(|_| bad("before 1970".into()))
+}
+
+/// Parses `--since`: an RFC 3339 time, or a duration meaning that long before `now_ms`.
+pub fn since(text: &str, now_ms: u64) -> Result<u64, String> {
+    let t = text.trim();
+    if t.len() >= 10 && t.as_bytes()[4] == b'-' {
+        return rfc3339(t);
+    }
+    match duration(t) {
+        Ok(d) => Ok(now_ms.saturating_sub(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
+        Err(_) => Err(format!(
+            "--since {t:?}: give an RFC 3339 time (2026-01-31, 2026-01-31T12:00:00Z) or a duration ago (7d, 12h)"
+        )),
+    }
 }
 
 #[cfg(test)]

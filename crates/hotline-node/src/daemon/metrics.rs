@@ -145,7 +145,7 @@ const COUNTERS: [(&str, &str); 6] = [
 ];
 
 /// Counters of events an operator should see rise (`hotline_NAME_total`).
-const EVENT_COUNTERS: [(&str, &str); 9] = [
+const EVENT_COUNTERS: [(&str, &str); 10] = [
     (
         "encryption_key_created",
         "Encryption keys this node made (rotation, SPEC 4.3.4)",
@@ -181,6 +181,10 @@ const EVENT_COUNTERS: [(&str, &str); 9] = [
     (
         "refused_low_disk",
         "Envelopes from peers refused for lack of disk space; the peer retries (SPEC 13.3)",
+    ),
+    (
+        "peer_revocations",
+        "Revocations of officer keys received from peers (SPEC 4.6)",
     ),
 ];
 

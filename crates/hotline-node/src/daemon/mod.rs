@@ -21,6 +21,7 @@ mod listener;
 pub mod own_keys;
 mod registry;
 mod retention;
+pub mod revocations;
 mod run;
 mod sequences;
 mod shared;
@@ -264,6 +265,10 @@ impl Node {
         if guard.refusing() {
             tracing::error!("{}", guard.low_space_message());
         }
+        let revocations = Arc::new(revocations::RevocationBook::new(
+            material.identity.id(),
+            store.revocations()?,
+        ));
         let (store, store_thread) = StoreHandle::start(store)?;
         let (events, _) = tokio::sync::broadcast::channel(1024);
         let session = SessionConfig {
@@ -310,12 +315,9 @@ impl Node {
             events,
             deadlines: cfg.deadlines.clone(),
             guard,
+            revocations,
         });
         tokio::spawn(guard::watch(Arc::downgrade(&shared)));
-        tokio::spawn(expiry_watch::run(
-            Arc::downgrade(&shared),
-            cfg.keys.policy().renew_before,
-        ));
         if let Some(dir) = &cfg.dir {
             tokio::spawn(own_keys::run(
                 Arc::downgrade(&shared),
@@ -337,6 +339,12 @@ impl Node {
         for problem in &report.problems {
             tracing::warn!("{problem}");
         }
+        // Expiries: started after the first reload, so that its first reading (at once, then
+        // every minute) has the peers' keys too.
+        tokio::spawn(expiry_watch::run(
+            Arc::downgrade(&shared),
+            cfg.keys.policy().renew_before,
+        ));
         let mut background = vec![
             tokio::spawn(accept_loop(endpoint.clone(), shared.clone())),
             retention,

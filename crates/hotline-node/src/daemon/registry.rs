@@ -163,12 +163,29 @@ impl Shared {
         let read = self
             .store
             .call(|s| -> crate::store::Result<_> {
-                Ok((s.peers()?, s.operators()?, s.bundle_history()?))
+                Ok((
+                    s.peers()?,
+                    s.operators()?,
+                    s.bundle_history()?,
+                    s.revocations()?,
+                ))
             })
             .await
             .ok_or("the store has stopped")?
             .map_err(|e| e.to_string())?;
-        let (rows, operators, bundles) = read;
+        let (rows, operators, bundles, revocations) = read;
+        // Our revocations (`hotlined keys revoke`, `operator remove`): every link tells its
+        // peer the new ones at once (SPEC.md §4.6.2); links started below take them at start.
+        let own_before = self.revocations.own().len();
+        self.revocations.replace(revocations);
+        let own = self.revocations.own();
+        if own.len() != own_before
+            && let Ok(reg) = self.registry.read()
+        {
+            for l in &reg.peers {
+                let _ = l.tx.send(LinkMsg::Revocations(own.as_ref().clone()));
+            }
+        }
         let mut report = ReloadReport::default();
         let mut wanted: Vec<(PeerRecord, PeerBundle)> = Vec::new();
         for row in rows {
@@ -403,6 +420,7 @@ impl Shared {
             events: self.events.clone(),
             shared_keys: self.peer_keys.clone(),
             guard: self.guard.clone(),
+            revocations: self.revocations.clone(),
         };
         let task = tokio::spawn(link::run(ctx, rx));
         Ok(PeerLink {

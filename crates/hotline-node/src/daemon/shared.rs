@@ -50,6 +50,8 @@ pub struct Shared {
     pub(super) deadlines: crate::config::Deadlines,
     /// Disk-space floor and per-peer quota (SPEC.md §13.3).
     pub guard: Arc<super::guard::StorageGuard>,
+    /// Key revocations: ours and the peers' (SPEC.md §4.6).
+    pub revocations: Arc<super::revocations::RevocationBook>,
 }
 
 impl std::fmt::Debug for Shared {

@@ -199,6 +199,16 @@ pub trait Store: Send + 'static {
     fn set_announced_keys(&mut self, peer: &NodeId, keys: &[u8], now: UnixMillis) -> Result<()>;
     /// Every peer's remembered announced keys, as stored by [`Store::set_announced_keys`].
     fn announced_keys(&mut self) -> Result<Vec<(NodeId, Vec<u8>)>>;
+    /// Keeps a key revocation (SPEC.md §4.6), ours or a peer's: `Known` if held already,
+    /// `Full` (and nothing stored) if its issuer has `max_per_issuer` already.
+    fn add_revocation(
+        &mut self,
+        revocation: &hotline_protocol::revocation::Revocation,
+        now: UnixMillis,
+        max_per_issuer: usize,
+    ) -> Result<RevocationAdded>;
+    /// Every revocation held, each checked again against its issuer, oldest first.
+    fn revocations(&mut self) -> Result<Vec<hotline_protocol::revocation::Revocation>>;
     /// The inbox, newest first, at most `limit` rows.
     fn inbox(&mut self, limit: usize) -> Result<Vec<InboxRow>>;
     /// Stores a receipt we made asynchronously (ACKNOWLEDGED) for a message we received; it

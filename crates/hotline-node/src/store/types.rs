@@ -550,3 +550,14 @@ impl Purged {
         self.contents + self.envelopes + self.receipts > 0
     }
 }
+
+/// What [`Store::add_revocation`](super::Store::add_revocation) did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevocationAdded {
+    /// Stored now.
+    Added,
+    /// The same revocation was held already.
+    Known,
+    /// Not stored: its issuer has as many revocations held as allowed.
+    Full,
+}

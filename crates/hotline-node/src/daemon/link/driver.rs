@@ -45,6 +45,8 @@ pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     );
     session.restore(&ctx.restore.0, ctx.restore.1);
     let now = clock(&mut session);
+    // Every revocation we issued is sent once the link is up (SPEC.md §4.6.2).
+    let _ = session.set_revocations(now, ctx.revocations.own().as_ref().clone());
     for e in std::mem::take(&mut ctx_pending(&ctx)) {
         session.send_envelope(now, e);
     }
@@ -292,6 +294,12 @@ pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                             tracing::warn!(peer = %ctx.alias, "a new CRL lists the peer's TLS certificate: closing its connection");
                             metrics::handshake_failure(&ctx.metrics, "revoked");
                             session.close(now, CloseCode::ProtocolViolation, "TLS certificate revoked");
+                        }
+                    }
+                    LinkMsg::Revocations(revs) => {
+                        let sent = session.set_revocations(now, revs);
+                        if sent > 0 {
+                            tracing::info!(peer = %ctx.alias, sent, "key revocations sent to the peer");
                         }
                     }
                     LinkMsg::Keys(keys) => {

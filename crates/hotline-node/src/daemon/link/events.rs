@@ -73,6 +73,46 @@ fn learn_peer_keys(ctx: &LinkCtx, peer_keys: &mut Vec<EncryptionKey>, keys: &[En
     });
 }
 
+/// The peer revoked keys of its officers (SPEC.md §4.6.2): enforced at once on what arrives
+/// from it, kept in the store (at most [`MAX_PER_ISSUER`] per peer) and in the audit trail.
+///
+/// [`MAX_PER_ISSUER`]: crate::daemon::revocations::MAX_PER_ISSUER
+fn learn_peer_revocations(ctx: &LinkCtx, revs: Vec<hotline_protocol::revocation::Revocation>) {
+    let peer = ctx.bundle.identity();
+    let new = ctx.revocations.learn(&peer, revs);
+    for r in &new {
+        let line = crate::daemon::revocations::describe(r);
+        tracing::warn!(peer = %ctx.alias, "the peer revoked an officer key: {line}");
+        audit(ctx, "peer_key_revoked", None, line);
+    }
+    if new.is_empty() {
+        return;
+    }
+    metrics::count(&ctx.metrics, "peer_revocations", new.len() as u64);
+    let store = ctx.store.clone();
+    let alias = ctx.alias.clone();
+    tokio::spawn(async move {
+        let now = hotline_transport::now_ms();
+        let max = crate::daemon::revocations::MAX_PER_ISSUER;
+        let stored = store
+            .call(move |s| {
+                new.iter()
+                    .map(|r| s.add_revocation(r, now, max))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+        match stored {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                tracing::error!(peer = %alias, "cannot store the peer's key revocations: {e}")
+            }
+            None => {
+                tracing::error!(peer = %alias, "cannot store the peer's key revocations: the store has stopped")
+            }
+        }
+    });
+}
+
 pub(super) fn event(
     ctx: &LinkCtx,
     session: &mut Session,
@@ -201,6 +241,7 @@ pub(super) fn event(
             );
             learn_peer_keys(ctx, peer_keys, &keys);
         }
+        Event::PeerRevocations(revs) => learn_peer_revocations(ctx, revs),
         Event::Rtt(_) => {}
         Event::GapDetected { missing } => {
             tracing::warn!(peer = %ctx.alias, ?missing, "sequence gap: the peer sent messages that have not arrived");

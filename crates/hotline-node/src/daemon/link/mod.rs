@@ -76,6 +76,8 @@ pub enum LinkMsg {
     ),
     /// Our encryption keys changed: announce these (SPEC.md §4.3.5).
     Keys(Vec<EncryptionKey>),
+    /// Our key revocations, all of them: the new ones are sent at once (SPEC.md §4.6.2).
+    Revocations(Vec<hotline_protocol::revocation::Revocation>),
     /// Shut down: close the connection with SHUTDOWN and this reason, and stop (node shutdown,
     /// or the peer removed or updated by the administrator).
     Shutdown(&'static str),
@@ -160,6 +162,8 @@ pub struct LinkCtx {
     pub shared_keys: Arc<std::sync::Mutex<HashMap<NodeId, Vec<EncryptionKey>>>>,
     /// Disk-space floor and per-peer quota.
     pub guard: Arc<crate::daemon::guard::StorageGuard>,
+    /// Key revocations: ours to announce, the peer's to enforce (SPEC.md §4.6).
+    pub revocations: Arc<crate::daemon::revocations::RevocationBook>,
 }
 
 /// Most frames queued for the control stream's writer. The session sends a heartbeat every

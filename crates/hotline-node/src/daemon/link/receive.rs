@@ -33,6 +33,7 @@ pub(super) struct Parts {
     metrics: SharedMetrics,
     pub(super) tx: mpsc::UnboundedSender<LinkMsg>,
     guard: Arc<crate::daemon::guard::StorageGuard>,
+    revocations: Arc<crate::daemon::revocations::RevocationBook>,
 }
 
 impl LinkCtx {
@@ -48,6 +49,7 @@ impl LinkCtx {
             metrics: self.metrics.clone(),
             tx: self.tx.clone(),
             guard: self.guard.clone(),
+            revocations: self.revocations.clone(),
         }
     }
 }
@@ -73,6 +75,8 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
         }
     }
     let (identity, keys, peer) = (p.identity.clone(), p.keys.clone(), p.peer);
+    // The peer's revocations of its officers' keys (SPEC.md §7.6, version 2).
+    let revoked = p.revocations.of(&peer);
     let env = envelope.clone();
     let opened = p
         .pool
@@ -83,7 +87,7 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
             // §7.6 step 4; a REJECTED for steps 1-4 never repeats unauthenticated sender bytes.
             let mut subject = Subject::from(&env);
             subject.sender = Bytes::copy_from_slice(peer.as_bytes());
-            match env.open(&identity.id(), &peer, &keys, now) {
+            match env.open_checked(&identity.id(), &peer, &keys, now, &revoked) {
                 Ok(_) if over_quota.is_some() => Receipt::sign(
                     &identity,
                     &subject,

@@ -29,6 +29,7 @@ mod inbox;
 mod outbox;
 mod query;
 mod retention;
+mod revocations;
 mod schema;
 
 use std::path::Path;
@@ -434,6 +435,19 @@ impl Store for SqliteStore {
 
     fn announced_keys(&mut self) -> Result<Vec<(NodeId, Vec<u8>)>> {
         SqliteStore::announced_keys(self)
+    }
+
+    fn add_revocation(
+        &mut self,
+        revocation: &hotline_protocol::revocation::Revocation,
+        now: hotline_protocol::time::UnixMillis,
+        max_per_issuer: usize,
+    ) -> Result<crate::store::RevocationAdded> {
+        SqliteStore::add_revocation(self, revocation, now, max_per_issuer)
+    }
+
+    fn revocations(&mut self) -> Result<Vec<hotline_protocol::revocation::Revocation>> {
+        SqliteStore::revocations(self)
     }
 
     /// Newest first by arrival time (then by arrival order).

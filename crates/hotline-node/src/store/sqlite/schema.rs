@@ -20,10 +20,27 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 14: key revocations (SPEC.md §4.6), this node's own (`hotlined keys revoke`,
+/// `operator remove`) and those its peers sent, each as the signed `KeyRevocation` bytes with
+/// the fields looked up by. Nothing is ever deleted: a revocation is evidence. Can run again.
+const V14: &str = r"
+CREATE TABLE IF NOT EXISTS revocations (
+    sha256                BLOB    PRIMARY KEY CHECK (length(sha256) = 32),
+    issuer                BLOB    NOT NULL CHECK (length(issuer) = 32),
+    kind                  TEXT    NOT NULL,
+    key                   BLOB    NOT NULL CHECK (length(key) = 32),
+    revoked_ms            INTEGER NOT NULL,
+    compromised_since_ms  INTEGER,
+    bytes                 BLOB    NOT NULL CHECK (length(bytes) > 0),
+    stored_ms             INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS revocations_by_issuer ON revocations (issuer, stored_ms);
+";
 
 /// Version 13: the encryption keys each peer announced last (SPEC.md §4.3.3, §4.3.5), in its
 /// Hello or a KeyUpdate frame, stored as a canonical KeyUpdate, so that after a restart the
