@@ -357,12 +357,13 @@ pub fn check_officer(
         officer_key,
         created,
     ) {
-        Standing::AfterCutoff { cutoff, .. } => Err(Rejection::new(
+        Standing::AfterCutoff { compromised, .. } => Err(Rejection::new(
             RejectReason::RevokedKey,
-            if cutoff == 0 {
-                "officer key revoked"
+            if compromised {
+                "officer key revoked by the sender as compromised since before this envelope was \
+                 created"
             } else {
-                "officer key revoked by the sender before this envelope was created"
+                "officer key retired by the sender before this envelope was created"
             },
         )),
         _ => Ok(()),

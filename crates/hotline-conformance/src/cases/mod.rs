@@ -11,6 +11,7 @@ mod key_update;
 mod limits;
 mod officer_v2;
 mod receipts;
+mod revocation;
 mod sequence_floor;
 mod streams;
 mod tls;
@@ -42,6 +43,7 @@ pub fn all(trust: Trust) -> Vec<Case> {
     cases.extend(sequence_floor::cases());
     cases.extend(key_update::cases());
     cases.extend(officer_v2::cases());
+    cases.extend(revocation::cases());
     cases
 }
 
