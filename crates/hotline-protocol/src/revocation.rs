@@ -360,8 +360,7 @@ pub fn check_officer(
         Standing::AfterCutoff { compromised, .. } => Err(Rejection::new(
             RejectReason::RevokedKey,
             if compromised {
-                "officer key revoked by the sender as compromised since before this envelope was \
-                 created"
+                "officer key revoked by the sender: compromised before this envelope was created"
             } else {
                 "officer key retired by the sender before this envelope was created"
             },
