@@ -16,5 +16,7 @@ pub mod format;
 mod officer_info;
 pub mod parse;
 mod removed;
+mod revocation_view;
+mod show_check;
 mod status_view;
 mod verify;

@@ -16,6 +16,12 @@ pub struct OfficerInfo {
     pub valid_from_ms: u64,
     /// The credential's validity: until (Unix ms).
     pub valid_until_ms: u64,
+    /// The officer's public key (the fingerprint is what people read).
+    #[serde(skip)]
+    pub key: [u8; 32],
+    /// Set when a revocation the node holds names the key (SPEC.md §4.6.3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<crate::revocation_view::RevocationInfo>,
 }
 
 impl OfficerInfo {
@@ -26,16 +32,23 @@ impl OfficerInfo {
             key_fingerprint: hotline_transport::request::fingerprint(credential.officer_key()),
             valid_from_ms: credential.not_before(),
             valid_until_ms: credential.not_after(),
+            key: *credential.officer_key(),
+            revoked: None,
         }
     }
 
     /// `key 1a2b-…, credential valid 2026-12-07T10:00Z to 2027-12-07T10:00Z`.
     pub fn describe(&self) -> String {
-        format!(
+        let mut s = format!(
             "key {}, credential valid {} to {}",
             self.key_fingerprint,
             hotline_transport::time::utc_minute(self.valid_from_ms),
             hotline_transport::time::utc_minute(self.valid_until_ms)
-        )
+        );
+        if let Some(r) = &self.revoked {
+            s.push_str("; ");
+            s.push_str(&r.describe());
+        }
+        s
     }
 }

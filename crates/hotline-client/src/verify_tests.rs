@@ -17,6 +17,8 @@ struct Fixture {
     /// The credentials of A's officer (who wrote the outgoing message) and B's (who
     /// acknowledged it).
     officers: [hotline_protocol::officer::Credential; 2],
+    /// The identity keys of A and B (to revoke their officers' keys).
+    nodes: [std::sync::Arc<hotline_protocol::identity::IdentityKey>; 2],
 }
 
 fn bundle_of(n: &SimNode, name: &str) -> Bytes {
@@ -83,6 +85,7 @@ fn fixture() -> Fixture {
         sender_bundle: a_bundle,
         receiver_bundle: b_bundle,
         removed: None,
+        revocations: Vec::new(),
     };
     Fixture {
         bundle,
@@ -92,6 +95,7 @@ fn fixture() -> Fixture {
             p.a.officer.credential().clone(),
             p.b.officer.credential().clone(),
         ],
+        nodes: [p.a.identity.clone(), p.b.identity.clone()],
     }
 }
 
@@ -575,4 +579,87 @@ fn show_of_a_message_whose_content_envelope_and_receipts_were_removed() {
     assert!(r.valid && opened.is_some(), "{r:#?}");
     assert!(r.receipts.iter().all(|x| x.valid));
     assert_eq!(status(&r.receipts), "acknowledged");
+}
+
+#[test]
+fn show_reports_how_signatures_by_revoked_officer_keys_stand() {
+    use hotline_protocol::revocation::{Revocation, RevokedKind};
+    let f = fixture();
+    let created = Envelope::parse(f.show.envelope.clone())
+        .expect("envelope")
+        .header()
+        .created;
+    let revoke = |node: usize, since: u64| {
+        Revocation::issue(
+            &f.nodes[node],
+            RevokedKind::Officer,
+            *f.officers[node].officer_key(),
+            since + 60_000,
+            Some(since),
+            "laptop stolen",
+        )
+        .expect("revocation")
+        .bytes()
+        .clone()
+    };
+    // Compromised after the message was created: Alice's signature counts, and says on what.
+    let mut s = f.show.clone();
+    s.revocations = vec![revoke(0, created + 1)];
+    let (r, _) = check_message(&s, &f.out_id, EPOCH);
+    assert!(r.valid, "{r:#?}");
+    let info = r
+        .officer
+        .as_ref()
+        .and_then(|o| o.revoked.clone())
+        .expect("marked");
+    assert!(info.counts && info.compromised && info.rests_on.contains("created_ms"));
+    assert!(
+        r.officer
+            .as_ref()
+            .expect("o")
+            .describe()
+            .contains("this signature counts")
+    );
+    // Compromised at the moment it was created: it does not count, and the message is not valid.
+    s.revocations = vec![revoke(0, created)];
+    let (r, _) = check_message(&s, &f.out_id, EPOCH);
+    assert!(!r.valid);
+    assert!(
+        r.content_error
+            .as_deref()
+            .is_some_and(|e| e.contains("revoked"))
+    );
+    assert!(
+        r.officer
+            .as_ref()
+            .expect("o")
+            .describe()
+            .contains("does NOT count")
+    );
+    // Bob's acknowledgement under a key B revoked from before it: that receipt is not valid, so
+    // the message stands delivered, not acknowledged.
+    s.revocations = vec![revoke(1, created)];
+    let (r, _) = check_message(&s, &f.out_id, EPOCH);
+    assert_eq!(status(&r.receipts), "delivered");
+    assert!(
+        r.receipts
+            .iter()
+            .any(|x| x.error.as_deref().is_some_and(|e| e.contains("revoked")))
+    );
+    // A revocation signed by the wrong node says nothing.
+    let wrong = Revocation::issue(
+        &f.nodes[1],
+        RevokedKind::Officer,
+        *f.officers[0].officer_key(),
+        created,
+        Some(created - 1),
+        "",
+    )
+    .expect("r");
+    s.revocations = vec![wrong.bytes().clone()];
+    let (r, _) = check_message(&s, &f.out_id, EPOCH);
+    assert!(
+        r.valid && r.officer.as_ref().expect("o").revoked.is_none(),
+        "{r:#?}"
+    );
 }

@@ -105,6 +105,12 @@ fn revocations_reach_the_running_peer_at_once_and_are_kept() {
             }
         ));
         assert!(!standing(&held, &a_id, RevokedKind::Officer, &anna_key, cutoff).counts());
+        // Show at B carries the revocation with the message Anna signed, so that the client
+        // can say her signature (made after the cutoff) does not count.
+        match common::show(&bruno, before).await {
+            Response::Show(s) => assert_eq!(s.revocations, vec![r.bytes().clone()]),
+            other => panic!("{other:?}"),
+        }
         // Anna can no longer act at her node.
         match anna.call(Request::Peers(Default::default())).await {
             Err(_) => {}

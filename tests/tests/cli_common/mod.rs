@@ -292,6 +292,7 @@ fn answer(cfg: &MockConfig, st: &Mutex<MockState>, req: Option<Request>) -> Resp
                     sender_bundle: cfg.own_bundle.bytes().clone(),
                     receiver_bundle: cfg.peer_bundle.bytes().clone(),
                     removed: None,
+                    revocations: vec![],
                 }),
             }
         }

@@ -125,6 +125,19 @@ pub(super) async fn show(shared: &Arc<Shared>, s: wire::ShowRequest) -> Reply {
     } else {
         (own, peer)
     };
+    // Revocations of the officer keys it names, ours and the peer's (SPEC.md §4.6.3): the
+    // client shows how each signature stands.
+    let keys = hotline_protocol::revocation::officer_keys_in(&msg.content, &msg.receipts);
+    let (own_revs, peer_revs) = (
+        shared.revocations.own(),
+        shared.revocations.of(&msg.row.peer),
+    );
+    let revocations = own_revs
+        .iter()
+        .chain(peer_revs.iter())
+        .filter(|r| keys.contains(r.key()))
+        .map(|r| r.bytes().clone())
+        .collect();
     Ok(Response::Show(wire::ShowResponse {
         summary: Some(shared.summary(&msg.row)),
         envelope: msg.envelope.clone(),
@@ -133,6 +146,7 @@ pub(super) async fn show(shared: &Arc<Shared>, s: wire::ShowRequest) -> Reply {
         sender_bundle,
         receiver_bundle,
         removed: removal(&id, msg.envelope_sha256, &msg.removed),
+        revocations,
     }))
 }
 
