@@ -6,8 +6,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// Cases plus independent checks over all nine vector files.
-const ROWS: usize = 208;
+/// Cases plus independent checks over all ten vector files.
+const ROWS: usize = 248;
 
 fn vectors(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hotline-conformance"))
@@ -86,6 +86,7 @@ fn our_emitted_results_pass_every_case() {
         "negative.json",
         "key_update.json",
         "officer_v2.json",
+        "revocation.json",
     ] {
         let doc: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).expect("emitted"))
@@ -126,6 +127,84 @@ fn our_emitted_results_pass_every_case() {
             .count(),
         4,
         "the envelopes of officer_v2.json"
+    );
+    let revocation_outcomes = |prefix: &str| {
+        rows.iter()
+            .filter(|r| {
+                r["file"] == "revocation.json"
+                    && r["name"].as_str().is_some_and(|n| n.starts_with(prefix))
+            })
+            .count()
+    };
+    assert_eq!(
+        revocation_outcomes("revoked_key_"),
+        4,
+        "the envelopes of revocation.json"
+    );
+    assert_eq!(
+        revocation_outcomes("revocations_"),
+        11,
+        "the negative vectors of revocation.json"
+    );
+}
+
+/// An implementation that signs the compromise with node B's identity key instead of node A's
+/// fails the byte comparison, and our own check says why: it is not node A's revocation.
+#[test]
+fn a_revocation_signed_by_the_wrong_node_fails() {
+    use hotline_protocol::identity::IdentityKey;
+    use hotline_protocol::revocation::{Revocation, RevokedKind};
+
+    let read = |f: &str| -> Value {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vectors/v1/").to_owned() + f;
+        serde_json::from_str(&std::fs::read_to_string(p).expect("vector file")).expect("JSON")
+    };
+    let (id, rev) = (read("identity.json"), read("revocation.json"));
+    let s = |v: &Value| v.as_str().expect("string").to_owned();
+    let n = |v: &Value| v.as_u64().expect("integer");
+    let seed: [u8; 32] = unhex(&s(&id["node_b"]["seed"]))
+        .try_into()
+        .expect("32 bytes");
+    let b = IdentityKey::from_seed(&seed).expect("node B");
+    let c = &rev["compromised"];
+    let wrong = Revocation::issue(
+        &b,
+        RevokedKind::Officer,
+        unhex(&s(&c["key"])).try_into().expect("32 bytes"),
+        n(&c["revoked_ms"]),
+        Some(n(&c["compromised_since_ms"])),
+        &s(&c["reason"]),
+    )
+    .expect("issue");
+
+    let dir = emitted();
+    edit(dir.path(), "revocation.json", |r| {
+        r["compromised.key_revocation"] = Value::String(hex(wrong.bytes()));
+    });
+    let (code, rows) = check(dir.path());
+    assert_eq!(code, 1);
+    assert_eq!(
+        not_passed(&rows),
+        vec![
+            (
+                "revocation.json".into(),
+                "compromised.key_revocation".into(),
+                "FAIL".into()
+            ),
+            (
+                "revocation.json".into(),
+                "verify:compromised.key_revocation".into(),
+                "FAIL".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        row(
+            &rows,
+            "revocation.json",
+            "verify:compromised.key_revocation"
+        )["observed"],
+        "refused as node A's: key revocation not signed by the expected node"
     );
 }
 
@@ -325,7 +404,7 @@ fn the_table_names_each_failure() {
         "{table}"
     );
     // The byte comparison and our own decoder both refuse it.
-    assert!(table.contains("206 PASS, 2 FAIL, 0 MISSING"), "{table}");
+    assert!(table.contains("246 PASS, 2 FAIL, 0 MISSING"), "{table}");
 }
 
 #[test]

@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use hotline_protocol::CloseCode;
 use hotline_protocol::bundle::PeerBundle;
 use hotline_protocol::fuzzing::{
-    self, FixtureBundle as B, FixtureFrame as F, SessionOp as Op, SessionTrace, StreamSel as S,
-    fixture_bundle, fixture_frame, session_script,
+    self, FixtureBundle as B, FixtureFrame as F, FixtureRevocation as R, SessionOp as Op,
+    SessionTrace, StreamSel as S, fixture_bundle, fixture_frame, fixture_revocation,
+    session_script,
 };
 use hotline_protocol::hello::Side;
 use hotline_protocol::wire;
@@ -28,7 +29,7 @@ use prost::Message;
 const REGENERATE: &str =
     "cargo test -p hotline-protocol --test fuzz_corpus -- --ignored regenerate_seed_corpus";
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "frame_decoder",
     "envelope_open",
     "receipt_verify",
@@ -36,6 +37,7 @@ const TARGETS: [&str; 7] = [
     "key_update",
     "session",
     "bundle",
+    "revocation",
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -94,6 +96,11 @@ fn replays_key_update_corpus() {
 #[test]
 fn replays_session_corpus() {
     replay("session", fuzzing::session);
+}
+
+#[test]
+fn replays_revocation_corpus() {
+    replay("revocation", fuzzing::revocation);
 }
 
 #[test]
@@ -734,6 +741,10 @@ fn generated_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         add("key_update", name, bytes);
     }
 
+    for (name, bytes) in revocation_seeds() {
+        add("revocation", name, bytes);
+    }
+
     for (name, ops, _) in session_seeds() {
         add("session", name, session_script(&ops));
     }
@@ -821,6 +832,98 @@ fn key_update_seeds_fail_for_their_reasons() {
                 assert_eq!(got, Err("KeyUpdate must carry 1 to 4 keys"), "{name}")
             }
             _ => assert_eq!(got, Err("KeyUpdate is not canonical"), "{name}"),
+        }
+    }
+}
+
+fn revocation(r: R) -> wire::KeyRevocation {
+    let bytes = fixture_revocation(r).expect("the fuzzing fixture builds");
+    wire::KeyRevocation::decode(bytes).expect("a fixture revocation decodes")
+}
+
+/// Revocations frame payloads and single `KeyRevocation`s: the peer's valid ones, and ones
+/// breaking each rule of SPEC.md §4.6.1 and §4.6.2.
+fn revocation_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let frame = |rs: &[R]| {
+        wire::Revocations {
+            revocations: rs.iter().map(|r| revocation(*r)).collect(),
+        }
+        .encode_to_vec()
+    };
+    let valid = [R::Compromised, R::Retired, R::Wide];
+    let cycle = |n| valid.iter().cycle().take(n).copied().collect::<Vec<_>>();
+    let two = frame(&[R::Compromised, R::Retired]);
+    let mut not_canonical = two.clone();
+    not_canonical.extend_from_slice(&[0x10, 0x01]);
+    let mut seeds = vec![
+        ("frame-two", two),
+        ("frame-sixteen", frame(&cycle(16))),
+        ("frame-seventeen", frame(&cycle(17))),
+        ("frame-empty", Vec::new()),
+        ("frame-by-me", frame(&[R::Compromised, R::ByMe])),
+        ("frame-unknown-kind", frame(&[R::UnknownKind])),
+        ("frame-not-canonical", not_canonical),
+    ];
+    for (name, r) in [
+        ("one-compromised", R::Compromised),
+        ("one-retired", R::Retired),
+        ("one-wide", R::Wide),
+        ("one-by-me", R::ByMe),
+        ("one-compromised-after-revoked", R::CompromisedAfterRevoked),
+        ("one-reason-too-long", R::ReasonTooLong),
+        ("one-unknown-kind", R::UnknownKind),
+    ] {
+        seeds.push((name, revocation(r).encode_to_vec()));
+    }
+    seeds
+}
+
+/// The revocation seeds reach the rule each was made for: only the valid ones verify.
+#[test]
+fn revocation_seeds_fail_for_their_reasons() {
+    use hotline_protocol::revocation::{Revocation, RevocationError, verify_frame};
+    let hello = wire::Hello::decode(&payload(F::HelloFromClient)[..]).expect("Hello decodes");
+    let body = wire::HelloBody::decode(hello.body).expect("HelloBody decodes");
+    let peer = hotline_protocol::NodeId::from_bytes(&body.identity).expect("the peer's id");
+    let malformed = |m: &'static str| Err(RevocationError::Malformed(m));
+    for (name, bytes) in revocation_seeds() {
+        let frame = verify_frame(&bytes, &peer).map(|v| v.len());
+        let one = Revocation::from_bytes(&bytes, &peer).map(|r| r.cutoff());
+        match name {
+            "frame-two" => assert_eq!(frame, Ok(2), "{name}"),
+            "frame-sixteen" => assert_eq!(frame, Ok(16), "{name}"),
+            "frame-seventeen" | "frame-empty" => assert_eq!(
+                frame,
+                Err("Revocations must carry 1 to 16 revocations"),
+                "{name}"
+            ),
+            "frame-by-me" | "frame-unknown-kind" => assert_eq!(
+                frame,
+                Err("Revocations carries a revocation that does not verify"),
+                "{name}"
+            ),
+            "frame-not-canonical" => {
+                assert_eq!(frame, Err("Revocations is not canonical"), "{name}")
+            }
+            "one-compromised" | "one-retired" | "one-wide" => {
+                assert!(one.is_ok(), "{name}: {one:?}")
+            }
+            "one-by-me" => assert_eq!(one, Err(RevocationError::WrongIssuer), "{name}"),
+            "one-compromised-after-revoked" => assert_eq!(
+                one,
+                malformed("compromised_since_ms is after revoked_ms"),
+                "{name}"
+            ),
+            "one-reason-too-long" => {
+                assert_eq!(one, malformed("reason over 256 bytes"), "{name}")
+            }
+            "one-unknown-kind" => assert_eq!(one, malformed("unknown kind"), "{name}"),
+            other => panic!("no reason listed for {other}"),
+        }
+        if name.starts_with("one-") {
+            assert!(frame.is_err(), "{name} verifies as a frame");
+        } else {
+            assert!(one.is_err(), "{name} verifies as one revocation");
         }
     }
 }

@@ -1,12 +1,15 @@
 //! The committed test vectors (`vectors/v1/*.json`, SPEC.md Appendix A).
 //!
-//! Every file but `key_update.json` and `officer_v2.json` was made with version 1 only offered
-//! in Hello, and stays byte for byte as it was when version 2 came: other implementations test
-//! against it. `key_update.json` holds what version 2 added in SPEC.md §4.3.5: Hellos offering
+//! Every file but `key_update.json`, `officer_v2.json` and `revocation.json` was made with
+//! version 1 only offered in Hello, and stays byte for byte as it was when version 2 came: other
+//! implementations test against it. `key_update.json` holds what version 2 added in SPEC.md §4.3.5: Hellos offering
 //! versions 1 and 2, a KeyUpdate frame, and the KeyUpdate frames a receiver must refuse.
 //! `officer_v2.json` holds the version 2 officer signatures (§7.5.1, §8.3): a Content and an
 //! OfficerAck signed by the version 2 rule, and envelopes that a version 2 receiver must
-//! accept (saying by which rule) or refuse.
+//! accept (saying by which rule) or refuse. `revocation.json` holds the key revocations of
+//! version 2 (§4.6): two KeyRevocations, the Revocations frame, how signatures stand against
+//! them, envelopes opened while holding them, and the Revocations frames a receiver must refuse
+//! (`vectors/revocation.rs`).
 //!
 //! `committed_vectors_are_reproduced` regenerates every file from fixed keys and fixed
 //! randomness and fails if a committed file differs. To rewrite them after a deliberate wire
@@ -43,6 +46,9 @@ use hotline_protocol::wire;
 use hotline_protocol::{PROTOCOL_VERSION, PROTOCOL_VERSION_2, SUITE_V1_BASE};
 use prost::Message;
 use serde_json::{Value, json};
+
+#[path = "vectors/revocation.rs"]
+mod revocation_file;
 
 /// 2026-11-27T00:00:00Z: the vectors' "now".
 const NOW: u64 = 1_795_737_600_000;
@@ -412,6 +418,10 @@ fn generate() -> Vec<(&'static str, Value)> {
     ));
     files.push(("key_update.json", key_update(&c, &exporter)));
     files.push(("officer_v2.json", officer_v2(&c, &env)));
+    files.push((
+        "revocation.json",
+        revocation_file::file(&c, &env, &plaintext),
+    ));
     files
 }
 
@@ -1525,6 +1535,7 @@ fn committed_vectors_verify() {
 
     verify_key_update_file(&c, &a, &b);
     verify_officer_v2_file(&c, &a, &b);
+    revocation_file::verify_file(&c, &a, &b);
 }
 
 /// Checks the committed `officer_v2.json` from its inputs and identity.json: the signed bytes

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::hex;
 
 /// The vector files, in report order, with their committed text.
-const EMBEDDED: [(&str, &str); 9] = [
+const EMBEDDED: [(&str, &str); 10] = [
     (
         "identity.json",
         include_str!("../../../../vectors/v1/identity.json"),
@@ -46,13 +46,20 @@ const EMBEDDED: [(&str, &str); 9] = [
         "officer_v2.json",
         include_str!("../../../../vectors/v1/officer_v2.json"),
     ),
+    (
+        "revocation.json",
+        include_str!("../../../../vectors/v1/revocation.json"),
+    ),
 ];
 
-/// The vector files that hold negative vectors, and the field of their list.
-const NEGATIVE_LISTS: [(&str, &str); 3] = [
+/// The vector files that hold negative vectors, and the field of each of their lists (in
+/// report order).
+const NEGATIVE_LISTS: [(&str, &str); 5] = [
     ("negative.json", "vectors"),
     ("key_update.json", "negative"),
     ("officer_v2.json", "envelopes"),
+    ("revocation.json", "envelopes"),
+    ("revocation.json", "negative"),
 ];
 
 /// The names of the vector files, which are also the names of the results files.
@@ -565,12 +572,18 @@ impl Committed {
         })
     }
 
-    /// The negative vectors of vector file `file` (none if it holds none): (name, kind, input,
-    /// expected outcome).
+    /// The negative vectors of vector file `file` (none if it holds none), list by list:
+    /// (name, kind, input, expected outcome).
     pub fn negatives(&self, file: &str) -> Result<Vec<Negative>, String> {
-        let Some((_, field)) = NEGATIVE_LISTS.iter().find(|(f, _)| *f == file) else {
-            return Ok(Vec::new());
-        };
+        let mut all = Vec::new();
+        for (_, field) in NEGATIVE_LISTS.iter().filter(|(f, _)| *f == file) {
+            all.extend(self.negative_list(file, field)?);
+        }
+        Ok(all)
+    }
+
+    /// The negative vectors of the list `field` of `file`.
+    fn negative_list(&self, file: &str, field: &str) -> Result<Vec<Negative>, String> {
         let list = self
             .at(file, field)?
             .as_array()
@@ -597,7 +610,10 @@ impl Committed {
     pub fn cases(&self) -> Result<Vec<Case>, String> {
         let mut cases = Vec::with_capacity(POSITIVE.len() + 40);
         for file in file_names() {
-            let positive = POSITIVE.iter().chain(super::officer_v2::POSITIVE);
+            let positive = POSITIVE
+                .iter()
+                .chain(super::officer_v2::POSITIVE)
+                .chain(super::revocation::POSITIVE);
             for (f, key, kind, src) in positive.filter(|c| c.0 == file) {
                 let expected = match src {
                     Same => self.scalar(f, key)?,
@@ -635,15 +651,17 @@ impl Committed {
     }
 }
 
-/// One negative vector (of `negative.json` or `key_update.json`), or one of the envelopes of
-/// `officer_v2.json`, each with its exact outcome.
+/// One negative vector (of `negative.json`, `key_update.json` or `revocation.json`), or one of
+/// the envelopes of `officer_v2.json` or `revocation.json`, each with its exact outcome.
 pub struct Negative {
     /// Its name: the key in the results file.
     pub name: String,
     /// What receives it: `envelope`, `receipt`, `hello`, `frame_message`, `frame_control`;
     /// in `key_update.json`, `control_v2` or `control_v1` (the control stream after both
-    /// Hellos, on a link that negotiated version 2 or 1); in `officer_v2.json`, `envelope_v2`
-    /// (an envelope on a link that negotiated version 2).
+    /// Hellos, on a link that negotiated version 2 or 1; `revocation.json` uses them too, for
+    /// Revocations frames); in `officer_v2.json`, `envelope_v2` (an envelope on a link that
+    /// negotiated version 2); in `revocation.json`, `envelope_v2_revocations` (the same, with
+    /// node B holding the file's revocations).
     pub kind: String,
     /// The input bytes.
     pub input: Vec<u8>,

@@ -18,6 +18,7 @@ mod officer_v2;
 mod ours;
 mod receive;
 mod results;
+mod revocation;
 mod verify;
 
 use std::fmt::Write as _;

@@ -48,6 +48,7 @@ pub fn results(c: &Committed) -> Result<Results, String> {
     let mut officer_v2 = super::officer_v2::results(c, &k)?;
     officer_v2.extend(negative_file(c, &k, super::officer_v2::FILE)?);
     all.insert(super::officer_v2::FILE, officer_v2);
+    all.insert(super::revocation::FILE, super::revocation::results(c, &k)?);
     Ok(all)
 }
 

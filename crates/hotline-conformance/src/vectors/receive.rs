@@ -9,6 +9,7 @@ use hotline_protocol::frame::{self, Decoder, FrameType, StreamKind};
 use hotline_protocol::hello::{self, Side};
 use hotline_protocol::identity::EncryptionKey;
 use hotline_protocol::receipt::Receipt;
+use hotline_protocol::revocation;
 use hotline_protocol::session::verify_key_update;
 use prost::Message;
 
@@ -141,7 +142,8 @@ fn envelope_outcome(
 }
 
 /// What this implementation does with a negative vector's input, in the context that the
-/// description of `negative.json`, `key_update.json` or `officer_v2.json` gives.
+/// description of `negative.json`, `key_update.json`, `officer_v2.json` or `revocation.json`
+/// gives (the envelopes of `revocation.json` are opened in `super::revocation`).
 pub fn outcome(
     kind: &str,
     input: &[u8],
@@ -165,18 +167,27 @@ pub fn outcome(
             Ok(_) => "ACCEPTED".into(),
             Err(code) => format!("CLOSE:{code}"),
         },
-        // On the control stream after both Hellos, from A to B: a KeyUpdate is an unexpected
-        // frame on a version 1 link (as any frame type version 1 lacks), checked on version 2.
+        // On the control stream after both Hellos, from A to B: a KeyUpdate or Revocations
+        // frame is an unexpected frame on a version 1 link (as any frame type version 1
+        // lacks), checked on version 2 (SPEC.md §4.3.5, §4.6.2).
         "control_v1" => match control_input(input) {
-            Ok(f) if f.ty == FrameType::KeyUpdate => {
+            Ok(f) if matches!(f.ty, FrameType::KeyUpdate | FrameType::Revocations) => {
                 format!("CLOSE:{}", CloseCode::UnexpectedFrame)
             }
-            Ok(f) => error(format!("a {:?} frame, not KeyUpdate", f.ty)),
+            Ok(f) => error(format!("a {:?} frame, not KeyUpdate or Revocations", f.ty)),
             Err(outcome) => outcome,
         },
-        "control_v2" => match key_update_as_b(input, k) {
-            Ok(_) => "ACCEPTED".into(),
-            Err(code) => code,
+        "control_v2" => match control_input(input) {
+            Ok(f) if f.ty == FrameType::Revocations => {
+                match revocation::verify_frame(&f.payload, &k.a.id()) {
+                    Ok(_) => "ACCEPTED".into(),
+                    Err(_) => format!("CLOSE:{}", CloseCode::MalformedFrame),
+                }
+            }
+            _ => match key_update_as_b(input, k) {
+                Ok(_) => "ACCEPTED".into(),
+                Err(code) => code,
+            },
         },
         "frame_message" | "frame_control" => {
             let (sk, prefix) = if kind == "frame_message" {

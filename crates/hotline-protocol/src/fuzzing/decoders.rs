@@ -1,5 +1,5 @@
 //! Fuzz entry points for the frame decoder and the signed wire objects (envelope, receipt, Hello,
-//! KeyUpdate, peer bundle).
+//! KeyUpdate, peer bundle, key revocation).
 
 use bytes::Bytes;
 
@@ -11,7 +11,11 @@ use crate::frame::{
     Decoder, Frame, FrameError, FrameType, HEADER_LEN, MAX_CONTROL_LEN, StreamKind,
 };
 use crate::hello::{self, Offer, Side};
+use crate::identity::NodeId;
 use crate::receipt::{self, Receipt, ReceiptKind};
+use crate::revocation::{
+    self as revoke, MAX_PER_FRAME, MAX_REASON_LEN, MAX_REVOCATION_LEN, Revocation, Standing,
+};
 use crate::session::{MAX_ANNOUNCED_KEYS, key_update_payload, verify_key_update};
 use crate::sim::EPOCH;
 
@@ -273,6 +277,86 @@ pub fn key_update(data: &[u8]) {
             "a non-canonical KeyUpdate verified"
         );
     }
+}
+
+/// Key revocations (SPEC.md §4.6): `revocation::verify_frame` of the input as a Revocations
+/// payload from the fixed peer, and `Revocation::from_bytes` of the input as one of the peer's
+/// `KeyRevocation`s (as stored, or in an evidence bundle).
+///
+/// Checks that a frame that verifies carries 1 to 16 revocations, all issued by the peer, and
+/// was canonical (its revocations encode back to the exact input); and that every revocation
+/// that verifies, alone or in a frame, keeps its exact bytes, keeps every field rule, reads
+/// back the same from its bytes, and decides at its cutoff: a signature claiming the instant
+/// before counts, one claiming the cutoff itself does not.
+pub fn revocation(data: &[u8]) {
+    let Some(fx) = fixture() else { return };
+    if let Ok(revs) = revoke::verify_frame(data, &fx.peer) {
+        assert!(
+            (1..=MAX_PER_FRAME).contains(&revs.len()),
+            "a Revocations frame verified with {} revocations",
+            revs.len()
+        );
+        assert_eq!(
+            revoke::frame_payload(&revs),
+            data,
+            "a non-canonical Revocations verified"
+        );
+        for r in &revs {
+            accepted_revocation(r, &fx.peer);
+        }
+    }
+    if let Ok(r) = Revocation::from_bytes(data, &fx.peer) {
+        assert_eq!(
+            r.bytes().as_ref(),
+            data,
+            "verify changed the revocation bytes"
+        );
+        accepted_revocation(&r, &fx.peer);
+    }
+}
+
+/// The invariants of a revocation that verified as the peer's.
+fn accepted_revocation(r: &Revocation, peer: &NodeId) {
+    assert_eq!(
+        r.issuer(),
+        *peer,
+        "a revocation verified for another issuer"
+    );
+    assert!(r.revoked() > 0, "revoked_ms 0 accepted");
+    assert!(
+        r.compromised_since()
+            .is_none_or(|c| 0 < c && c <= r.revoked()),
+        "compromised after revoked accepted"
+    );
+    assert!(r.reason().len() <= MAX_REASON_LEN, "reason over the limit");
+    assert!(
+        r.bytes().len() <= MAX_REVOCATION_LEN,
+        "revocation over the limit"
+    );
+    assert_eq!(
+        Revocation::from_bytes(r.bytes(), peer).as_ref(),
+        Ok(r),
+        "bytes do not read back"
+    );
+    let (cutoff, one) = (r.cutoff(), core::slice::from_ref(r));
+    assert!(0 < cutoff && cutoff <= r.revoked(), "cutoff out of range");
+    let at = |t| revoke::standing(one, peer, r.kind(), r.key(), t);
+    assert_eq!(
+        at(cutoff),
+        Standing::AfterCutoff {
+            cutoff,
+            compromised: r.compromised_since().is_some()
+        },
+        "a signature at the cutoff still counts"
+    );
+    assert!(
+        at(cutoff - 1).counts(),
+        "a signature before the cutoff does not count"
+    );
+    assert!(
+        revoke::check_officer(one, peer, r.key(), cutoff).is_err(),
+        "an envelope created at the cutoff passes"
+    );
 }
 
 /// Peer bundle parsing (SPEC.md §4.4), raw and armored: `PeerBundle::from_bytes` and

@@ -17,6 +17,7 @@ use crate::hello::{self, Offer, Side};
 use crate::identity::{EncryptionKey, EncryptionKeypair, IdentityKey, NodeId};
 use crate::officer::{OfficerKey, Role};
 use crate::receipt::{self, Receipt, ReceiptBuild, Subject};
+use crate::revocation::{MAX_REASON_LEN, Revocation, RevokedKind};
 use crate::session::key_update_payload;
 use crate::sim::{EPOCH, TestRng};
 use crate::time::{DAY, UnixMillis};
@@ -168,6 +169,47 @@ pub fn fixture_bundle(b: FixtureBundle) -> Option<Bytes> {
     fixture()?.bundles.get(b as usize).cloned()
 }
 
+/// Encoded `KeyRevocation`s (SPEC.md §4.6) of the fixture, for the `revocation` target's
+/// seeds: all but one signed by the peer's identity key, the first three valid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FixtureRevocation {
+    /// The peer revokes its officer's key, compromised an hour before the revocation.
+    Compromised,
+    /// The peer retires another officer key in good order (no compromise time).
+    Retired,
+    /// Every field at its limit: a 256-byte reason, and revocation and compromise both at
+    /// `u64::MAX`.
+    Wide,
+    /// Issued and signed by me, not the peer (WrongIssuer).
+    ByMe,
+    /// Compromised 1 ms after it was revoked, signed correctly (Malformed).
+    CompromisedAfterRevoked,
+    /// A 257-byte reason, signed correctly (Malformed).
+    ReasonTooLong,
+    /// Kind 2, not registered, signed correctly (Malformed).
+    UnknownKind,
+}
+
+impl FixtureRevocation {
+    /// Every fixture revocation, in byte order.
+    pub const ALL: [FixtureRevocation; 7] = [
+        FixtureRevocation::Compromised,
+        FixtureRevocation::Retired,
+        FixtureRevocation::Wide,
+        FixtureRevocation::ByMe,
+        FixtureRevocation::CompromisedAfterRevoked,
+        FixtureRevocation::ReasonTooLong,
+        FixtureRevocation::UnknownKind,
+    ];
+}
+
+/// The encoded fixture revocation (a `KeyRevocation`), or `None` if the fixture could not be
+/// built.
+pub fn fixture_revocation(r: FixtureRevocation) -> Option<Bytes> {
+    fixture()?.revocations.get(r as usize).cloned()
+}
+
 pub(super) struct Fixture {
     pub(super) me: Arc<IdentityKey>,
     pub(super) me_certs: Vec<EncryptionKey>,
@@ -184,6 +226,8 @@ pub(super) struct Fixture {
     pub(super) our_receipts: Vec<Receipt>,
     /// Indexed by `FixtureBundle as usize`.
     pub(super) bundles: Vec<Bytes>,
+    /// Indexed by `FixtureRevocation as usize`.
+    pub(super) revocations: Vec<Bytes>,
 }
 
 static FIXTURE: OnceLock<Option<Fixture>> = OnceLock::new();
@@ -406,6 +450,7 @@ fn build_fixture() -> Option<Fixture> {
 
     // Last, so the random draws above (and every seed built from them) stay as they were.
     let bundles = build_bundles(&me, &peer, &mut rng)?;
+    let revocations = build_revocations(&me, &peer)?;
 
     Some(Fixture {
         me_certs: me.certs(),
@@ -418,7 +463,73 @@ fn build_fixture() -> Option<Fixture> {
         our_async,
         our_receipts,
         bundles,
+        revocations,
     })
+}
+
+/// The revocations of [`FixtureRevocation`], in its order. The invalid ones are signed by hand
+/// (not through `Revocation::issue`, which refuses to make them) so they pass the signature
+/// check and reach the rule they break. No randomness: they leave every other seed as it was.
+fn build_revocations(me: &Party, peer: &Party) -> Option<Vec<Bytes>> {
+    let officer = *peer.officer.credential().officer_key();
+    let issue = |by: &Party, key, revoked, since, reason: &str| {
+        Revocation::issue(
+            &by.identity,
+            RevokedKind::Officer,
+            key,
+            revoked,
+            since,
+            reason,
+        )
+        .ok()
+        .map(|r| r.bytes().clone())
+    };
+    let hour = 60 * crate::time::MINUTE;
+    let body = wire::RevocationBody {
+        issuer: Bytes::copy_from_slice(peer.identity.id().as_bytes()),
+        kind: wire::RevokedKeyKind::Officer as i32,
+        key: Bytes::copy_from_slice(&officer),
+        revoked_ms: EPOCH,
+        compromised_since_ms: EPOCH - hour,
+        reason: "stolen".into(),
+    };
+    let signed = |body: wire::RevocationBody| -> Bytes {
+        let body = body.encode_to_vec();
+        let signature = peer.identity.sign(Label::KeyRevocation, &[&body]);
+        wire::KeyRevocation {
+            body: body.into(),
+            signature: Bytes::copy_from_slice(&signature),
+        }
+        .encode_to_vec()
+        .into()
+    };
+    Some(vec![
+        issue(peer, officer, EPOCH, Some(EPOCH - hour), "stolen")?,
+        issue(
+            peer,
+            crypto::sha256(b"fuzz retired officer key"),
+            EPOCH - DAY,
+            None,
+            "retired",
+        )?,
+        issue(
+            peer,
+            officer,
+            u64::MAX,
+            Some(u64::MAX),
+            &"\u{dc}".repeat(MAX_REASON_LEN / 2),
+        )?,
+        issue(me, officer, EPOCH, Some(EPOCH - hour), "stolen")?,
+        signed(wire::RevocationBody {
+            compromised_since_ms: EPOCH + 1,
+            ..body.clone()
+        }),
+        signed(wire::RevocationBody {
+            reason: "r".repeat(MAX_REASON_LEN + 1),
+            ..body.clone()
+        }),
+        signed(wire::RevocationBody { kind: 2, ..body }),
+    ])
 }
 
 /// The bundles of [`FixtureBundle`], in its order. The invalid ones are signed by hand (not

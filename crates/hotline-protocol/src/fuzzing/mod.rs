@@ -17,9 +17,12 @@ mod session_driver;
 mod session_ops;
 
 pub use decoders::{
-    bundle, envelope_open, frame_decoder, hello_verify, key_update, receipt_verify,
+    bundle, envelope_open, frame_decoder, hello_verify, key_update, receipt_verify, revocation,
 };
-pub use fixture::{FixtureBundle, FixtureFrame, fixture_bundle, fixture_frame};
+pub use fixture::{
+    FixtureBundle, FixtureFrame, FixtureRevocation, fixture_bundle, fixture_frame,
+    fixture_revocation,
+};
 pub use session_driver::{SessionTrace, session, session_run};
 pub use session_ops::{SessionOp, StreamSel, session_script};
 
