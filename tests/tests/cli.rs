@@ -440,6 +440,7 @@ fn evidence() -> Vec<u8> {
             incoming: false,
             removed: None,
         }],
+        revocations: Vec::new(),
     }
     .encode_to_vec()
 }

@@ -44,6 +44,8 @@ pub enum Field {
     PeerBundle(Vec<u8>),
     /// 5: one `EvidenceItem`, canonical.
     Item(wire::EvidenceItem),
+    /// 6: one `KeyRevocation`'s bytes (SPEC.md §4.6).
+    Revocation(Vec<u8>),
 }
 
 /// Reads the fields of an evidence file in order.
@@ -122,7 +124,7 @@ impl<R: BufRead> Reader<R> {
         let (number, wire_type) = (key >> 3, key & 7);
         let expected = match number {
             1 | 2 => 0,
-            3..=5 => 2,
+            3..=6 => 2,
             // An unknown field: a decoder would skip it, a canonical encoder never writes it.
             _ if matches!(wire_type, 0 | 1 | 2 | 5) => return Err(FileError::NotCanonical),
             _ => return Err(FileError::Undecodable),
@@ -130,7 +132,7 @@ impl<R: BufRead> Reader<R> {
         if wire_type != expected {
             return Err(FileError::Undecodable);
         }
-        // Ascending field numbers; only 4 and 5 repeat.
+        // Ascending field numbers; only 4, 5 and 6 repeat.
         if number < self.last || (number == self.last && number < 4) {
             return Err(FileError::NotCanonical);
         }
@@ -155,6 +157,7 @@ impl<R: BufRead> Reader<R> {
                 Field::Exporter(b)
             }
             4 => Field::PeerBundle(self.bytes(MAX_BUNDLE_LEN)?),
+            6 => Field::Revocation(self.bytes(hotline_protocol::revocation::MAX_REVOCATION_LEN)?),
             _ => {
                 let b = self.bytes(MAX_ITEM_LEN)?;
                 let item =
@@ -169,17 +172,21 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
-/// Writes an evidence file: the bundle's fields before its items, then items one at a time.
+/// Writes an evidence file: the bundle's fields before its items, then items one at a time,
+/// then the revocations.
 pub struct Writer<W> {
     w: W,
     written: u64,
+    revocations: Vec<bytes::Bytes>,
 }
 
 impl<W: Write> Writer<W> {
-    /// Writes `header` (an `EvidenceBundle` whose items are ignored) to `w`.
+    /// Writes `header` (an `EvidenceBundle` whose items are ignored) to `w`; its revocations
+    /// are written by [`Writer::finish`], after the items.
     pub fn start(mut w: W, header: &wire::EvidenceBundle) -> std::io::Result<Self> {
         let head = wire::EvidenceBundle {
             items: Vec::new(),
+            revocations: Vec::new(),
             ..header.clone()
         }
         .encode_to_vec();
@@ -187,6 +194,7 @@ impl<W: Write> Writer<W> {
         Ok(Writer {
             w,
             written: head.len() as u64,
+            revocations: header.revocations.clone(),
         })
     }
 
@@ -207,9 +215,17 @@ impl<W: Write> Writer<W> {
         self.written
     }
 
-    /// The underlying writer (flush and sync it).
-    pub fn into_inner(self) -> W {
-        self.w
+    /// Writes the revocations; returns the underlying writer (flush and sync it) and the
+    /// bytes written in all.
+    pub fn finish(mut self) -> std::io::Result<(W, u64)> {
+        let tail = wire::EvidenceBundle {
+            revocations: std::mem::take(&mut self.revocations),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        self.w.write_all(&tail)?;
+        self.written += tail.len() as u64;
+        Ok((self.w, self.written))
     }
 }
 
@@ -233,6 +249,7 @@ mod tests {
             exporter_bundle: vec![7; 30].into(),
             peer_bundles: vec![vec![8; 20].into(), vec![9; 20].into()],
             items: (0..items).map(|n| item(n as u8)).collect(),
+            revocations: Vec::new(),
         }
     }
 
@@ -249,18 +266,20 @@ mod tests {
     /// encoding, and the reader gives back every field.
     #[test]
     fn written_in_pieces_equals_the_canonical_encoding_and_reads_back() {
-        let b = bundle(5);
+        let mut b = bundle(5);
+        b.revocations = vec![vec![6; 100].into(), vec![7; 90].into()];
         let mut w = Writer::start(Vec::new(), &b).unwrap();
         for i in &b.items {
             w.item(i.clone()).unwrap();
         }
-        assert_eq!(w.written() as usize, b.encoded_len());
-        let bytes = w.into_inner();
+        let (bytes, written) = w.finish().unwrap();
+        assert_eq!(written as usize, b.encoded_len());
         assert_eq!(bytes, b.encode_to_vec());
         let fields = read_all(&bytes).unwrap();
-        assert_eq!(fields.len(), 2 + 1 + 2 + 5);
+        assert_eq!(fields.len(), 2 + 1 + 2 + 5 + 2);
         assert_eq!(fields[0], Field::Version(1));
         assert_eq!(fields[9], Field::Item(item(4)));
+        assert_eq!(fields[11], Field::Revocation(vec![7; 90]));
     }
 
     #[test]
@@ -279,7 +298,7 @@ mod tests {
         // A varint with a trailing zero group (1 written in two bytes).
         assert_eq!(read_all(&[0x08, 0x81, 0x00]), Err(FileError::NotCanonical));
         // An unknown field.
-        assert_eq!(read_all(&[0x30, 0x01]), Err(FileError::NotCanonical));
+        assert_eq!(read_all(&[0x38, 0x01]), Err(FileError::NotCanonical));
         // Truncated anywhere inside a field, and another kind of file.
         for n in [1, 5, good.len() - 1] {
             assert!(read_all(&good[..n]).is_err(), "truncated to {n}");

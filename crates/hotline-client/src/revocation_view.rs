@@ -75,6 +75,29 @@ pub fn parse(raw: &[Bytes], issuers: &[NodeId]) -> Vec<Revocation> {
         .collect()
 }
 
+/// One line for people: whose key, which, since when, why.
+pub fn summary(r: &Revocation) -> String {
+    let what = match r.compromised_since() {
+        Some(c) => format!(
+            "compromised since {}",
+            hotline_transport::time::utc_second(c)
+        ),
+        None => "retired".to_owned(),
+    };
+    format!(
+        "node {} revoked {} key {} on {} ({what}){}",
+        r.issuer().fingerprint(),
+        r.kind().as_str(),
+        hotline_transport::request::fingerprint(r.key()),
+        hotline_transport::time::utc_second(r.revoked()),
+        if r.reason().is_empty() {
+            String::new()
+        } else {
+            format!(": {}", clean(r.reason()))
+        }
+    )
+}
+
 /// How `officer`'s signature, certified by `issuer` and claiming `claimed_ms`, stands against
 /// `revocations`; `None` if no revocation names its key.
 pub fn standing(

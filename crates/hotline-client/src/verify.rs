@@ -290,6 +290,8 @@ pub struct Report {
     pub peers: Vec<Party>,
     /// The items.
     pub items: Vec<ItemReport>,
+    /// The key revocations in the file that verify (SPEC.md §4.6), one line each.
+    pub revocations: Vec<String>,
 }
 
 /// Why a bundle as a whole is invalid (§15.7.2 steps 1–2): nothing in it was checked further.
@@ -351,6 +353,7 @@ pub fn verify_evidence_from(r: impl std::io::BufRead) -> Result<Report, Evidence
     let (mut version, mut created_ms, mut exporter, mut peer_bytes) =
         (0, 0, Vec::new(), Vec::new());
     let mut first_item = None;
+    let mut revocation_bytes: Vec<bytes::Bytes> = Vec::new();
     while let Some(field) = reader.next_field().map_err(file_error)? {
         match field {
             Field::Version(v) => version = v,
@@ -361,6 +364,7 @@ pub fn verify_evidence_from(r: impl std::io::BufRead) -> Result<Report, Evidence
                 first_item = Some(i);
                 break;
             }
+            Field::Revocation(b) => revocation_bytes.push(b.into()),
         }
     }
     if version != 1 {
@@ -417,12 +421,41 @@ pub fn verify_evidence_from(r: impl std::io::BufRead) -> Result<Report, Evidence
         }
         next = match reader.next_field().map_err(file_error)? {
             Some(Field::Item(i)) => Some(i),
-            // The reader keeps the field order: nothing but items comes after an item.
+            Some(Field::Revocation(b)) => {
+                revocation_bytes.push(b.into());
+                None
+            }
+            // The reader keeps the field order: nothing but items and revocations comes after
+            // an item.
             Some(_) => return Err(EvidenceError::NotCanonical),
             None => None,
         };
     }
+    while let Some(field) = reader.next_field().map_err(file_error)? {
+        match field {
+            Field::Revocation(b) => revocation_bytes.push(b.into()),
+            _ => return Err(EvidenceError::NotCanonical),
+        }
+    }
+    // Revoked officer keys (SPEC.md §4.6.3): an acknowledgement claiming a time at or after the
+    // cutoff of its key's revocation by the receipt's signer does not count.
+    let nodes: Vec<NodeId> = std::iter::once(x).chain(y.iter().copied()).collect();
+    let revs = crate::revocation_view::parse(&revocation_bytes, &nodes);
+    for item in &mut items {
+        for r in &mut item.receipts {
+            let signer = r.signer.as_deref().and_then(|s| s.parse::<NodeId>().ok());
+            if let Some(signer) = signer {
+                crate::revocation_view::mark_revoked_ack(r, &revs, &signer);
+            }
+        }
+        if item.receipts.iter().any(|r| !r.valid) && item.valid {
+            item.valid = false;
+            flag_contradictions(&mut item.receipts);
+            item.status = status(&item.receipts);
+        }
+    }
     Ok(Report {
+        revocations: revs.iter().map(crate::revocation_view::summary).collect(),
         valid: items.iter().all(|i| i.valid),
         created_ms,
         exporter: Party::of(&exporter),

@@ -69,6 +69,7 @@ fn fixture() -> Fixture {
                 removed: None,
             },
         ],
+        revocations: Vec::new(),
     };
     let at_b = &p.b.inbox[&out_id];
     let show = wire::ShowResponse {
@@ -211,7 +212,7 @@ fn truncated_and_foreign_files_fail_with_a_clear_message() {
     // An empty EvidenceBundle decodes (all defaults) but has version 0.
     assert_eq!(verify_evidence(b"").unwrap_err(), EvidenceError::Version(0));
     let mut trailing = good.clone();
-    trailing.extend_from_slice(&[0x30, 0x01]); // unknown field 6
+    trailing.extend_from_slice(&[0x38, 0x01]); // unknown field 7
     assert_eq!(
         verify_evidence(&trailing).unwrap_err(),
         EvidenceError::NotCanonical
@@ -662,4 +663,58 @@ fn show_reports_how_signatures_by_revoked_officer_keys_stand() {
         r.valid && r.officer.as_ref().expect("o").revoked.is_none(),
         "{r:#?}"
     );
+}
+
+#[test]
+fn evidence_says_how_acknowledgements_by_revoked_keys_stand() {
+    use hotline_protocol::revocation::{Revocation, RevokedKind};
+    let f = fixture();
+    let ack_time = f.bundle.items[0]
+        .receipts
+        .iter()
+        .find_map(
+            |r| match Receipt::verify(r, &f.nodes[1].id()).ok()?.kind() {
+                ReceiptKind::Acknowledged { time, .. } => Some(*time),
+                _ => None,
+            },
+        )
+        .expect("an acknowledgement");
+    let revoke = |since: u64| {
+        Revocation::issue(
+            &f.nodes[1],
+            RevokedKind::Officer,
+            *f.officers[1].officer_key(),
+            since + 1,
+            Some(since),
+            "phone lost",
+        )
+        .expect("revocation")
+        .bytes()
+        .clone()
+    };
+    // Revoked from a time after the acknowledgement: it counts, and says so.
+    let mut b = f.bundle.clone();
+    b.revocations = vec![revoke(ack_time + 1)];
+    let r = verify_evidence(&b.encode_to_vec()).expect("report");
+    assert!(r.valid, "{r:#?}");
+    assert_eq!(r.revocations.len(), 1);
+    assert!(r.revocations[0].contains("compromised since"));
+    assert_eq!(r.items[0].status, "acknowledged");
+    let ack = r.items[0]
+        .receipts
+        .iter()
+        .find(|x| x.kind == Some("ACKNOWLEDGED"))
+        .expect("ack");
+    assert!(
+        ack.officer_credential
+            .as_ref()
+            .and_then(|o| o.revoked.as_ref())
+            .is_some_and(|x| x.counts)
+    );
+    // From the moment of the acknowledgement: it does not count; the message stands delivered.
+    b.revocations = vec![revoke(ack_time)];
+    let r = verify_evidence(&b.encode_to_vec()).expect("report");
+    assert!(!r.valid);
+    assert_eq!(r.items[0].status, "delivered");
+    assert!(r.items[1].valid, "the other item is untouched");
 }

@@ -71,9 +71,8 @@ async fn write_pages(
             "the node's export answer holds no evidence bundle",
         ));
     };
-    let bytes = w.written();
+    let (w, bytes) = w.finish().map_err(io)?;
     w.into_inner()
-        .into_inner()
         .map_err(|e| io(e.into_error()))?
         .sync_all()
         .map_err(io)?;
@@ -218,6 +217,9 @@ pub fn report_text(style: &Style, file: &Path, r: &Report) -> String {
         "  created      {} (the exporter's claim; no signature covers it)\n",
         second(r.created_ms)
     ));
+    for line in &r.revocations {
+        out.push_str(&format!("  revocation   {line}\n"));
+    }
     let name = |id: &Option<String>| {
         id.as_deref()
             .map(|i| {

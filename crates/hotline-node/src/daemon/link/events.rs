@@ -165,9 +165,10 @@ pub(super) fn event(
             }
         }
         Event::Envelope { stream, envelope } => {
+            let version = session.peer_hello().map_or(1, |h| h.version);
             tokio::spawn(receive_envelope(
                 ctx.clone_parts(),
-                conn_id,
+                (conn_id, version),
                 stream,
                 envelope,
             ));

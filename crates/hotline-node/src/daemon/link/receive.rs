@@ -55,7 +55,13 @@ impl LinkCtx {
 }
 
 /// SPEC.md §7.6: open, then store with its DELIVERED receipt (or find the original), then answer.
-pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, envelope: Envelope) {
+/// `version` is the one the connection `conn_id` negotiated.
+pub(super) async fn receive_envelope(
+    p: Parts,
+    (conn_id, version): (u64, u32),
+    stream: StreamId,
+    envelope: Envelope,
+) {
     // SPEC.md §13.3: below the disk-space floor nothing new is taken. INTERNAL_ERROR: the peer
     // did nothing wrong, keeps the envelope and sends it again later.
     if p.guard.refusing() {
@@ -75,8 +81,15 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
         }
     }
     let (identity, keys, peer) = (p.identity.clone(), p.keys.clone(), p.peer);
-    // The peer's revocations of its officers' keys (SPEC.md §7.6, version 2).
-    let revoked = p.revocations.of(&peer);
+    // The peer's revocations of its officers' keys (SPEC.md §7.6 step 12a). A message held
+    // already is answered as ever (its original receipt), whatever was revoked since.
+    let mut revoked = p.revocations.of(&peer);
+    if !revoked.is_empty() {
+        let id = *envelope.message_id();
+        if let Some(Ok(Some(_))) = p.store.call(move |s| s.received(&id)).await {
+            revoked = Arc::default();
+        }
+    }
     let env = envelope.clone();
     let opened = p
         .pool
@@ -100,6 +113,17 @@ pub(super) async fn receive_envelope(p: Parts, conn_id: u64, stream: StreamId, e
                 .map(|r| Err(Box::new(r))),
                 Ok(content) => Receipt::sign(&identity, &subject, ReceiptBuild::Delivered, now)
                     .map(|r| Ok((content, r))),
+                // A version 1 peer does not know REVOKED_KEY (§12.3).
+                Err(rej) if rej.reason == RejectReason::RevokedKey && version < 2 => Receipt::sign(
+                    &identity,
+                    &subject,
+                    ReceiptBuild::Rejected(
+                        RejectReason::BadOfficerSignature,
+                        "officer key revoked by the sender",
+                    ),
+                    now,
+                )
+                .map(|r| Err(Box::new(r))),
                 Err(rej) => Receipt::sign(
                     &identity,
                     &subject,

@@ -190,6 +190,13 @@ pub(super) async fn export(shared: &Arc<Shared>, e: wire::ExportRequest) -> Repl
         bundle.created_ms = now_ms();
         bundle.exporter_bundle = shared.own_bundle();
         bundle.peer_bundles = peers.iter().map(|p| shared.peer_bundle(p)).collect();
+        // The key revocations of every node in the bundle (SPEC.md §4.6.3, §15.7): the
+        // verifier says how each acknowledgement stands against them.
+        bundle.revocations = std::iter::once(shared.id)
+            .chain(peers.iter().copied())
+            .flat_map(|n| shared.revocations.of(&n).as_ref().clone())
+            .map(|r| r.bytes().clone())
+            .collect();
     }
     let mut size = bundle.encoded_len();
     let mut next_cursor = bytes::Bytes::new();
