@@ -341,7 +341,7 @@ pub fn standing(
     }
 }
 
-/// SPEC.md §7.6 step 10 (version 2): an envelope from `sender` created at `created` whose
+/// SPEC.md §7.6 step 12a (version 2): an envelope from `sender` created at `created` whose
 /// content an officer key of the sender signed is refused (REVOKED_KEY) when the sender
 /// revoked that key with a cutoff at or before `created`.
 pub fn check_officer(
@@ -367,6 +367,34 @@ pub fn check_officer(
         )),
         _ => Ok(()),
     }
+}
+
+/// The officer keys a stored message names, read without checking any signature (to pick the
+/// revocations that concern it): the content's officer, and each acknowledgement's. Bytes that
+/// do not decode name nothing.
+pub fn officer_keys_in(content: &[u8], receipts: &[Bytes]) -> Vec<[u8; KEY_LEN]> {
+    let key_of = |c: Option<&wire::OfficerCredential>| -> Option<[u8; KEY_LEN]> {
+        let body = wire::CredentialBody::decode(c?.body.clone()).ok()?;
+        body.officer_key.as_ref().try_into().ok()
+    };
+    let mut keys = Vec::new();
+    if let Ok(c) = wire::Content::decode(content)
+        && let Some(k) = key_of(c.officer.as_ref().and_then(|o| o.credential.as_ref()))
+    {
+        keys.push(k);
+    }
+    for r in receipts {
+        let ack = wire::Receipt::decode(r.clone())
+            .ok()
+            .and_then(|r| wire::ReceiptBody::decode(r.body).ok())
+            .and_then(|b| b.ack);
+        if let Some(k) = key_of(ack.as_ref().and_then(|a| a.credential.as_ref()))
+            && !keys.contains(&k)
+        {
+            keys.push(k);
+        }
+    }
+    keys
 }
 
 /// The payload of a Revocations frame carrying `revocations` (at most [`MAX_PER_FRAME`]).
