@@ -172,3 +172,54 @@ fn revocations_reach_the_running_peer_at_once_and_are_kept() {
         2
     );
 }
+
+#[test]
+fn messages_a_revoked_key_signed_that_never_left_are_withdrawn() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = two_nodes(
+        tmp.path(),
+        &[
+            ('a', "Anna Officer", "officer", "anna.cred"),
+            ('a', "Carl Officer", "officer", "carl.cred"),
+            ('b', "Bruno Officer", "officer", "bruno.cred"),
+        ],
+    );
+    runtime().block_on(async {
+        // B is down: what A's officers send waits in A's outbox.
+        let na = start(a.clone()).await;
+        let anna = Client::connect(&a.join("anna.cred"), na.local_addr)
+            .await
+            .expect("anna");
+        let carl = Client::connect(&a.join("carl.cred"), na.local_addr)
+            .await
+            .expect("carl");
+        let (r, by_anna) = send(&anna, "cert-b", "written by the thief").await;
+        assert!(matches!(r, Response::Send(_)), "{r:?}");
+        let (r, by_carl) = send(&carl, "cert-b", "written by Carl").await;
+        assert!(matches!(r, Response::Send(_)), "{r:?}");
+
+        // Anna's key is revoked as compromised since ten minutes ago.
+        hotline_node::revoke::revoke(&a, "Anna Officer", Some("10m"), "laptop stolen")
+            .expect("revoke");
+        na.reload().await.expect("reload");
+        let s = wait_state(&carl, by_anna, |s| s == "cancelled").await;
+        assert_eq!(s.summary.expect("summary").state, "cancelled");
+
+        // B comes up: Carl's message arrives, Anna's never does.
+        let nb = start(b.clone()).await;
+        wait_state(&carl, by_carl, |s| s == "delivered").await;
+        let bruno = Client::connect(&b.join("bruno.cred"), nb.local_addr)
+            .await
+            .expect("bruno");
+        match common::show(&bruno, by_anna).await {
+            r @ Response::Error(_) => assert_eq!(
+                common::error_code(&r),
+                Some(hotline_protocol::wire::OperatorErrorCode::NotFound)
+            ),
+            other => panic!("the withdrawn message reached B: {other:?}"),
+        }
+        drop((anna, carl, bruno));
+        nb.shutdown().await;
+        na.shutdown().await;
+    });
+}

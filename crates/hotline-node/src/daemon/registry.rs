@@ -176,15 +176,22 @@ impl Shared {
         let (rows, operators, bundles, revocations) = read;
         // Our revocations (`hotlined keys revoke`, `operator remove`): every link tells its
         // peer the new ones at once (SPEC.md §4.6.2); links started below take them at start.
-        let own_before = self.revocations.own().len();
+        let own_before = self.revocations.own();
         self.revocations.replace(revocations);
         let own = self.revocations.own();
-        if own.len() != own_before
-            && let Ok(reg) = self.registry.read()
-        {
-            for l in &reg.peers {
-                let _ = l.tx.send(LinkMsg::Revocations(own.as_ref().clone()));
+        let new: Vec<_> = own
+            .iter()
+            .filter(|r| !own_before.contains(r))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            if let Ok(reg) = self.registry.read() {
+                for l in &reg.peers {
+                    let _ = l.tx.send(LinkMsg::Revocations(own.as_ref().clone()));
+                }
             }
+            // What the revoked keys signed and was never sent is not sent (SPEC.md §4.6.1).
+            tokio::spawn(super::revocations::withdraw(self.clone(), new));
         }
         let mut report = ReloadReport::default();
         let mut wanted: Vec<(PeerRecord, PeerBundle)> = Vec::new();

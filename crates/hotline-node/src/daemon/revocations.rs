@@ -100,3 +100,42 @@ pub fn describe(r: &Revocation) -> String {
         utc_second(r.revoked()),
     )
 }
+
+/// Withdraws our messages that a key we just revoked signed at or after the revocation's
+/// cutoff and that never left (SPEC.md §4.6.1): cancelled as an officer's cancel would
+/// (§15.5.10), by "key revocation". One already written to the link cannot be withdrawn: the
+/// peer refuses it (REVOKED_KEY) if the revocation reached it first, and otherwise shows that
+/// its signature does not count; the log says which.
+pub(super) async fn withdraw(shared: Arc<super::Shared>, revs: Vec<Revocation>) {
+    for r in revs {
+        let (key, since) = (*r.key(), r.cutoff());
+        let ids = match shared
+            .store
+            .call(move |s| s.unsent_signed_by(&key, since))
+            .await
+        {
+            Some(Ok(ids)) => ids,
+            Some(Err(e)) => {
+                tracing::error!("cannot look for messages the revoked key signed: {e}");
+                continue;
+            }
+            None => return,
+        };
+        for id in ids {
+            let hex = data_encoding::HEXLOWER.encode(&id);
+            match shared.cancel(id, "key revocation".into()).await {
+                Ok(c) => tracing::warn!(
+                    id = %hex,
+                    sequence = c.sequence,
+                    "withdrawn before it was sent: its officer key was revoked ({})",
+                    describe(&r)
+                ),
+                Err(e) => tracing::warn!(
+                    id = %hex,
+                    "signed by a revoked officer key and not withdrawn: {e}; the peer refuses it \
+                     if the revocation reached it first, and shows its signature does not count"
+                ),
+            }
+        }
+    }
+}

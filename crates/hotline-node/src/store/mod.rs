@@ -207,6 +207,13 @@ pub trait Store: Send + 'static {
         now: UnixMillis,
         max_per_issuer: usize,
     ) -> Result<RevocationAdded>;
+    /// Our messages not answered yet (unsealed or pending), created at or after `since`, whose
+    /// content `officer_key` signed: what a revocation of that key withdraws (SPEC.md §4.6).
+    fn unsent_signed_by(
+        &mut self,
+        officer_key: &[u8; 32],
+        since: UnixMillis,
+    ) -> Result<Vec<MessageId>>;
     /// Every revocation held, each checked again against its issuer, oldest first.
     fn revocations(&mut self) -> Result<Vec<hotline_protocol::revocation::Revocation>>;
     /// The inbox, newest first, at most `limit` rows.

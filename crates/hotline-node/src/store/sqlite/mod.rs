@@ -446,6 +446,14 @@ impl Store for SqliteStore {
         SqliteStore::add_revocation(self, revocation, now, max_per_issuer)
     }
 
+    fn unsent_signed_by(
+        &mut self,
+        officer_key: &[u8; 32],
+        since: hotline_protocol::time::UnixMillis,
+    ) -> Result<Vec<MessageId>> {
+        SqliteStore::unsent_signed_by(self, officer_key, since)
+    }
+
     fn revocations(&mut self) -> Result<Vec<hotline_protocol::revocation::Revocation>> {
         SqliteStore::revocations(self)
     }

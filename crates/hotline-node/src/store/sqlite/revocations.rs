@@ -57,6 +57,32 @@ impl SqliteStore {
         Ok(RevocationAdded::Added)
     }
 
+    pub(super) fn unsent_signed_by(
+        &mut self,
+        officer_key: &[u8; 32],
+        since: UnixMillis,
+    ) -> Result<Vec<hotline_protocol::envelope::MessageId>> {
+        let since = int(since, "created_ms")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT message_id, content FROM outbox \
+             WHERE created_ms >= ?1 AND state IN ('unsealed', 'pending')",
+        )?;
+        let rows = stmt.query_map([since], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, content) = row?;
+            let keys = hotline_protocol::revocation::officer_keys_in(&content, &[]);
+            if keys.first() == Some(officer_key)
+                && let Ok(id) = <[u8; 16]>::try_from(id.as_slice())
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+
     pub(super) fn revocations(&mut self) -> Result<Vec<Revocation>> {
         let mut stmt = self
             .conn
