@@ -157,6 +157,8 @@ pub struct ControlLog {
     pub closes: Vec<wire::Close>,
     /// KeyUpdate payloads (SPEC.md §4.3.5), unverified, with when they arrived.
     pub key_updates: Vec<(Instant, Bytes)>,
+    /// BundleUpdate payloads (SPEC.md §4.4.4): a version 2 target sends its bundle at link-up.
+    pub bundle_updates: Vec<Bytes>,
     /// Anything else, or a heartbeat that did not decode: described.
     pub other: Vec<String>,
     /// How the stream ended, if it did.
@@ -436,6 +438,7 @@ async fn read_control(
                     Err(e) => l.other.push(format!("Close that does not decode: {e}")),
                 },
                 FrameType::KeyUpdate => l.key_updates.push((Instant::now(), f.payload.clone())),
+                FrameType::BundleUpdate => l.bundle_updates.push(f.payload.clone()),
                 other => l.other.push(format!("{other:?} frame")),
             }
         }

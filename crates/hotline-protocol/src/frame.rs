@@ -13,7 +13,7 @@ use crate::receipt::MAX_RECEIPT_LEN;
 /// Length of a frame header.
 pub const HEADER_LEN: usize = 5;
 /// Largest control-stream frame payload (Hello, Heartbeat, Close, KeyUpdate,
-/// Revocations).
+/// Revocations, BundleUpdate, BundleAccepted).
 pub const MAX_CONTROL_LEN: usize = 16 * 1024;
 /// Largest ReceiptStored payload.
 pub const MAX_STORED_LEN: usize = 1024;
@@ -32,6 +32,10 @@ pub enum FrameType {
     KeyUpdate,
     /// 0x05, control stream; protocol version 2 only (SPEC.md §4.6).
     Revocations,
+    /// 0x06, control stream; protocol version 2 only (SPEC.md §4.4.4).
+    BundleUpdate,
+    /// 0x07, control stream; protocol version 2 only (SPEC.md §4.4.4).
+    BundleAccepted,
     /// 0x10, message stream.
     Envelope,
     /// 0x11, message stream.
@@ -49,6 +53,8 @@ impl FrameType {
             FrameType::Close => 0x03,
             FrameType::KeyUpdate => 0x04,
             FrameType::Revocations => 0x05,
+            FrameType::BundleUpdate => 0x06,
+            FrameType::BundleAccepted => 0x07,
             FrameType::Envelope => 0x10,
             FrameType::Receipt => 0x11,
             FrameType::ReceiptStored => 0x12,
@@ -63,6 +69,8 @@ impl FrameType {
             0x03 => FrameType::Close,
             0x04 => FrameType::KeyUpdate,
             0x05 => FrameType::Revocations,
+            0x06 => FrameType::BundleUpdate,
+            0x07 => FrameType::BundleAccepted,
             0x10 => FrameType::Envelope,
             0x11 => FrameType::Receipt,
             0x12 => FrameType::ReceiptStored,
@@ -77,7 +85,9 @@ impl FrameType {
             | FrameType::Heartbeat
             | FrameType::Close
             | FrameType::KeyUpdate
-            | FrameType::Revocations => MAX_CONTROL_LEN,
+            | FrameType::Revocations
+            | FrameType::BundleUpdate
+            | FrameType::BundleAccepted => MAX_CONTROL_LEN,
             FrameType::Envelope => MAX_ENVELOPE_LEN,
             FrameType::Receipt => MAX_RECEIPT_LEN,
             FrameType::ReceiptStored => MAX_STORED_LEN,
@@ -93,6 +103,8 @@ impl FrameType {
                 | FrameType::Close
                 | FrameType::KeyUpdate
                 | FrameType::Revocations
+                | FrameType::BundleUpdate
+                | FrameType::BundleAccepted
         )
     }
 }

@@ -1,5 +1,6 @@
 //! Encryption keys that rotate by themselves (SPEC.md §4.3.4, §4.3.5), run in the deterministic
-//! harness: a pair through 400 simulated days with the default key policy, announcements in
+//! harness: a pair through 400 simulated days with the default key policy (and TLS keys rotated
+//! every few months, §4.4.4), announcements in
 //! KeyUpdate frames on a version 2 link and in the next Hello on a version 1 link, and the
 //! checks a receiver makes of a KeyUpdate.
 
@@ -65,6 +66,7 @@ fn four_hundred_days_of_default_rotation_lose_and_duplicate_nothing() {
     let mut rng = TestRng::new(4000);
     let (mut made, mut destroyed) = ([0usize; 2], [0usize; 2]);
     let mut sent = [Vec::new(), Vec::new()];
+    let mut tls_rotations = Vec::new();
     p.connect();
     p.run_for(1000);
     for day in 0..400u64 {
@@ -88,6 +90,15 @@ fn four_hundred_days_of_default_rotation_lose_and_duplicate_nothing() {
                 }
             }
             p.run_for(6 * HOUR);
+        }
+        // TLS keys rotate too (SPEC.md §4.4.4): A's every 90 days, B's every 120.
+        for (who, every) in [(Who::A, 90), (Who::B, 120)] {
+            if day % every == every / 2 {
+                let at = p.now;
+                let before = p.node(who).tls_spki;
+                let _ = p.node(who).rotate_tls(at, &mut rng);
+                tls_rotations.push((who, before));
+            }
         }
         // Officers' credentials are renewed yearly (`hotlined operator renew`).
         if day == 300 {
@@ -123,6 +134,17 @@ fn four_hundred_days_of_default_rotation_lose_and_duplicate_nothing() {
         let at = p.now;
         let _ = p.node(who).maintain_keys(at, &policy, &mut rng);
     }
+    // Every TLS rotation took effect (the node switched once its peer accepted the key), and no
+    // connection was ever refused for a key the peer did not accept.
+    assert_eq!(p.tls_refusals, 0);
+    assert_eq!(tls_rotations.len(), 4 + 3, "{tls_rotations:?}");
+    assert!(p.a.next_tls.is_none() && p.b.next_tls.is_none());
+    for (who, old) in &tls_rotations {
+        let node = if *who == Who::A { &p.a } else { &p.b };
+        assert_ne!(node.tls_spki, *old);
+    }
+    assert_eq!(p.b.peer_pins, vec![p.a.tls_spki]);
+    assert_eq!(p.a.peer_pins, vec![p.b.tls_spki]);
     for (i, (sender, receiver)) in [(&p.a, &p.b), (&p.b, &p.a)].into_iter().enumerate() {
         // Every message arrived once and was answered DELIVERED.
         let unique: BTreeSet<_> = receiver.accept_log.iter().collect();

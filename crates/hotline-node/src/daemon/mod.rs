@@ -19,6 +19,7 @@ mod expiry_watch;
 pub mod guard;
 mod listener;
 pub mod own_keys;
+mod peer_bundles;
 mod registry;
 mod retention;
 pub mod revocations;
@@ -316,6 +317,7 @@ impl Node {
             deadlines: cfg.deadlines.clone(),
             guard,
             revocations,
+            bundles_held: Default::default(),
         });
         tokio::spawn(guard::watch(Arc::downgrade(&shared)));
         if let Some(dir) = &cfg.dir {

@@ -202,7 +202,7 @@ async fn apply(
         now,
     ) {
         Ok(b) => {
-            s.set_own_bundle(b.bytes().clone());
+            s.announce_own_bundle(&b);
             rewrite_bundle_file(&task.dir, &b);
         }
         Err(e) => tracing::error!("cannot make this node's bundle: {e}"),

@@ -55,6 +55,9 @@ pub(super) struct LinkEnv {
 pub(super) struct PeerLink {
     pub record: PeerRecord,
     pub bundle: PeerBundle,
+    /// The TLS key of the peer's bundle before the one it sent over the link, accepted until a
+    /// connection shows the new one (SPEC.md §4.4.4).
+    pub previous_pin: Option<[u8; 32]>,
     pub tx: mpsc::UnboundedSender<LinkMsg>,
     pub task: Option<JoinHandle<()>>,
 }
@@ -75,11 +78,11 @@ impl Registry {
         self.peers.iter().find(|p| p.record.identity == *id)
     }
 
-    /// The peer whose bundle pins this TLS key.
+    /// The peer whose bundle pins this TLS key (or whose previous key it is, §4.4.4).
     pub fn peer_by_spki(&self, spki: &[u8; 32]) -> Option<&PeerLink> {
         self.peers
             .iter()
-            .find(|p| p.bundle.tls_spki_sha256() == spki)
+            .find(|p| p.bundle.tls_spki_sha256() == spki || p.previous_pin.as_ref() == Some(spki))
     }
 
     /// Whether the operator with this officer key may act now (known and not revoked).
@@ -314,9 +317,10 @@ impl Shared {
             .collect();
         let mut ca_pinned = Vec::new();
         for l in &reg.peers {
+            let pins = std::iter::once(*l.bundle.tls_spki_sha256()).chain(l.previous_pin);
             match l.record.trust {
-                TrustMode::Ca => ca_pinned.push(*l.bundle.tls_spki_sha256()),
-                TrustMode::Pinned => pinned.push(*l.bundle.tls_spki_sha256()),
+                TrustMode::Ca => ca_pinned.extend(pins),
+                TrustMode::Pinned => pinned.extend(pins),
             }
         }
         let ca = self
@@ -344,16 +348,18 @@ impl Shared {
         &self,
         trust: TrustMode,
         bundle: &PeerBundle,
+        previous_pin: Option<[u8; 32]>,
     ) -> Result<quinn::ClientConfig, String> {
+        let pins: Vec<[u8; 32]> = std::iter::once(*bundle.tls_spki_sha256())
+            .chain(previous_pin)
+            .collect();
         // Private CA mode: the dialed host must be a subjectAltName of the peer's certificate.
         let trust = match (trust, self.env.ca()) {
             (TrustMode::Ca, Some(ca)) => PeerTrust::Mixed {
                 pinned: Vec::new(),
-                ca: Some((ca, vec![*bundle.tls_spki_sha256()])),
+                ca: Some((ca, pins)),
             },
-            _ => PeerTrust::Pinned {
-                spki_sha256: vec![*bundle.tls_spki_sha256()],
-            },
+            _ => PeerTrust::Pinned { spki_sha256: pins },
         };
         tls::client_config(
             &self.env.tls(),
@@ -382,12 +388,13 @@ impl Shared {
                     s.unconfirmed_receipts(&peer)?,
                     s.received_sequences(&peer)?,
                     s.last_sequence(&peer)?,
+                    s.previous_pin(&peer)?,
                 ))
             })
             .await
             .ok_or("the store has stopped")?
             .map_err(|e| e.to_string())?;
-        let (envelopes, receipts, received, last) = loaded;
+        let (envelopes, receipts, received, last, previous_pin) = loaded;
         let pending: Vec<Envelope> = envelopes
             .into_iter()
             .filter_map(|b| Envelope::parse(b).ok())
@@ -396,7 +403,7 @@ impl Shared {
             .into_iter()
             .filter_map(|r| hotline_protocol::receipt::Receipt::verify(&r, &me).ok())
             .collect();
-        let client_config = self.client_config(record.trust, &bundle)?;
+        let client_config = self.client_config(record.trust, &bundle, previous_pin)?;
         if let Ok(mut keys) = self.peer_keys.lock() {
             // A new bundle's keys join those the peer announced last (SPEC.md §4.3.3).
             let held = keys.get(&peer).cloned().unwrap_or_default();
@@ -428,11 +435,13 @@ impl Shared {
             shared_keys: self.peer_keys.clone(),
             guard: self.guard.clone(),
             revocations: self.revocations.clone(),
+            shared: Arc::downgrade(self),
         };
         let task = tokio::spawn(link::run(ctx, rx));
         Ok(PeerLink {
             record,
             bundle,
+            previous_pin,
             tx,
             task: Some(task),
         })

@@ -50,6 +50,8 @@ pub struct Shared {
     pub(super) deadlines: crate::config::Deadlines,
     /// Disk-space floor and per-peer quota (SPEC.md §13.3).
     pub guard: Arc<super::guard::StorageGuard>,
+    /// Which of our bundles each peer told us it holds (SPEC.md §4.4.4), by SHA-256.
+    pub bundles_held: std::sync::Mutex<std::collections::HashMap<NodeId, [u8; 32]>>,
     /// Key revocations: ours and the peers' (SPEC.md §4.6).
     pub revocations: Arc<super::revocations::RevocationBook>,
 }

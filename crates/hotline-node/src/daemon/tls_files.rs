@@ -127,15 +127,22 @@ pub(super) async fn refresh(s: &Arc<Shared>, force: bool) -> Vec<String> {
         .map(|r| {
             r.peers
                 .iter()
-                .map(|l| (l.tx.clone(), l.record.trust, l.bundle.clone()))
+                .map(|l| {
+                    (
+                        l.tx.clone(),
+                        l.record.trust,
+                        l.bundle.clone(),
+                        l.previous_pin,
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
-    for (tx, trust, bundle) in links {
+    for (tx, trust, bundle, previous_pin) in links {
         let crls = (trust == crate::store::TrustMode::Ca)
             .then(|| s.env.ca())
             .flatten();
-        match s.client_config(trust, &bundle) {
+        match s.client_config(trust, &bundle, previous_pin) {
             Ok(c) => {
                 let _ = tx.send(LinkMsg::ClientConfig(Box::new(c), crls));
             }

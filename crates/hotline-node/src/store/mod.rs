@@ -214,6 +214,20 @@ pub trait Store: Send + 'static {
         officer_key: &[u8; 32],
         since: UnixMillis,
     ) -> Result<Vec<MessageId>>;
+    /// Replaces `peer`'s bundle with one it sent over the link (SPEC.md §4.4.4), keeping the old
+    /// in the bundle history, and remembers `previous_pin` (the TLS key of the replaced bundle,
+    /// if it differs) as still accepted. False if `peer` is not pinned.
+    fn take_peer_bundle(
+        &mut self,
+        peer: &NodeId,
+        bundle: &Bytes,
+        previous_pin: Option<[u8; 32]>,
+        now: UnixMillis,
+    ) -> Result<bool>;
+    /// The TLS key `peer` used before its current bundle, while still accepted.
+    fn previous_pin(&mut self, peer: &NodeId) -> Result<Option<[u8; 32]>>;
+    /// `peer` was seen with its current bundle's TLS key: the previous one is no longer accepted.
+    fn forget_previous_pin(&mut self, peer: &NodeId) -> Result<()>;
     /// Every revocation held, each checked again against its issuer, oldest first.
     fn revocations(&mut self) -> Result<Vec<hotline_protocol::revocation::Revocation>>;
     /// The inbox, newest first, at most `limit` rows.

@@ -35,6 +35,8 @@ pub struct SessionTrace {
     pub key_updates: usize,
     /// `PeerRevocations` events: Revocations frames accepted.
     pub revocation_frames: usize,
+    /// `PeerBundle` and `BundleAccepted` events.
+    pub bundle_frames: usize,
     /// `AsyncReceipt` events.
     pub async_receipts: usize,
     /// `MalformedEnvelope` events.
@@ -555,6 +557,14 @@ impl Driver {
                 );
                 self.trace.revocation_frames += 1;
             }
+            Event::PeerBundle(b) => {
+                assert!(
+                    b.identity() == fx.peer,
+                    "a BundleUpdate accepted with another node's bundle"
+                );
+                self.trace.bundle_frames += 1;
+            }
+            Event::BundleAccepted(_) => self.trace.bundle_frames += 1,
             Event::Rtt(_) => self.trace.rtts += 1,
             Event::GapDetected { .. } => self.trace.gaps += 1,
             Event::GapClosed => self.trace.gaps_closed += 1,

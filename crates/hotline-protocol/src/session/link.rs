@@ -90,6 +90,8 @@ impl Session {
         self.key_update_limiter.refill(now);
         self.revocation_limiter.refill(now);
         self.our_revocations.reset();
+        self.bundle_limiter.refill(now);
+        self.our_bundle.reset();
     }
 
     /// The connection is gone (closed by either side, or lost). In-flight items will be
@@ -277,6 +279,10 @@ impl Session {
             (LinkState::Up, FrameType::Close) => self.peer_closed(&f.payload),
             (LinkState::Up, FrameType::KeyUpdate) => self.peer_key_update(now, &f.payload),
             (LinkState::Up, FrameType::Revocations) => self.peer_revocations(now, &f.payload),
+            (LinkState::Up, FrameType::BundleUpdate) => self.peer_bundle_update(now, &f.payload),
+            (LinkState::Up, FrameType::BundleAccepted) => {
+                self.peer_bundle_accepted(now, &f.payload)
+            }
             (_, FrameType::Hello) => self.fail(CloseCode::UnexpectedFrame, "second Hello"),
             _ => self.fail(
                 CloseCode::UnexpectedFrame,
@@ -325,6 +331,8 @@ impl Session {
         let _ = self.announce_keys_if_changed();
         // Every revocation we issued, on each new connection (SPEC.md §4.6.2).
         let _ = self.announce_revocations();
+        // Our bundle, on each new connection (SPEC.md §4.4.4).
+        let _ = self.announce_bundle();
         self.timers
             .set(Timer::Heartbeat, now.after(self.config.heartbeat_interval));
         for (stream, frame) in core::mem::take(&mut self.held) {

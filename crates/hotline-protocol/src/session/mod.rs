@@ -27,6 +27,7 @@
 //! and timers); `streams` the message streams the peer opens and the answers to ours;
 //! `commands` the application's commands and the sending of queued items.
 
+mod bundles;
 mod commands;
 mod dedup;
 mod keys;
@@ -43,6 +44,7 @@ mod types;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+pub use bundles::{verify_bundle_accepted, verify_bundle_update};
 pub use dedup::{DedupWindow, Seen};
 pub use keys::{MAX_ANNOUNCED_KEYS, key_update_payload, verify_key_update};
 pub use outgoing::{Item, ItemKey};
@@ -102,6 +104,10 @@ pub struct Session {
     our_revocations: revocations::OurRevocations,
     /// The peer's Revocations frames (SPEC.md §13.2).
     revocation_limiter: RateLimit,
+    /// Our bundle, and whether the peer was sent it on this connection (SPEC.md §4.4.4).
+    our_bundle: bundles::OurBundle,
+    /// The peer's BundleUpdate and BundleAccepted frames (SPEC.md §13.2).
+    bundle_limiter: RateLimit,
     /// Pings read from the peer and not yet answered, the latest `ECHOES_PER_READ`
     /// of one read of the control stream (SPEC.md §11.1).
     echo_due: VecDeque<u64>,
@@ -183,6 +189,12 @@ impl Session {
             revocation_limiter: RateLimit::per_period(
                 revocations::REVOCATION_REFILL_S,
                 revocations::REVOCATION_BURST,
+                start,
+            ),
+            our_bundle: Default::default(),
+            bundle_limiter: RateLimit::per_period(
+                bundles::BUNDLE_REFILL_S,
+                bundles::BUNDLE_BURST,
                 start,
             ),
             echo_due: VecDeque::new(),

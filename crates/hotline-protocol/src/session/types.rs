@@ -185,6 +185,13 @@ pub enum Event {
     /// issued by the peer. Store them (duplicates are harmless) and refuse envelopes signed
     /// by a revoked key after its cutoff (§7.6).
     PeerRevocations(Vec<crate::revocation::Revocation>),
+    /// The peer sent its current bundle (SPEC.md §4.4.4), verified and of its identity. If it
+    /// is newer than the one held, hold it durably (its TLS key is accepted from then on, next
+    /// to the previous one until a connection shows the new key), then answer with
+    /// [`Session::bundle_accepted`]; answer the same for the bundle held already.
+    PeerBundle(Box<crate::bundle::PeerBundle>),
+    /// The peer holds our bundle of this SHA-256 durably (SPEC.md §4.4.4).
+    BundleAccepted([u8; 32]),
     /// A round-trip time measurement, in milliseconds.
     Rtt(u64),
     /// Sequences the peer says it sent have not arrived within the grace period.

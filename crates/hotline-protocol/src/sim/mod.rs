@@ -7,6 +7,7 @@
 
 mod node;
 mod pair;
+mod tls;
 
 pub use node::{Accepted, SimNode, is_rejected_with, receipt_kinds};
 pub use pair::{EPOCH, Faults, Pair, Who};

@@ -41,6 +41,16 @@ pub struct SimNode {
     pub peer_keys: Vec<EncryptionKey>,
     /// Revocations the peer sent (SPEC.md §4.6), distinct.
     pub peer_revocations: Vec<crate::revocation::Revocation>,
+    /// The TLS key this node presents (its SPKI digest).
+    pub tls_spki: [u8; 32],
+    /// A TLS key announced in a bundle and the bundle's SHA-256, until the peer accepts it.
+    pub next_tls: Option<([u8; 32], [u8; 32])>,
+    /// `created_ms` of the last bundle this node made.
+    pub own_bundle_created: UnixMillis,
+    /// The TLS keys accepted for the peer.
+    pub peer_pins: Vec<[u8; 32]>,
+    /// The newest bundle the peer sent, if any.
+    pub peer_bundle: Option<crate::bundle::PeerBundle>,
     /// Accepted messages, by id.
     pub inbox: BTreeMap<MessageId, Accepted>,
     /// Every acceptance, in order (a duplicate would show twice).
@@ -326,6 +336,11 @@ impl SimNode {
             // its KeyUpdate frames. Keys from before stay candidates until they expire.
             Event::LinkUp(h) => self.learn_peer_keys(&h.encryption_keys),
             Event::PeerKeys(keys) => self.learn_peer_keys(keys),
+            Event::PeerBundle(b) => {
+                self.take_peer_bundle(at, b);
+                self.learn_peer_keys(b.encryption_keys());
+            }
+            Event::BundleAccepted(sha) => self.bundle_taken(sha),
             Event::PeerRevocations(revs) => {
                 for r in revs {
                     if !self.peer_revocations.contains(r) {

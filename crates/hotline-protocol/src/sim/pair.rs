@@ -74,6 +74,8 @@ pub struct Pair {
     pub split: usize,
     /// Randomness for faults and sealing.
     pub rng: TestRng,
+    /// Connections refused because a side's TLS key was not one the other accepts.
+    pub tls_refusals: usize,
     net: Vec<InFlight>,
     order: u64,
     /// (sender, sender's stream) → receiver's stream.
@@ -127,6 +129,7 @@ impl Pair {
                     peer: NodeId,
                     peer_keys,
                     config: Config| SimNode {
+            tls_spki: crate::crypto::sha256(identity.id().as_bytes()),
             session: Session::new(config, identity.clone(), certs(&keys), peer),
             identity,
             keys,
@@ -134,6 +137,10 @@ impl Pair {
             peer,
             peer_keys,
             peer_revocations: Vec::new(),
+            next_tls: None,
+            own_bundle_created: 0,
+            peer_pins: vec![crate::crypto::sha256(peer.as_bytes())],
+            peer_bundle: None,
             inbox: BTreeMap::new(),
             accept_log: Vec::new(),
             outbox: BTreeMap::new(),
@@ -161,6 +168,7 @@ impl Pair {
             streams: HashMap::new(),
             next_in: 0,
             connected: false,
+            tls_refusals: 0,
         }
     }
 
@@ -186,6 +194,15 @@ impl Pair {
     /// Opens a connection with per-side exporter values (differing ones model a
     /// man-in-the-middle that terminated TLS separately towards each side).
     pub fn connect_with_exporters(&mut self, a: [u8; 32], b: [u8; 32]) {
+        // Mutual TLS with pinned keys (SPEC.md §3.6.1): each side's key must be one the other
+        // accepts, or the handshake fails and nothing connects.
+        if !self.tls_accepted() {
+            self.tls_refusals += 1;
+            return;
+        }
+        let (ka, kb) = (self.a.tls_spki, self.b.tls_spki);
+        self.a.saw_peer_key(&kb);
+        self.b.saw_peer_key(&ka);
         self.net.clear();
         self.streams.clear();
         self.connected = true;
@@ -234,6 +251,11 @@ impl Pair {
             self.b.session.adopt(mono, pb);
         }
         (ra, rb)
+    }
+
+    /// Whether each side presents a TLS key the other accepts.
+    pub fn tls_accepted(&self) -> bool {
+        self.b.peer_pins.contains(&self.a.tls_spki) && self.a.peer_pins.contains(&self.b.tls_spki)
     }
 
     /// Whether a connection exists.

@@ -45,8 +45,16 @@ pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     );
     session.restore(&ctx.restore.0, ctx.restore.1);
     let now = clock(&mut session);
-    // Every revocation we issued is sent once the link is up (SPEC.md §4.6.2).
+    // Every revocation we issued is sent once the link is up (SPEC.md §4.6.2), and our bundle
+    // (§4.4.4).
     let _ = session.set_revocations(now, ctx.revocations.own().as_ref().clone());
+    if let Some(b) = ctx
+        .shared
+        .upgrade()
+        .and_then(|s| hotline_protocol::bundle::PeerBundle::from_bytes(&s.own_bundle()).ok())
+    {
+        let _ = session.set_bundle(now, b);
+    }
     for e in std::mem::take(&mut ctx_pending(&ctx)) {
         session.send_envelope(now, e);
     }
@@ -295,6 +303,18 @@ pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                             metrics::handshake_failure(&ctx.metrics, "revoked");
                             session.close(now, CloseCode::ProtocolViolation, "TLS certificate revoked");
                         }
+                    }
+                    LinkMsg::OwnBundle(b) => {
+                        if session.set_bundle(now, *b) {
+                            tracing::debug!(peer = %ctx.alias, "sent our new bundle");
+                        }
+                    }
+                    LinkMsg::PeerBundleHeld(b) => {
+                        let sha = hotline_protocol::crypto::sha256(b.bytes());
+                        if b.created() > ctx.bundle.created() {
+                            ctx.bundle = *b;
+                        }
+                        let _ = session.bundle_accepted(now, sha);
                     }
                     LinkMsg::Revocations(revs) => {
                         let sent = session.set_revocations(now, revs);

@@ -125,6 +125,16 @@ pub(super) fn event(
         Event::LinkUp(hello) => {
             tracing::info!(peer = %ctx.alias, version = hello.version, "link up");
             learn_peer_keys(ctx, peer_keys, &hello.encryption_keys);
+            // The TLS key the peer showed: once it is its current bundle's, a previous one is
+            // no longer accepted (SPEC.md §4.4.4).
+            let shown = conn.as_ref().and_then(|c| {
+                hotline_transport::tls::peer_certificate(&c.conn)
+                    .and_then(|cert| hotline_transport::tls::spki_sha256(&cert).ok())
+            });
+            if let (Some(spki), Some(shared)) = (shown, ctx.shared.upgrade()) {
+                let peer = ctx.bundle.identity();
+                tokio::spawn(async move { shared.saw_peer_key(peer, spki).await });
+            }
             let group = conn.as_ref().and_then(|c| c.group.clone());
             let version = hello.version;
             let tls_not_after = conn
@@ -243,6 +253,27 @@ pub(super) fn event(
             learn_peer_keys(ctx, peer_keys, &keys);
         }
         Event::PeerRevocations(revs) => learn_peer_revocations(ctx, revs),
+        Event::PeerBundle(b) => {
+            learn_peer_keys(ctx, peer_keys, b.encryption_keys());
+            let (shared, tx, alias) = (ctx.shared.clone(), ctx.tx.clone(), ctx.alias.clone());
+            tokio::spawn(async move {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                match shared.take_peer_bundle(*b).await {
+                    Ok(held) => {
+                        let _ = tx.send(LinkMsg::PeerBundleHeld(Box::new(held)));
+                    }
+                    Err(e) => tracing::error!(peer = %alias, "cannot take the peer's bundle: {e}"),
+                }
+            });
+        }
+        Event::BundleAccepted(sha) => {
+            tracing::debug!(peer = %ctx.alias, "the peer holds our bundle");
+            if let Some(shared) = ctx.shared.upgrade() {
+                shared.peer_holds_bundle(ctx.bundle.identity(), sha);
+            }
+        }
         Event::Rtt(_) => {}
         Event::GapDetected { missing } => {
             tracing::warn!(peer = %ctx.alias, ?missing, "sequence gap: the peer sent messages that have not arrived");

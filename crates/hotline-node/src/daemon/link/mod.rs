@@ -76,6 +76,11 @@ pub enum LinkMsg {
     ),
     /// Our encryption keys changed: announce these (SPEC.md §4.3.5).
     Keys(Vec<EncryptionKey>),
+    /// Our bundle changed: send it to the peer (SPEC.md §4.4.4).
+    OwnBundle(Box<hotline_protocol::bundle::PeerBundle>),
+    /// The peer's bundle held now (one it sent, or the one held already): take it up, and
+    /// tell the peer (SPEC.md §4.4.4).
+    PeerBundleHeld(Box<hotline_protocol::bundle::PeerBundle>),
     /// Our key revocations, all of them: the new ones are sent at once (SPEC.md §4.6.2).
     Revocations(Vec<hotline_protocol::revocation::Revocation>),
     /// Shut down: close the connection with SHUTDOWN and this reason, and stop (node shutdown,
@@ -164,6 +169,8 @@ pub struct LinkCtx {
     pub guard: Arc<crate::daemon::guard::StorageGuard>,
     /// Key revocations: ours to announce, the peer's to enforce (SPEC.md §4.6).
     pub revocations: Arc<crate::daemon::revocations::RevocationBook>,
+    /// The node, for what a link changes in it (the peer's bundle and TLS keys, §4.4.4).
+    pub shared: std::sync::Weak<crate::daemon::Shared>,
 }
 
 /// Most frames queued for the control stream's writer. The session sends a heartbeat every

@@ -261,5 +261,5 @@ impl SqliteStore {
 }
 
 /// Records a bundle in the history (once per node and bundle).
-const INSTALL_BUNDLE: &str = "INSERT INTO peer_bundles (identity, bundle, installed_ms) \
+pub(super) const INSTALL_BUNDLE: &str = "INSERT INTO peer_bundles (identity, bundle, installed_ms) \
      VALUES (?1, ?2, ?3) ON CONFLICT (identity, bundle) DO NOTHING";

@@ -27,6 +27,7 @@ mod check;
 mod convert;
 mod inbox;
 mod outbox;
+mod pins;
 mod query;
 mod retention;
 mod revocations;
@@ -452,6 +453,24 @@ impl Store for SqliteStore {
         since: hotline_protocol::time::UnixMillis,
     ) -> Result<Vec<MessageId>> {
         SqliteStore::unsent_signed_by(self, officer_key, since)
+    }
+
+    fn take_peer_bundle(
+        &mut self,
+        peer: &NodeId,
+        bundle: &Bytes,
+        previous_pin: Option<[u8; 32]>,
+        now: hotline_protocol::time::UnixMillis,
+    ) -> Result<bool> {
+        SqliteStore::take_peer_bundle(self, peer, bundle, previous_pin, now)
+    }
+
+    fn previous_pin(&mut self, peer: &NodeId) -> Result<Option<[u8; 32]>> {
+        SqliteStore::previous_pin(self, peer)
+    }
+
+    fn forget_previous_pin(&mut self, peer: &NodeId) -> Result<()> {
+        SqliteStore::forget_previous_pin(self, peer)
     }
 
     fn revocations(&mut self) -> Result<Vec<hotline_protocol::revocation::Revocation>> {

@@ -20,10 +20,22 @@ use super::super::{Result, StoreError};
 pub(crate) const APPLICATION_ID: i32 = 0x484c_4e44;
 
 /// The migration scripts, in order.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14];
+const MIGRATIONS: &[&str] = &[
+    V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11, V12, V13, V14, V15,
+];
 
 /// The schema version this build writes: the number of migrations.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Version 15: the TLS key a peer used before the bundle it sent over the link (SPEC.md §4.4.4),
+/// still accepted until a connection shows the new one. Can run again.
+const V15: &str = r"
+CREATE TABLE IF NOT EXISTS peer_previous_pins (
+    peer      BLOB    PRIMARY KEY CHECK (length(peer) = 32),
+    spki      BLOB    NOT NULL CHECK (length(spki) = 32),
+    since_ms  INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+";
 
 /// Version 14: key revocations (SPEC.md §4.6), this node's own (`hotlined keys revoke`,
 /// `operator remove`) and those its peers sent, each as the signed `KeyRevocation` bytes with
