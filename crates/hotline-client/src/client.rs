@@ -121,7 +121,9 @@ pub async fn connect(cred: &Loaded, address: &str, timeout: Duration) -> Result<
         (Ipv6Addr::UNSPECIFIED, 0).into()
     };
     let trust = PeerTrust::Pinned {
-        spki_sha256: vec![cred.node_pin],
+        spki_sha256: std::iter::once(cred.node_pin)
+            .chain(cred.node_pin_next)
+            .collect(),
     };
     let config = tls::client_config(
         &cred.tls,
@@ -187,6 +189,11 @@ fn name_of(req: &Request) -> &'static str {
 }
 
 impl Client {
+    /// SHA-256 of the SPKI of the TLS key the node presented.
+    pub fn node_spki(&self) -> Option<[u8; 32]> {
+        tls::peer_certificate(&self.conn).and_then(|c| tls::spki_sha256(&c).ok())
+    }
+
     /// The node's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -79,11 +79,20 @@ enum KeysCommand {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Make a new encryption key now (a running node announces it within seconds).
+    /// Make a new encryption key now (a running node announces it within seconds); with
+    /// --tls, a new TLS key, which the running node announces to its peers and switches to
+    /// once every peer holds it.
     Rotate {
         /// The node directory.
         #[arg(long)]
         dir: PathBuf,
+        /// Rotate the TLS key instead (pinned mode, SPEC 3.6.1).
+        #[arg(long)]
+        tls: bool,
+        /// With --tls: switch to the waiting next TLS key now, even if some peers do not hold
+        /// it yet (they then need the new bundle file: `hotlined peer update`).
+        #[arg(long, requires = "tls")]
+        now: bool,
     },
     /// Revoke an officer's key: the credential is revoked here, and the peers are told that
     /// signatures by the key from --compromised-since on (or, without it, from now on) do not
@@ -342,8 +351,14 @@ pub fn main() -> ExitCode {
             command: KeysCommand::List { dir },
         } => crate::keys::list(&dir),
         Command::Keys {
-            command: KeysCommand::Rotate { dir },
-        } => crate::keys::rotate(&dir),
+            command: KeysCommand::Rotate { dir, tls, now },
+        } => {
+            if tls {
+                crate::keys::rotate_tls(&dir, now)
+            } else {
+                crate::keys::rotate(&dir)
+            }
+        }
         Command::Keys {
             command: KeysCommand::RenewTls { dir, tls_cert },
         } => crate::keys::renew_tls(&dir, tls_cert.as_deref()),

@@ -75,7 +75,18 @@ pub fn list(dir: &Path) -> Result<(), CommandError> {
         }
     }
     if let Some(not_after) = hotline_transport::tls::certificate_not_after(&material.tls.cert_der) {
-        println!("TLS certificate valid until {}", utc_minute(not_after));
+        println!(
+            "TLS key pin {}, certificate valid until {}",
+            data_encoding::HEXLOWER.encode(&material.tls.spki_sha256()),
+            utc_minute(not_after)
+        );
+    }
+    if let Some(next) = hotline_transport::tls_next::load(dir)? {
+        println!(
+            "next TLS key pin {}: announced to the peers by the running node, which switches to \
+             it once every peer holds it (its log names the peers it waits for)",
+            data_encoding::HEXLOWER.encode(&next.spki_sha256())
+        );
     }
     Ok(())
 }
@@ -106,6 +117,54 @@ pub fn rotate(dir: &Path) -> Result<(), CommandError> {
         "A running node announces the new key to its peers within {} seconds (a peer on a \
          version 1 link learns it at its next connection); peers that are not connected learn \
          it from their next Hello.",
+        CHECK.as_secs()
+    );
+    Ok(())
+}
+
+/// `hotlined keys rotate --tls --dir DIR [--now]`: a new TLS key without downtime (SPEC.md
+/// §3.6.1). It waits beside the current one; the running node announces it to every peer in a
+/// new bundle and switches once each holds it. With `--now`, a waiting key is switched to at
+/// once: peers that do not hold it need the new bundle file.
+pub fn rotate_tls(dir: &Path, now_flag: bool) -> Result<(), CommandError> {
+    use hotline_transport::tls_next;
+    let cfg = Config::load(dir)?;
+    let now = now_ms();
+    if now_flag {
+        let Some(key) = tls_next::promote(dir)? else {
+            return Err(CommandError(
+                "no next TLS key waits; make one with `hotlined keys rotate --tls`".into(),
+            ));
+        };
+        let material = Material::load(dir)?;
+        let bundle = material
+            .bundle(&cfg.name, &cfg.listen, now)
+            .map_err(|e| CommandError(format!("cannot make this node's bundle: {e}")))?;
+        let path = crate::daemon::own_keys::write_bundle_file(dir, &bundle)?;
+        println!(
+            "Switched to the next TLS key (pin {}); rewrote {}.",
+            data_encoding::HEXLOWER.encode(&key.spki_sha256()),
+            path.display()
+        );
+        println!(
+            "A running node uses it within {} seconds. A peer that did not hold the new bundle              refuses this node until it is given that file (`hotlined peer update --bundle`),              and an operator whose client did not learn the new key needs a renewed              credential (`hotlined operator renew`).",
+            CHECK.as_secs()
+        );
+        return Ok(());
+    }
+    if cfg.ca.is_some() {
+        println!(
+            "note: in private CA mode a peer also checks the certificate against the CA: have              the CA issue one for the new key before the switch (`hotlined keys renew-tls              --tls-cert` after it)."
+        );
+    }
+    let key = tls_next::make(dir, &cfg.name, &cfg.listen, now)?;
+    println!(
+        "Made a new TLS key (pin {}) in {}; the current key stays in use for now.",
+        data_encoding::HEXLOWER.encode(&key.spki_sha256()),
+        dir.join(tls_next::TLS_NEXT_KEY_FILE).display()
+    );
+    println!(
+        "The running node announces it to every peer in a new bundle (version 2 links) within          {} seconds, tells operators' clients when they connect, and switches to it once every          peer holds it (its log says which peers it waits for; `hotlined keys rotate --tls          --now` switches at once).",
         CHECK.as_secs()
     );
     Ok(())

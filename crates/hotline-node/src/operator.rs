@@ -74,6 +74,7 @@ pub fn add(dir: &Path, name: &str, role: &str, out: &Path) -> Result<(), Command
         node: material.identity.id().to_string(),
         node_address: cfg.listen.clone(),
         node_tls_spki_sha256: request::hex32(&tls::spki_sha256(&material.tls.cert_der)?),
+        node_tls_spki_sha256_next: String::new(),
         officer_seed: Zeroizing::new(data_encoding::BASE64.encode(&*officer.dangerous_seed())),
         credential: data_encoding::BASE64.encode(&cred_bytes),
         tls_cert: tls_cert_pem,

@@ -46,6 +46,10 @@ pub struct CredentialFile {
     pub node_address: String,
     /// SHA-256 of the node's TLS SPKI, hex: the client pins the node with it.
     pub node_tls_spki_sha256: String,
+    /// The node's next TLS key while it rotates (SPEC.md §15.5.9), hex; the client accepts it
+    /// too, and makes it the pin once the node presents it. Empty: none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_tls_spki_sha256_next: String,
     /// The operator's Ed25519 seed, base64. Secret.
     pub officer_seed: Zeroizing<String>,
     /// The `OfficerCredential` the node signed, base64.
@@ -101,6 +105,8 @@ pub struct Loaded {
     pub node: NodeId,
     /// The node's TLS SPKI pin.
     pub node_pin: [u8; 32],
+    /// The node's next TLS key, while it rotates.
+    pub node_pin_next: Option<[u8; 32]>,
     /// `HOST:PORT` from the file.
     pub node_address: String,
 }
@@ -185,15 +191,15 @@ pub fn load(path: &Path) -> Result<Loaded, CredentialError> {
     // Step 6: one certificate, its key, and a well-formed node pin.
     let tls = NodeTlsKey::from_pem(file.tls_cert.as_bytes(), file.tls_key.as_bytes())
         .map_err(|e| invalid(format!("tls_cert/tls_key: {e}")))?;
-    let pin = &file.node_tls_spki_sha256;
-    if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(invalid("node_tls_spki_sha256 is not 64 hex digits".into()));
-    }
-    let raw = data_encoding::HEXLOWER_PERMISSIVE
-        .decode(pin.as_bytes())
-        .map_err(|_| invalid("node_tls_spki_sha256 is not hex".into()))?;
-    let mut node_pin = [0u8; 32];
-    node_pin.copy_from_slice(&raw);
+    let node_pin = pin_of(&file.node_tls_spki_sha256)
+        .ok_or_else(|| invalid("node_tls_spki_sha256 is not 64 hex digits".into()))?;
+    let node_pin_next = match file.node_tls_spki_sha256_next.as_str() {
+        "" => None,
+        next => Some(
+            pin_of(next)
+                .ok_or_else(|| invalid("node_tls_spki_sha256_next is not 64 hex digits".into()))?,
+        ),
+    };
     Ok(Loaded {
         path: path.to_owned(),
         credential,
@@ -201,6 +207,44 @@ pub fn load(path: &Path) -> Result<Loaded, CredentialError> {
         tls,
         node,
         node_pin,
+        node_pin_next,
         node_address: file.node_address.clone(),
     })
+}
+
+fn pin_of(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    data_encoding::HEXLOWER_PERMISSIVE
+        .decode(hex.as_bytes())
+        .ok()?
+        .try_into()
+        .ok()
+}
+
+/// Rewrites the node pins of the credential file at `path` (SPEC.md §15.5.9): `pin` becomes
+/// the pin, `next` the next key (or none). The rest of the file is kept as it is.
+pub fn set_node_pins(
+    path: &Path,
+    pin: [u8; 32],
+    next: Option<[u8; 32]>,
+) -> Result<(), CredentialError> {
+    let text = keyfile::read_secret(path)?;
+    let mut file: CredentialFile =
+        toml::from_str(
+            std::str::from_utf8(&text).map_err(|_| CredentialError::Invalid {
+                path: path.to_owned(),
+                msg: "not UTF-8".into(),
+            })?,
+        )
+        .map_err(|e| CredentialError::Invalid {
+            path: path.to_owned(),
+            msg: e.to_string(),
+        })?;
+    file.node_tls_spki_sha256 = data_encoding::HEXLOWER.encode(&pin);
+    file.node_tls_spki_sha256_next = next
+        .map(|n| data_encoding::HEXLOWER.encode(&n))
+        .unwrap_or_default();
+    file.write_replace(path)
 }

@@ -23,5 +23,6 @@ pub mod officer_keys;
 pub mod request;
 pub mod time;
 pub mod tls;
+pub mod tls_next;
 
 pub use time::now_ms;

@@ -198,7 +198,7 @@ impl Material {
 
 /// The subjectAltName of a self-signed certificate: the address it listens on (an iPAddress,
 /// or a dNSName for a host name), or `name` when it listens on every interface.
-fn alt_name<'a>(name: &'a str, listen: &'a str) -> &'a str {
+pub(crate) fn alt_name<'a>(name: &'a str, listen: &'a str) -> &'a str {
     let host = listen_host(listen);
     match host.parse::<std::net::IpAddr>() {
         Ok(ip) if ip.is_unspecified() => name,

@@ -265,6 +265,7 @@ impl OfficerKeys {
             node: node.to_string(),
             node_address: issued.node_address.clone(),
             node_tls_spki_sha256: issued.node_tls_spki_sha256.clone(),
+            node_tls_spki_sha256_next: String::new(),
             officer_seed: Zeroizing::new(
                 data_encoding::BASE64.encode(&*self.officer.dangerous_seed()),
             ),

@@ -41,7 +41,9 @@ impl Ctx {
     /// Connects to the node: `--node` if given, else the credential's `node_address`.
     pub async fn connect(&self, cred: &Loaded) -> Result<Client> {
         let address = self.node.as_deref().unwrap_or(&cred.node_address);
-        client::connect(cred, address, self.connect_timeout).await
+        let client = client::connect(cred, address, self.connect_timeout).await?;
+        follow_tls_rotation(cred, &client).await;
+        Ok(client)
     }
 
     /// Loads the credential and connects.
@@ -49,6 +51,39 @@ impl Ctx {
         let cred = self.load()?;
         let client = self.connect(&cred).await?;
         Ok((cred, client))
+    }
+}
+
+/// Keeps the credential file's pin of the node's TLS key current across a rotation (SPEC.md
+/// §15.5.9): the node's next key, as WhoAmI tells it, is accepted beside the current one; once
+/// the node presents it, it becomes the pin. A file that cannot be rewritten is said so and the
+/// command goes on.
+async fn follow_tls_rotation(cred: &Loaded, client: &Client) {
+    let presented = client.node_spki();
+    let update = if presented.is_some() && presented == cred.node_pin_next {
+        presented.map(|p| (p, None))
+    } else {
+        match client
+            .whoami(hotline_protocol::wire::WhoAmIRequest {})
+            .await
+        {
+            Ok(w) => match <[u8; 32]>::try_from(w.next_tls_spki_sha256.as_ref()) {
+                Ok(next) if Some(next) != cred.node_pin_next && next != cred.node_pin => {
+                    Some((cred.node_pin, Some(next)))
+                }
+                _ => None,
+            },
+            Err(_) => None,
+        }
+    };
+    if let Some((pin, next)) = update
+        && let Err(e) = hotline_transport::credential::set_node_pins(&cred.path, pin, next)
+    {
+        eprintln!(
+            "warning: the node's TLS key is changing, and {} could not be updated to follow it \
+             ({e}); once the node switches, ask your administrator for a renewed credential",
+            cred.path.display()
+        );
     }
 }
 

@@ -28,6 +28,7 @@ mod sequences;
 mod shared;
 mod submit;
 mod tls_files;
+pub mod tls_rotation;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -318,6 +319,7 @@ impl Node {
             guard,
             revocations,
             bundles_held: Default::default(),
+            tls_pending: Default::default(),
         });
         tokio::spawn(guard::watch(Arc::downgrade(&shared)));
         if let Some(dir) = &cfg.dir {

@@ -82,6 +82,8 @@ pub(super) async fn run(shared: Weak<Shared>, mut task: KeyTask) {
         let Some(s) = shared.upgrade() else { return };
         // A renewed TLS certificate or new [ca] files, if any changed.
         let _ = super::tls_files::refresh(&s, false).await;
+        // A next TLS key: announced, or switched to once every peer holds it.
+        super::tls_rotation::step(&s, &task.dir, &task.listen, now_ms()).await;
         // `[keys]` as the file says now: a change applies from the next check.
         policy_now(&task.dir, &mut task.policy);
         let (dir, policy, identity, now) =
@@ -192,20 +194,15 @@ async fn apply(
     }
     *last_announced = announced.clone();
     // The bundle handed to peers out of band carries the current keys.
-    let tls = s.env.tls().spki_sha256();
-    match PeerBundle::create(
-        &s.identity,
-        &s.name,
-        tls,
-        &announced,
-        std::slice::from_ref(&task.listen),
-        now,
-    ) {
+    match s.new_own_bundle(&announced, &task.listen, now) {
         Ok(b) => {
             s.announce_own_bundle(&b);
-            rewrite_bundle_file(&task.dir, &b);
+            // The file handed out of band carries the key in use, not one still announced.
+            if b.tls_spki_sha256() == &s.env.tls().spki_sha256() {
+                rewrite_bundle_file(&task.dir, &b);
+            }
         }
-        Err(e) => tracing::error!("cannot make this node's bundle: {e}"),
+        Err(e) => tracing::error!("{e}"),
     }
 }
 

@@ -142,6 +142,14 @@ impl Shared {
     /// Our bundle changed (new encryption keys, a new TLS key): every link sends it.
     pub(super) fn announce_own_bundle(&self, bundle: &PeerBundle) {
         self.set_own_bundle(bundle.bytes().clone());
+        // A bundle with the next TLS key's pin: a peer that holds it accepts that key.
+        if let Ok(mut p) = self.tls_pending.lock()
+            && let Some(p) = p.as_mut()
+            && p.spki == *bundle.tls_spki_sha256()
+        {
+            p.bundles
+                .push(hotline_protocol::crypto::sha256(bundle.bytes()));
+        }
         for tx in self.links() {
             let _ = tx.send(LinkMsg::OwnBundle(Box::new(bundle.clone())));
         }

@@ -50,6 +50,8 @@ pub struct Shared {
     pub(super) deadlines: crate::config::Deadlines,
     /// Disk-space floor and per-peer quota (SPEC.md §13.3).
     pub guard: Arc<super::guard::StorageGuard>,
+    /// A next TLS key announced to the peers, until the node switches to it (SPEC.md §3.6.1).
+    pub tls_pending: std::sync::Mutex<Option<super::tls_rotation::PendingTls>>,
     /// Which of our bundles each peer told us it holds (SPEC.md §4.4.4), by SHA-256.
     pub bundles_held: std::sync::Mutex<std::collections::HashMap<NodeId, [u8; 32]>>,
     /// Key revocations: ours and the peers' (SPEC.md §4.6).

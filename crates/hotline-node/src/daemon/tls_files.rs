@@ -6,7 +6,8 @@
 //!
 //! A file is re-read when its size or modification time changed. What fails to load is
 //! reported and the running configuration kept: a half-written or broken CRL never replaces a
-//! good one, and a certificate for another key is refused (peers and operators pin the key).
+//! good one, and a certificate for another key is refused (peers and operators pin the key)
+//! unless it is the next key of a rotation every peer holds already (`super::tls_rotation`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,7 +72,19 @@ pub(super) async fn refresh(s: &Arc<Shared>, force: bool) -> Vec<String> {
     match load_tls(&dir) {
         Ok(new) => {
             let running = s.env.tls();
-            if new.spki_sha256() != running.spki_sha256() {
+            // A new key is taken only as the end of a rotation (`super::tls_rotation`): the
+            // one announced to every peer, which each holds.
+            let announced = s
+                .tls_pending
+                .lock()
+                .ok()
+                .and_then(|p| p.as_ref().map(|p| p.spki));
+            if new.spki_sha256() != running.spki_sha256() && announced == Some(new.spki_sha256()) {
+                changed.push("switched to the new TLS key every peer holds".into());
+                if let Ok(mut t) = s.env.tls.write() {
+                    *t = new;
+                }
+            } else if new.spki_sha256() != running.spki_sha256() {
                 problems.push(format!(
                     "{} holds another TLS key than the one in use; peers and operators pin the \
                      key, so the running certificate stays (renew the certificate for the same \
