@@ -212,3 +212,117 @@ fn keys_rotate_on_a_running_node_without_dropping_the_link_and_evidence_verifies
     assert_eq!(v["valid"], true, "{v}");
     assert_eq!(v["items"].as_array().map(Vec::len), Some(ids.len()), "{v}");
 }
+
+fn tls_pin(dir: &Path) -> String {
+    let m = hotline_transport::material::Material::load(dir).unwrap();
+    data_encoding::HEXLOWER.encode(&m.tls.spki_sha256())
+}
+
+/// A new TLS key on a running node (SPEC.md §3.6.1, §4.4.4): `hotlined keys rotate --tls` at A;
+/// A switches once B holds its new bundle, the link stays up, every message arrives once, an
+/// operator of A whose client connected during the rotation follows it (her credential file's
+/// pin moves to the new key), and evidence exported afterwards verifies.
+#[test]
+fn a_tls_key_rotates_on_a_running_node_and_its_operators_follow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = common::pinned_pair(tmp.path());
+    let olga = a.credential("Olga", "officer").display().to_string();
+    let bruno = b.credential("Bruno", "officer").display().to_string();
+    let _da = Daemon::start(&a.dir);
+    let _db = Daemon::start(&b.dir);
+    let up = |o: &Output| {
+        serde_json::from_slice::<Value>(&o.stdout).is_ok_and(|v| v["links"][0]["up"] == true)
+    };
+    let o = poll(
+        &["status", "--json", "--credential", &bruno],
+        Duration::from_secs(30),
+        up,
+    );
+    assert!(up(&o), "link did not come up: {}", text(&o));
+    let mut ids = vec![send(&bruno, "before the TLS rotation")];
+    std::thread::sleep(Duration::from_secs(3));
+    let since = status(&bruno)["links"][0]["since_ms"].clone();
+    let old = tls_pin(&a.dir);
+    let cred_text = || std::fs::read_to_string(&olga).unwrap();
+    assert!(cred_text().contains(&old));
+
+    let o = hotlined(&["keys", "rotate", "--tls", "--dir", a.dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    ids.push(send(&bruno, "during the TLS rotation"));
+    // Olga's client learns the next key while the old one is in use (or, if A switched first,
+    // it can no longer connect: the test would fail there).
+    let t0 = Instant::now();
+    while !cred_text().contains("node_tls_spki_sha256_next") && tls_pin(&a.dir) == old {
+        let o = hotline(&["status", "--json", "--credential", &olga], None);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "never told of the next key"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // A switches once B holds the new key.
+    let t0 = Instant::now();
+    while tls_pin(&a.dir) == old {
+        assert!(t0.elapsed() < Duration::from_secs(30), "A never switched");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let new = tls_pin(&a.dir);
+    ids.push(send(&bruno, "after the TLS rotation"));
+    // Olga reaches A on its new key, and her file now pins it.
+    let t0 = Instant::now();
+    let inbox = loop {
+        let o = hotline(&["inbox", "--json", "--credential", &olga], None);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        let got: Vec<String> = v
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["message_id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ids.iter().all(|id| got.contains(id)) {
+            break got;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not all arrived: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut sorted = inbox.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), inbox.len(), "a message listed twice");
+    let text_now = cred_text();
+    assert!(
+        text_now.contains(&format!("node_tls_spki_sha256 = \"{new}\"")),
+        "{text_now}"
+    );
+    assert!(
+        !text_now.contains("node_tls_spki_sha256_next"),
+        "{text_now}"
+    );
+    // The link never went down.
+    assert_eq!(status(&bruno)["links"][0]["since_ms"], since);
+    // Evidence exported at B afterwards verifies for every message.
+    let file = tmp.path().join("after-tls-rotation.hlx");
+    let o = hotline(
+        &[
+            "export",
+            "--credential",
+            &bruno,
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = hotline(&["verify", file.to_str().unwrap(), "--json"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], true, "{v}");
+    assert_eq!(v["items"].as_array().map(Vec::len), Some(ids.len()), "{v}");
+}
