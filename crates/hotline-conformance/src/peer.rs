@@ -159,6 +159,9 @@ pub struct ControlLog {
     pub key_updates: Vec<(Instant, Bytes)>,
     /// BundleUpdate payloads (SPEC.md §4.4.4): a version 2 target sends its bundle at link-up.
     pub bundle_updates: Vec<Bytes>,
+    /// BundleAccepted payloads (SPEC.md §4.4.4), unverified: the target holds a bundle of the
+    /// runner's, answering the runner's BundleUpdate.
+    pub bundle_accepted: Vec<Bytes>,
     /// Anything else, or a heartbeat that did not decode: described.
     pub other: Vec<String>,
     /// How the stream ended, if it did.
@@ -439,6 +442,7 @@ async fn read_control(
                 },
                 FrameType::KeyUpdate => l.key_updates.push((Instant::now(), f.payload.clone())),
                 FrameType::BundleUpdate => l.bundle_updates.push(f.payload.clone()),
+                FrameType::BundleAccepted => l.bundle_accepted.push(f.payload.clone()),
                 other => l.other.push(format!("{other:?} frame")),
             }
         }

@@ -677,3 +677,20 @@ fn a_target_that_delivers_everything_fails_the_v2_officer_signature_cases() {
         assert_eq!(r.outcome_passed, !refused, "{r:?}");
     }
 }
+
+#[test]
+fn a_target_that_ignores_bundle_frames_fails_the_bundle_cases() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (target_dir, runner_dir) = broken_setup(tmp.path());
+    // The broken target offers versions 1 and 2, sends no bundle and ignores the runner's.
+    let target = broken_target(&target_dir, &runner_dir);
+    let inputs = inputs(target.addr, &target_dir, &runner_dir, None);
+    let names = ["bundle-update-sent-at-link-up", "bundle-update-answered"];
+    let (results, _) = run(&inputs, &names);
+    assert_eq!(results.len(), names.len());
+    for r in &results {
+        assert_eq!(r.status, Status::Failed, "{r:?}");
+        assert!(!r.outcome_passed && r.still_serving, "{r:?}");
+        assert!(r.observed.starts_with("no Bundle"), "{r:?}");
+    }
+}

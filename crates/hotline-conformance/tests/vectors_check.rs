@@ -6,8 +6,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// Cases plus independent checks over all ten vector files.
-const ROWS: usize = 248;
+/// Cases plus independent checks over all eleven vector files.
+const ROWS: usize = 276;
 
 fn vectors(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hotline-conformance"))
@@ -87,6 +87,7 @@ fn our_emitted_results_pass_every_case() {
         "key_update.json",
         "officer_v2.json",
         "revocation.json",
+        "bundle_update.json",
     ] {
         let doc: Value =
             serde_json::from_str(&std::fs::read_to_string(dir.path().join(file)).expect("emitted"))
@@ -145,6 +146,49 @@ fn our_emitted_results_pass_every_case() {
         revocation_outcomes("revocations_"),
         11,
         "the negative vectors of revocation.json"
+    );
+    let bundle_rows = |prefix: &str| {
+        rows.iter()
+            .filter(|r| {
+                r["file"] == "bundle_update.json"
+                    && r["name"].as_str().is_some_and(|n| n.starts_with(prefix))
+            })
+            .count()
+    };
+    assert_eq!(
+        bundle_rows("bundle_update_") + bundle_rows("bundle_accepted_"),
+        10,
+        "the negative vectors of bundle_update.json"
+    );
+    assert_eq!(bundle_rows(""), 28, "the rows of bundle_update.json");
+}
+
+/// An implementation that answers a BundleUpdate with the SHA-256 of the bundle it received,
+/// not of the one it holds, fails the case where the received bundle is older (SPEC.md §4.4.4).
+#[test]
+fn an_answer_naming_an_older_received_bundle_fails() {
+    let read = |f: &str| -> Value {
+        let p = concat!(env!("CARGO_MANIFEST_DIR"), "/../../vectors/v1/").to_owned() + f;
+        serde_json::from_str(&std::fs::read_to_string(p).expect("vector file")).expect("JSON")
+    };
+    let v = read("bundle_update.json");
+    let older = v["previous_bundle"]["bundle_sha256"]
+        .as_str()
+        .expect("hex")
+        .to_owned();
+    let dir = emitted();
+    edit(dir.path(), "bundle_update.json", |r| {
+        r["receiver.not_newer.answer"] = Value::String(format!("07000000220a20{older}"));
+    });
+    let (code, rows) = check(dir.path());
+    assert_eq!(code, 1);
+    assert_eq!(
+        not_passed(&rows),
+        vec![(
+            "bundle_update.json".into(),
+            "receiver.not_newer.answer".into(),
+            "FAIL".into()
+        )]
     );
 }
 
@@ -404,7 +448,7 @@ fn the_table_names_each_failure() {
         "{table}"
     );
     // The byte comparison and our own decoder both refuse it.
-    assert!(table.contains("246 PASS, 2 FAIL, 0 MISSING"), "{table}");
+    assert!(table.contains("274 PASS, 2 FAIL, 0 MISSING"), "{table}");
 }
 
 #[test]

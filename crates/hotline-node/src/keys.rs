@@ -157,6 +157,15 @@ pub fn rotate_tls(dir: &Path, now_flag: bool) -> Result<(), CommandError> {
             "note: in private CA mode a peer also checks the certificate against the CA: have              the CA issue one for the new key before the switch (`hotlined keys renew-tls              --tls-cert` after it)."
         );
     }
+    // One rotation at a time: a peer keeps one replaced key beside the new one (SPEC.md §3.6.1).
+    if let Some(waiting) = tls_next::load(dir)? {
+        return Err(CommandError(format!(
+            "a next TLS key waits already (pin {}); the running node switches to it once every \
+             peer holds it, or switch now with `hotlined keys rotate --tls --now --dir {}`",
+            data_encoding::HEXLOWER.encode(&waiting.spki_sha256()),
+            dir.display()
+        )));
+    }
     let key = tls_next::make(dir, &cfg.name, &cfg.listen, now)?;
     println!(
         "Made a new TLS key (pin {}) in {}; the current key stays in use for now.",

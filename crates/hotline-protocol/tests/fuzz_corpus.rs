@@ -29,7 +29,7 @@ use prost::Message;
 const REGENERATE: &str =
     "cargo test -p hotline-protocol --test fuzz_corpus -- --ignored regenerate_seed_corpus";
 
-const TARGETS: [&str; 8] = [
+const TARGETS: [&str; 9] = [
     "frame_decoder",
     "envelope_open",
     "receipt_verify",
@@ -38,6 +38,7 @@ const TARGETS: [&str; 8] = [
     "session",
     "bundle",
     "revocation",
+    "bundle_update",
 ];
 
 fn corpus_dir(target: &str) -> PathBuf {
@@ -106,6 +107,11 @@ fn replays_revocation_corpus() {
 #[test]
 fn replays_bundle_corpus() {
     replay("bundle", fuzzing::bundle);
+}
+
+#[test]
+fn replays_bundle_update_corpus() {
+    replay("bundle_update", fuzzing::bundle_update);
 }
 
 // ----- the generated valid seeds --------------------------------------------------------
@@ -745,6 +751,10 @@ fn generated_seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         add("revocation", name, bytes);
     }
 
+    for (name, bytes) in bundle_update_seeds() {
+        add("bundle_update", name, bytes);
+    }
+
     for (name, ops, _) in session_seeds() {
         add("session", name, session_script(&ops));
     }
@@ -968,6 +978,99 @@ fn fixture_bundles_fail_for_their_reasons() {
     assert!(
         matches!(parse(B::TooManyAddresses), Err(BundleError::Malformed(m)) if m.contains("addresses"))
     );
+    let mine = parse(B::ByMe).expect("mine is valid");
+    assert_ne!(mine.identity(), valid.identity());
+}
+
+/// BundleUpdate payloads (the fixture's bundles wrapped, and the rules of SPEC.md §4.4.4 step 3
+/// broken one by one) and BundleAccepted payloads.
+fn bundle_update_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    let update = |bytes: &[u8]| {
+        wire::BundleUpdate {
+            bundle: bytes.to_vec().into(),
+        }
+        .encode_to_vec()
+    };
+    let accepted = |sha: &[u8]| {
+        wire::BundleAccepted {
+            bundle_sha256: sha.to_vec().into(),
+        }
+        .encode_to_vec()
+    };
+    let valid = bundle(B::Valid);
+    let sha = hotline_protocol::crypto::sha256(&valid);
+    let not_canonical = |mut v: Vec<u8>| {
+        v.extend_from_slice(&[0x10, 0x01]);
+        v
+    };
+    let mut seeds = Vec::new();
+    for (name, b) in [
+        ("update-valid", B::Valid),
+        ("update-wide", B::Wide),
+        ("update-by-me", B::ByMe),
+        ("update-foreign-key", B::ForeignKey),
+        ("update-only-version-2", B::OnlyVersion2),
+        ("update-name-too-long", B::NameTooLong),
+        ("update-too-many-addresses", B::TooManyAddresses),
+    ] {
+        seeds.push((name, update(&bundle(b))));
+    }
+    seeds.extend([
+        ("update-truncated-bundle", update(&valid[..valid.len() - 1])),
+        ("update-not-canonical", not_canonical(update(&valid))),
+        ("update-empty", Vec::new()),
+        ("accepted-valid", accepted(&sha)),
+        ("accepted-31-bytes", accepted(&sha[..31])),
+        ("accepted-33-bytes", accepted(&[&sha[..], &[0]].concat())),
+        ("accepted-not-canonical", not_canonical(accepted(&sha))),
+    ]);
+    seeds
+}
+
+/// The bundle update seeds reach the check each was made for: only the valid ones verify, and
+/// each as what it is.
+#[test]
+fn bundle_update_seeds_fail_for_their_reasons() {
+    use hotline_protocol::session::{verify_bundle_accepted, verify_bundle_update};
+    let peer = PeerBundle::from_bytes(&bundle(B::Valid))
+        .expect("valid")
+        .identity();
+    let (not_verifying, other) = (
+        Err("BundleUpdate carries a bundle that does not verify"),
+        Err("BundleUpdate carries another node's bundle"),
+    );
+    for (name, bytes) in bundle_update_seeds() {
+        let update = verify_bundle_update(&bytes, &peer).map(|b| b.name().to_owned());
+        let accepted = verify_bundle_accepted(&bytes).map(|_| ());
+        match name {
+            "update-valid" | "update-wide" => assert!(update.is_ok(), "{name}: {update:?}"),
+            "update-by-me" => assert_eq!(update, other, "{name}"),
+            "update-foreign-key"
+            | "update-only-version-2"
+            | "update-name-too-long"
+            | "update-too-many-addresses"
+            | "update-truncated-bundle"
+            | "update-empty" => assert_eq!(update, not_verifying, "{name}"),
+            "update-not-canonical" => {
+                assert_eq!(update, Err("BundleUpdate is not canonical"), "{name}")
+            }
+            "accepted-valid" => assert_eq!(accepted, Ok(()), "{name}"),
+            "accepted-31-bytes" | "accepted-33-bytes" => assert_eq!(
+                accepted,
+                Err("BundleAccepted digest is not 32 bytes"),
+                "{name}"
+            ),
+            "accepted-not-canonical" => {
+                assert_eq!(accepted, Err("BundleAccepted is not canonical"), "{name}")
+            }
+            other => panic!("no reason listed for {other}"),
+        }
+        if name.starts_with("update-") {
+            assert!(accepted.is_err(), "{name} verifies as a BundleAccepted");
+        } else {
+            assert!(update.is_err(), "{name} verifies as a BundleUpdate");
+        }
+    }
 }
 
 #[test]

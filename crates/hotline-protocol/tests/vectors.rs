@@ -1,15 +1,17 @@
 //! The committed test vectors (`vectors/v1/*.json`, SPEC.md Appendix A).
 //!
-//! Every file but `key_update.json`, `officer_v2.json` and `revocation.json` was made with
-//! version 1 only offered in Hello, and stays byte for byte as it was when version 2 came: other
-//! implementations test against it. `key_update.json` holds what version 2 added in SPEC.md §4.3.5: Hellos offering
+//! Every file but `key_update.json`, `officer_v2.json`, `revocation.json` and
+//! `bundle_update.json` was made with version 1 only offered in Hello, and stays byte for byte
+//! as it was when version 2 came: other implementations test against it. `key_update.json` holds what version 2 added in SPEC.md §4.3.5: Hellos offering
 //! versions 1 and 2, a KeyUpdate frame, and the KeyUpdate frames a receiver must refuse.
 //! `officer_v2.json` holds the version 2 officer signatures (§7.5.1, §8.3): a Content and an
 //! OfficerAck signed by the version 2 rule, and envelopes that a version 2 receiver must
 //! accept (saying by which rule) or refuse. `revocation.json` holds the key revocations of
 //! version 2 (§4.6): two KeyRevocations, the Revocations frame, how signatures stand against
 //! them, envelopes opened while holding them, and the Revocations frames a receiver must refuse
-//! (`vectors/revocation.rs`).
+//! (`vectors/revocation.rs`). `bundle_update.json` holds the bundle updates of version 2
+//! (§4.4.4): node A's newer bundle with a new TLS pin in a BundleUpdate frame, node B's
+//! BundleAccepted answer, and the frames a receiver must refuse (`vectors/bundle_update.rs`).
 //!
 //! `committed_vectors_are_reproduced` regenerates every file from fixed keys and fixed
 //! randomness and fails if a committed file differs. To rewrite them after a deliberate wire
@@ -47,6 +49,8 @@ use hotline_protocol::{PROTOCOL_VERSION, PROTOCOL_VERSION_2, SUITE_V1_BASE};
 use prost::Message;
 use serde_json::{Value, json};
 
+#[path = "vectors/bundle_update.rs"]
+mod bundle_update_file;
 #[path = "vectors/revocation.rs"]
 mod revocation_file;
 
@@ -279,16 +283,7 @@ fn generate() -> Vec<(&'static str, Value)> {
     ));
 
     // bundle.json (a version 1 node's, as committed)
-    let bundle = PeerBundle::create_for_versions(
-        &c.b,
-        "CERT-B",
-        crypto::sha256(b"node B TLS SubjectPublicKeyInfo (placeholder DER)"),
-        &[c.b_keys[0].certificate.clone()],
-        &["hotline.cert-b.example:4433".to_owned()],
-        NOW,
-        &[PROTOCOL_VERSION],
-    )
-    .expect("bundle");
+    let bundle = b_bundle(&c);
     files.push((
         "bundle.json",
         json!({
@@ -422,7 +417,22 @@ fn generate() -> Vec<(&'static str, Value)> {
         "revocation.json",
         revocation_file::file(&c, &env, &plaintext),
     ));
+    files.push(("bundle_update.json", bundle_update_file::file(&c)));
     files
+}
+
+/// Node B's bundle of `bundle.json`: a version 1 node's, as committed.
+fn b_bundle(c: &Cast) -> PeerBundle {
+    PeerBundle::create_for_versions(
+        &c.b,
+        "CERT-B",
+        crypto::sha256(b"node B TLS SubjectPublicKeyInfo (placeholder DER)"),
+        &[c.b_keys[0].certificate.clone()],
+        &["hotline.cert-b.example:4433".to_owned()],
+        NOW,
+        &[PROTOCOL_VERSION],
+    )
+    .expect("bundle")
 }
 
 /// The message of `officer_v2.json` and the marking its officer signs by the version 2 rule.
@@ -1301,6 +1311,22 @@ fn outcome(kind: &str, input: &[u8], c: &Cast, exporter: &[u8; 32]) -> String {
 /// `key_update.json` (kind `control_v2`) or with A offering version 1 only (`control_v1`):
 /// the real state machine, not a re-implementation of its checks.
 fn key_update_outcome(kind: &str, input: &[u8], c: &Cast, exporter: &[u8; 32]) -> String {
+    let mut s = b_session_up(kind, c, exporter);
+    let now = Monotonic::from_millis(1_000);
+    s.handle_data(now, StreamId::Control, input, false);
+    while s.poll_transmit().is_some() {}
+    let mut outcome = "ACCEPTED".to_owned();
+    while let Some(ev) = s.poll_event() {
+        if let Event::LinkDown { code, .. } = ev {
+            outcome = format!("CLOSE:{code}");
+        }
+    }
+    outcome
+}
+
+/// Node B's session with A's Hello of `key_update.json` verified (kind `control_v2`), or with A
+/// offering version 1 only (`control_v1`), its transmissions and events drained.
+fn b_session_up(kind: &str, c: &Cast, exporter: &[u8; 32]) -> Session {
     let (a_offer, version) = match kind {
         "control_v2" => (offer_v2(), PROTOCOL_VERSION_2),
         _ => (offer_v1(), PROTOCOL_VERSION),
@@ -1331,15 +1357,7 @@ fn key_update_outcome(kind: &str, input: &[u8], c: &Cast, exporter: &[u8; 32]) -
     assert_eq!(s.peer_hello().map(|h| h.version), Some(version));
     while s.poll_transmit().is_some() {}
     while s.poll_event().is_some() {}
-    s.handle_data(now, StreamId::Control, input, false);
-    while s.poll_transmit().is_some() {}
-    let mut outcome = "ACCEPTED".to_owned();
-    while let Some(ev) = s.poll_event() {
-        if let Event::LinkDown { code, .. } = ev {
-            outcome = format!("CLOSE:{code}");
-        }
-    }
-    outcome
+    s
 }
 
 /// RFC 9180 §7.1.3 DeriveKeyPair(ikm) for DHKEM(X25519, HKDF-SHA256): the secret `sk` as the
@@ -1536,6 +1554,7 @@ fn committed_vectors_verify() {
     verify_key_update_file(&c, &a, &b);
     verify_officer_v2_file(&c, &a, &b);
     revocation_file::verify_file(&c, &a, &b);
+    bundle_update_file::verify_file(&c, &a, &b);
 }
 
 /// Checks the committed `officer_v2.json` from its inputs and identity.json: the signed bytes

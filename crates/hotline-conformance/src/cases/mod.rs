@@ -1,5 +1,6 @@
 //! The cases, by SPEC.md area, and the checks they share.
 
+mod bundle_update;
 mod command;
 mod control;
 mod control_limits;
@@ -44,6 +45,7 @@ pub fn all(trust: Trust) -> Vec<Case> {
     cases.extend(key_update::cases());
     cases.extend(officer_v2::cases());
     cases.extend(revocation::cases());
+    cases.extend(bundle_update::cases());
     cases
 }
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::hex;
 
 /// The vector files, in report order, with their committed text.
-const EMBEDDED: [(&str, &str); 10] = [
+const EMBEDDED: [(&str, &str); 11] = [
     (
         "identity.json",
         include_str!("../../../../vectors/v1/identity.json"),
@@ -50,16 +50,21 @@ const EMBEDDED: [(&str, &str); 10] = [
         "revocation.json",
         include_str!("../../../../vectors/v1/revocation.json"),
     ),
+    (
+        "bundle_update.json",
+        include_str!("../../../../vectors/v1/bundle_update.json"),
+    ),
 ];
 
 /// The vector files that hold negative vectors, and the field of each of their lists (in
 /// report order).
-const NEGATIVE_LISTS: [(&str, &str); 5] = [
+const NEGATIVE_LISTS: [(&str, &str); 6] = [
     ("negative.json", "vectors"),
     ("key_update.json", "negative"),
     ("officer_v2.json", "envelopes"),
     ("revocation.json", "envelopes"),
     ("revocation.json", "negative"),
+    ("bundle_update.json", "negative"),
 ];
 
 /// The names of the vector files, which are also the names of the results files.
@@ -613,7 +618,8 @@ impl Committed {
             let positive = POSITIVE
                 .iter()
                 .chain(super::officer_v2::POSITIVE)
-                .chain(super::revocation::POSITIVE);
+                .chain(super::revocation::POSITIVE)
+                .chain(super::bundle_update::POSITIVE);
             for (f, key, kind, src) in positive.filter(|c| c.0 == file) {
                 let expected = match src {
                     Same => self.scalar(f, key)?,
@@ -651,15 +657,17 @@ impl Committed {
     }
 }
 
-/// One negative vector (of `negative.json`, `key_update.json` or `revocation.json`), or one of
-/// the envelopes of `officer_v2.json` or `revocation.json`, each with its exact outcome.
+/// One negative vector (of `negative.json`, `key_update.json`, `revocation.json` or
+/// `bundle_update.json`), or one of the envelopes of `officer_v2.json` or `revocation.json`,
+/// each with its exact outcome.
 pub struct Negative {
     /// Its name: the key in the results file.
     pub name: String,
     /// What receives it: `envelope`, `receipt`, `hello`, `frame_message`, `frame_control`;
     /// in `key_update.json`, `control_v2` or `control_v1` (the control stream after both
     /// Hellos, on a link that negotiated version 2 or 1; `revocation.json` uses them too, for
-    /// Revocations frames); in `officer_v2.json`, `envelope_v2` (an envelope on a link that
+    /// Revocations frames, and `bundle_update.json`, for BundleUpdate and BundleAccepted
+    /// frames); in `officer_v2.json`, `envelope_v2` (an envelope on a link that
     /// negotiated version 2); in `revocation.json`, `envelope_v2_revocations` (the same, with
     /// node B holding the file's revocations).
     pub kind: String,

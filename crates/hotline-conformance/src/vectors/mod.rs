@@ -11,6 +11,7 @@
 //! from a mere difference. `--emit DIR` writes this implementation's own results in the same
 //! format: the reference to diff against, and what the tests check.
 
+mod bundle_update;
 mod committed;
 mod hex;
 mod inputs;

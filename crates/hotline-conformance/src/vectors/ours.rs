@@ -49,6 +49,9 @@ pub fn results(c: &Committed) -> Result<Results, String> {
     officer_v2.extend(negative_file(c, &k, super::officer_v2::FILE)?);
     all.insert(super::officer_v2::FILE, officer_v2);
     all.insert(super::revocation::FILE, super::revocation::results(c, &k)?);
+    let mut bundle_update = super::bundle_update::results(c, &k)?;
+    bundle_update.extend(negative_file(c, &k, super::bundle_update::FILE)?);
+    all.insert(super::bundle_update::FILE, bundle_update);
     Ok(all)
 }
 

@@ -10,7 +10,7 @@ use hotline_protocol::hello::{self, Side};
 use hotline_protocol::identity::EncryptionKey;
 use hotline_protocol::receipt::Receipt;
 use hotline_protocol::revocation;
-use hotline_protocol::session::verify_key_update;
+use hotline_protocol::session::{verify_bundle_accepted, verify_bundle_update, verify_key_update};
 use prost::Message;
 
 use super::inputs::{Keys, offer};
@@ -142,8 +142,9 @@ fn envelope_outcome(
 }
 
 /// What this implementation does with a negative vector's input, in the context that the
-/// description of `negative.json`, `key_update.json`, `officer_v2.json` or `revocation.json`
-/// gives (the envelopes of `revocation.json` are opened in `super::revocation`).
+/// description of `negative.json`, `key_update.json`, `officer_v2.json`, `revocation.json` or
+/// `bundle_update.json` gives (the envelopes of `revocation.json` are opened in
+/// `super::revocation`).
 pub fn outcome(
     kind: &str,
     input: &[u8],
@@ -167,19 +168,30 @@ pub fn outcome(
             Ok(_) => "ACCEPTED".into(),
             Err(code) => format!("CLOSE:{code}"),
         },
-        // On the control stream after both Hellos, from A to B: a KeyUpdate or Revocations
-        // frame is an unexpected frame on a version 1 link (as any frame type version 1
-        // lacks), checked on version 2 (SPEC.md §4.3.5, §4.6.2).
+        // On the control stream after both Hellos, from A to B: a KeyUpdate, Revocations,
+        // BundleUpdate or BundleAccepted frame is an unexpected frame on a version 1 link (as
+        // any frame type version 1 lacks), checked on version 2 (SPEC.md §4.3.5, §4.6.2,
+        // §4.4.4).
         "control_v1" => match control_input(input) {
-            Ok(f) if matches!(f.ty, FrameType::KeyUpdate | FrameType::Revocations) => {
-                format!("CLOSE:{}", CloseCode::UnexpectedFrame)
-            }
-            Ok(f) => error(format!("a {:?} frame, not KeyUpdate or Revocations", f.ty)),
+            Ok(f) if version_2_only(f.ty) => format!("CLOSE:{}", CloseCode::UnexpectedFrame),
+            Ok(f) => error(format!("a {:?} frame, not one of version 2", f.ty)),
             Err(outcome) => outcome,
         },
         "control_v2" => match control_input(input) {
             Ok(f) if f.ty == FrameType::Revocations => {
                 match revocation::verify_frame(&f.payload, &k.a.id()) {
+                    Ok(_) => "ACCEPTED".into(),
+                    Err(_) => format!("CLOSE:{}", CloseCode::MalformedFrame),
+                }
+            }
+            Ok(f) if f.ty == FrameType::BundleUpdate => {
+                match verify_bundle_update(&f.payload, &k.a.id()) {
+                    Ok(_) => "ACCEPTED".into(),
+                    Err(_) => format!("CLOSE:{}", CloseCode::MalformedFrame),
+                }
+            }
+            Ok(f) if f.ty == FrameType::BundleAccepted => {
+                match verify_bundle_accepted(&f.payload) {
                     Ok(_) => "ACCEPTED".into(),
                     Err(_) => format!("CLOSE:{}", CloseCode::MalformedFrame),
                 }
@@ -211,4 +223,15 @@ pub fn outcome(
         }
         other => error(format!("unknown vector kind {other}")),
     }
+}
+
+/// The control frame types a node accepts only on a link that negotiated version 2.
+fn version_2_only(ty: FrameType) -> bool {
+    matches!(
+        ty,
+        FrameType::KeyUpdate
+            | FrameType::Revocations
+            | FrameType::BundleUpdate
+            | FrameType::BundleAccepted
+    )
 }

@@ -1,8 +1,9 @@
 //! Independent checks of another implementation's encodings with this implementation: its
 //! envelope must open as node B, its receipts must verify as node A, its Hello must bind the
 //! connection, its KeyUpdate must verify as node A's, its officer signatures must verify by the
-//! version 2 rule, its key revocations must verify as node A's, and so on. These rows say whether the two implementations interoperate,
-//! which a byte comparison alone does not say when it fails.
+//! version 2 rule, its key revocations and bundle updates must verify as node A's, and so on.
+//! These rows say whether the two implementations interoperate, which a byte comparison alone
+//! does not say when it fails.
 
 use bytes::Bytes;
 use hotline_protocol::bundle::PeerBundle;
@@ -333,6 +334,7 @@ pub fn checks(c: &Committed, k: &Keys, theirs: &Lookup<'_>) -> Result<Vec<Check>
     );
     out.extend(super::officer_v2::checks(c, k, theirs)?);
     out.extend(super::revocation::checks(c, k, theirs)?);
+    out.extend(super::bundle_update::checks(c, k, theirs)?);
     Ok(out)
 }
 

@@ -13,6 +13,10 @@ use super::Shared;
 use super::link::LinkMsg;
 use crate::store::AuditEvent;
 
+/// Most bundles of one peer the node keeps (its history, for evidence): a peer changes its TLS
+/// key or name a few times in its life, not hundreds.
+pub const MAX_PEER_BUNDLES: usize = 256;
+
 impl Shared {
     /// `bundle`, sent by its node over the link: held if it is newer than the one held (by
     /// `created_ms`). Returns the bundle held now (the new one, or the one held already), for
@@ -31,9 +35,19 @@ impl Shared {
                 link.previous_pin,
             )
         };
-        if bundle.created() <= held.created() {
+        // A bundle dated more than the allowed clock skew ahead is not taken: it would make
+        // every later bundle of the peer look older. A newer one that changes nothing the peer
+        // is known by (TLS key, name, addresses; its encryption keys arrive in Hello and
+        // KeyUpdate, §4.3.5) replaces the held one without joining the bundle history, so that
+        // the history grows only with real changes, and at most to MAX_PEER_BUNDLES.
+        let ahead =
+            bundle.created() > now_ms().saturating_add(hotline_protocol::time::MAX_FUTURE_SKEW);
+        if bundle.created() <= held.created() || ahead {
             return Ok(held);
         }
+        let same = held.tls_spki_sha256() == bundle.tls_spki_sha256()
+            && held.name() == bundle.name()
+            && held.addresses() == bundle.addresses();
         let changed_pin = held.tls_spki_sha256() != bundle.tls_spki_sha256();
         let previous = changed_pin.then_some(*held.tls_spki_sha256());
         let (bytes, now) = (bundle.bytes().clone(), now_ms());
@@ -49,21 +63,36 @@ impl Shared {
         let stored = self
             .store
             .call(move |s| -> crate::store::Result<bool> {
-                let taken = s.take_peer_bundle(&peer, &bytes, previous, now)?;
-                s.audit(&[AuditEvent {
-                    time_ms: now,
-                    kind: "peer_bundle_updated".into(),
-                    peer: Some(peer),
-                    message_id: None,
-                    detail,
-                }])?;
+                if !same {
+                    let installed = s
+                        .bundle_history()?
+                        .iter()
+                        .filter(|b| b.identity == peer)
+                        .count();
+                    if installed >= MAX_PEER_BUNDLES {
+                        return Ok(false);
+                    }
+                }
+                let taken = s.take_peer_bundle(&peer, &bytes, previous, !same, now)?;
+                if taken && !same {
+                    s.audit(&[AuditEvent {
+                        time_ms: now,
+                        kind: "peer_bundle_updated".into(),
+                        peer: Some(peer),
+                        message_id: None,
+                        detail,
+                    }])?;
+                }
                 Ok(taken)
             })
             .await
             .ok_or("the store has stopped")?
             .map_err(|e| e.to_string())?;
         if !stored {
-            return Err("the peer is no longer pinned".into());
+            return Err(format!(
+                "not taken: the peer is no longer pinned, or it sent {MAX_PEER_BUNDLES} bundles \
+                 already (update it out of band: `hotlined peer update`)"
+            ));
         }
         tracing::info!(peer = %alias, new_tls_key = changed_pin, "took the peer's new bundle");
         let previous_pin = previous.or(previous_before);

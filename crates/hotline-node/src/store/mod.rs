@@ -214,14 +214,15 @@ pub trait Store: Send + 'static {
         officer_key: &[u8; 32],
         since: UnixMillis,
     ) -> Result<Vec<MessageId>>;
-    /// Replaces `peer`'s bundle with one it sent over the link (SPEC.md §4.4.4), keeping the old
-    /// in the bundle history, and remembers `previous_pin` (the TLS key of the replaced bundle,
-    /// if it differs) as still accepted. False if `peer` is not pinned.
+    /// Replaces `peer`'s bundle with one it sent over the link (SPEC.md §4.4.4), adding it to the
+    /// bundle history if `history`, and remembers `previous_pin` (the TLS key of the replaced
+    /// bundle, if it differs) as still accepted. False if `peer` is not pinned.
     fn take_peer_bundle(
         &mut self,
         peer: &NodeId,
         bundle: &Bytes,
         previous_pin: Option<[u8; 32]>,
+        history: bool,
         now: UnixMillis,
     ) -> Result<bool>;
     /// The TLS key `peer` used before its current bundle, while still accepted.

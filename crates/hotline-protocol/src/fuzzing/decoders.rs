@@ -1,7 +1,8 @@
 //! Fuzz entry points for the frame decoder and the signed wire objects (envelope, receipt, Hello,
-//! KeyUpdate, peer bundle, key revocation).
+//! KeyUpdate, peer bundle, bundle update, key revocation).
 
 use bytes::Bytes;
+use prost::Message;
 
 use super::fixture::fixture;
 use crate::bundle::{self as peer_bundle, PeerBundle};
@@ -16,8 +17,12 @@ use crate::receipt::{self, Receipt, ReceiptKind};
 use crate::revocation::{
     self as revoke, MAX_PER_FRAME, MAX_REASON_LEN, MAX_REVOCATION_LEN, Revocation, Standing,
 };
-use crate::session::{MAX_ANNOUNCED_KEYS, key_update_payload, verify_key_update};
+use crate::session::{
+    MAX_ANNOUNCED_KEYS, key_update_payload, verify_bundle_accepted, verify_bundle_update,
+    verify_key_update,
+};
 use crate::sim::EPOCH;
+use crate::wire;
 
 // ----- frame decoder -------------------------------------------------------------------
 
@@ -357,6 +362,37 @@ fn accepted_revocation(r: &Revocation, peer: &NodeId) {
         revoke::check_officer(one, peer, r.key(), cutoff).is_err(),
         "an envelope created at the cutoff passes"
     );
+}
+
+/// Bundle updates (SPEC.md §4.4.4): `session::verify_bundle_update` of the input as a
+/// BundleUpdate payload from the fixed peer, and `session::verify_bundle_accepted` of the input
+/// as a BundleAccepted payload.
+///
+/// Checks that a BundleUpdate that verifies was canonical (its bundle encodes back to the exact
+/// input), carries a bundle of the peer's identity that keeps every bundle invariant and reads
+/// back the same on its own (§4.4.3), and is refused as coming from anyone else (me); and that
+/// a BundleAccepted that verifies was canonical and names exactly 32 bytes.
+pub fn bundle_update(data: &[u8]) {
+    let Some(fx) = fixture() else { return };
+    if let Ok(b) = verify_bundle_update(data, &fx.peer) {
+        let payload = wire::BundleUpdate {
+            bundle: b.bytes().clone(),
+        }
+        .encode_to_vec();
+        assert_eq!(payload, data, "a non-canonical BundleUpdate verified");
+        accepted_bundle(&b, &fx.peer);
+        assert!(
+            verify_bundle_update(data, &fx.me.id()).is_err(),
+            "the peer's bundle verified as another node's"
+        );
+    }
+    if let Ok(sha) = verify_bundle_accepted(data) {
+        let payload = wire::BundleAccepted {
+            bundle_sha256: Bytes::copy_from_slice(&sha),
+        }
+        .encode_to_vec();
+        assert_eq!(payload, data, "a non-canonical BundleAccepted verified");
+    }
 }
 
 /// Peer bundle parsing (SPEC.md §4.4), raw and armored: `PeerBundle::from_bytes` and

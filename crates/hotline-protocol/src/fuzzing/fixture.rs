@@ -131,8 +131,9 @@ pub fn fixture_frame(f: FixtureFrame) -> Option<Bytes> {
     fixture()?.frames.get(f as usize).cloned()
 }
 
-/// Encoded peer bundles (SPEC.md §4.4) of the fixture, for the `bundle` target's seeds: all
-/// self-signed by the peer's identity key, the first two valid.
+/// Encoded peer bundles (SPEC.md §4.4) of the fixture, for the `bundle` and `bundle_update`
+/// targets' seeds: all but the last self-signed by the peer's identity key, the first two
+/// valid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FixtureBundle {
@@ -149,17 +150,22 @@ pub enum FixtureBundle {
     NameTooLong,
     /// Nine addresses, signed correctly (Malformed).
     TooManyAddresses,
+    /// My own bundle, valid, of my identity: what the peer must not send in a BundleUpdate
+    /// (SPEC.md §4.4.4). Not a seed of the `bundle` target, which holds that only the peer's
+    /// bundles verify.
+    ByMe,
 }
 
 impl FixtureBundle {
     /// Every fixture bundle, in byte order.
-    pub const ALL: [FixtureBundle; 6] = [
+    pub const ALL: [FixtureBundle; 7] = [
         FixtureBundle::Valid,
         FixtureBundle::Wide,
         FixtureBundle::ForeignKey,
         FixtureBundle::OnlyVersion2,
         FixtureBundle::NameTooLong,
         FixtureBundle::TooManyAddresses,
+        FixtureBundle::ByMe,
     ];
 }
 
@@ -588,6 +594,15 @@ fn build_bundles(me: &Party, peer: &Party, rng: &mut TestRng) -> Option<Vec<Byte
         .into()
     };
     let v1 = vec![crate::PROTOCOL_VERSION];
+    let mine = PeerBundle::create(
+        &me.identity,
+        "Fuzz Me",
+        crypto::sha256(b"hotline fuzzing fixture my TLS key"),
+        &me.certs(),
+        &[],
+        EPOCH,
+    )
+    .ok()?;
     Some(vec![
         valid.bytes().clone(),
         wide.bytes().clone(),
@@ -595,5 +610,6 @@ fn build_bundles(me: &Party, peer: &Party, rng: &mut TestRng) -> Option<Vec<Byte
         signed(body("Fuzz Peer", &peer.certs(), 1, vec![2])),
         signed(body(&"n".repeat(65), &peer.certs(), 1, v1.clone())),
         signed(body("Fuzz Peer", &peer.certs(), 9, v1)),
+        mine.bytes().clone(),
     ])
 }

@@ -17,7 +17,8 @@ mod session_driver;
 mod session_ops;
 
 pub use decoders::{
-    bundle, envelope_open, frame_decoder, hello_verify, key_update, receipt_verify, revocation,
+    bundle, bundle_update, envelope_open, frame_decoder, hello_verify, key_update, receipt_verify,
+    revocation,
 };
 pub use fixture::{
     FixtureBundle, FixtureFrame, FixtureRevocation, fixture_bundle, fixture_frame,

@@ -460,9 +460,10 @@ impl Store for SqliteStore {
         peer: &NodeId,
         bundle: &Bytes,
         previous_pin: Option<[u8; 32]>,
+        history: bool,
         now: hotline_protocol::time::UnixMillis,
     ) -> Result<bool> {
-        SqliteStore::take_peer_bundle(self, peer, bundle, previous_pin, now)
+        SqliteStore::take_peer_bundle(self, peer, bundle, previous_pin, history, now)
     }
 
     fn previous_pin(&mut self, peer: &NodeId) -> Result<Option<[u8; 32]>> {

@@ -17,6 +17,7 @@ impl SqliteStore {
         peer: &NodeId,
         bundle: &Bytes,
         previous_pin: Option<[u8; 32]>,
+        history: bool,
         now: UnixMillis,
     ) -> Result<bool> {
         let now = int(now, "now")?;
@@ -28,8 +29,10 @@ impl SqliteStore {
         if n == 0 {
             return Ok(false);
         }
-        tx.prepare_cached(INSTALL_BUNDLE)?
-            .execute(params![id, &bundle[..], now])?;
+        if history {
+            tx.prepare_cached(INSTALL_BUNDLE)?
+                .execute(params![id, &bundle[..], now])?;
+        }
         if let Some(pin) = previous_pin {
             tx.prepare_cached(
                 "INSERT INTO peer_previous_pins (peer, spki, since_ms) VALUES (?1, ?2, ?3) \
