@@ -147,15 +147,20 @@ pub fn rotate_tls(dir: &Path, now_flag: bool) -> Result<(), CommandError> {
             path.display()
         );
         println!(
-            "A running node uses it within {} seconds. A peer that did not hold the new bundle              refuses this node until it is given that file (`hotlined peer update --bundle`),              and an operator whose client did not learn the new key needs a renewed              credential (`hotlined operator renew`).",
+            "A running node uses it within {} seconds. A peer that did not hold the new bundle refuses this node until it is given that file (`hotlined peer update --bundle`), and an operator whose client did not learn the new key needs a renewed credential (`hotlined operator renew`).",
             CHECK.as_secs()
         );
         return Ok(());
     }
     if cfg.ca.is_some() {
-        println!(
-            "note: in private CA mode a peer also checks the certificate against the CA: have              the CA issue one for the new key before the switch (`hotlined keys renew-tls              --tls-cert` after it)."
-        );
+        return Err(CommandError(
+            "this node has a [ca] section: in private CA mode a peer checks the node's \
+             certificate against the CA, so a new key needs a certificate the CA issued for it, \
+             which `keys rotate --tls` cannot obtain yet. Renew the certificate for the same key \
+             instead (`hotlined keys renew-tls --tls-cert FILE`), or change the key out of band \
+             (new bundle to the peers, new credentials to the operators)"
+                .into(),
+        ));
     }
     // One rotation at a time: a peer keeps one replaced key beside the new one (SPEC.md §3.6.1).
     if let Some(waiting) = tls_next::load(dir)? {
@@ -173,7 +178,7 @@ pub fn rotate_tls(dir: &Path, now_flag: bool) -> Result<(), CommandError> {
         dir.join(tls_next::TLS_NEXT_KEY_FILE).display()
     );
     println!(
-        "The running node announces it to every peer in a new bundle (version 2 links) within          {} seconds, tells operators' clients when they connect, and switches to it once every          peer holds it (its log says which peers it waits for; `hotlined keys rotate --tls          --now` switches at once).",
+        "The running node announces it to every peer in a new bundle (version 2 links) within {} seconds, tells operators' clients when they connect, and switches to it once every peer holds it (its log says which peers it waits for; `hotlined keys rotate --tls --now` switches at once).",
         CHECK.as_secs()
     );
     Ok(())

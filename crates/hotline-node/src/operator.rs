@@ -401,7 +401,7 @@ pub fn remove(dir: &Path, name: &str) -> Result<(), CommandError> {
                 "operator removed",
             )?;
             say!(
-                "Peers on version 2 links are told that the key's signatures from now on do not                  count; if the key may have been stolen earlier, say since when with `hotlined                  keys revoke --dir {} --officer {name:?} --compromised-since WHEN`.",
+                "Peers on version 2 links are told that the key's signatures from now on do not count; if the key may have been stolen earlier, say since when with `hotlined keys revoke --dir {} --officer {name:?} --compromised-since WHEN`.",
                 dir.display()
             );
         }

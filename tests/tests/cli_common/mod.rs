@@ -216,7 +216,7 @@ fn answer(cfg: &MockConfig, st: &Mutex<MockState>, req: Option<Request>) -> Resp
             role: wire::Role::Officer as i32,
             node: cfg.me.to_string(),
             node_name: cfg.own_bundle.name().into(),
-            next_tls_spki_sha256: Default::default(),
+            bundle: Default::default(),
         }),
         Some(Request::Peers(_)) => Response::Peers(wire::PeersResponse { peers: vec![peer] }),
         Some(Request::Status(_)) => Response::Status(wire::StatusResponse {

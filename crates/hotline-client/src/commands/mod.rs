@@ -55,9 +55,10 @@ impl Ctx {
 }
 
 /// Keeps the credential file's pin of the node's TLS key current across a rotation (SPEC.md
-/// §15.5.9): the node's next key, as WhoAmI tells it, is accepted beside the current one; once
-/// the node presents it, it becomes the pin. A file that cannot be rewritten is said so and the
-/// command goes on.
+/// §15.5.9): the node's next key, as the bundle WhoAmI carries names it, is accepted beside the
+/// current one; once the node presents it, it becomes the pin. The bundle must be signed by the
+/// credential's node: a holder of the node's current TLS key alone cannot plant a key of its
+/// own. A file that cannot be rewritten is said so and the command goes on.
 async fn follow_tls_rotation(cred: &Loaded, client: &Client) {
     let presented = client.node_spki();
     let update = if presented.is_some() && presented == cred.node_pin_next {
@@ -67,12 +68,8 @@ async fn follow_tls_rotation(cred: &Loaded, client: &Client) {
             .whoami(hotline_protocol::wire::WhoAmIRequest {})
             .await
         {
-            Ok(w) => match <[u8; 32]>::try_from(w.next_tls_spki_sha256.as_ref()) {
-                Ok(next) if Some(next) != cred.node_pin_next && next != cred.node_pin => {
-                    Some((cred.node_pin, Some(next)))
-                }
-                _ => None,
-            },
+            Ok(w) => next_pin(&cred.node, cred.node_pin, cred.node_pin_next, &w.bundle)
+                .map(|next| (cred.node_pin, Some(next))),
             Err(_) => None,
         }
     };
@@ -85,6 +82,20 @@ async fn follow_tls_rotation(cred: &Loaded, client: &Client) {
             cred.path.display()
         );
     }
+}
+
+/// The next TLS pin a WhoAmI `bundle` names for the node `node` whose key is pinned as `pin`
+/// (and `next`, if one is known): `None` unless the bundle verifies as `node`'s and names a key
+/// not known yet.
+fn next_pin(
+    node: &hotline_protocol::NodeId,
+    pin: [u8; 32],
+    next: Option<[u8; 32]>,
+    bundle: &[u8],
+) -> Option<[u8; 32]> {
+    let b = hotline_protocol::bundle::PeerBundle::from_bytes(bundle).ok()?;
+    let named = *b.tls_spki_sha256();
+    (b.identity() == *node && named != pin && Some(named) != next).then_some(named)
 }
 
 /// Now, Unix milliseconds.
@@ -174,4 +185,45 @@ pub async fn find_peer(client: &Client, name: &str) -> Result<wire::PeerInfo> {
             )
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use hotline_protocol::bundle::PeerBundle;
+    use hotline_protocol::identity::{EncryptionKeypair, IdentityKey};
+    use hotline_protocol::sim::TestRng;
+
+    fn bundle(id: &IdentityKey, pin: [u8; 32]) -> Vec<u8> {
+        let key = EncryptionKeypair::generate(id, 1, 2_000_000, &mut TestRng::new(1));
+        PeerBundle::create(id, "n", pin, &[key.certificate], &[], 5)
+            .expect("bundle")
+            .bytes()
+            .to_vec()
+    }
+
+    #[test]
+    fn a_next_pin_is_taken_only_from_the_nodes_own_bundle() {
+        let mut rng = TestRng::new(2);
+        let node = IdentityKey::generate(&mut rng);
+        let other = IdentityKey::generate(&mut rng);
+        let (pin, next) = ([1; 32], [2; 32]);
+        let id = node.id();
+        assert_eq!(
+            super::next_pin(&id, pin, None, &bundle(&node, next)),
+            Some(next)
+        );
+        // Known already, or the pin itself: nothing new.
+        assert_eq!(
+            super::next_pin(&id, pin, Some(next), &bundle(&node, next)),
+            None
+        );
+        assert_eq!(super::next_pin(&id, pin, None, &bundle(&node, pin)), None);
+        // Another node's bundle, or bytes that are no bundle: never.
+        assert_eq!(super::next_pin(&id, pin, None, &bundle(&other, next)), None);
+        assert_eq!(super::next_pin(&id, pin, None, b"not a bundle"), None);
+        let mut forged = bundle(&node, next);
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert_eq!(super::next_pin(&id, pin, None, &forged), None);
+    }
 }

@@ -255,12 +255,7 @@ async fn handle(shared: &Arc<Shared>, op: &Operator, req: Option<Request>) -> Re
             },
             node: shared.id.to_string(),
             node_name: shared.name.clone(),
-            next_tls_spki_sha256: shared
-                .tls_pending
-                .lock()
-                .ok()
-                .and_then(|p| p.as_ref().map(|p| p.spki.to_vec().into()))
-                .unwrap_or_default(),
+            bundle: shared.own_bundle(),
         })),
         Some(Request::Send(s)) => send(shared, op, s).await,
         Some(Request::Ack(a)) => ack(shared, op, a).await,
