@@ -17,20 +17,19 @@ use hotline_protocol::bundle::{MAX_KEYS, PeerBundle};
 use hotline_protocol::codes::CloseCode;
 use hotline_protocol::crypto::sha256;
 use hotline_protocol::frame::{self, FrameType};
-use hotline_protocol::hello::Offer;
 use hotline_protocol::identity::{EncryptionKey, EncryptionKeypair, IdentityKey};
 use hotline_protocol::session::{verify_bundle_accepted, verify_bundle_update};
 use hotline_protocol::time::DAY;
-use hotline_protocol::{ALPN, PROTOCOL_VERSION, wire};
+use hotline_protocol::{ALPN, wire};
 use hotline_transport::now_ms;
 use hotline_transport::tls::{self, NodeTlsKey};
 use prost::Message;
 
-use super::key_update::link_v2;
+use super::key_update::{closes_on, ended_note, link_v1, link_v2};
 use super::{expect_close, tri};
 use crate::certs::{self, Window};
 use crate::ctx::{Ctx, Trust, rng};
-use crate::fate::{Ending, code, code_name};
+use crate::fate::{code, code_name};
 use crate::peer::{self, Behaviour, Link, Raw};
 use crate::suite::{Case, Outcome};
 
@@ -181,38 +180,11 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// `; connection closed with ...` if the connection has ended, else nothing.
-fn ended_note(link: &Link) -> String {
-    match link.raw.conn.close_reason() {
-        Some(e) => format!("; {}", Ending::from_error(&e).describe()),
-        None => String::new(),
-    }
-}
-
-/// Writes `bytes` on the control stream of `link` and expects the connection closed with
-/// `expected`.
-async fn closes_on(link: Link, bytes: &[u8], expected: CloseCode) -> Outcome {
-    tri!(link.write_control(bytes).await);
-    let outcome = expect_close(&link.raw, expected).await;
-    link.raw.close();
-    outcome
-}
-
 async fn on_version_1_link(cx: &Ctx) -> Outcome {
-    let offer = Offer {
-        versions: vec![PROTOCOL_VERSION],
-        ..Offer::default()
+    let link = match link_v1(cx).await {
+        Ok(l) => l,
+        Err(o) => return o,
     };
-    let link = tri!(
-        peer::link_offering(cx, &offer, Behaviour::default()).await,
-        "no link offering version 1 only"
-    );
-    if link.hello.version != PROTOCOL_VERSION {
-        return Outcome::fail(format!(
-            "the link negotiated version {} though the runner offered version 1 only",
-            link.hello.version
-        ));
-    }
     let b = tri!(own_bundle(cx));
     closes_on(link, &bundle_update(b.bytes()), CloseCode::UnexpectedFrame).await
 }

@@ -130,7 +130,7 @@ fn key_update(keys: &[EncryptionKey]) -> Vec<u8> {
 }
 
 /// `; connection closed with ...` if the connection has ended, else nothing.
-fn ended_note(link: &Link) -> String {
+pub(super) fn ended_note(link: &Link) -> String {
     match link.raw.conn.close_reason() {
         Some(e) => format!("; {}", Ending::from_error(&e).describe()),
         None => String::new(),
@@ -139,28 +139,36 @@ fn ended_note(link: &Link) -> String {
 
 /// Writes `bytes` on the control stream of `link` and expects the connection closed with
 /// `expected`.
-async fn closes_on(link: Link, bytes: &[u8], expected: CloseCode) -> Outcome {
+pub(super) async fn closes_on(link: Link, bytes: &[u8], expected: CloseCode) -> Outcome {
     tri!(link.write_control(bytes).await);
     let outcome = expect_close(&link.raw, expected).await;
     link.raw.close();
     outcome
 }
 
-async fn on_version_1_link(cx: &Ctx) -> Outcome {
+/// A link on which the runner offered version 1 only (so a version 2 frame is unexpected).
+pub(super) async fn link_v1(cx: &Ctx) -> Result<Link, Outcome> {
     let offer = Offer {
         versions: vec![PROTOCOL_VERSION],
         ..Offer::default()
     };
-    let link = tri!(
-        peer::link_offering(cx, &offer, Behaviour::default()).await,
-        "no link offering version 1 only"
-    );
+    let link = peer::link_offering(cx, &offer, Behaviour::default())
+        .await
+        .map_err(|e| Outcome::fail(format!("no link offering version 1 only: {e}")))?;
     if link.hello.version != PROTOCOL_VERSION {
-        return Outcome::fail(format!(
+        return Err(Outcome::fail(format!(
             "the link negotiated version {} though the runner offered version 1 only",
             link.hello.version
-        ));
+        )));
     }
+    Ok(link)
+}
+
+async fn on_version_1_link(cx: &Ctx) -> Outcome {
+    let link = match link_v1(cx).await {
+        Ok(l) => l,
+        Err(o) => return o,
+    };
     let keys = tri!(own_keys(cx, MAX_ANNOUNCED_KEYS));
     closes_on(link, &key_update(&keys), CloseCode::UnexpectedFrame).await
 }

@@ -14,21 +14,20 @@ use hotline_protocol::content::{Draft, Precedence, Tlp};
 use hotline_protocol::crypto::{KEY_LEN, Label};
 use hotline_protocol::envelope::{Envelope, MessageId, SealParams};
 use hotline_protocol::frame::{self, FrameType};
-use hotline_protocol::hello::Offer;
 use hotline_protocol::identity::IdentityKey;
 use hotline_protocol::officer::{OfficerKey, Role};
 use hotline_protocol::revocation::{self, MAX_PER_FRAME, Revocation, RevokedKind};
 use hotline_protocol::time::{DAY, MINUTE, SECOND};
-use hotline_protocol::{PROTOCOL_VERSION, wire};
+use hotline_protocol::wire;
 use hotline_transport::now_ms;
 use prost::Message;
 use std::time::Duration;
 
-use super::key_update::link_v2;
+use super::key_update::{closes_on, ended_note, link_v1, link_v2};
 use super::{Sent, expect_close, expect_rejected, tri};
 use crate::ctx::{Ctx, fill_random, rng};
-use crate::fate::{Ending, code, code_name};
-use crate::peer::{self, Behaviour, Link};
+use crate::fate::{code, code_name};
+use crate::peer::Link;
 use crate::suite::{Case, Outcome, delivered};
 
 /// Revocations frames the target takes at once on a new connection (SPEC.md §13.2): enough
@@ -186,38 +185,11 @@ fn frame_of(revocations: &[Revocation]) -> Vec<u8> {
     .to_vec()
 }
 
-/// `; connection closed with ...` if the connection has ended, else nothing.
-fn ended_note(link: &Link) -> String {
-    match link.raw.conn.close_reason() {
-        Some(e) => format!("; {}", Ending::from_error(&e).describe()),
-        None => String::new(),
-    }
-}
-
-/// Writes `bytes` on the control stream of `link` and expects the connection closed with
-/// `expected`.
-async fn closes_on(link: Link, bytes: &[u8], expected: CloseCode) -> Outcome {
-    tri!(link.write_control(bytes).await);
-    let outcome = expect_close(&link.raw, expected).await;
-    link.raw.close();
-    outcome
-}
-
 async fn on_version_1_link(cx: &Ctx) -> Outcome {
-    let offer = Offer {
-        versions: vec![PROTOCOL_VERSION],
-        ..Offer::default()
+    let link = match link_v1(cx).await {
+        Ok(l) => l,
+        Err(o) => return o,
     };
-    let link = tri!(
-        peer::link_offering(cx, &offer, Behaviour::default()).await,
-        "no link offering version 1 only"
-    );
-    if link.hello.version != PROTOCOL_VERSION {
-        return Outcome::fail(format!(
-            "the link negotiated version {} though the runner offered version 1 only",
-            link.hello.version
-        ));
-    }
     let r = tri!(revoke_random(cx));
     closes_on(link, &frame_of(&[r]), CloseCode::UnexpectedFrame).await
 }
