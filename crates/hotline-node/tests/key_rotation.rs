@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Client, runtime, send_request, show, start, status, two_nodes, wait_state};
+use common::{Client, runtime, show, start, status, two_nodes, wait_state};
 use hotline_protocol::envelope::Envelope;
 use hotline_protocol::wire::{self, operator_request::Request, operator_response::Response};
 use hotline_transport::material::Material;
@@ -24,24 +24,6 @@ async fn sealed_to(c: &Client, id: [u8; 16]) -> [u8; 16] {
         }
         other => panic!("{other:?}"),
     }
-}
-
-/// Sends a message from `c` to its node's one peer `to`; its id.
-async fn send(c: &Client, to: &str, subject: &str) -> [u8; 16] {
-    let id = common::random_id();
-    let peer = common::peer_id(c).await;
-    let r = c
-        .call(Request::Send(send_request(
-            c,
-            id,
-            to,
-            &peer,
-            &common::draft(subject),
-        )))
-        .await
-        .expect("send");
-    assert!(matches!(r, Response::Send(_)), "{r:?}");
-    id
 }
 
 fn newest_key(dir: &Path) -> [u8; 16] {
@@ -90,7 +72,7 @@ fn a_key_rotated_on_a_running_node_is_announced_and_sealed_to_without_a_reconnec
         wait_up(&bruno).await;
 
         // Before: sealed to A's first key.
-        let before = send(&bruno, "cert-a", "before the rotation").await;
+        let before = common::send_ok(&bruno, "cert-a", "before the rotation").await;
         wait_state(&bruno, before, |s| s == "delivered").await;
         assert_eq!(sealed_to(&bruno, before).await, first);
         // The dial race of the start is over (SPEC.md §3.9) once a message went through.
@@ -114,12 +96,12 @@ fn a_key_rotated_on_a_running_node_is_announced_and_sealed_to_without_a_reconnec
         hotline_node::keys::rotate(&a).expect("keys rotate");
         let second = newest_key(&a);
         assert_ne!(second, first);
-        let during = send(&bruno, "cert-a", "during the rotation").await;
+        let during = common::send_ok(&bruno, "cert-a", "during the rotation").await;
 
         // Within a few key checks, B seals to the new key.
         let t0 = Instant::now();
         let after = loop {
-            let id = send(&bruno, "cert-a", "after the rotation").await;
+            let id = common::send_ok(&bruno, "cert-a", "after the rotation").await;
             if sealed_to(&bruno, id).await == second {
                 break id;
             }
@@ -167,7 +149,7 @@ fn a_key_rotated_on_a_running_node_is_announced_and_sealed_to_without_a_reconnec
         let bruno = Client::connect(&b.join("bruno.cred"), nb.local_addr)
             .await
             .expect("bruno");
-        let offline = send(&bruno, "cert-a", "while A is down").await;
+        let offline = common::send_ok(&bruno, "cert-a", "while A is down").await;
         assert_eq!(sealed_to(&bruno, offline).await, second);
         nb.shutdown().await;
     });
@@ -210,8 +192,8 @@ fn nodes_started_a_year_after_init_renew_their_keys_and_link_without_a_manual_st
             .expect("bruno");
         wait_up(&anna).await;
         // Messages both ways, sealed to the keys each side learnt from the other's Hello.
-        let to_b = send(&anna, "cert-b", "a year on, to B").await;
-        let to_a = send(&bruno, "cert-a", "a year on, to A").await;
+        let to_b = common::send_ok(&anna, "cert-b", "a year on, to B").await;
+        let to_a = common::send_ok(&bruno, "cert-a", "a year on, to A").await;
         wait_state(&anna, to_b, |s| s == "delivered").await;
         wait_state(&bruno, to_a, |s| s == "delivered").await;
         assert_eq!(sealed_to(&bruno, to_a).await, newest_key(&a));

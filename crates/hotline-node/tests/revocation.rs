@@ -7,28 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, runtime, send_request, start, status, two_nodes, wait_state};
+use common::{Client, runtime, start, status, two_nodes, wait_state};
 use hotline_node::store::Store;
 use hotline_protocol::revocation::{Revocation, RevokedKind, Standing, standing};
 use hotline_protocol::wire::{operator_request::Request, operator_response::Response};
 use hotline_transport::material::Material;
-
-/// Sends a message from `c` to peer `to`; the node's answer.
-async fn send(c: &Client, to: &str, subject: &str) -> (Response, [u8; 16]) {
-    let id = common::random_id();
-    let peer = common::peer_id(c).await;
-    let r = c
-        .call(Request::Send(send_request(
-            c,
-            id,
-            to,
-            &peer,
-            &common::draft(subject),
-        )))
-        .await
-        .expect("send");
-    (r, id)
-}
 
 /// Waits until node `n`'s store holds `count` revocations; returns them.
 async fn wait_revocations(n: &hotline_node::daemon::Node, count: usize) -> Vec<Revocation> {
@@ -69,7 +52,7 @@ fn revocations_reach_the_running_peer_at_once_and_are_kept() {
         let anna = Client::connect(&a.join("anna.cred"), na.local_addr)
             .await
             .expect("anna");
-        let (r, before) = send(&anna, "cert-b", "before the theft").await;
+        let (r, before) = common::try_send(&anna, "cert-b", "before the theft").await;
         assert!(matches!(r, Response::Send(_)), "{r:?}");
         wait_state(&anna, before, |s| s == "delivered").await;
         let bruno = Client::connect(&b.join("bruno.cred"), nb.local_addr)
@@ -193,9 +176,9 @@ fn messages_a_revoked_key_signed_that_never_left_are_withdrawn() {
         let carl = Client::connect(&a.join("carl.cred"), na.local_addr)
             .await
             .expect("carl");
-        let (r, by_anna) = send(&anna, "cert-b", "written by the thief").await;
+        let (r, by_anna) = common::try_send(&anna, "cert-b", "written by the thief").await;
         assert!(matches!(r, Response::Send(_)), "{r:?}");
-        let (r, by_carl) = send(&carl, "cert-b", "written by Carl").await;
+        let (r, by_carl) = common::try_send(&carl, "cert-b", "written by Carl").await;
         assert!(matches!(r, Response::Send(_)), "{r:?}");
 
         // Anna's key is revoked as compromised since ten minutes ago.

@@ -8,27 +8,9 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Client, runtime, send_request, start, status, two_nodes, wait_state};
+use common::{Client, runtime, start, status, two_nodes, wait_state};
 use hotline_protocol::bundle::PeerBundle;
-use hotline_protocol::wire::{operator_request::Request, operator_response::Response};
 use hotline_transport::material::Material;
-
-async fn send(c: &Client, to: &str, subject: &str) -> [u8; 16] {
-    let id = common::random_id();
-    let peer = common::peer_id(c).await;
-    let r = c
-        .call(Request::Send(send_request(
-            c,
-            id,
-            to,
-            &peer,
-            &common::draft(subject),
-        )))
-        .await
-        .expect("send");
-    assert!(matches!(r, Response::Send(_)), "{r:?}");
-    id
-}
 
 fn tls_pin(dir: &Path) -> [u8; 32] {
     Material::load(dir).expect("material").tls.spki_sha256()
@@ -61,7 +43,7 @@ fn a_tls_key_rotated_on_a_running_node_reaches_the_peer_before_it_is_used() {
         let bruno = Client::connect(&b.join("bruno.cred"), nb.local_addr)
             .await
             .expect("bruno");
-        let before = send(&bruno, "cert-a", "before the rotation").await;
+        let before = common::send_ok(&bruno, "cert-a", "before the rotation").await;
         wait_state(&bruno, before, |s| s == "delivered").await;
         // The dial race of the start is over (SPEC.md §3.9) once a message went through.
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -69,7 +51,7 @@ fn a_tls_key_rotated_on_a_running_node_reaches_the_peer_before_it_is_used() {
 
         // A's administrator makes a new TLS key while both run.
         hotline_node::keys::rotate_tls(&a, false).expect("rotate --tls");
-        let during = send(&bruno, "cert-a", "during the rotation").await;
+        let during = common::send_ok(&bruno, "cert-a", "during the rotation").await;
         // B holds A's new bundle, with the old key still accepted; A switches to the new key.
         until("A switches to its new TLS key", async || tls_pin(&a) != old).await;
         let new = tls_pin(&a);
@@ -101,7 +83,7 @@ fn a_tls_key_rotated_on_a_running_node_reaches_the_peer_before_it_is_used() {
         })
         .await;
 
-        let after = send(&bruno, "cert-a", "after the switch").await;
+        let after = common::send_ok(&bruno, "cert-a", "after the switch").await;
         for id in [during, after] {
             wait_state(&bruno, id, |s| s == "delivered").await;
         }
@@ -118,7 +100,7 @@ fn a_tls_key_rotated_on_a_running_node_reaches_the_peer_before_it_is_used() {
         let bruno = Client::connect(&b.join("bruno.cred"), nb.local_addr)
             .await
             .expect("bruno");
-        let later = send(&bruno, "cert-a", "on a new connection").await;
+        let later = common::send_ok(&bruno, "cert-a", "on a new connection").await;
         wait_state(&bruno, later, |s| s == "delivered").await;
         until("B drops A's old TLS key", async || {
             nb.with_store(move |s| s.previous_pin(&a_id).ok())

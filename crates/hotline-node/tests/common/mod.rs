@@ -296,3 +296,27 @@ pub fn test_ca() -> rcgen::Issuer<'static, rcgen::KeyPair> {
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     Issuer::new(ca, ca_key)
 }
+
+/// Sends a message from `c` to peer `to` (alias) with `subject`: the node's answer and the id.
+pub async fn try_send(c: &Client, to: &str, subject: &str) -> (Response, [u8; 16]) {
+    let id = random_id();
+    let peer = peer_id(c).await;
+    let r = c
+        .call(Request::Send(send_request(
+            c,
+            id,
+            to,
+            &peer,
+            &draft(subject),
+        )))
+        .await
+        .expect("send");
+    (r, id)
+}
+
+/// [`try_send`], which must be accepted: the id.
+pub async fn send_ok(c: &Client, to: &str, subject: &str) -> [u8; 16] {
+    let (r, id) = try_send(c, to, subject).await;
+    assert!(matches!(r, Response::Send(_)), "{r:?}");
+    id
+}
