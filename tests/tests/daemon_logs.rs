@@ -36,5 +36,8 @@ fn the_log_has_no_colour_codes_when_it_is_not_a_terminal() {
     let log = reader.join().unwrap();
     let text = String::from_utf8_lossy(&log);
     assert!(text.contains("node running"), "{text}");
-    assert!(!log.contains(&0x1b), "colour codes in a piped log: {text:?}");
+    assert!(
+        !log.contains(&0x1b),
+        "colour codes in a piped log: {text:?}"
+    );
 }
