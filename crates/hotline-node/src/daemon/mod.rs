@@ -27,6 +27,7 @@ mod run;
 mod sequences;
 mod shared;
 mod submit;
+pub mod systemd;
 mod tls_files;
 pub mod tls_rotation;
 

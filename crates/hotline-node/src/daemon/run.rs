@@ -58,7 +58,15 @@ pub fn run(dir: &Path, metrics_addr: Option<&str>) -> Result<(), CommandError> {
                 e.0
             );
         }
+        // systemd (`Type=notify`): ready now, and a watchdog if the unit asks for one.
+        super::systemd::ready(&format!("listening on {}", node.local_addr));
+        let watchdog = super::systemd::watchdog_interval()
+            .map(|every| tokio::spawn(super::systemd::watchdog(every)));
         wait_for_signal(&node).await;
+        super::systemd::stopping();
+        if let Some(w) = watchdog {
+            w.abort();
+        }
         tracing::info!("shutting down");
         let t0 = std::time::Instant::now();
         node.shutdown().await;
@@ -89,9 +97,11 @@ async fn wait_for_signal(node: &Node) {
             _ = term.recv() => return,
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: re-reading peers and operators");
+                super::systemd::reloading();
                 if let Err(e) = node.reload().await {
                     tracing::error!("reload failed: {e}");
                 }
+                super::systemd::ready("reloaded");
             }
         }
     }
