@@ -242,6 +242,10 @@ pub async fn connect_and_watch(cred: &Path, addr: SocketAddr) -> (Client, Watch)
         .await
         .expect("operator connects");
     let watch = c.watch().await.expect("watch");
+    // A round trip after the Watch request: the node takes its streams in order on one thread,
+    // so once Status is answered the Watch has subscribed (an event before that would be lost
+    // to it, and a loaded machine made that race visible).
+    let _ = status(&c).await;
     (c, watch)
 }
 
