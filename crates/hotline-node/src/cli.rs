@@ -149,6 +149,9 @@ enum PeerCommand {
         /// The node directory.
         #[arg(long)]
         dir: PathBuf,
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Replace a peer's bundle (same node: new keys) and/or its address.
     Update {
@@ -230,6 +233,9 @@ enum OperatorCommand {
         /// The node directory.
         #[arg(long)]
         dir: PathBuf,
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Revoke an operator's credential.
     Remove {
@@ -287,8 +293,8 @@ pub fn main() -> ExitCode {
             commands::peer_add_with_trust(&dir, &bundle, &address, name.as_deref(), trust)
         }
         Command::Peer {
-            command: PeerCommand::List { dir },
-        } => commands::peer_list(&dir),
+            command: PeerCommand::List { dir, json },
+        } => crate::listing::peers(&dir, json),
         Command::Peer {
             command: PeerCommand::Remove { dir, alias },
         } => commands::peer_remove(&dir, &alias),
@@ -333,8 +339,8 @@ pub fn main() -> ExitCode {
             )),
         },
         Command::Operator {
-            command: OperatorCommand::List { dir },
-        } => crate::operator::list(&dir),
+            command: OperatorCommand::List { dir, json },
+        } => crate::listing::operators(&dir, json),
         Command::Operator {
             command:
                 OperatorCommand::Renew {

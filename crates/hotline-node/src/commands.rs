@@ -359,33 +359,6 @@ fn default_alias(name: &str) -> String {
     s.trim_matches('-').to_owned()
 }
 
-/// `hotlined peer list`.
-pub fn peer_list(dir: &Path) -> Result<(), CommandError> {
-    let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
-    let peers = store.peers()?;
-    if peers.is_empty() {
-        say!(
-            "No peers pinned. Add one with: hotlined peer add --dir {} BUNDLE --address HOST:PORT",
-            dir.display()
-        );
-    }
-    for p in peers {
-        // The name is the peer's own text: shown neutralised (no escapes, no bidi tricks).
-        let name = PeerBundle::from_bytes(&p.bundle)
-            .map(|b| hotline_transport::display::line(b.name()))
-            .unwrap_or_else(|e| format!("(bundle invalid: {e})"));
-        say!(
-            "{:<16} {:<24} {:<6} {}  {}",
-            p.alias,
-            p.address,
-            p.trust.as_str(),
-            p.identity.fingerprint(),
-            name
-        );
-    }
-    Ok(())
-}
-
 /// `hotlined peer remove`.
 pub fn peer_remove(dir: &Path, alias: &str) -> Result<(), CommandError> {
     let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod expiry;
 pub mod keys;
+pub mod listing;
 pub mod notify;
 pub mod operator;
 pub mod operator_renew;

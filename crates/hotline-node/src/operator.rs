@@ -346,31 +346,6 @@ pub fn officer_keys_on_node_refused(dir: &Path, name: &str) -> CommandError {
     ))
 }
 
-/// `hotlined operator list`.
-pub fn list(dir: &Path) -> Result<(), CommandError> {
-    let mut store = SqliteStore::open(&dir.join(config::DB_FILE))?;
-    let ops = store.operators()?;
-    if ops.is_empty() {
-        say!(
-            "No operators. Issue a credential from an officer's request (`hotline keygen`) with: hotlined operator add --dir {} --request FILE --role officer --out ISSUED",
-            dir.display()
-        );
-    }
-    for o in ops {
-        let state = if o.revoked_ms.is_some() {
-            "revoked"
-        } else {
-            "active"
-        };
-        say!(
-            "{:<32} {:<8} {state}",
-            hotline_transport::display::line(&o.name),
-            o.role
-        );
-    }
-    Ok(())
-}
-
 /// `hotlined operator remove`: revokes a credential (the record stays, as evidence), and
 /// retires its officer key: a revocation without a compromise time tells the peers that
 /// signatures by it from now on do not count (SPEC.md §4.6).

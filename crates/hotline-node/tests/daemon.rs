@@ -485,6 +485,33 @@ fn operator_add_issues_a_private_credential_the_node_signed() {
         .output()
         .expect("runs");
     assert!(String::from_utf8_lossy(&list.stdout).contains("revoked"));
+    // For scripts: JSON with the credential's validity and the revocation (issue 16 item 8).
+    let json = hotlined()
+        .args(["operator", "list", "--json", "--dir"])
+        .arg(&p.a)
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let alice = v
+        .as_array()
+        .and_then(|a| a.iter().find(|o| o["name"] == "Alice Example"))
+        .expect("Alice listed");
+    assert_eq!(alice["state"], "revoked", "{v}");
+    assert!(alice["revoked_ms"].as_u64().is_some() && alice["valid_until_ms"].as_u64().is_some());
+    assert!(alice["compromised_since_ms"].is_null(), "{v}");
+    let peers = hotlined()
+        .args(["peer", "list", "--json", "--dir"])
+        .arg(&p.a)
+        .output()
+        .expect("runs");
+    let v: serde_json::Value = serde_json::from_slice(&peers.stdout).expect("JSON");
+    assert!(v.as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    assert!(
+        v.as_array().is_some_and(|a| a
+            .iter()
+            .all(|p| p["encryption_key_until_ms"].as_u64().is_some())),
+        "{v}"
+    );
 }
 
 /// After `shutdown` returns the UDP port is free again, so a restart can bind it at once.
