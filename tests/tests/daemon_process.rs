@@ -160,3 +160,20 @@ fn the_systemd_unit_verifies() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// `hotlined completions SHELL` prints a completion script that knows its subcommands and
+/// flags (issue 16 item 8).
+#[test]
+fn completions_know_the_commands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_hotline-e2e-daemon"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{shell}");
+        let text = String::from_utf8_lossy(&o.stdout);
+        for want in ["revoke", "compromised-since", "rotate", "renew-tls"] {
+            assert!(text.contains(want), "{shell} completions lack {want}");
+        }
+    }
+}

@@ -69,6 +69,12 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Print a shell completion script (e.g. `hotlined completions bash >
+    /// /etc/bash_completion.d/hotlined`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -377,6 +383,16 @@ pub fn main() -> ExitCode {
                     reason,
                 },
         } => crate::revoke::revoke(&dir, &officer, compromised_since.as_deref(), &reason),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "hotlined",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Command::Check { dir } => {
             let problems = commands::check(&dir);
             for w in commands::expiry_warnings(&dir) {

@@ -371,8 +371,41 @@ pub async fn serve(listener: tokio::net::TcpListener, m: SharedMetrics) {
     }
 }
 
+/// Binds the metrics listener at `addr`, `HOST:PORT` or `:PORT`: the latter on every
+/// interface, as people expect of `--metrics :9199` (IPv6 and IPv4 where the system allows
+/// both, else IPv4), and said in the log.
+pub async fn bind(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let Some(port) = addr.strip_prefix(':') else {
+        return tokio::net::TcpListener::bind(addr).await;
+    };
+    let listener = match tokio::net::TcpListener::bind(format!("[::]:{port}")).await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind(format!("0.0.0.0:{port}")).await?,
+    };
+    tracing::warn!(
+        "metrics are served on every interface (port {port}); give HOST:PORT to limit them"
+    );
+    Ok(listener)
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// `:PORT` binds every interface; `HOST:PORT` only that host.
+    #[test]
+    fn a_bare_port_binds_every_interface() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let all = super::bind(":0").await.expect("bind :0");
+            assert!(all.local_addr().expect("addr").ip().is_unspecified());
+            let one = super::bind("127.0.0.1:0").await.expect("bind");
+            assert!(one.local_addr().expect("addr").ip().is_loopback());
+            assert!(super::bind("nonsense").await.is_err());
+        });
+    }
     use super::*;
 
     fn rendered_rtt(p: PeerMetrics) -> Option<String> {

@@ -359,7 +359,7 @@ impl Node {
 
         let metrics_addr = match metrics_addr {
             Some(a) => {
-                let l = tokio::net::TcpListener::bind(a)
+                let l = metrics::bind(a)
                     .await
                     .map_err(|e| CommandError(format!("cannot serve metrics on {a}: {e}")))?;
                 let addr = l.local_addr()?;
