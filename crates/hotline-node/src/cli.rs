@@ -69,6 +69,15 @@ enum Command {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Write a consistent copy of the node's database while it runs, and say how to restore.
+    Backup {
+        /// The node directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Where to write the copy (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Print a shell completion script (e.g. `hotlined completions bash >
     /// /etc/bash_completion.d/hotlined`).
     Completions {
@@ -383,6 +392,7 @@ pub fn main() -> ExitCode {
                     reason,
                 },
         } => crate::revoke::revoke(&dir, &officer, compromised_since.as_deref(), &reason),
+        Command::Backup { dir, out } => crate::backup::backup(&dir, &out),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

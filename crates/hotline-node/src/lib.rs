@@ -3,6 +3,7 @@
 //! credential files come from `hotline-transport`, below it.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -1,6 +1,6 @@
 //! A node whose database is restored from an older copy (issue 13 item A9, SPEC.md §10.1),
 //! end to end with two in-process nodes: A sends three messages to B, then A's `hotline.db` is
-//! replaced by a copy taken after the first.
+//! replaced by a copy `hotlined backup` took after the first, while A ran.
 //!
 //! - With the high-water mark file beside it, A continues at sequence 4 as soon as it starts.
 //! - With the mark lost too, a message A accepts before the link is up cannot avoid reusing a
@@ -100,10 +100,18 @@ fn a_node_restored_from_an_older_copy_does_not_reuse_the_sequences_its_peer_hold
             assert_eq!(seq, n);
             delivered(&anna, id).await;
             if n == 1 {
-                // The backup: a consistent copy of the live database (WAL included).
-                let c = rusqlite::Connection::open(a.join(config::DB_FILE)).expect("open");
-                c.execute("VACUUM INTO ?1", [copy.to_str().expect("utf-8")])
-                    .expect("copy");
+                // The backup, while A runs: `hotlined backup` (a consistent copy of the live
+                // database, WAL included, mode 0600; never over an existing file).
+                hotline_node::backup::backup(&a, &copy).expect("backup");
+                let mode = std::fs::metadata(&copy).expect("copy").permissions();
+                assert_eq!(
+                    std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+                    0o600
+                );
+                assert!(
+                    hotline_node::backup::backup(&a, &copy).is_err(),
+                    "overwrote"
+                );
             }
             sent.push(id);
         }

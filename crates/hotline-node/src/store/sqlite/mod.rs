@@ -22,6 +22,7 @@
 //!   make it wait ([`BUSY_TIMEOUT`]) rather than corrupt anything.
 
 mod admin;
+mod backup;
 mod cancel;
 mod check;
 mod convert;
