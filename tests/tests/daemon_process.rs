@@ -177,3 +177,51 @@ fn completions_know_the_commands() {
         }
     }
 }
+
+/// A peer that has not installed this node's bundle refuses every dial: the log says so, in
+/// words an administrator can act on, once rather than at every retry (issue 16 item 8).
+#[test]
+fn a_peer_that_has_not_pinned_us_is_named_in_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = common::NodeDir::init(tmp.path(), "CERT-A");
+    let b = common::NodeDir::init(tmp.path(), "CERT-B");
+    // A pins B; B does not pin A.
+    hotline_node::commands::peer_add(
+        &a.dir,
+        &b.dir.join(hotline_node::config::BUNDLE_FILE),
+        &b.addr,
+        Some("cert-b"),
+    )
+    .unwrap();
+    let spawn = |dir: &std::path::Path, err: Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_hotline-e2e-daemon"))
+            .args(["run", "--dir", dir.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap()
+    };
+    let mut nb = spawn(&b.dir, Stdio::null());
+    let mut na = spawn(&a.dir, Stdio::piped());
+    let mut err = na.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = err.read_to_end(&mut all);
+        all
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    for c in [&mut na, &mut nb] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let log = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    let said = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("the peer refused our certificate"))
+        .count();
+    assert_eq!(said, 1, "{log}");
+    assert!(
+        log.contains("has it installed this node's current bundle"),
+        "{log}"
+    );
+}

@@ -436,6 +436,7 @@ impl Shared {
             guard: self.guard.clone(),
             revocations: self.revocations.clone(),
             shared: Arc::downgrade(self),
+            last_close: Default::default(),
         };
         let task = tokio::spawn(link::run(ctx, rx));
         Ok(PeerLink {

@@ -32,8 +32,28 @@ pub(super) async fn dial(
     let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
         .await
         .map_err(|_| "handshake timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| dial_failure(&e))?;
     Ok(conn)
+}
+
+/// What a failed dial means for the administrator: above all, which side refused whose
+/// certificate (a peer that has not installed this node's bundle refuses every dial).
+pub(super) fn dial_failure(e: &quinn::ConnectionError) -> String {
+    let reason = hotline_transport::tls::connection_failure_reason(e);
+    match e {
+        // The peer sent the TLS alert: it refused our certificate.
+        quinn::ConnectionError::ConnectionClosed(_) if reason != "other" => format!(
+            "the peer refused our certificate ({reason}): has it installed this node's current \
+             bundle (`hotlined peer add` or `peer update` on its side)?"
+        ),
+        // We sent it: the peer's certificate is not the one its bundle here pins.
+        quinn::ConnectionError::TransportError(_) if reason != "other" => format!(
+            "this node refused the peer's certificate ({reason}): its TLS key is not the one \
+             the bundle installed here pins; ask the peer for its current bundle (`hotlined \
+             peer update`)"
+        ),
+        e => e.to_string(),
+    }
 }
 
 /// Capped exponential backoff with full jitter: base 250 ms, cap 30 s (SPEC.md §3.10).
@@ -102,7 +122,7 @@ pub(super) fn attach_io(
         let (send, recv) = match streams {
             Ok(s) => s,
             Err(e) => {
-                let _ = tx.send(LinkMsg::Input(id, Input::Closed(e.to_string())));
+                let _ = tx.send(LinkMsg::Input(id, Input::Closed(dial_failure(&e))));
                 return;
             }
         };
@@ -122,7 +142,7 @@ pub(super) fn attach_io(
                     let _ = tx.send(LinkMsg::Input(id, Input::Opened { n, send, recv }));
                 }
                 Err(e) => {
-                    let _ = tx.send(LinkMsg::Input(id, Input::Closed(e.to_string())));
+                    let _ = tx.send(LinkMsg::Input(id, Input::Closed(dial_failure(&e))));
                     return;
                 }
             }

@@ -76,6 +76,8 @@ pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
     let mut next_conn_id = 1u64;
     let mut backoff = Backoff::default();
     let mut dialing = false;
+    // The last dial failure logged at warn level (cleared by a connection).
+    let mut last_dial_error = String::new();
     let mut dial_task: Option<JoinHandle<()>> = None;
     let mut next_dial = tokio::time::Instant::now();
     let mut overdue: std::collections::HashSet<MessageId> = std::collections::HashSet::new();
@@ -185,6 +187,7 @@ pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                         dialing = false;
                         match result {
                             Ok(c) => {
+                                last_dial_error.clear();
                                 if let Some(existing) = &conn {
                                     if !keep_new(existing, settled(&session, now), true, &peer, &ctx.identity.id()) {
                                         c.close(quinn::VarInt::from_u32(CloseCode::DuplicateConnection.code()), b"duplicate connection");
@@ -207,7 +210,13 @@ pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
                                 next_conn_id += 1;
                             }
                             Err(e) => {
-                                tracing::debug!(peer = %ctx.alias, "dial failed: {e}");
+                                // Said once per distinct cause, not at every retry.
+                                if e != last_dial_error {
+                                    tracing::warn!(peer = %ctx.alias, "dial failed: {e}");
+                                } else {
+                                    tracing::debug!(peer = %ctx.alias, "dial failed: {e}");
+                                }
+                                last_dial_error = e;
                                 next_dial = tokio::time::Instant::now() + backoff.next();
                             }
                         }

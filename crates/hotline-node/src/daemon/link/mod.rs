@@ -171,6 +171,8 @@ pub struct LinkCtx {
     pub revocations: Arc<crate::daemon::revocations::RevocationBook>,
     /// The node, for what a link changes in it (the peer's bundle and TLS keys, §4.4.4).
     pub shared: std::sync::Weak<crate::daemon::Shared>,
+    /// Why the last connection closed, so that a cause repeated at every retry is said once.
+    pub last_close: std::sync::Mutex<String>,
 }
 
 /// Most frames queued for the control stream's writer. The session sends a heartbeat every

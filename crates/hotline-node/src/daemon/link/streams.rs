@@ -176,7 +176,17 @@ pub(super) fn on_input(
             }
         }
         Input::Closed(reason) => {
-            tracing::info!(peer = %ctx.alias, "connection closed: {reason}");
+            // A refused certificate repeats at every retry: said once (until it changes).
+            let repeated = ctx
+                .last_close
+                .lock()
+                .map(|mut last| std::mem::replace(&mut *last, reason.clone()) == reason)
+                .unwrap_or(false);
+            if reason.contains("refused") && !repeated {
+                tracing::warn!(peer = %ctx.alias, "connection closed: {reason}");
+            } else {
+                tracing::info!(peer = %ctx.alias, "connection closed: {reason}");
+            }
             session.handle_disconnected(now);
             *conn = None;
         }
