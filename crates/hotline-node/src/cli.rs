@@ -148,9 +148,10 @@ enum PeerCommand {
         dir: PathBuf,
         /// The peer's bundle file.
         bundle: PathBuf,
-        /// Where to reach it, HOST:PORT.
+        /// Where to reach it, HOST:PORT. Without it this node never dials the peer: the peer
+        /// dials in (it must have this node's address).
         #[arg(long)]
-        address: String,
+        address: Option<String>,
         /// Local alias (default: from the bundle's name).
         #[arg(long)]
         name: Option<String>,
@@ -305,7 +306,13 @@ pub fn main() -> ExitCode {
                 Trust::Pinned => crate::store::TrustMode::Pinned,
                 Trust::Ca => crate::store::TrustMode::Ca,
             };
-            commands::peer_add_with_trust(&dir, &bundle, &address, name.as_deref(), trust)
+            commands::peer_add_with_trust(
+                &dir,
+                &bundle,
+                address.as_deref().unwrap_or(""),
+                name.as_deref(),
+                trust,
+            )
         }
         Command::Peer {
             command: PeerCommand::List { dir, json },

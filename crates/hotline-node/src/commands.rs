@@ -218,7 +218,10 @@ pub fn peer_add_with_trust(
             "that is this node's own bundle; add the other side's bundle".into(),
         ));
     }
-    address_check(address)?;
+    // An empty address: the peer only dials in (this node never dials it).
+    if !address.is_empty() {
+        address_check(address)?;
+    }
     let alias = alias
         .map(str::to_owned)
         .unwrap_or_else(|| default_alias(bundle.name()));
@@ -232,21 +235,26 @@ pub fn peer_add_with_trust(
         added_ms: now,
         trust,
     })?;
+    let at = if address.is_empty() {
+        "without an address (it dials in; this node never dials it)".to_owned()
+    } else {
+        format!("at {address}")
+    };
     store.audit(&[crate::store::AuditEvent {
         time_ms: now,
         kind: "peer_added".into(),
         peer: Some(bundle.identity()),
         message_id: None,
-        detail: format!("{alias} at {address}, trust {}", trust.as_str()),
+        detail: format!("{alias} {at}, trust {}", trust.as_str()),
     }])?;
     match trust {
         TrustMode::Pinned => say!(
-            "Pinned peer {alias} ({}) at {address}",
+            "Pinned peer {alias} ({}) {at}",
             hotline_transport::display::line(bundle.name())
         ),
         TrustMode::Ca => say!(
-            "Added peer {alias} ({}) at {address}: its certificate must come from the private \
-             CA and carry the key its bundle pins",
+            "Added peer {alias} ({}) {at}: its certificate must come from the private CA and \
+             carry the key its bundle pins",
             hotline_transport::display::line(bundle.name())
         ),
     }

@@ -103,10 +103,15 @@ pub fn peers(dir: &Path, json: bool) -> Result<(), CommandError> {
         let until = r
             .encryption_key_until_ms
             .map_or_else(|| "?".into(), utc_minute);
+        let address = if r.address.is_empty() {
+            "(dials in)"
+        } else {
+            r.address.as_str()
+        };
         say!(
             "{:<16} {:<24} {:<6} {}  {}  (bundle of {}, key until {until}{})",
             r.alias,
-            r.address,
+            address,
             r.trust,
             r.fingerprint,
             r.name,

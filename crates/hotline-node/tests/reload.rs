@@ -212,3 +212,45 @@ fn evidence_of_a_removed_peer_still_carries_its_bundle_after_a_restart() {
         na.shutdown().await;
     });
 }
+
+/// A peer added without an address only dials in (issue 16 item 8): B never dials A, A dials
+/// B, and the link carries messages both ways.
+#[test]
+fn a_peer_added_without_an_address_dials_in() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let b_addr = format!("127.0.0.1:{}", common::free_udp_port());
+    let a_addr = format!("127.0.0.1:{}", common::free_udp_port());
+    commands::init(&a, "CERT-A", &a_addr).expect("init a");
+    commands::init(&b, "CERT-B", &b_addr).expect("init b");
+    commands::peer_add(&a, &b.join(config::BUNDLE_FILE), &b_addr, Some("cert-b")).expect("a");
+    commands::peer_add(&b, &a.join(config::BUNDLE_FILE), "", Some("cert-a")).expect("b");
+    hotline_node::operator::add(&a, "Anna", "officer", &a.join("anna.cred")).expect("anna");
+    hotline_node::operator::add(&b, "Bruno", "officer", &b.join("bruno.cred")).expect("bruno");
+    runtime().block_on(async {
+        let nb = start(b.clone()).await;
+        // A is not running yet: B has nobody to dial, and tries nothing.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!nb.link_up("cert-a"));
+        let na = start(a.clone()).await;
+        wait_until("the link is up at B", Duration::from_secs(20), || {
+            nb.link_up("cert-a")
+        })
+        .await;
+        let bruno = Client::connect(&b.join("bruno.cred"), nb.local_addr)
+            .await
+            .expect("bruno");
+        let a_id = common::peer_id(&bruno).await;
+        let r = bruno
+            .call(send(&bruno, "cert-a", &a_id))
+            .await
+            .expect("send");
+        let Response::Send(sent) = r else {
+            panic!("{r:?}")
+        };
+        let id: [u8; 16] = sent.message_id.as_ref().try_into().expect("id");
+        common::wait_state(&bruno, id, |s| s == "delivered").await;
+        na.shutdown().await;
+        nb.shutdown().await;
+    });
+}

@@ -98,7 +98,9 @@ pub async fn run(mut ctx: LinkCtx, mut rx: mpsc::UnboundedReceiver<LinkMsg>) {
 
     loop {
         let timeout = session.poll_timeout().map(instant_of);
-        let dial_due = conn.is_none() && !dialing && replacement.is_none();
+        // A peer added without an address only dials in.
+        let dial_due =
+            conn.is_none() && !dialing && replacement.is_none() && !ctx.address.is_empty();
         let had_conn = conn.is_some();
         tokio::select! {
             msg = rx.recv() => {
