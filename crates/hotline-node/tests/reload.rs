@@ -214,7 +214,7 @@ fn evidence_of_a_removed_peer_still_carries_its_bundle_after_a_restart() {
 }
 
 /// A peer added without an address only dials in (issue 16 item 8): B never dials A, A dials
-/// B, and the link carries messages both ways.
+/// B, and the link carries messages; B's officers may name A by its bundle's name too.
 #[test]
 fn a_peer_added_without_an_address_dials_in() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -250,6 +250,22 @@ fn a_peer_added_without_an_address_dials_in() {
         };
         let id: [u8; 16] = sent.message_id.as_ref().try_into().expect("id");
         common::wait_state(&bruno, id, |s| s == "delivered").await;
+        // `to` may also be the name A's bundle gives itself (SPEC.md §15.5); an unknown one is
+        // UNKNOWN_PEER.
+        let r = bruno
+            .call(send(&bruno, "CERT-A", &a_id))
+            .await
+            .expect("send");
+        assert!(matches!(r, Response::Send(_)), "{r:?}");
+        let r = bruno
+            .call(send(&bruno, "CERT-Z", &a_id))
+            .await
+            .expect("send");
+        assert_eq!(
+            error_code(&r),
+            Some(wire::OperatorErrorCode::UnknownPeer),
+            "{r:?}"
+        );
         na.shutdown().await;
         nb.shutdown().await;
     });

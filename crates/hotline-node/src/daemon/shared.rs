@@ -91,7 +91,8 @@ impl Shared {
             .unwrap_or_else(|| id.to_string())
     }
 
-    /// A pinned peer named by alias or node id text.
+    /// A pinned peer named by alias, node id text, or its bundle's name if no other peer has it
+    /// (SPEC.md §15.5).
     pub fn resolve_peer(&self, name: &str) -> Option<NodeId> {
         let reg = self.registry.read().ok()?;
         let by_alias = reg
@@ -99,11 +100,20 @@ impl Shared {
             .iter()
             .find(|l| l.record.alias == name)
             .map(|l| l.record.identity);
-        by_alias.or_else(|| {
-            name.parse::<NodeId>()
-                .ok()
-                .filter(|id| reg.peer(id).is_some())
-        })
+        by_alias
+            .or_else(|| {
+                name.parse::<NodeId>()
+                    .ok()
+                    .filter(|id| reg.peer(id).is_some())
+            })
+            .or_else(|| {
+                // The name the peer's bundle gives itself, if exactly one peer has it.
+                let mut named = reg.peers.iter().filter(|l| l.bundle.name() == name);
+                match (named.next(), named.next()) {
+                    (Some(l), None) => Some(l.record.identity),
+                    _ => None,
+                }
+            })
     }
 
     /// A peer's current bundle bytes; for a peer no longer pinned, the last bundle it had
