@@ -80,60 +80,26 @@ pub(super) async fn receive_envelope(
             over_quota = None;
         }
     }
-    let (identity, keys, peer) = (p.identity.clone(), p.keys.clone(), p.peer);
+    let peer = p.peer;
     // The peer's revocations of its officers' keys (SPEC.md §7.6 step 12a). A message held
-    // already is answered as ever (its original receipt), whatever was revoked since.
-    let mut revoked = p.revocations.of(&peer);
-    if !revoked.is_empty() {
+    // already is answered as ever (its original receipt), whatever was revoked since: only
+    // when a revocation refuses the envelope is the store asked (not for every envelope).
+    let (mut opened, refused_by_revocation) = open_job(
+        &p,
+        &envelope,
+        version,
+        over_quota.clone(),
+        p.revocations.of(&peer),
+    )
+    .await;
+    if refused_by_revocation {
         let id = *envelope.message_id();
         if let Some(Ok(Some(_))) = p.store.call(move |s| s.received(&id)).await {
-            revoked = Arc::default();
+            opened = open_job(&p, &envelope, version, over_quota, Arc::default())
+                .await
+                .0;
         }
     }
-    let env = envelope.clone();
-    let opened = p
-        .pool
-        .run(move || {
-            let now = now_ms();
-            // Receipts name the peer of this connection as the sender (SPEC.md §8.1): it is
-            // authenticated, and equals the header's `sender` for every envelope that passes
-            // §7.6 step 4; a REJECTED for steps 1-4 never repeats unauthenticated sender bytes.
-            let mut subject = Subject::from(&env);
-            subject.sender = Bytes::copy_from_slice(peer.as_bytes());
-            match env.open_checked(&identity.id(), &peer, &keys, now, &revoked) {
-                Ok(_) if over_quota.is_some() => Receipt::sign(
-                    &identity,
-                    &subject,
-                    ReceiptBuild::Rejected(
-                        RejectReason::Policy,
-                        over_quota.as_deref().unwrap_or(""),
-                    ),
-                    now,
-                )
-                .map(|r| Err(Box::new(r))),
-                Ok(content) => Receipt::sign(&identity, &subject, ReceiptBuild::Delivered, now)
-                    .map(|r| Ok((content, r))),
-                // A version 1 peer does not know REVOKED_KEY (§12.3).
-                Err(rej) if rej.reason == RejectReason::RevokedKey && version < 2 => Receipt::sign(
-                    &identity,
-                    &subject,
-                    ReceiptBuild::Rejected(
-                        RejectReason::BadOfficerSignature,
-                        "officer key revoked by the sender",
-                    ),
-                    now,
-                )
-                .map(|r| Err(Box::new(r))),
-                Err(rej) => Receipt::sign(
-                    &identity,
-                    &subject,
-                    ReceiptBuild::Rejected(rej.reason, rej.detail),
-                    now,
-                )
-                .map(|r| Err(Box::new(r))),
-            }
-        })
-        .await;
     let receipt = match opened {
         Some(Ok(Ok((content, delivered)))) => {
             let h = envelope.header();
@@ -508,4 +474,75 @@ fn bump(m: &metrics::SharedMetrics, name: &'static str) -> u64 {
         *c += 1;
         *c
     })
+}
+
+/// The result of opening an envelope on the crypto pool.
+type Opened = Option<
+    Result<
+        Result<(hotline_protocol::content::OpenedContent, Receipt), Box<Receipt>>,
+        hotline_protocol::receipt::ReceiptError,
+    >,
+>;
+
+/// SPEC.md §7.6 on the crypto pool, with the peer's `revoked` officer keys: the answer, and
+/// whether a revocation was what refused the envelope.
+async fn open_job(
+    p: &Parts,
+    envelope: &Envelope,
+    version: u32,
+    over_quota: Option<String>,
+    revoked: Arc<Vec<hotline_protocol::revocation::Revocation>>,
+) -> (Opened, bool) {
+    let (identity, keys, peer) = (p.identity.clone(), p.keys.clone(), p.peer);
+    let env = envelope.clone();
+    let hit = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hit2 = hit.clone();
+    let opened = p
+        .pool
+        .run(move || {
+            let now = now_ms();
+            // Receipts name the peer of this connection as the sender (SPEC.md §8.1): it is
+            // authenticated, and equals the header's `sender` for every envelope that passes
+            // §7.6 step 4; a REJECTED for steps 1-4 never repeats unauthenticated sender bytes.
+            let mut subject = Subject::from(&env);
+            subject.sender = Bytes::copy_from_slice(peer.as_bytes());
+            let result = env.open_checked(&identity.id(), &peer, &keys, now, &revoked);
+            if matches!(&result, Err(r) if r.reason == RejectReason::RevokedKey) {
+                hit2.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            match result {
+                Ok(_) if over_quota.is_some() => Receipt::sign(
+                    &identity,
+                    &subject,
+                    ReceiptBuild::Rejected(
+                        RejectReason::Policy,
+                        over_quota.as_deref().unwrap_or(""),
+                    ),
+                    now,
+                )
+                .map(|r| Err(Box::new(r))),
+                Ok(content) => Receipt::sign(&identity, &subject, ReceiptBuild::Delivered, now)
+                    .map(|r| Ok((content, r))),
+                // A version 1 peer does not know REVOKED_KEY (§12.3).
+                Err(rej) if rej.reason == RejectReason::RevokedKey && version < 2 => Receipt::sign(
+                    &identity,
+                    &subject,
+                    ReceiptBuild::Rejected(
+                        RejectReason::BadOfficerSignature,
+                        "officer key revoked by the sender",
+                    ),
+                    now,
+                )
+                .map(|r| Err(Box::new(r))),
+                Err(rej) => Receipt::sign(
+                    &identity,
+                    &subject,
+                    ReceiptBuild::Rejected(rej.reason, rej.detail),
+                    now,
+                )
+                .map(|r| Err(Box::new(r))),
+            }
+        })
+        .await;
+    (opened, hit.load(std::sync::atomic::Ordering::Relaxed))
 }
